@@ -1,0 +1,67 @@
+// Package metrics holds the node's Prometheus collectors. Every package that
+// counts something updates these; /metrics serves Registry.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Registry is what /metrics exposes.
+var Registry = prometheus.NewRegistry()
+
+var (
+	CallsActive = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchboard_calls_active", Help: "Calls whose grain is active on this node.",
+	})
+	CallsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_calls_total", Help: "Calls ended, by outcome.",
+	}, []string{"outcome"})
+	CallSetupSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "switchboard_call_setup_seconds",
+		Help:    "Time from the caller's INVITE to the first ringing or answer sent back.",
+		Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
+	})
+	Registrations = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchboard_registrations", Help: "Registered contacts held by line grains on this node.",
+	})
+	SIPMessagesIn = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_sip_messages_in_total", Help: "SIP messages received, by kind (request method or response).",
+	}, []string{"kind"})
+	SIPMessagesOut = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_sip_messages_out_total", Help: "SIP messages sent, by kind.",
+	}, []string{"kind"})
+	SIPDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_sip_messages_dropped_total", Help: "SIP input dropped or refused, by reason.",
+	}, []string{"reason"})
+	RTPRelayed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchboard_rtp_packets_relayed_total", Help: "RTP packets forwarded by the media relay.",
+	})
+	RTPDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_rtp_packets_dropped_total", Help: "RTP packets not forwarded, by reason.",
+	}, []string{"reason"})
+	RTPLost = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchboard_rtp_packets_lost_total", Help: "RTP packets missing in received sequence numbers.",
+	})
+	MediaWorkers = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchboard_media_workers", Help: "Media workers (one per call) on this node.",
+	})
+	Actors = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "switchboard_actors", Help: "Grains active on this node, by kind.",
+	}, []string{"kind"})
+	EtcdSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "switchboard_etcd_request_seconds",
+		Help:    "Latency of etcd requests, by operation.",
+		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .5, 1},
+	}, []string{"op"})
+)
+
+func init() {
+	Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		CallsActive, CallsTotal, CallSetupSeconds, Registrations,
+		SIPMessagesIn, SIPMessagesOut, SIPDropped,
+		RTPRelayed, RTPDropped, RTPLost, MediaWorkers, Actors, EtcdSeconds,
+	)
+}
