@@ -1,0 +1,367 @@
+// Package sipedge is the SIP edge of a node (folder api/sip): it owns the
+// sockets, transactions and dialogs of the legs created here and turns SIP
+// into commands for the call and line grains, and their commands back into
+// SIP. It holds no business rules: who rings, who may answer, what hold
+// means are the grains' to decide.
+package sipedge
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/api/metrics"
+	pb "github.com/switchboard/switchboard/proto"
+)
+
+// Identity is who a request comes from, as the directory knows them.
+type Identity struct {
+	UserID  string
+	Number  string // extension of a user, E.164 of an outside caller
+	Display string
+	TrunkID string
+}
+
+// Directory is what the edge reads of users and trunks.
+type Directory interface {
+	// HA1 returns the digest HA1 of username (id or extension) and its user id.
+	HA1(alg, username string) (ha1, userID string, ok bool)
+	// User returns a user's identity.
+	User(userID string) (Identity, bool)
+	// Resolve maps a REGISTER To user part (id or extension) to a user id.
+	Resolve(userPart string) (userID string, ok bool)
+	// TrunkBySource returns the trunk whose inbound CIDRs hold ip.
+	TrunkBySource(ip netip.Addr) (trunkID string, ok bool)
+}
+
+// AuthStatus is the verdict on a request's digest credentials.
+type AuthStatus int
+
+const (
+	AuthOK      AuthStatus = iota
+	AuthMissing            // no credentials: challenge
+	AuthStale              // nonce expired: challenge with stale=true
+	AuthFailed             // wrong, replayed or unknown: 403
+)
+
+// Authenticator checks digest credentials.
+type Authenticator interface {
+	Challenge(stale bool) []string
+	Verify(method, header string, ha1 func(alg, username string) (string, bool)) (username string, st AuthStatus)
+}
+
+// Config of the edge.
+type Config struct {
+	NodeID   string
+	NodeAddr string // this node's actor address (grains send commands here)
+	Domain   string
+	Host     string // address written in Contact and Via
+	Port     int
+	Dir      Directory
+	Auth     Authenticator
+	Cluster  func() *cluster.Cluster
+	Draining func() bool
+	// Validate returns a refusal for requests RFC 3261/4475 says to refuse
+	// (nil: fine).
+	Validate func(*sip.Request) *Refusal
+	Log      *slog.Logger
+}
+
+// Refusal is a response for a request the edge will not take.
+type Refusal struct {
+	Code        int
+	Reason      string
+	Warning     string
+	Unsupported string
+}
+
+// Edge is the node's SIP edge.
+type Edge struct {
+	cfg     Config
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	cli     *sipgo.Client
+	dua     sipgo.DialogUA
+	contact sip.ContactHeader
+
+	mu      sync.RWMutex
+	legs    map[string]*leg // leg id -> leg
+	dialogs map[string]*leg // dialog id -> leg
+	active  atomic.Int64    // legs up, for drain
+}
+
+// New builds the edge; Serve starts listening.
+func New(cfg Config) (*Edge, error) {
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("switchboard"), sipgo.WithUserAgentHostname(cfg.Domain))
+	if err != nil {
+		return nil, fmt.Errorf("sip: user agent: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Log))
+	if err != nil {
+		return nil, fmt.Errorf("sip: server: %w", err)
+	}
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.Host), sipgo.WithClientPort(cfg.Port), sipgo.WithClientLogger(cfg.Log))
+	if err != nil {
+		return nil, fmt.Errorf("sip: client: %w", err)
+	}
+	e := &Edge{cfg: cfg, ua: ua, srv: srv, cli: cli, legs: map[string]*leg{}, dialogs: map[string]*leg{}}
+	e.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "switchboard", Host: cfg.Host, Port: cfg.Port}}
+	e.dua = sipgo.DialogUA{Client: cli, ContactHDR: e.contact}
+	e.routes()
+	return e, nil
+}
+
+// Serve listens on addr over UDP and TCP until ctx ends.
+func (e *Edge) Serve(ctx context.Context, addr string) error {
+	errc := make(chan error, 2)
+	for _, n := range []string{"udp", "tcp"} {
+		go func(network string) { errc <- e.srv.ListenAndServe(ctx, network, addr) }(n)
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("sip: listen %s: %w", addr, err)
+	}
+}
+
+// Close stops the user agent (transactions and transports).
+func (e *Edge) Close() error { return e.ua.Close() }
+
+// ActiveLegs is how many legs this node holds.
+func (e *Edge) ActiveLegs() int64 { return e.active.Load() }
+
+// Props is the "sip" actor that receives the grains' leg commands.
+func (e *Edge) Props() *actor.Props {
+	return actor.PropsFromFunc(func(ctx actor.Context) {
+		switch m := ctx.Message().(type) {
+		case *pb.LegRespond:
+			if l := e.leg(m.LegId); l != nil {
+				l.push(m)
+			}
+		case *pb.LegEnd:
+			if l := e.leg(m.LegId); l != nil {
+				l.end(m)
+			}
+		case *pb.LegOriginate:
+			e.originate(m)
+		}
+	})
+}
+
+func (e *Edge) leg(id string) *leg {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.legs[id]
+}
+
+func (e *Edge) addLeg(l *leg) {
+	e.mu.Lock()
+	e.legs[l.id] = l
+	e.mu.Unlock()
+	e.active.Add(1)
+}
+
+func (e *Edge) bindDialog(id string, l *leg) {
+	e.mu.Lock()
+	e.dialogs[id] = l
+	l.dialogID = id
+	e.mu.Unlock()
+}
+
+func (e *Edge) dropLeg(l *leg) {
+	e.mu.Lock()
+	_, ok := e.legs[l.id]
+	delete(e.legs, l.id)
+	if l.dialogID != "" {
+		delete(e.dialogs, l.dialogID)
+	}
+	e.mu.Unlock()
+	if ok {
+		e.active.Add(-1)
+	}
+}
+
+// inDialog finds the leg an in-dialog request belongs to, whichever side
+// of the dialog we are on.
+func (e *Edge) inDialog(req *sip.Request) *leg {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if id, err := sip.DialogIDFromRequestUAS(req); err == nil {
+		if l := e.dialogs[id]; l != nil {
+			return l
+		}
+	}
+	if id, err := sip.DialogIDFromRequestUAC(req); err == nil {
+		return e.dialogs[id]
+	}
+	return nil
+}
+
+// toGrain sends a message to the call grain without waiting.
+func (e *Edge) toGrain(callID string, msg any) {
+	cl := e.cfg.Cluster()
+	if pid := cl.Get(callID, "call"); pid != nil {
+		cl.ActorSystem.Root.Send(pid, msg)
+		return
+	}
+	e.cfg.Log.Warn("sip: no call grain", "call", callID)
+}
+
+func (e *Edge) node() *pb.Node { return &pb.Node{Id: e.cfg.NodeID, Address: e.cfg.NodeAddr} }
+
+// respond sends a stateful response built from req.
+func (e *Edge) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, body []byte, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, body)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		e.cfg.Log.Debug("sip: respond failed", "code", code, "err", err)
+		return
+	}
+	metrics.SIPMessagesOut.WithLabelValues(strconv.Itoa(code)).Inc()
+}
+
+func (e *Edge) refuse(req *sip.Request, tx sip.ServerTransaction, r *Refusal) {
+	var hdrs []sip.Header
+	if r.Warning != "" {
+		hdrs = append(hdrs, sip.NewHeader("Warning", fmt.Sprintf("399 %s %q", e.cfg.Host, r.Warning)))
+	}
+	if r.Unsupported != "" {
+		hdrs = append(hdrs, sip.NewHeader("Unsupported", r.Unsupported))
+	}
+	metrics.SIPDropped.WithLabelValues("refused_" + strconv.Itoa(r.Code)).Inc()
+	e.respond(req, tx, r.Code, r.Reason, nil, hdrs...)
+}
+
+func sourceIP(req *sip.Request) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(req.Source())
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(host)
+	return a.Unmap(), err == nil
+}
+
+// authenticate identifies the sender of an out-of-dialog request: a trunk by
+// source address, else a user by digest. It answers the challenge or 403
+// itself and returns ok=false then.
+func (e *Edge) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy bool) (Identity, bool) {
+	if ip, ok := sourceIP(req); ok {
+		if trunk, ok := e.cfg.Dir.TrunkBySource(ip); ok {
+			id := Identity{TrunkID: trunk}
+			if f := req.From(); f != nil {
+				id.Number, id.Display = f.Address.User, f.DisplayName
+			}
+			return id, true
+		}
+	}
+	hname, chName, code, reason := "Authorization", "WWW-Authenticate", 401, "Unauthorized"
+	if proxy {
+		hname, chName, code, reason = "Proxy-Authorization", "Proxy-Authenticate", 407, "Proxy Authentication Required"
+	}
+	var header string
+	if h := req.GetHeader(hname); h != nil {
+		header = h.Value()
+	}
+	var userID string
+	user, st := e.cfg.Auth.Verify(string(req.Method), header, func(alg, username string) (string, bool) {
+		ha1, id, ok := e.cfg.Dir.HA1(alg, username)
+		userID = id
+		return ha1, ok
+	})
+	switch st {
+	case AuthOK:
+		if id, ok := e.cfg.Dir.User(userID); ok {
+			return id, true
+		}
+		e.cfg.Log.Debug("sip: authenticated user vanished", "user", user)
+		e.respond(req, tx, 403, "Forbidden", nil)
+	case AuthMissing, AuthStale:
+		var hdrs []sip.Header
+		for _, c := range e.cfg.Auth.Challenge(st == AuthStale) {
+			hdrs = append(hdrs, sip.NewHeader(chName, c))
+		}
+		e.respond(req, tx, code, reason, nil, hdrs...)
+	default:
+		metrics.SIPDropped.WithLabelValues("auth_failed").Inc()
+		e.respond(req, tx, 403, "Forbidden", nil)
+	}
+	return Identity{}, false
+}
+
+// routes registers the request handlers.
+func (e *Edge) routes() {
+	wrap := func(h sipgo.RequestHandler) sipgo.RequestHandler {
+		return func(req *sip.Request, tx sip.ServerTransaction) {
+			metrics.SIPMessagesIn.WithLabelValues(string(req.Method)).Inc()
+			if e.cfg.Validate != nil {
+				if r := e.cfg.Validate(req); r != nil {
+					if req.IsAck() {
+						metrics.SIPDropped.WithLabelValues("invalid_ack").Inc()
+						return
+					}
+					e.refuse(req, tx, r)
+					return
+				}
+			}
+			h(req, tx)
+		}
+	}
+	e.srv.OnRegister(wrap(e.onRegister))
+	e.srv.OnInvite(wrap(e.onInvite))
+	e.srv.OnAck(wrap(e.onAck))
+	e.srv.OnBye(wrap(e.onBye))
+	e.srv.OnCancel(wrap(func(req *sip.Request, tx sip.ServerTransaction) {
+		// A CANCEL that matched a transaction was taken by the transaction
+		// layer; this one matched nothing.
+		e.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
+	}))
+	e.srv.OnOptions(wrap(e.onOptions))
+	notHere := wrap(func(req *sip.Request, tx sip.ServerTransaction) {
+		e.respond(req, tx, 501, "Not Implemented", nil, sip.NewHeader("Allow", allow))
+	})
+	for _, m := range []sip.RequestMethod{sip.SUBSCRIBE, sip.NOTIFY, sip.MESSAGE, sip.REFER, sip.INFO, sip.UPDATE, sip.PRACK, sip.PUBLISH} {
+		e.srv.OnRequest(m, notHere)
+	}
+	e.srv.OnNoRoute(wrap(func(req *sip.Request, tx sip.ServerTransaction) {
+		e.respond(req, tx, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", allow))
+	}))
+}
+
+const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER"
+
+func (e *Edge) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if req.To() != nil && req.To().Params.Has("tag") {
+		e.respond(req, tx, 200, "OK", nil, sip.NewHeader("Allow", allow), sip.NewHeader("Accept", "application/sdp"))
+		return
+	}
+	if _, ok := e.authenticate(req, tx, true); !ok {
+		return
+	}
+	e.respond(req, tx, 200, "OK", nil, sip.NewHeader("Allow", allow), sip.NewHeader("Accept", "application/sdp"))
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x", b)
+}
+
+func grainTimeout() time.Duration { return 5 * time.Second }

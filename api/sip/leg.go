@@ -1,0 +1,445 @@
+package sipedge
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/api/metrics"
+	pb "github.com/switchboard/switchboard/proto"
+)
+
+// leg is one SIP dialog of a call held by this node. Commands from the call
+// grain are queued and carried out in order by the leg's own goroutine, so a
+// 2xx that waits for its ACK never blocks the edge actor.
+type leg struct {
+	e        *Edge
+	id       string
+	callID   string
+	srv      *sipgo.DialogServerSession // inbound leg
+	cli      *sipgo.DialogClientSession // outbound leg
+	cmds     chan any
+	done     chan struct{}
+	final    chan struct{} // inbound: the INVITE got its final response
+	dialogID string
+
+	mu          sync.Mutex
+	established bool
+	ended       bool
+	ringCancel  context.CancelFunc
+	reAcks      chan uint32 // CSeq of ACKs to our re-INVITE 2xx
+	doneOnce    sync.Once
+	finalOnce   sync.Once
+}
+
+func (e *Edge) newLeg(id, callID string) *leg {
+	return &leg{e: e, id: id, callID: callID, cmds: make(chan any, 8), done: make(chan struct{}), final: make(chan struct{}), reAcks: make(chan uint32, 4)}
+}
+
+func (l *leg) push(m any) {
+	select {
+	case l.cmds <- m:
+	case <-l.done:
+	}
+}
+
+// end marks the leg as ending now: a ringing outbound INVITE is cancelled at
+// once, everything else goes through the queue.
+func (l *leg) end(m *pb.LegEnd) {
+	l.mu.Lock()
+	l.ended = true
+	cancel := l.ringCancel
+	est := l.established
+	l.mu.Unlock()
+	if l.cli != nil && !est && cancel != nil {
+		cancel()
+	}
+	l.push(m)
+}
+
+func (l *leg) isEnded() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ended
+}
+
+func (l *leg) finish() {
+	l.doneOnce.Do(func() {
+		l.mu.Lock()
+		l.ended = true
+		l.mu.Unlock()
+		close(l.done)
+		l.closeFinal()
+		l.e.dropLeg(l)
+	})
+}
+
+func (l *leg) closeFinal() { l.finalOnce.Do(func() { close(l.final) }) }
+
+func (l *leg) report(kind pb.LegEvent_Kind, code int, body []byte) {
+	l.e.toGrain(l.callID, &pb.LegEvent{CallId: l.callID, LegId: l.id, Kind: kind, Code: int32(code), Sdp: body})
+}
+
+// ---- inbound ------------------------------------------------------------------
+
+func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if req.To() != nil && req.To().Params.Has("tag") {
+		e.onReinvite(req, tx)
+		return
+	}
+	start := time.Now()
+	if e.cfg.Draining != nil && e.cfg.Draining() {
+		e.respond(req, tx, 503, "Service Unavailable", nil, sip.NewHeader("Retry-After", "30"))
+		return
+	}
+	from, ok := e.authenticate(req, tx, true)
+	if !ok {
+		return
+	}
+	if len(req.Body()) == 0 {
+		// Offerless INVITEs (offer in the ACK) are not supported.
+		e.respond(req, tx, 488, "Not Acceptable Here", nil, sip.NewHeader("Warning", `399 switchboard "an SDP offer is required"`))
+		return
+	}
+	dtx, err := e.dua.ReadInvite(req, tx)
+	if err != nil {
+		e.refuse(req, tx, &Refusal{Code: 400, Reason: "Bad Request", Warning: err.Error()})
+		return
+	}
+	callID := newID()
+	l := e.newLeg(callID+"-a", callID)
+	l.srv = dtx
+	e.addLeg(l)
+	e.bindDialog(dtx.ID, l)
+	tx.OnCancel(func(*sip.Request) {
+		l.report(pb.LegEvent_CANCELLED, 487, nil)
+		l.finish()
+	})
+	go l.runInbound()
+	e.toGrain(callID, &pb.CallStart{
+		CallId: callID, LegId: l.id, Node: e.node(),
+		From:   &pb.Party{UserId: from.UserID, Number: from.Number, Display: from.Display, TrunkId: from.TrunkID},
+		To:     req.Recipient.User, Offer: req.Body(), ReceivedUnixNano: start.UnixNano(),
+	})
+	// sipgo ends the transaction when the handler returns: stay until the
+	// final response has gone out (or the caller cancelled).
+	select {
+	case <-l.final:
+	case <-tx.Done():
+	}
+}
+
+func (l *leg) runInbound() {
+	for {
+		select {
+		case <-l.done:
+			return
+		case cmd := <-l.cmds:
+			switch m := cmd.(type) {
+			case *pb.LegRespond:
+				if l.respond(m) {
+					return
+				}
+			case *pb.LegEnd:
+				l.mu.Lock()
+				est := l.established
+				l.mu.Unlock()
+				if !est {
+					code := int(m.Code)
+					if code < 300 {
+						code = 480
+					}
+					_ = l.srv.Respond(code, reasonFor(code), nil)
+				} else {
+					ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+					if err := l.srv.Bye(ctx); err != nil {
+						l.e.cfg.Log.Debug("sip: bye failed", "leg", l.id, "err", err)
+					}
+					cancel()
+				}
+				metrics.SIPMessagesOut.WithLabelValues("BYE").Inc()
+				l.finish()
+				return
+			}
+		}
+	}
+}
+
+// respond sends a response on the inbound INVITE; true when the leg is over.
+func (l *leg) respond(m *pb.LegRespond) bool {
+	code := int(m.Code)
+	metrics.SIPMessagesOut.WithLabelValues(strconv.Itoa(code)).Inc()
+	reason := m.Reason
+	if reason == "" {
+		reason = reasonFor(code)
+	}
+	var hdrs []sip.Header
+	if len(m.Sdp) > 0 {
+		hdrs = append(hdrs, sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	switch {
+	case code < 200:
+		_ = l.srv.Respond(code, reason, m.Sdp, hdrs...)
+		return false
+	case code < 300:
+		res := sip.NewResponseFromRequest(l.srv.InviteRequest, code, reason, m.Sdp)
+		for _, h := range hdrs {
+			res.AppendHeader(h)
+		}
+		l.mu.Lock()
+		l.established = true
+		l.mu.Unlock()
+		err := l.srv.WriteResponse(res) // retransmits until the ACK (or a BYE) arrives
+		l.closeFinal()
+		if err != nil && !l.isEnded() {
+			// No ACK: the call cannot go on (RFC 3261 13.3.1.4).
+			l.e.cfg.Log.Info("sip: no ACK for 2xx", "leg", l.id, "err", err)
+			l.report(pb.LegEvent_FAILED, 408, nil)
+		}
+		return false
+	default:
+		_ = l.srv.Respond(code, reason, nil, hdrs...)
+		l.finish()
+		return true
+	}
+}
+
+func (e *Edge) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	l := e.inDialog(req)
+	if l == nil {
+		return // ACK to a non-2xx is absorbed by the transaction layer
+	}
+	if l.srv != nil {
+		if err := l.srv.ReadAck(req, tx); err == nil {
+			return
+		}
+	}
+	if c := req.CSeq(); c != nil {
+		select {
+		case l.reAcks <- c.SeqNo:
+		default:
+		}
+	}
+}
+
+func (e *Edge) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	l := e.inDialog(req)
+	if l == nil {
+		e.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	// A BYE can overtake the ACK of our 2xx: it confirms the dialog all the
+	// same (the ACK is implied), so it is taken whatever the dialog state.
+	var err error
+	if l.srv != nil {
+		err = l.srv.ReadBye(req, tx)
+	} else {
+		err = l.cli.ReadBye(req, tx)
+	}
+	if err != nil {
+		e.respond(req, tx, 200, "OK", nil)
+	} else {
+		metrics.SIPMessagesOut.WithLabelValues("200").Inc()
+	}
+	l.report(pb.LegEvent_BYE, 0, nil)
+	l.finish()
+}
+
+func (e *Edge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	l := e.inDialog(req)
+	if l == nil {
+		e.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	r, err := e.cfg.Cluster().Request(l.callID, "call", &pb.LegReinvite{CallId: l.callID, LegId: l.id, Sdp: req.Body()})
+	res, _ := r.(*pb.LegReinviteResult)
+	if err != nil || res == nil {
+		e.respond(req, tx, 500, "Server Internal Error", nil, sip.NewHeader("Retry-After", "1"))
+		return
+	}
+	if res.Code != 200 {
+		e.respond(req, tx, int(res.Code), reasonFor(int(res.Code)), nil)
+		return
+	}
+	resp := sip.NewResponseFromRequest(req, 200, "OK", res.Sdp)
+	resp.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	resp.AppendHeader(&e.contact)
+	metrics.SIPMessagesOut.WithLabelValues("200").Inc()
+	if err := tx.Respond(resp); err != nil {
+		return
+	}
+	if req.Transport() != "UDP" {
+		return
+	}
+	// Over UDP the 2xx is ours to retransmit until its ACK (RFC 6026).
+	seq := req.CSeq().SeqNo
+	wait := sip.T1
+	deadline := time.Now().Add(64 * sip.T1)
+	for time.Now().Before(deadline) {
+		select {
+		case got := <-l.reAcks:
+			if got == seq {
+				return
+			}
+		case <-l.done:
+			return
+		case <-time.After(wait):
+			_ = tx.Respond(resp)
+			wait = min(2*wait, sip.T2)
+		}
+	}
+}
+
+// ---- outbound -------------------------------------------------------------------
+
+func (e *Edge) originate(m *pb.LegOriginate) {
+	l := e.newLeg(m.LegId, m.CallId)
+	e.addLeg(l)
+	go l.runOutbound(m)
+}
+
+func (l *leg) runOutbound(m *pb.LegOriginate) {
+	e := l.e
+	var uri sip.Uri
+	if err := sip.ParseUri(m.RequestUri, &uri); err != nil {
+		l.report(pb.LegEvent_FAILED, 404, nil)
+		l.finish()
+		return
+	}
+	req := sip.NewRequest(sip.INVITE, uri)
+	from := &sip.FromHeader{DisplayName: m.FromDisplay, Address: sip.Uri{Scheme: "sip", User: m.FromUser, Host: e.cfg.Domain}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: m.ToUser, Host: e.cfg.Domain}, Params: sip.NewParams()})
+	if m.AssertedIdentity != "" {
+		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+m.AssertedIdentity+"@"+e.cfg.Domain+">"))
+	}
+	for _, h := range m.Headers {
+		if name, val, ok := strings.Cut(h, ":"); ok {
+			req.AppendHeader(sip.NewHeader(strings.TrimSpace(name), strings.TrimSpace(val)))
+		}
+	}
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(m.Sdp)
+	if m.Destination != "" {
+		req.SetDestination(m.Destination)
+	}
+	if m.Transport != "" {
+		req.SetTransport(strings.ToUpper(m.Transport))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.mu.Lock()
+	if l.ended {
+		l.mu.Unlock()
+		cancel()
+		l.finish()
+		return
+	}
+	l.ringCancel = cancel
+	l.mu.Unlock()
+	defer cancel()
+
+	metrics.SIPMessagesOut.WithLabelValues("INVITE").Inc()
+	dtx, err := e.dua.WriteInvite(ctx, req)
+	if err != nil {
+		e.cfg.Log.Info("sip: invite not sent", "leg", l.id, "err", err)
+		l.report(pb.LegEvent_FAILED, 503, nil)
+		l.finish()
+		return
+	}
+	l.cli = dtx
+	err = dtx.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
+		metrics.SIPMessagesIn.WithLabelValues(strconv.Itoa(r.StatusCode)).Inc()
+		switch {
+		case r.StatusCode == 183 && len(r.Body()) > 0:
+			l.report(pb.LegEvent_EARLY, 183, r.Body())
+		case r.StatusCode > 100 && r.StatusCode < 200:
+			l.report(pb.LegEvent_RINGING, r.StatusCode, nil)
+		}
+		return nil
+	}})
+	if err != nil {
+		var de *sipgo.ErrDialogResponse
+		switch {
+		case ctx.Err() != nil:
+			// We cancelled: the grain already knows.
+		case errors.As(err, &de):
+			l.report(pb.LegEvent_FAILED, de.Res.StatusCode, nil)
+		default:
+			l.report(pb.LegEvent_FAILED, 408, nil)
+		}
+		l.finish()
+		return
+	}
+	e.bindDialog(dtx.ID, l)
+	ackCtx, ackCancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = dtx.Ack(ackCtx)
+	ackCancel()
+	l.mu.Lock()
+	l.established = true
+	ended := l.ended
+	l.mu.Unlock()
+	if ended {
+		// The call no longer wants this branch (another one answered first).
+		l.bye()
+		return
+	}
+	l.report(pb.LegEvent_ANSWERED, 200, dtx.InviteResponse.Body())
+	for {
+		select {
+		case <-l.done:
+			return
+		case cmd := <-l.cmds:
+			if _, ok := cmd.(*pb.LegEnd); ok {
+				l.bye()
+				return
+			}
+		}
+	}
+}
+
+func (l *leg) bye() {
+	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+	defer cancel()
+	metrics.SIPMessagesOut.WithLabelValues("BYE").Inc()
+	if err := l.cli.Bye(ctx); err != nil {
+		l.e.cfg.Log.Debug("sip: bye failed", "leg", l.id, "err", err)
+	}
+	l.finish()
+}
+
+func reasonFor(code int) string {
+	switch code {
+	case 180:
+		return "Ringing"
+	case 183:
+		return "Session Progress"
+	case 200:
+		return "OK"
+	case 404:
+		return "Not Found"
+	case 408:
+		return "Request Timeout"
+	case 480:
+		return "Temporarily Unavailable"
+	case 481:
+		return "Call/Transaction Does Not Exist"
+	case 486:
+		return "Busy Here"
+	case 487:
+		return "Request Terminated"
+	case 488:
+		return "Not Acceptable Here"
+	case 500:
+		return "Server Internal Error"
+	case 503:
+		return "Service Unavailable"
+	}
+	return "Error"
+}

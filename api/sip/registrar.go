@@ -1,0 +1,130 @@
+package sipedge
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/api/metrics"
+	pb "github.com/switchboard/switchboard/proto"
+)
+
+// defaultExpires applies when a REGISTER names none (RFC 3261 10.2.1.1
+// leaves it to the registrar).
+const defaultExpires = 3600
+
+func (e *Edge) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+	to := req.To()
+	if to == nil {
+		e.refuse(req, tx, &Refusal{Code: 400, Reason: "Bad Request", Warning: "missing To"})
+		return
+	}
+	// Challenge before anything else, so an unknown user looks like a known one.
+	id, ok := e.authenticate(req, tx, false)
+	if !ok {
+		return
+	}
+	if id.TrunkID != "" {
+		e.respond(req, tx, 403, "Forbidden", nil, sip.NewHeader("Warning", fmt.Sprintf("399 %s %q", e.cfg.Host, "trunks do not register")))
+		return
+	}
+	owner, ok := e.cfg.Dir.Resolve(to.Address.User)
+	if !ok || owner != id.UserID {
+		e.respond(req, tx, 403, "Forbidden", nil, sip.NewHeader("Warning", fmt.Sprintf("399 %s %q", e.cfg.Host, "credentials do not match the To user")))
+		return
+	}
+	expires := defaultExpires
+	if h := req.GetHeader("Expires"); h != nil {
+		v, err := strconv.Atoi(strings.TrimSpace(h.Value()))
+		if err != nil || v < 0 {
+			e.refuse(req, tx, &Refusal{Code: 400, Reason: "Bad Request", Warning: "bad Expires"})
+			return
+		}
+		expires = v
+	}
+	cl := e.cfg.Cluster()
+	var last *pb.RegisterResult
+	ask := func(m *pb.Register) bool {
+		r, err := cl.Request(id.UserID, "line", m)
+		res, _ := r.(*pb.RegisterResult)
+		if err != nil || res == nil {
+			e.cfg.Log.Warn("sip: register failed", "user", id.UserID, "err", err)
+			e.respond(req, tx, 500, "Server Internal Error", nil, sip.NewHeader("Retry-After", "5"))
+			return false
+		}
+		if res.Status != 200 {
+			var hdrs []sip.Header
+			if res.Status == 423 {
+				hdrs = append(hdrs, sip.NewHeader("Min-Expires", "60"))
+			}
+			e.respond(req, tx, int(res.Status), res.Reason, nil, hdrs...)
+			return false
+		}
+		last = res
+		return true
+	}
+	seq := uint32(0)
+	if c := req.CSeq(); c != nil {
+		seq = c.SeqNo
+	}
+	callID := ""
+	if c := req.CallID(); c != nil {
+		callID = c.Value()
+	}
+	contacts := req.GetHeaders("Contact")
+	for _, h := range contacts {
+		ch, ok := h.(*sip.ContactHeader)
+		if !ok {
+			continue
+		}
+		if ch.Address.Wildcard {
+			if len(contacts) > 1 {
+				e.refuse(req, tx, &Refusal{Code: 400, Reason: "Bad Request", Warning: "Contact: * must stand alone"})
+				return
+			}
+			if !ask(&pb.Register{UserId: id.UserID, Expires: int32(expires), RemoveAll: true}) {
+				return
+			}
+			continue
+		}
+		exp := expires
+		if v, ok := ch.Params.Get("expires"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				e.refuse(req, tx, &Refusal{Code: 400, Reason: "Bad Request", Warning: "bad expires parameter"})
+				return
+			}
+			exp = n
+		}
+		b := &pb.Binding{Contact: ch.Address.String(), Node: e.node(), Source: req.Source(), Transport: req.Transport(), RegCallId: callID, Cseq: seq}
+		if !ask(&pb.Register{UserId: id.UserID, Binding: b, Expires: int32(exp)}) {
+			return
+		}
+	}
+	if last == nil {
+		// A query (no Contact): list the bindings.
+		r, err := cl.Request(id.UserID, "line", &pb.GetContacts{UserId: id.UserID})
+		res, _ := r.(*pb.ContactsResult)
+		if err != nil || res == nil {
+			e.respond(req, tx, 500, "Server Internal Error", nil)
+			return
+		}
+		last = &pb.RegisterResult{Bindings: res.Bindings}
+	}
+	now := time.Now().Unix()
+	hdrs := []sip.Header{sip.NewHeader("Date", time.Now().UTC().Format(time.RFC1123))}
+	for _, b := range last.Bindings {
+		hdrs = append(hdrs, sip.NewHeader("Contact", fmt.Sprintf("<%s>;expires=%d", b.Contact, max(b.ExpiresUnix-now, 0))))
+	}
+	metrics.SIPMessagesOut.WithLabelValues("200").Inc()
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		e.cfg.Log.Debug("sip: register respond", "err", err)
+	}
+}
