@@ -397,11 +397,12 @@ func (c *Call) ringing(in Rang) []Effect {
 
 func (c *Call) answered(in Answered, now time.Time) []Effect {
 	l := c.Leg(in.Leg)
-	if l == nil || l.Role != Callee || l.State == LegEnded {
-		return nil
+	if l == nil || l.Role != Callee || l.ID == c.AnsweredLeg {
+		return nil // not a branch, or a repeated answer of the winner
 	}
-	if c.State != Ringing {
-		// Another branch won the race (or the call is over): this one hangs up.
+	if c.State != Ringing || l.State == LegEnded {
+		// Another branch won the race and our CANCEL crossed this 2xx:
+		// RFC 3261 13.2.2.4, the branch is acknowledged and hung up.
 		l.State = LegEnded
 		return []Effect{EndLeg{Leg: l.ID}}
 	}
@@ -535,6 +536,11 @@ func (c *Call) control(in Control, now time.Time) ([]Effect, error) {
 	case "resume":
 		if c.State != Held {
 			return nil, &Refusal{Status: 409, Code: "call_not_held", Message: "the call is not on hold"}
+		}
+		if leg != nil && leg.ID != c.HeldBy {
+			// As over SIP (a sendrecv re-INVITE resumes only from the holder):
+			// the held party gets the call back by pickup, not by resume.
+			return nil, &Refusal{Status: 403, Code: "not_holder", Message: "only the party who put the call on hold may resume it"}
 		}
 		return c.reinvite(Reinvite{Leg: c.HeldBy, Direction: "sendrecv"}), nil
 	}

@@ -56,9 +56,21 @@ type Result struct {
 // bindings per user (the one expiring soonest gives way).
 func (l *Line) Step(r Register, now time.Time) Result {
 	l.Expire(now)
+	if r.ExpiresIn < 0 {
+		return Result{Status: 400, Reason: "Expires must not be negative"}
+	}
 	if r.RemoveAll {
 		if r.ExpiresIn != 0 {
 			return Result{Status: 400, Reason: "Contact: * needs Expires: 0"}
+		}
+		// RFC 3261 10.3 step 6: a binding from the same Call-ID goes only for a
+		// higher CSeq, else nothing is removed (when the edge passes Call-ID).
+		if id := r.Binding.CallID; id != "" {
+			for _, ob := range l.Bindings {
+				if ob.CallID == id && r.Binding.CSeq <= ob.CSeq {
+					return Result{Status: 400, Reason: "CSeq out of order"}
+				}
+			}
 		}
 		res := Result{Status: 200, Reason: "OK"}
 		for c := range l.Bindings {
@@ -87,7 +99,8 @@ func (l *Line) Step(r Register, now time.Time) Result {
 	if _, ok := l.Bindings[b.Contact]; !ok && len(l.Bindings) >= MaxBindings {
 		victim := ""
 		for c, ob := range l.Bindings {
-			if victim == "" || ob.Expires.Before(l.Bindings[victim].Expires) {
+			v := l.Bindings[victim]
+			if victim == "" || ob.Expires.Before(v.Expires) || (ob.Expires.Equal(v.Expires) && c < victim) {
 				victim = c
 			}
 		}

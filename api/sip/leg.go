@@ -124,8 +124,8 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	go l.runInbound()
 	e.toGrain(callID, &pb.CallStart{
 		CallId: callID, LegId: l.id, Node: e.node(),
-		From:   &pb.Party{UserId: from.UserID, Number: from.Number, Display: from.Display, TrunkId: from.TrunkID},
-		To:     req.Recipient.User, Offer: req.Body(), ReceivedUnixNano: start.UnixNano(),
+		From: &pb.Party{UserId: from.UserID, Number: from.Number, Display: from.Display, TrunkId: from.TrunkID},
+		To:   req.Recipient.User, Offer: req.Body(), ReceivedUnixNano: start.UnixNano(),
 	})
 	// sipgo ends the transaction when the handler returns: stay until the
 	// final response has gone out (or the caller cancelled).

@@ -85,7 +85,8 @@ func (e *Edge) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 				e.refuse(req, tx, &Refusal{Code: 400, Reason: "Bad Request", Warning: "Contact: * must stand alone"})
 				return
 			}
-			if !ask(&pb.Register{UserId: id.UserID, Expires: int32(expires), RemoveAll: true}) {
+			b := &pb.Binding{Node: e.node(), Source: req.Source(), RegCallId: callID, Cseq: seq}
+			if !ask(&pb.Register{UserId: id.UserID, Binding: b, Expires: int32(expires), RemoveAll: true}) {
 				return
 			}
 			continue

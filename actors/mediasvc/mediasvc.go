@@ -1,0 +1,176 @@
+// Package mediasvc is the node-local "media" actor: it turns call grains'
+// MediaRequests into operations on this node's media workers and reports
+// worker events back to the grains. Packets never pass through it.
+package mediasvc
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/switchboard/switchboard/media"
+	pb "github.com/switchboard/switchboard/proto"
+)
+
+// Service owns the workers of the calls whose media this node anchors.
+type Service struct {
+	media   *media.Service
+	log     *slog.Logger
+	cluster func() *cluster.Cluster
+	kind    string
+
+	mu      sync.Mutex
+	workers map[string]*media.Worker
+	srtp    map[string]bool // leg -> its offer asked for SRTP (kept for re-offers)
+}
+
+// New wraps a media service; events go to grains of kind callKind.
+func New(m *media.Service, cl func() *cluster.Cluster, callKind string, log *slog.Logger) *Service {
+	return &Service{media: m, log: log, cluster: cl, kind: callKind, workers: map[string]*media.Worker{}, srtp: map[string]bool{}}
+}
+
+// Props is the actor to spawn under the name "media".
+func (s *Service) Props() *actor.Props {
+	return actor.PropsFromFunc(func(ctx actor.Context) {
+		if req, ok := ctx.Message().(*pb.MediaRequest); ok {
+			ctx.Respond(s.Handle(req))
+		}
+	})
+}
+
+// Workers is how many calls this node anchors.
+func (s *Service) Workers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.workers)
+}
+
+// Handle runs the ops in order and stops at the first failure.
+func (s *Service) Handle(req *pb.MediaRequest) *pb.MediaResponse {
+	resp := &pb.MediaResponse{}
+	for _, op := range req.Ops {
+		r := s.op(req.CallId, op)
+		resp.Results = append(resp.Results, r)
+		if r.Code != 0 {
+			break
+		}
+	}
+	return resp
+}
+
+func (s *Service) worker(callID string, create bool) *media.Worker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.workers[callID]
+	if w == nil && create {
+		w = s.media.NewWorker(callID, s.onEvent)
+		s.workers[callID] = w
+	}
+	return w
+}
+
+func (s *Service) leg(w *media.Worker, id string) (*media.Leg, error) {
+	if l := w.Leg(id); l != nil {
+		return l, nil
+	}
+	return w.AddLeg(id)
+}
+
+func (s *Service) op(callID string, op *pb.MediaOp) *pb.MediaResult {
+	if op.Kind == pb.MediaOp_RELEASE {
+		s.mu.Lock()
+		w := s.workers[callID]
+		delete(s.workers, callID)
+		s.mu.Unlock()
+		if w != nil {
+			w.Close()
+		}
+		return &pb.MediaResult{}
+	}
+	w := s.worker(callID, op.Kind == pb.MediaOp_ACCEPT_OFFER || op.Kind == pb.MediaOp_OFFER)
+	if w == nil {
+		return &pb.MediaResult{Code: 481, Error: "no media worker for this call"}
+	}
+	switch op.Kind {
+	case pb.MediaOp_ACCEPT_OFFER:
+		l, err := s.leg(w, op.Leg)
+		if err != nil {
+			return fail(err)
+		}
+		if err := l.AcceptOffer(op.Sdp, op.Srtp); err != nil {
+			return fail(err)
+		}
+		return &pb.MediaResult{Direction: l.RemoteDirection()}
+	case pb.MediaOp_ANSWER:
+		l := w.Leg(op.Leg)
+		if l == nil {
+			return &pb.MediaResult{Code: 500, Error: "answer on unknown leg"}
+		}
+		codecs := l.Codecs()
+		if p := w.Leg(op.Peer); p != nil && op.Peer != op.Leg {
+			codecs = p.Codecs()
+		}
+		return &pb.MediaResult{Sdp: l.Answer(codecs), Direction: l.RemoteDirection()}
+	case pb.MediaOp_OFFER:
+		l, err := s.leg(w, op.Leg)
+		if err != nil {
+			return fail(err)
+		}
+		p := w.Leg(op.Peer)
+		if p == nil {
+			return &pb.MediaResult{Code: 500, Error: "offer needs the peer leg's codecs"}
+		}
+		return &pb.MediaResult{Sdp: l.Offer(p.Codecs(), op.Srtp)}
+	case pb.MediaOp_ACCEPT_ANSWER:
+		l := w.Leg(op.Leg)
+		if l == nil {
+			return &pb.MediaResult{Code: 500, Error: "answer for unknown leg"}
+		}
+		if err := l.AcceptAnswer(op.Sdp); err != nil {
+			return fail(err)
+		}
+		return &pb.MediaResult{Direction: l.RemoteDirection()}
+	case pb.MediaOp_BRIDGE:
+		w.Bridge(op.Leg, op.Peer)
+	case pb.MediaOp_TONE:
+		w.Route(op.Leg, media.ToneSource())
+	case pb.MediaOp_SILENCE:
+		w.Route(op.Leg, media.Silence())
+	case pb.MediaOp_REMOVE_LEG:
+		w.RemoveLeg(op.Leg)
+	}
+	return &pb.MediaResult{}
+}
+
+func fail(err error) *pb.MediaResult {
+	code := int32(500)
+	switch {
+	case errors.Is(err, media.ErrNoCodec), errors.Is(err, media.ErrSRTPRequired):
+		code = 488
+	case errors.Is(err, media.ErrNoPorts):
+		code = 503
+	}
+	return &pb.MediaResult{Code: code, Error: err.Error()}
+}
+
+func (s *Service) onEvent(e media.Event) {
+	var kind string
+	switch e.Kind {
+	case media.EventRTPTimeout:
+		kind = "rtp_timeout"
+	case media.EventDTMF:
+		kind = "dtmf"
+	default:
+		return
+	}
+	cl := s.cluster()
+	if cl == nil {
+		return
+	}
+	if pid := cl.Get(e.CallID, s.kind); pid != nil {
+		cl.ActorSystem.Root.Send(pid, &pb.MediaEvent{CallId: e.CallID, LegId: e.LegID, Kind: kind, Digit: string(e.Digit)})
+	}
+}

@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/api/sip/sipphone"
+	"github.com/switchboard/switchboard/cmd/switchboard/node"
+)
+
+const domain = "switchboard.test"
+
+// freePort finds a port free for both UDP and TCP on ip.
+func freePort(t *testing.T, ip string) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("%s:%d", ip, port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+type sys struct {
+	t     *testing.T
+	n     *node.Node
+	token string
+	base  string
+}
+
+// rtpBase spreads packages' media port ranges apart (go test runs packages
+// in parallel).
+var rtpBase = 31000
+
+func startNode(t *testing.T, mod func(*node.Config)) *sys {
+	t.Helper()
+	lvl := slog.LevelWarn
+	if os.Getenv("E2E_DEBUG") != "" {
+		lvl = slog.LevelDebug
+	}
+	cfg := node.Config{
+		SIPAddr:      fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1")),
+		HTTPAddr:     "127.0.0.1:0",
+		MediaIP:      "127.0.0.1",
+		RTPPorts:     fmt.Sprintf("%d-%d", rtpBase, rtpBase+399),
+		DataDir:      t.TempDir(),
+		EtcdListen:   "127.0.0.1:0",
+		NodeID:       "n1",
+		ClusterAddr:  "127.0.0.1:0",
+		Domain:       domain,
+		AdminToken:   "test-admin-token",
+		DrainTimeout: 2 * time.Second,
+		RTPTimeout:   30 * time.Second,
+		Log:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	n, err := node.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	t.Cleanup(n.Close)
+	return &sys{t: t, n: n, token: n.AdminToken(), base: "http://" + n.HTTPAddr()}
+}
+
+// api calls the REST API with the admin token (or tok) and decodes into out.
+func (s *sys) api(method, path, tok string, body any, out any) int {
+	s.t.Helper()
+	if tok == "" {
+		tok = s.token
+	}
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			s.t.Fatalf("%s %s: decode %q: %v", method, path, b, err)
+		}
+	}
+	return res.StatusCode
+}
+
+type user struct {
+	ID    string `json:"id"`
+	Token string `json:"token"`
+}
+
+func (s *sys) user(id, ext, pass string, numbers ...string) user {
+	s.t.Helper()
+	var u user
+	body := map[string]any{"id": id, "name": id, "extension": ext, "sip_password": pass}
+	if len(numbers) > 0 {
+		body["numbers"] = numbers
+	}
+	if code := s.api("POST", "/v1/users", "", body, &u); code != 201 {
+		s.t.Fatalf("create user %s: status %d", id, code)
+	}
+	return u
+}
+
+func (s *sys) phone(user, pass string, mod func(*sipphone.Config)) *sipphone.Phone {
+	s.t.Helper()
+	cfg := sipphone.Config{User: user, Password: pass, Domain: domain, Server: s.n.SIPAddr()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p, err := sipphone.New(cfg)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(p.Close)
+	return p
+}
+
+func (s *sys) registered(p *sipphone.Phone) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := p.Register(ctx, 300)
+	if err != nil || res.StatusCode != 200 {
+		s.t.Fatalf("register: %v %v", res, err)
+	}
+}
+
+// eventually polls cond until it holds or d passes; for effects that travel
+// over sockets (packets, SIP), not for rules (those are tested with a fake
+// clock in the cores).
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func recvCall(t *testing.T, p *sipphone.Phone) *sipphone.Call {
+	t.Helper()
+	select {
+	case c := <-p.Incoming():
+		return c
+	case <-time.After(5 * time.Second):
+		t.Fatal("no incoming call")
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+// Command switchboard runs one node of the Switchboard phone system. With no
+// flags it is a complete single-node system on an embedded etcd under ./data.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchboard/switchboard/cmd/switchboard/node"
+)
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := node.Start(context.Background(), cfg)
+	if err != nil {
+		cfg.Log.Error("switchboard: start failed", "err", err)
+		os.Exit(1)
+	}
+	<-ctx.Done()
+	cfg.Log.Info("switchboard: draining", "timeout", cfg.DrainTimeout)
+	if err := n.Drain(cfg.DrainTimeout); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		cfg.Log.Warn("switchboard: drain", "err", err)
+	}
+	n.Close()
+}
+
+// parseFlags reads flags, each of which also reads SWITCHBOARD_<NAME>.
+func parseFlags(args []string, getenv func(string) string) (node.Config, error) {
+	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
+	var c node.Config
+	str := func(p *string, name, def, usage string) { fs.StringVar(p, name, envOr(getenv, name, def), usage) }
+	str(&c.SIPAddr, "sip-addr", "0.0.0.0:5060", "SIP over UDP and TCP on this address")
+	str(&c.SIPTLSAddr, "sip-tls-addr", "", "SIP over TLS (needs --tls-cert and --tls-key)")
+	str(&c.TLSCert, "tls-cert", "", "TLS certificate file")
+	str(&c.TLSKey, "tls-key", "", "TLS key file")
+	str(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "REST API, /metrics, /healthz, /readyz")
+	str(&c.MediaIP, "media-ip", "", "IP written into SDP (default: the SIP address's IP, or the first non-loopback)")
+	str(&c.RTPPorts, "rtp-ports", "20000-29999", "UDP port range of the media relay")
+	str(&c.DataDir, "data-dir", "./data", "embedded etcd data and stored media")
+	str(&c.EtcdEndpoints, "etcd-endpoints", "", "comma list of etcd client URLs; empty starts an embedded etcd")
+	str(&c.EtcdListen, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd")
+	host, _ := os.Hostname()
+	str(&c.NodeID, "node-id", host, "unique name of this node in the cluster")
+	str(&c.ClusterAddr, "cluster-addr", "127.0.0.1:0", "address for actor-to-actor traffic between nodes")
+	str(&c.Domain, "domain", "switchboard.local", "SIP domain and digest realm")
+	str(&c.AdminToken, "admin-token", "", "bearer token with the admin role (generated and kept under --data-dir when empty)")
+	str(&c.LogLevel, "log-level", "info", "debug, info, warn, error")
+	drain := envOr(getenv, "drain-timeout", "30s")
+	fs.StringVar(&drain, "drain-timeout", drain, "how long SIGTERM lets active calls finish")
+	rtpTimeout := envOr(getenv, "rtp-timeout", "60s")
+	fs.StringVar(&rtpTimeout, "rtp-timeout", rtpTimeout, "end a call after this long without RTP")
+	dev := envOr(getenv, "dev", "false") == "true"
+	fs.BoolVar(&c.Dev, "dev", dev, "friendlier first run: print the admin token and how to create users and register phones")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	var err error
+	if c.DrainTimeout, err = time.ParseDuration(drain); err != nil {
+		return c, fmt.Errorf("--drain-timeout: %w", err)
+	}
+	if c.RTPTimeout, err = time.ParseDuration(rtpTimeout); err != nil {
+		return c, fmt.Errorf("--rtp-timeout: %w", err)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return c, fmt.Errorf("--log-level: %w", err)
+	}
+	c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	return c, nil
+}
+
+func envOr(getenv func(string) string, flagName, def string) string {
+	if v := getenv("SWITCHBOARD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,180 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/actors/call"
+	"github.com/switchboard/switchboard/actors/directory"
+	"github.com/switchboard/switchboard/api/rest"
+	sipedge "github.com/switchboard/switchboard/api/sip"
+	"github.com/switchboard/switchboard/api/sip/digest"
+	"github.com/switchboard/switchboard/api/sip/validate"
+	pb "github.com/switchboard/switchboard/proto"
+)
+
+type (
+	pbGetContacts    = pb.GetContacts
+	pbContactsResult = pb.ContactsResult
+)
+
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// router answers the call grain's routing questions from the directory.
+type router struct{ d *directory.Directory }
+
+func partyOf(u directory.User) *call.Party {
+	p := &call.Party{UserID: u.ID, Number: u.Extension, Display: u.Name}
+	if len(u.Numbers) > 0 {
+		p.External = u.Numbers[0]
+	}
+	return p
+}
+
+func (r router) Lookup(dialed string, fromTrunk bool) (*call.Party, bool, bool, *call.Contact) {
+	isE164 := e164.MatchString(dialed)
+	var u directory.User
+	var ok bool
+	if isE164 {
+		u, ok = r.d.UserByNumber(dialed)
+	} else {
+		u, ok = r.d.Resolve(dialed)
+	}
+	if ok {
+		return partyOf(u), u.SRTP == "required", isE164, nil
+	}
+	var trunk *call.Contact
+	if t, ok := r.d.OutboundTrunk(); ok && isE164 {
+		trunk = &call.Contact{URI: "sip:" + dialed + "@" + t.Address, Destination: t.Address, Transport: "udp"}
+	}
+	return nil, false, isE164, trunk
+}
+
+// edgeDir is the SIP edge's view of the directory.
+type edgeDir struct{ d *directory.Directory }
+
+func (e edgeDir) HA1(alg, username string) (string, string, bool) { return e.d.HA1(alg, username) }
+
+func (e edgeDir) User(id string) (sipedge.Identity, bool) {
+	u, ok := e.d.UserByID(id)
+	if !ok {
+		return sipedge.Identity{}, false
+	}
+	return sipedge.Identity{UserID: u.ID, Number: u.Extension, Display: u.Name}, true
+}
+
+func (e edgeDir) Resolve(part string) (string, bool) {
+	u, ok := e.d.Resolve(part)
+	return u.ID, ok
+}
+
+func (e edgeDir) TrunkBySource(ip netip.Addr) (string, bool) {
+	t, ok := e.d.TrunkBySource(ip)
+	return t.ID, ok
+}
+
+// digestAuth adapts the digest package to the edge.
+type digestAuth struct{ a *digest.Authenticator }
+
+func (d digestAuth) Challenge(stale bool) []string { return d.a.Challenge(stale) }
+
+func (d digestAuth) Verify(method, header string, ha1 func(alg, username string) (string, bool)) (string, sipedge.AuthStatus) {
+	return d.a.VerifyStatus(method, header, ha1)
+}
+
+func validateRequest(req *sip.Request) *sipedge.Refusal {
+	r := validate.Request(req)
+	if r == nil {
+		return nil
+	}
+	return &sipedge.Refusal{Code: r.Code, Reason: r.Reason, Warning: r.Warning, Unsupported: r.Unsupported}
+}
+
+// calls implements rest.Calls over the call grains of the whole cluster.
+type calls struct{ n *Node }
+
+func (c *calls) List(ctx context.Context) ([]rest.Call, error) {
+	var out []rest.Call
+	for _, m := range c.n.cluster.MemberList.Members().Members() {
+		pid := actorPID(m.Address(), call.IndexActor)
+		r, err := c.n.system.Root.RequestFuture(pid, &pb.NodeCalls{}, 2*time.Second).Result()
+		if err != nil {
+			continue // a member going away: its calls are listed by the next one to hold them
+		}
+		if res, ok := r.(*pb.NodeCallsResult); ok {
+			for _, ci := range res.Calls {
+				out = append(out, restCall(ci))
+			}
+		}
+	}
+	return out, nil
+}
+
+func (c *calls) Get(ctx context.Context, id string) (rest.Call, error) {
+	r, err := c.n.cluster.Request(id, call.KindName, &pb.CallGet{CallId: id})
+	if err != nil {
+		return rest.Call{}, fmt.Errorf("call %s: %w", id, err)
+	}
+	ci, ok := r.(*pb.CallInfo)
+	if !ok || !ci.Found {
+		return rest.Call{}, rest.ErrNotFound
+	}
+	return restCall(ci), nil
+}
+
+func (c *calls) Control(ctx context.Context, id, action string, by rest.Principal) error {
+	r, err := c.n.cluster.Request(id, call.KindName, &pb.CallControl{CallId: id, Action: action, ByUser: by.UserID, Admin: by.Admin})
+	if err != nil {
+		return fmt.Errorf("call %s: %w", id, err)
+	}
+	res, ok := r.(*pb.CallControlResult)
+	if !ok {
+		return errors.New("call: unexpected answer")
+	}
+	return rest.ControlError(int(res.Status), res.Code, res.Message)
+}
+
+func restCall(ci *pb.CallInfo) rest.Call {
+	c := rest.Call{ID: ci.Id, State: ci.State, Line: ci.Line, Locked: ci.Locked, Monitors: ci.Monitors, Node: ci.Node,
+		CreatedAt: time.Unix(0, ci.CreatedUnixNano).UTC()}
+	if c.Monitors == nil {
+		c.Monitors = []string{}
+	}
+	if ci.AnsweredUnixNano != 0 {
+		t := time.Unix(0, ci.AnsweredUnixNano).UTC()
+		c.AnsweredAt = &t
+	}
+	for _, l := range ci.Legs {
+		c.Legs = append(c.Legs, rest.Leg{ID: l.Id, Party: l.Party, State: l.State, Node: l.Node})
+	}
+	return c
+}
+
+// members implements rest.Cluster from the membership provider.
+type members struct{ n *Node }
+
+func (m *members) Members() []rest.Member {
+	var out []rest.Member
+	for _, mb := range m.n.provider.Members() {
+		st := "down"
+		if mb.Alive {
+			st = "alive"
+		}
+		rm := rest.Member{ID: mb.NodeID, Address: mb.Address, State: st}
+		if mb.Alive {
+			if r, err := m.n.system.Root.RequestFuture(actorPID(mb.Address, call.IndexActor), &pb.NodeCalls{}, time.Second).Result(); err == nil {
+				if res, ok := r.(*pb.NodeCallsResult); ok {
+					rm.Calls, rm.Actors = len(res.Calls), int(res.Actors)
+				}
+			}
+		}
+		out = append(out, rm)
+	}
+	return out
+}

@@ -1,0 +1,432 @@
+// Package node assembles one Switchboard process: etcd (embedded or remote),
+// the store, the directory, the protoactor cluster with its grain kinds, the
+// node-local SIP edge, media and call-index actors, and the REST API.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/remote"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchboard/switchboard/actors/call"
+	"github.com/switchboard/switchboard/actors/directory"
+	"github.com/switchboard/switchboard/actors/line"
+	"github.com/switchboard/switchboard/actors/mediasvc"
+	"github.com/switchboard/switchboard/api/rest"
+	sipedge "github.com/switchboard/switchboard/api/sip"
+	"github.com/switchboard/switchboard/api/sip/digest"
+	"github.com/switchboard/switchboard/api/sip/validate"
+	"github.com/switchboard/switchboard/cluster/etcdembed"
+	"github.com/switchboard/switchboard/cluster/events"
+	"github.com/switchboard/switchboard/cluster/membership"
+	"github.com/switchboard/switchboard/cluster/store"
+	"github.com/switchboard/switchboard/media"
+)
+
+// ClusterName is the protoactor cluster every node joins.
+const ClusterName = "switchboard"
+
+// Config is everything a node is started with (INTERFACE.md section 1).
+type Config struct {
+	SIPAddr, SIPTLSAddr, TLSCert, TLSKey string
+	HTTPAddr                             string
+	MediaIP                              string
+	RTPPorts                             string
+	DataDir                              string
+	EtcdEndpoints                        string
+	EtcdListen                           string
+	NodeID                               string
+	ClusterAddr                          string
+	Domain                               string
+	AdminToken                           string
+	LogLevel                             string
+	DrainTimeout                         time.Duration
+	RTPTimeout                           time.Duration
+	NoAnswer                             time.Duration // 0: call.DefaultSettings
+	MembershipTTL                        time.Duration // 0: the provider's default
+	Dev                                  bool
+	Log                                  *slog.Logger
+}
+
+// Node is a running Switchboard process.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	etcd     *etcdembed.Server
+	store    store.Store
+	dir      *directory.Directory
+	media    *media.Service
+	mediaSvc *mediasvc.Service
+	system   *actor.ActorSystem
+	cluster  *cluster.Cluster
+	provider *membership.Provider
+	edge     *sipedge.Edge
+	http     *fiber.App
+	index    *call.Index
+	events   *events.Hub
+	cancel   context.CancelFunc
+	draining atomic.Bool
+	ready    atomic.Bool
+	sipAddr  string
+	httpAddr string
+	adminTok string
+}
+
+// Start brings a node up and returns once it serves SIP and HTTP.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	n := &Node{cfg: cfg, log: cfg.Log, index: call.NewIndex(), events: events.NewHub()}
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	if err := n.start(ctx, runCtx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.ready.Store(true)
+	n.log.Info("switchboard: ready", "node", cfg.NodeID, "sip", n.sipAddr, "http", n.httpAddr, "cluster", n.system.Address())
+	if cfg.Dev {
+		n.printDev()
+	}
+	return n, nil
+}
+
+func (n *Node) start(ctx, runCtx context.Context) error {
+	cfg := n.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	tok, err := adminToken(cfg)
+	if err != nil {
+		return err
+	}
+	n.adminTok = tok
+
+	endpoints := splitList(cfg.EtcdEndpoints)
+	if len(endpoints) == 0 {
+		n.etcd, err = etcdembed.Start(ctx, etcdembed.Config{Name: cfg.NodeID, DataDir: cfg.DataDir, ClientAddr: cfg.EtcdListen}, n.log)
+		if err != nil {
+			return fmt.Errorf("embedded etcd: %w", err)
+		}
+		endpoints = n.etcd.Endpoints()
+	}
+	cli, err := store.Dial(endpoints)
+	if err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	n.store = store.NewEtcd(cli)
+
+	n.dir = directory.New(n.store, cfg.Domain, n.log)
+	if err := n.dir.Start(runCtx); err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+
+	sipHost, sipPort, err := splitHostPort(cfg.SIPAddr)
+	if err != nil {
+		return fmt.Errorf("--sip-addr: %w", err)
+	}
+	mediaIP, err := pickMediaIP(cfg.MediaIP, sipHost)
+	if err != nil {
+		return err
+	}
+	pmin, pmax, err := parsePorts(cfg.RTPPorts)
+	if err != nil {
+		return err
+	}
+	n.media, err = media.NewService(media.Config{IP: mediaIP, PortMin: pmin, PortMax: pmax, RTPTimeout: cfg.RTPTimeout}, n.log)
+	if err != nil {
+		return fmt.Errorf("media: %w", err)
+	}
+
+	// The actor system, its remote and the cluster.
+	n.system = actor.NewActorSystem()
+	chost, cport, err := splitHostPort(cfg.ClusterAddr)
+	if err != nil {
+		return fmt.Errorf("--cluster-addr: %w", err)
+	}
+	n.provider = membership.New(endpoints, membership.Options{TTL: cfg.MembershipTTL, NodeID: cfg.NodeID, Log: n.log})
+	settings := call.DefaultSettings
+	if cfg.NoAnswer > 0 {
+		settings.NoAnswer = cfg.NoAnswer
+	}
+	callDeps := &call.Deps{
+		Router: router{n.dir}, Store: n.store, Events: n.events, Index: n.index, Settings: settings,
+		Draining: n.draining.Load, Now: time.Now, Log: n.log,
+		LineContacts: n.lineContacts,
+	}
+	lineDeps := &line.Deps{Store: n.store, Now: time.Now, Log: n.log}
+	rcfg := remote.Configure(chost, cport)
+	ccfg := cluster.Configure(ClusterName, n.provider, disthash.New(), rcfg,
+		cluster.WithKinds(call.NewKind(callDeps), line.NewKind(lineDeps)),
+		cluster.WithRequestTimeout(5*time.Second))
+	n.cluster = cluster.New(n.system, ccfg)
+	n.cluster.StartMember()
+	nodeAddr := n.system.Address()
+
+	n.mediaSvc = mediasvc.New(n.media, func() *cluster.Cluster { return n.cluster }, call.KindName, n.log)
+	if _, err := n.system.Root.SpawnNamed(n.mediaSvc.Props(), call.MediaActor); err != nil {
+		return fmt.Errorf("spawn media actor: %w", err)
+	}
+	if _, err := n.system.Root.SpawnNamed(call.IndexProps(n.index, n.actorCount), call.IndexActor); err != nil {
+		return fmt.Errorf("spawn calls actor: %w", err)
+	}
+
+	// SIP edge.
+	advertise := mediaIP.String()
+	auth := digest.New(cfg.Domain, deriveKey(tok, "digest-nonce"), time.Now)
+	n.edge, err = sipedge.New(sipedge.Config{
+		NodeID: cfg.NodeID, NodeAddr: nodeAddr, Domain: cfg.Domain, Host: advertise, Port: sipPort,
+		Dir: edgeDir{n.dir}, Auth: digestAuth{auth}, Cluster: func() *cluster.Cluster { return n.cluster },
+		Draining: n.draining.Load, Validate: validateRequest, Log: n.log,
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := n.system.Root.SpawnNamed(n.edge.Props(), call.EdgeActor); err != nil {
+		return fmt.Errorf("spawn sip actor: %w", err)
+	}
+	ln, err := listenSIP(cfg.SIPAddr)
+	if err != nil {
+		return err
+	}
+	n.sipAddr = ln
+	go func() {
+		if err := n.edge.Serve(runCtx, cfg.SIPAddr); err != nil {
+			n.log.Error("sip: serve stopped", "err", err)
+			n.ready.Store(false)
+		}
+	}()
+
+	// REST.
+	n.http = rest.New(rest.Deps{
+		Directory: n.dir, Store: n.store, Events: n.events, AdminToken: tok,
+		Calls: &calls{n: n}, Cluster: &members{n: n}, Ready: n.readiness,
+	}, n.log)
+	hl, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	n.httpAddr = hl.Addr().String()
+	go func() {
+		if err := n.http.Listener(hl); err != nil {
+			n.log.Error("http: serve stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// listenSIP checks the SIP port is free before sipgo binds it, so a taken
+// port fails the start instead of a background goroutine.
+func listenSIP(addr string) (string, error) {
+	c, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return "", fmt.Errorf("--sip-addr %s: %w", addr, err)
+	}
+	a := c.LocalAddr().String()
+	c.Close()
+	return a, nil
+}
+
+func (n *Node) readiness() error {
+	switch {
+	case n.draining.Load():
+		return errors.New("draining")
+	case !n.ready.Load():
+		return errors.New("starting")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := n.store.Get(ctx, store.Key("ping")); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("etcd unreachable: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) actorCount() int {
+	total := 0
+	for _, k := range []string{call.KindName, line.KindName} {
+		if ak := n.cluster.GetClusterKind(k); ak != nil {
+			total += int(ak.Count())
+		}
+	}
+	return total
+}
+
+func (n *Node) lineContacts(ctx actor.Context, user string) ([]call.Contact, error) {
+	r, err := n.cluster.Request(user, line.KindName, &pbGetContacts{UserId: user})
+	if err != nil {
+		return nil, err
+	}
+	res, ok := r.(*pbContactsResult)
+	if !ok {
+		return nil, fmt.Errorf("line %s: unexpected answer %T", user, r)
+	}
+	out := make([]call.Contact, 0, len(res.Bindings))
+	for _, b := range res.Bindings {
+		out = append(out, call.Contact{URI: b.Contact, Destination: b.Source, Transport: b.Transport, NodeID: b.Node.GetId(), NodeAddr: b.Node.GetAddress()})
+	}
+	return out, nil
+}
+
+// Drain refuses new calls, waits for active legs to end (up to timeout),
+// then leaves the cluster.
+func (n *Node) Drain(timeout time.Duration) error {
+	n.draining.Store(true)
+	deadline := time.Now().Add(timeout)
+	for n.edge != nil && n.edge.ActiveLegs() > 0 {
+		if time.Now().After(deadline) {
+			return context.DeadlineExceeded
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+// Close leaves the cluster gracefully and stops everything.
+func (n *Node) Close() { n.stop(true) }
+
+// Abort stops the node as a crash would look to the others: it does not
+// deregister, so the cluster learns of its death when its lease runs out.
+func (n *Node) Abort() { n.stop(false) }
+
+// stop tears down in the reverse order of start.
+func (n *Node) stop(graceful bool) {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	if n.http != nil {
+		_ = n.http.ShutdownWithTimeout(2 * time.Second)
+	}
+	if n.edge != nil {
+		_ = n.edge.Close()
+	}
+	if n.cluster != nil {
+		n.cluster.Shutdown(graceful)
+	}
+	if n.media != nil {
+		_ = n.media.Close()
+	}
+	if n.store != nil {
+		_ = n.store.Close()
+	}
+	if n.etcd != nil {
+		_ = n.etcd.Close()
+	}
+}
+
+// Addresses for tests and the dev banner.
+func (n *Node) SIPAddr() string                 { return n.sipAddr }
+func (n *Node) HTTPAddr() string                { return n.httpAddr }
+func (n *Node) AdminToken() string              { return n.adminTok }
+func (n *Node) ClusterAddr() string             { return n.system.Address() }
+func (n *Node) Directory() *directory.Directory { return n.dir }
+
+// EtcdEndpoints are the client URLs of this node's embedded etcd (empty when
+// it uses an external one).
+func (n *Node) EtcdEndpoints() string {
+	if n.etcd == nil {
+		return ""
+	}
+	return strings.Join(n.etcd.Endpoints(), ",")
+}
+
+// adminToken returns the configured token, or the one kept under the data
+// dir, generating it at first start.
+func adminToken(cfg Config) (string, error) {
+	if cfg.AdminToken != "" {
+		return cfg.AdminToken, nil
+	}
+	p := filepath.Join(cfg.DataDir, "admin-token")
+	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(b[:])
+	if err := os.WriteFile(p, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keep admin token: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "switchboard: generated admin token (kept in %s): %s\n", p, tok)
+	return tok, nil
+}
+
+func deriveKey(secret, purpose string) []byte {
+	h := sha256.Sum256([]byte(purpose + ":" + secret))
+	return h[:]
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	return h, port, nil
+}
+
+func parsePorts(s string) (int, int, error) {
+	a, b, ok := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || lo < 1024 || hi > 65535 || hi-lo < 3 {
+		return 0, 0, fmt.Errorf("--rtp-ports %q: want LOW-HIGH within 1024-65535", s)
+	}
+	return lo, hi, nil
+}
+
+// pickMediaIP: the flag, else the SIP address's IP, else the first
+// non-loopback address of the machine (loopback when there is none).
+func pickMediaIP(flagIP, sipHost string) (netip.Addr, error) {
+	if flagIP != "" {
+		a, err := netip.ParseAddr(flagIP)
+		if err != nil {
+			return a, fmt.Errorf("--media-ip: %w", err)
+		}
+		return a, nil
+	}
+	if a, err := netip.ParseAddr(sipHost); err == nil && !a.IsUnspecified() {
+		return a, nil
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, ad := range addrs {
+		if ipn, ok := ad.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			a, _ := netip.AddrFromSlice(ipn.IP.To4())
+			return a, nil
+		}
+	}
+	return netip.MustParseAddr("127.0.0.1"), nil
+}
