@@ -451,8 +451,15 @@ func (c *Call) failed(in Failed, now time.Time) []Effect {
 		code, reason, outcome = 486, "Busy Here", "busy"
 	}
 	if c.To.TrunkID != "" && in.Code >= 400 && in.Code != 408 {
-		// A carrier's answer says more than ours would: pass it through.
-		code, reason = in.Code, ""
+		switch in.Code {
+		case 401, 407, 503:
+			// The caller can answer neither the carrier's challenge nor its
+			// overload; a 503 is not forwarded (RFC 3261 16.7).
+			code, reason = 500, "Server Internal Error"
+		default:
+			// A carrier's answer says more than ours would: pass it through.
+			code, reason = in.Code, ""
+		}
 	}
 	return c.finish([]Effect{Respond{Leg: c.caller().ID, Code: code, Reason: reason}}, outcome, now)
 }

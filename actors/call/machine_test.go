@@ -373,6 +373,20 @@ func TestRingingAndAnswer(t *testing.T) {
 					ended("busy", HistoryEntry{Owner: "alice", Direction: "outbound", Peer: outsideNumber, Line: "alice", Outcome: "busy"})...),
 				state: "ended(busy) ended=+3s | a:trying b1:ended"},
 		}},
+		{"a carrier's challenge or overload is not forwarded: 500", []step{
+			{in: startOut, want: ringOutEffects, state: "ringing until=+30s | a:trying b1:trying"},
+			{at: 3 * time.Second, in: Failed{Leg: lb1, Code: 503},
+				want: effs([]Effect{Respond{Leg: la, Code: 500, Reason: "Server Internal Error"}},
+					ended("missed", HistoryEntry{Owner: "alice", Direction: "outbound", Peer: outsideNumber, Line: "alice", Outcome: "missed"})...),
+				state: "ended(missed) ended=+3s | a:trying b1:ended"},
+		}},
+		{"a carrier's 407 is not forwarded: 500", []step{
+			{in: startOut, want: ringOutEffects, state: "ringing until=+30s | a:trying b1:trying"},
+			{at: 3 * time.Second, in: Failed{Leg: lb1, Code: 407},
+				want: effs([]Effect{Respond{Leg: la, Code: 500, Reason: "Server Internal Error"}},
+					ended("missed", HistoryEntry{Owner: "alice", Direction: "outbound", Peer: outsideNumber, Line: "alice", Outcome: "missed"})...),
+				state: "ended(missed) ended=+3s | a:trying b1:ended"},
+		}},
 		{"a trunk that never answered (408) gives our 480, not a timeout", []step{
 			{in: startOut, want: ringOutEffects, state: "ringing until=+30s | a:trying b1:trying"},
 			{at: 3 * time.Second, in: Failed{Leg: lb1, Code: 408},

@@ -23,6 +23,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/switchboard/switchboard/api/metrics"
+	"github.com/switchboard/switchboard/api/sip/validate"
 	pb "github.com/switchboard/switchboard/proto"
 )
 
@@ -73,18 +74,7 @@ type Config struct {
 	Auth     Authenticator
 	Cluster  func() *cluster.Cluster
 	Draining func() bool
-	// Validate returns a refusal for requests RFC 3261/4475 says to refuse
-	// (nil: fine).
-	Validate func(*sip.Request) *Refusal
 	Log      *slog.Logger
-}
-
-// Refusal is a response for a request the edge will not take.
-type Refusal struct {
-	Code        int
-	Reason      string
-	Warning     string
-	Unsupported string
 }
 
 // Edge is the node's SIP edge.
@@ -104,7 +94,9 @@ type Edge struct {
 
 // New builds the edge; Serve starts listening.
 func New(cfg Config) (*Edge, error) {
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("switchboard"), sipgo.WithUserAgentHostname(cfg.Domain))
+	tpLog := slog.New(parseFailures{cfg.Log.Handler()})
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("switchboard"), sipgo.WithUserAgentHostname(cfg.Domain),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(tpLog)))
 	if err != nil {
 		return nil, fmt.Errorf("sip: user agent: %w", err)
 	}
@@ -228,6 +220,7 @@ func (e *Edge) node() *pb.Node { return &pb.Node{Id: e.cfg.NodeID, Address: e.cf
 // respond sends a stateful response built from req.
 func (e *Edge) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, body []byte, hdrs ...sip.Header) {
 	res := sip.NewResponseFromRequest(req, code, reason, body)
+	res.SipVersion = "SIP/2.0" // the request's may be what we are refusing (505)
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
@@ -238,16 +231,14 @@ func (e *Edge) respond(req *sip.Request, tx sip.ServerTransaction, code int, rea
 	metrics.SIPMessagesOut.WithLabelValues(strconv.Itoa(code)).Inc()
 }
 
-func (e *Edge) refuse(req *sip.Request, tx sip.ServerTransaction, r *Refusal) {
-	var hdrs []sip.Header
-	if r.Warning != "" {
-		hdrs = append(hdrs, sip.NewHeader("Warning", fmt.Sprintf("399 %s %q", e.cfg.Host, r.Warning)))
-	}
-	if r.Unsupported != "" {
-		hdrs = append(hdrs, sip.NewHeader("Unsupported", r.Unsupported))
-	}
+func (e *Edge) refuse(req *sip.Request, tx sip.ServerTransaction, r *validate.Refusal) {
 	metrics.SIPDropped.WithLabelValues("refused_" + strconv.Itoa(r.Code)).Inc()
-	e.respond(req, tx, r.Code, r.Reason, nil, hdrs...)
+	e.respond(req, tx, r.Code, r.Reason, nil, r.Headers(e.cfg.Host)...)
+}
+
+// warn refuses with a Warning saying why.
+func (e *Edge) warn(req *sip.Request, tx sip.ServerTransaction, code int, reason, why string) {
+	e.refuse(req, tx, &validate.Refusal{Code: code, Reason: reason, Warning: why})
 }
 
 func sourceIP(req *sip.Request) (netip.Addr, bool) {
@@ -311,15 +302,13 @@ func (e *Edge) routes() {
 	wrap := func(h sipgo.RequestHandler) sipgo.RequestHandler {
 		return func(req *sip.Request, tx sip.ServerTransaction) {
 			metrics.SIPMessagesIn.WithLabelValues(string(req.Method)).Inc()
-			if e.cfg.Validate != nil {
-				if r := e.cfg.Validate(req); r != nil {
-					if req.IsAck() {
-						metrics.SIPDropped.WithLabelValues("invalid_ack").Inc()
-						return
-					}
-					e.refuse(req, tx, r)
+			if r := validate.Request(req); r != nil {
+				if req.IsAck() {
+					metrics.SIPDropped.WithLabelValues("invalid_ack").Inc()
 					return
 				}
+				e.refuse(req, tx, r)
+				return
 			}
 			h(req, tx)
 		}
@@ -334,14 +323,16 @@ func (e *Edge) routes() {
 		e.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
 	}))
 	e.srv.OnOptions(wrap(e.onOptions))
+	// Methods we know but do not serve (yet) get 405 with Allow; methods
+	// nobody knows get 501 (validate refuses them before routing).
 	notHere := wrap(func(req *sip.Request, tx sip.ServerTransaction) {
-		e.respond(req, tx, 501, "Not Implemented", nil, sip.NewHeader("Allow", allow))
+		e.respond(req, tx, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", allow))
 	})
 	for _, m := range []sip.RequestMethod{sip.SUBSCRIBE, sip.NOTIFY, sip.MESSAGE, sip.REFER, sip.INFO, sip.UPDATE, sip.PRACK, sip.PUBLISH} {
 		e.srv.OnRequest(m, notHere)
 	}
 	e.srv.OnNoRoute(wrap(func(req *sip.Request, tx sip.ServerTransaction) {
-		e.respond(req, tx, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", allow))
+		e.respond(req, tx, 501, "Not Implemented", nil, sip.NewHeader("Allow", allow))
 	}))
 }
 

@@ -104,12 +104,12 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if len(req.Body()) == 0 {
 		// Offerless INVITEs (offer in the ACK) are not supported.
-		e.respond(req, tx, 488, "Not Acceptable Here", nil, sip.NewHeader("Warning", `399 switchboard "an SDP offer is required"`))
+		e.warn(req, tx, 488, "Not Acceptable Here", "an SDP offer is required")
 		return
 	}
 	dtx, err := e.dua.ReadInvite(req, tx)
 	if err != nil {
-		e.refuse(req, tx, &Refusal{Code: 400, Reason: "Bad Request", Warning: err.Error()})
+		e.warn(req, tx, 400, "Bad Request", err.Error())
 		return
 	}
 	callID := newID()

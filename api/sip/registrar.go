@@ -19,7 +19,7 @@ const defaultExpires = 3600
 func (e *Edge) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	to := req.To()
 	if to == nil {
-		e.refuse(req, tx, &Refusal{Code: 400, Reason: "Bad Request", Warning: "missing To"})
+		e.warn(req, tx, 400, "Bad Request", "missing To")
 		return
 	}
 	// Challenge before anything else, so an unknown user looks like a known one.
@@ -28,19 +28,19 @@ func (e *Edge) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if id.TrunkID != "" {
-		e.respond(req, tx, 403, "Forbidden", nil, sip.NewHeader("Warning", fmt.Sprintf("399 %s %q", e.cfg.Host, "trunks do not register")))
+		e.warn(req, tx, 403, "Forbidden", "trunks do not register")
 		return
 	}
 	owner, ok := e.cfg.Dir.Resolve(to.Address.User)
 	if !ok || owner != id.UserID {
-		e.respond(req, tx, 403, "Forbidden", nil, sip.NewHeader("Warning", fmt.Sprintf("399 %s %q", e.cfg.Host, "credentials do not match the To user")))
+		e.warn(req, tx, 403, "Forbidden", "credentials do not match the To user")
 		return
 	}
 	expires := defaultExpires
 	if h := req.GetHeader("Expires"); h != nil {
 		v, err := strconv.Atoi(strings.TrimSpace(h.Value()))
 		if err != nil || v < 0 {
-			e.refuse(req, tx, &Refusal{Code: 400, Reason: "Bad Request", Warning: "bad Expires"})
+			e.warn(req, tx, 400, "Bad Request", "bad Expires")
 			return
 		}
 		expires = v
@@ -82,7 +82,7 @@ func (e *Edge) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		if ch.Address.Wildcard {
 			if len(contacts) > 1 {
-				e.refuse(req, tx, &Refusal{Code: 400, Reason: "Bad Request", Warning: "Contact: * must stand alone"})
+				e.warn(req, tx, 400, "Bad Request", "Contact: * must stand alone")
 				return
 			}
 			b := &pb.Binding{Node: e.node(), Source: req.Source(), RegCallId: callID, Cseq: seq}
@@ -95,7 +95,7 @@ func (e *Edge) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		if v, ok := ch.Params.Get("expires"); ok {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				e.refuse(req, tx, &Refusal{Code: 400, Reason: "Bad Request", Warning: "bad expires parameter"})
+				e.warn(req, tx, 400, "Bad Request", "bad expires parameter")
 				return
 			}
 			exp = n

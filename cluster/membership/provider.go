@@ -43,7 +43,8 @@ const (
 
 // Options tune a Provider.
 type Options struct {
-	// TTL of the member lease, at least 1 s; 0 means DefaultTTL.
+	// TTL of the member lease, at least 1 s, rounded up to whole seconds;
+	// 0 means DefaultTTL.
 	TTL time.Duration
 	// NodeID is the operator's name for this node (--node-id), stored with the
 	// member so /v1/cluster can name it.
@@ -382,7 +383,7 @@ func (p *Provider) register(ctx context.Context) (<-chan *clientv3.LeaseKeepAliv
 			p.markEvicted()
 		}
 	}
-	grant, err := p.cli.Grant(rctx, int64(p.ttl/time.Second))
+	grant, err := p.cli.Grant(rctx, int64((p.ttl+time.Second-1)/time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("grant lease: %w", err)
 	}

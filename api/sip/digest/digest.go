@@ -311,42 +311,44 @@ func (a *Authenticator) Verify(method string, authHeader string, lookupHA1 func(
 	case nonceExpired:
 		return fail(Stale, "nonce expired")
 	}
-	if !a.record(p["nonce"], hasQop, nc, expires, now) {
-		if !hasQop {
-			return fail(Replayed, "qop-less nonce used again")
-		}
-		return fail(Replayed, "nc %08x not above the last one seen", nc)
+	if err := a.record(p["nonce"], hasQop, nc, expires, now); err != nil {
+		return fail(Replayed, "nc %08x: %w", nc, err)
 	}
 	res.Reason = OK
 	return res, nil
 }
 
-// record notes a use of nonce and reports whether it is new: for qop=auth a
-// nonce-count above every earlier one, without qop a first use at all.
-func (a *Authenticator) record(nonce string, qop bool, nc uint32, expires, now time.Time) bool {
+var (
+	errReused    = errors.New("nonce-count not above the last one seen, or a qop-less nonce used again")
+	errTableFull = errors.New("replay table full of live nonces")
+)
+
+// record notes a use of nonce: for qop=auth it needs a nonce-count above
+// every earlier one, without qop a first use at all.
+func (a *Authenticator) record(nonce string, qop bool, nc uint32, expires, now time.Time) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if prev, ok := a.seen[nonce]; ok {
 		// A qop-less use stores nc 0, so it also blocks any later use.
 		if !qop || prev.nc == 0 || nc <= prev.nc {
-			return false
+			return errReused
 		}
 		a.seen[nonce] = use{nc: nc, expires: prev.expires}
-		return true
+		return nil
 	}
 	if len(a.seen) >= maxTracked || !now.Before(a.sweepAt) {
 		a.sweep(now)
 	}
 	if len(a.seen) >= maxTracked {
-		// Full of live nonces: refusing (the phone gets a fresh challenge)
-		// is safer than forgetting a nonce and re-opening it to replay.
-		return false
+		// Refusing (the phone gets a fresh challenge) is safer than
+		// forgetting a live nonce and re-opening it to replay.
+		return errTableFull
 	}
 	if !qop {
 		nc = 0
 	}
 	a.seen[nonce] = use{nc: nc, expires: expires}
-	return true
+	return nil
 }
 
 func (a *Authenticator) sweep(now time.Time) {

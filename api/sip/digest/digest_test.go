@@ -4,6 +4,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"strings"
@@ -375,4 +376,22 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("reason %v with err %v", res.Reason, err)
 		}
 	})
+}
+
+func TestReplayTableFull(t *testing.T) {
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	a := New(realm, []byte("k"), clk.now)
+	live := clk.t.Add(NonceLifetime)
+	for i := range maxTracked {
+		a.seen[fmt.Sprint(i)] = use{nc: 1, expires: live}
+	}
+	p := &phone{user: "100", password: "s3cret", realm: realm}
+	res, err := a.Verify("REGISTER", p.answer(t, a.Challenge()[0], "REGISTER", "sip:x"), lookup)
+	if res.Reason != Replayed || !errors.Is(err, errTableFull) {
+		t.Fatalf("full table: %v %v, want replayed (table full)", res.Reason, err)
+	}
+	clk.t = live.Add(time.Second)
+	if res, err := a.Verify("REGISTER", p.answer(t, a.Challenge()[0], "REGISTER", "sip:x"), lookup); res.Reason != OK {
+		t.Fatalf("after the old nonces expired: %v", err)
+	}
 }

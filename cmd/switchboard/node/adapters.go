@@ -8,14 +8,12 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/emiago/sipgo/sip"
 
 	"github.com/switchboard/switchboard/actors/call"
 	"github.com/switchboard/switchboard/actors/directory"
 	"github.com/switchboard/switchboard/api/rest"
 	sipedge "github.com/switchboard/switchboard/api/sip"
 	"github.com/switchboard/switchboard/api/sip/digest"
-	"github.com/switchboard/switchboard/api/sip/validate"
 	pb "github.com/switchboard/switchboard/proto"
 )
 
@@ -82,18 +80,27 @@ func (e edgeDir) TrunkBySource(ip netip.Addr) (string, bool) {
 // digestAuth adapts the digest package to the edge.
 type digestAuth struct{ a *digest.Authenticator }
 
-func (d digestAuth) Challenge(stale bool) []string { return d.a.Challenge(stale) }
-
-func (d digestAuth) Verify(method, header string, ha1 func(alg, username string) (string, bool)) (string, sipedge.AuthStatus) {
-	return d.a.VerifyStatus(method, header, ha1)
+func (d digestAuth) Challenge(stale bool) []string {
+	if stale {
+		return d.a.ChallengeStale()
+	}
+	return d.a.Challenge()
 }
 
-func validateRequest(req *sip.Request) *sipedge.Refusal {
-	r := validate.Request(req)
-	if r == nil {
-		return nil
+// Verify maps the digest verdict to the edge's answer. A replayed nonce
+// count is re-challenged (stale) rather than refused: UDP reorders.
+func (d digestAuth) Verify(method, header string, ha1 func(alg, username string) (string, bool)) (string, sipedge.AuthStatus) {
+	res, _ := d.a.Verify(method, header, ha1)
+	switch res.Reason {
+	case digest.OK:
+		return res.Username, sipedge.AuthOK
+	case digest.NoCredentials, digest.RealmMismatch:
+		return "", sipedge.AuthMissing
+	case digest.Stale, digest.Replayed:
+		return "", sipedge.AuthStale
+	default:
+		return "", sipedge.AuthFailed
 	}
-	return &sipedge.Refusal{Code: r.Code, Reason: r.Reason, Warning: r.Warning, Unsupported: r.Unsupported}
 }
 
 // calls implements rest.Calls over the call grains of the whole cluster.

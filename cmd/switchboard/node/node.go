@@ -33,7 +33,6 @@ import (
 	"github.com/switchboard/switchboard/api/rest"
 	sipedge "github.com/switchboard/switchboard/api/sip"
 	"github.com/switchboard/switchboard/api/sip/digest"
-	"github.com/switchboard/switchboard/api/sip/validate"
 	"github.com/switchboard/switchboard/cluster/etcdembed"
 	"github.com/switchboard/switchboard/cluster/events"
 	"github.com/switchboard/switchboard/cluster/membership"
@@ -196,7 +195,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	n.edge, err = sipedge.New(sipedge.Config{
 		NodeID: cfg.NodeID, NodeAddr: nodeAddr, Domain: cfg.Domain, Host: advertise, Port: sipPort,
 		Dir: edgeDir{n.dir}, Auth: digestAuth{auth}, Cluster: func() *cluster.Cluster { return n.cluster },
-		Draining: n.draining.Load, Validate: validateRequest, Log: n.log,
+		Draining: n.draining.Load, Log: n.log,
 	})
 	if err != nil {
 		return err
