@@ -183,7 +183,7 @@ func TestRejoinsAfterEtcdRestart(t *testing.T) {
 	dir := t.TempDir()
 	srv := startEtcd(t, dir, "127.0.0.1:0")
 	eps := srv.Endpoints()
-	const ttl = 2 * time.Second
+	const ttl = 3 * time.Second
 	m := startMember(t, eps, "node1", ttl)
 	// Members leave before etcd stops, as in a node's orderly shutdown.
 	defer func() {
@@ -217,10 +217,11 @@ func TestRejoinsAfterEtcdRestart(t *testing.T) {
 	time.Sleep(ttl + time.Second) // long enough for the client to give its lease up
 	srv = startEtcd(t, dir, strings.TrimPrefix(eps[0], "http://"))
 
-	eventually(t, 15*time.Second, "re-registered under a new lease", func() bool {
+	took := eventually(t, 15*time.Second, "re-registered under a new lease", func() bool {
 		l := lease()
 		return m.p.Ready() && l != 0 && l != before
 	})
+	t.Logf("re-registered %s after etcd came back", took)
 	// The new lease is kept alive: the key outlives several TTLs.
 	time.Sleep(2 * ttl)
 	if lease() == 0 {

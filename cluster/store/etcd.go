@@ -12,6 +12,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/switchboard/switchboard/api/metrics"
 )
@@ -38,6 +40,13 @@ func Dial(endpoints []string) (*clientv3.Client, error) {
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second,
 		PermitWithoutStream:  true,
+		// grpc's default reconnect backoff grows to two minutes; after an
+		// etcd restart we must be back within a member lease TTL, or our
+		// keys (and our place in the cluster) expire.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 3 * time.Second,
+		})},
 		// The client warns on every retry while etcd is away; callers get
 		// (and log) the errors that matter.
 		Logger: ZapLogger(slog.Default().With("component", "etcd-client"), zapcore.ErrorLevel),

@@ -30,7 +30,13 @@ func main() {
 		cfg.Log.Error("switchboard: start failed", "err", err)
 		os.Exit(1)
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-n.Evicted():
+		cfg.Log.Error("switchboard: evicted from the cluster; exiting so a restart rejoins")
+		n.Close()
+		os.Exit(1)
+	}
 	cfg.Log.Info("switchboard: draining", "timeout", cfg.DrainTimeout)
 	if err := n.Drain(cfg.DrainTimeout); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		cfg.Log.Warn("switchboard: drain", "err", err)

@@ -251,6 +251,8 @@ func (n *Node) readiness() error {
 		return errors.New("draining")
 	case !n.ready.Load():
 		return errors.New("starting")
+	case !n.provider.Ready():
+		return errors.New("not a cluster member (etcd unreachable?)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -286,6 +288,10 @@ func (n *Node) lineContacts(ctx actor.Context, user string) ([]call.Contact, err
 	return out, nil
 }
 
+// Evicted is closed when the cluster dropped this member while it ran; the
+// process must restart to rejoin under a new member id.
+func (n *Node) Evicted() <-chan struct{} { return n.provider.Evicted() }
+
 // Drain refuses new calls, waits for active legs to end (up to timeout),
 // then leaves the cluster.
 func (n *Node) Drain(timeout time.Duration) error {
@@ -320,6 +326,11 @@ func (n *Node) stop(graceful bool) {
 	}
 	if n.cluster != nil {
 		n.cluster.Shutdown(graceful)
+		if !graceful {
+			// protoactor does not tell the provider of a non-graceful stop;
+			// it must stop its keepalive without deregistering.
+			_ = n.provider.Shutdown(false)
+		}
 	}
 	if n.media != nil {
 		_ = n.media.Close()
