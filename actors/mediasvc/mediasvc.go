@@ -145,8 +145,10 @@ func (s *Service) op(callID string, op *pb.MediaOp) *pb.MediaResult {
 	return &pb.MediaResult{}
 }
 
+// fail maps a media error to the SIP status the caller should see; an SDP
+// that cannot be read or used is the offerer's problem (488).
 func fail(err error) *pb.MediaResult {
-	code := int32(500)
+	code := int32(488)
 	switch {
 	case errors.Is(err, media.ErrNoCodec), errors.Is(err, media.ErrSRTPRequired):
 		code = 488

@@ -8,6 +8,7 @@ package sipedge
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -130,6 +131,14 @@ func (e *Edge) Serve(ctx context.Context, addr string) error {
 		}
 		return fmt.Errorf("sip: listen %s: %w", addr, err)
 	}
+}
+
+// ServeTLS listens for SIP over TLS on addr until ctx ends.
+func (e *Edge) ServeTLS(ctx context.Context, addr string, conf *tls.Config) error {
+	if err := e.srv.ListenAndServeTLS(ctx, "tls", addr, conf); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("sip: listen tls %s: %w", addr, err)
+	}
+	return nil
 }
 
 // Close stops the user agent (transactions and transports).

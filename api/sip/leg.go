@@ -236,6 +236,10 @@ func (e *Edge) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	// A BYE can overtake the ACK of our 2xx: it confirms the dialog all the
 	// same (the ACK is implied), so it is taken whatever the dialog state.
+	// Mark the leg ended first so the 2xx sender does not report a lost ACK.
+	l.mu.Lock()
+	l.ended = true
+	l.mu.Unlock()
 	var err error
 	if l.srv != nil {
 		err = l.srv.ReadBye(req, tx)

@@ -177,3 +177,11 @@ func recvCall(t *testing.T, p *sipphone.Phone) *sipphone.Call {
 	}
 	return nil
 }
+
+type nodeConfig = node.Config
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

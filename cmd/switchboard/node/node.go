@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -214,6 +215,18 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 			n.ready.Store(false)
 		}
 	}()
+
+	if cfg.SIPTLSAddr != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("--sip-tls-addr needs --tls-cert and --tls-key: %w", err)
+		}
+		go func() {
+			if err := n.edge.ServeTLS(runCtx, cfg.SIPTLSAddr, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}); err != nil {
+				n.log.Error("sip: tls serve stopped", "err", err)
+			}
+		}()
+	}
 
 	// REST.
 	n.http = rest.New(rest.Deps{

@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/api/sip/sipphone"
+)
+
+const carrierSDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+
+// header returns the value of the first header called name in a raw message.
+func header(msg, name string) string {
+	for _, line := range strings.Split(msg, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(k), name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// The 200 to an INVITE is retransmitted until the ACK comes; a BYE that
+// overtakes the ACK is taken all the same and ends the call.
+func TestRetransmitted2xxAndByeBeforeAck(t *testing.T) {
+	s := startNode(t, nil)
+	s.user("bob", "1002", "bob-secret", "+14155550102")
+	if code := s.api("POST", "/v1/trunks", "", map[string]any{"id": "c", "address": "127.0.0.2:5999", "inbound_cidrs": []string{"127.0.0.2/32"}}, nil); code != 201 {
+		t.Fatalf("trunk: %d", code)
+	}
+	bob := s.phone("bob", "bob-secret", func(c *sipphone.Config) { c.AutoAnswerOn = true })
+	s.registered(bob)
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	to, _ := net.ResolveUDPAddr("udp", s.n.SIPAddr())
+	from := conn.LocalAddr().(*net.UDPAddr)
+	invite := rawInvite(to, from, "+14155550102", carrierSDP)
+	if _, err := conn.WriteToUDP([]byte(invite), to); err != nil {
+		t.Fatal(err)
+	}
+	var oks []string
+	buf := make([]byte, 65535)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(oks) < 2 && time.Now().Before(deadline) {
+		_ = conn.SetReadDeadline(deadline)
+		n, _, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			break
+		}
+		if msg := string(buf[:n]); strings.HasPrefix(msg, "SIP/2.0 200") {
+			oks = append(oks, msg)
+		}
+	}
+	if len(oks) < 2 {
+		t.Fatalf("want the 200 retransmitted while no ACK comes, got %d", len(oks))
+	}
+	b := recvCall(t, bob)
+	ok := oks[0]
+	bye := fmt.Sprintf("BYE %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-bye-%d\r\nMax-Forwards: 70\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+		strings.Trim(header(ok, "Contact"), "<>"), from, time.Now().UnixNano(), header(ok, "From"), header(ok, "To"), header(ok, "Call-ID"))
+	if _, err := conn.WriteToUDP([]byte(bye), to); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		n, _, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatal("no answer to a BYE that overtook the ACK")
+		}
+		msg := string(buf[:n])
+		if strings.Contains(header(msg, "CSeq"), "BYE") {
+			if !strings.HasPrefix(msg, "SIP/2.0 200") {
+				t.Fatalf("BYE before ACK: want 200, got %q", firstLine(msg))
+			}
+			break
+		}
+	}
+	select {
+	case <-b.Ended():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the callee was not hung up")
+	}
+}
+
+// A call whose media goes silent is ended with a BYE to both sides.
+func TestRTPTimeoutEndsCall(t *testing.T) {
+	s := startNode(t, func(c *nodeConfig) { c.RTPTimeout = time.Second })
+	s.user("alice", "1001", "alice-secret")
+	s.user("bob", "1002", "bob-secret")
+	alice := s.phone("alice", "alice-secret", nil)
+	bob := s.phone("bob", "bob-secret", func(c *sipphone.Config) { c.AutoAnswerOn = true })
+	s.registered(alice)
+	s.registered(bob)
+	a, err := alice.Dial(ctxT(t, 10*time.Second), "1002", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := recvCall(t, bob)
+	for _, c := range []*sipphone.Call{a, b} {
+		select {
+		case <-c.Ended():
+		case <-time.After(8 * time.Second):
+			t.Fatal("a silent call was not ended")
+		}
+	}
+}
