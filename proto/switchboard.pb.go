@@ -1909,6 +1909,84 @@ func (x *MediaEvent) GetDigit() string {
 	return ""
 }
 
+// DomainEvent carries an event from the node where it happened to every other
+// node's "events" actor, so an SSE client on any node sees the whole cluster.
+type DomainEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Subject       string                 `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	Users         []string               `protobuf:"bytes,3,rep,name=users,proto3" json:"users,omitempty"`
+	UnixNano      int64                  `protobuf:"varint,4,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	Data          []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"` // JSON
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DomainEvent) Reset() {
+	*x = DomainEvent{}
+	mi := &file_switchboard_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainEvent) ProtoMessage() {}
+
+func (x *DomainEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainEvent.ProtoReflect.Descriptor instead.
+func (*DomainEvent) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DomainEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *DomainEvent) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *DomainEvent) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *DomainEvent) GetUnixNano() int64 {
+	if x != nil {
+		return x.UnixNano
+	}
+	return 0
+}
+
+func (x *DomainEvent) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_switchboard_proto protoreflect.FileDescriptor
 
 const file_switchboard_proto_rawDesc = "" +
@@ -2068,7 +2146,13 @@ const file_switchboard_proto_rawDesc = "" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x15\n" +
 	"\x06leg_id\x18\x02 \x01(\tR\x05legId\x12\x12\n" +
 	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x14\n" +
-	"\x05digit\x18\x04 \x01(\tR\x05digitB-Z+github.com/switchboard/switchboard/proto;pbb\x06proto3"
+	"\x05digit\x18\x04 \x01(\tR\x05digit\"\x82\x01\n" +
+	"\vDomainEvent\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\x12\x14\n" +
+	"\x05users\x18\x03 \x03(\tR\x05users\x12\x1b\n" +
+	"\tunix_nano\x18\x04 \x01(\x03R\bunixNano\x12\x12\n" +
+	"\x04data\x18\x05 \x01(\fR\x04dataB-Z+github.com/switchboard/switchboard/proto;pbb\x06proto3"
 
 var (
 	file_switchboard_proto_rawDescOnce sync.Once
@@ -2083,7 +2167,7 @@ func file_switchboard_proto_rawDescGZIP() []byte {
 }
 
 var file_switchboard_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_switchboard_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_switchboard_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_switchboard_proto_goTypes = []any{
 	(LegEvent_Kind)(0),        // 0: switchboard.v1.LegEvent.Kind
 	(MediaOp_Kind)(0),         // 1: switchboard.v1.MediaOp.Kind
@@ -2113,6 +2197,7 @@ var file_switchboard_proto_goTypes = []any{
 	(*MediaResult)(nil),       // 25: switchboard.v1.MediaResult
 	(*MediaResponse)(nil),     // 26: switchboard.v1.MediaResponse
 	(*MediaEvent)(nil),        // 27: switchboard.v1.MediaEvent
+	(*DomainEvent)(nil),       // 28: switchboard.v1.DomainEvent
 }
 var file_switchboard_proto_depIdxs = []int32{
 	2,  // 0: switchboard.v1.CallStart.node:type_name -> switchboard.v1.Node
@@ -2145,7 +2230,7 @@ func file_switchboard_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_proto_rawDesc), len(file_switchboard_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -29,11 +29,14 @@ type Router interface {
 	Lookup(dialed string, fromTrunk bool) (target *Party, srtp bool, isE164 bool, trunk *Contact)
 }
 
+// Publisher delivers domain events to SSE clients of the whole cluster.
+type Publisher interface{ Publish(events.Event) }
+
 // Deps is what every call grain on a node shares.
 type Deps struct {
 	Router   Router
 	Store    store.Store
-	Events   *events.Hub
+	Events   Publisher
 	Index    *Index
 	Settings Settings
 	Draining func() bool

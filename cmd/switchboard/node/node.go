@@ -169,7 +169,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		settings.NoAnswer = cfg.NoAnswer
 	}
 	callDeps := &call.Deps{
-		Router: router{n.dir}, Store: n.store, Events: n.events, Index: n.index, Settings: settings,
+		Router: router{n.dir}, Store: n.store, Events: fanout{n}, Index: n.index, Settings: settings,
 		Draining: n.draining.Load, Now: time.Now, Log: n.log,
 		LineContacts: n.lineContacts,
 	}
@@ -185,6 +185,9 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	n.mediaSvc = mediasvc.New(n.media, func() *cluster.Cluster { return n.cluster }, call.KindName, n.log)
 	if _, err := n.system.Root.SpawnNamed(n.mediaSvc.Props(), call.MediaActor); err != nil {
 		return fmt.Errorf("spawn media actor: %w", err)
+	}
+	if _, err := n.system.Root.SpawnNamed(eventsProps(n.events), eventsActor); err != nil {
+		return fmt.Errorf("spawn events actor: %w", err)
 	}
 	if _, err := n.system.Root.SpawnNamed(call.IndexProps(n.index, n.actorCount), call.IndexActor); err != nil {
 		return fmt.Errorf("spawn calls actor: %w", err)
