@@ -39,4 +39,6 @@ func (h parseFailures) WithAttrs(as []slog.Attr) slog.Handler {
 	return parseFailures{h.next.WithAttrs(as)}
 }
 
-func (h parseFailures) WithGroup(name string) slog.Handler { return parseFailures{h.next.WithGroup(name)} }
+func (h parseFailures) WithGroup(name string) slog.Handler {
+	return parseFailures{h.next.WithGroup(name)}
+}

@@ -30,7 +30,7 @@ type Config struct {
 	Log      *slog.Logger
 	// AutoAnswer answers incoming calls after this delay (0: ring only
 	// until Answer is called on the incoming call).
-	AutoAnswer time.Duration
+	AutoAnswer   time.Duration
 	AutoAnswerOn bool
 	// SRTP offers RTP/SAVP with a crypto line instead of plain RTP.
 	SRTP bool

@@ -107,4 +107,3 @@ func metric(t *testing.T, s *sys, name string) float64 {
 	}
 	return total
 }
-

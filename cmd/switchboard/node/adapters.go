@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"time"
 
-
 	"github.com/switchboard/switchboard/actors/call"
 	"github.com/switchboard/switchboard/actors/directory"
 	"github.com/switchboard/switchboard/api/rest"
