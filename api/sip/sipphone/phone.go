@@ -367,6 +367,9 @@ func (c *Call) Resume(ctx context.Context) error { return c.Hold(ctx, "sendrecv"
 // SendRTP sends n PCMU packets, one every interval (0: as fast as possible).
 func (c *Call) SendRTP(n int, interval time.Duration) error { return c.media.send(n, interval) }
 
+// Sent is how many RTP packets this call sent.
+func (c *Call) Sent() int64 { return c.media.sent.Load() }
+
 // Received is how many RTP packets arrived for this call, and how many of
 // them carried the hold tone's payload type pattern is up to the caller.
 func (c *Call) Received() int64 { return c.media.received.Load() }
@@ -390,11 +393,23 @@ type rtpLeg struct {
 	seq       uint16
 	ts        uint32
 	received  atomic.Int64
+	sent      atomic.Int64
 	srtp      *srtpPair // nil for plain RTP
 	mu        sync.Mutex
 	last      []byte
 	closed    atomic.Bool
+	sendMu    sync.Mutex // guards seq, ts and the buffers below
+	out       [256]byte
+	enc       [512]byte
 }
+
+// silence is one 20 ms PCMU frame of silence.
+var silence = func() (b [160]byte) {
+	for i := range b {
+		b[i] = 0xff
+	}
+	return
+}()
 
 func newRTPLeg(ip string, srtp bool) (*rtpLeg, error) {
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
@@ -453,27 +468,26 @@ func (m *rtpLeg) setRemote(sdp []byte) error {
 }
 
 func (m *rtpLeg) send(n int, interval time.Duration) error {
-	payload := make([]byte, 160)
-	for i := range payload {
-		payload[i] = 0xff // PCMU silence
-	}
-	buf := make([]byte, 0, 256)
+	m.sendMu.Lock()
+	defer m.sendMu.Unlock()
 	for i := 0; i < n; i++ {
 		m.seq++
 		m.ts += 160
-		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: m.seq, Timestamp: m.ts, SSRC: m.ssrc}, Payload: payload}
-		raw, err := pkt.Marshal()
+		h := rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: m.seq, Timestamp: m.ts, SSRC: m.ssrc}
+		hl, err := h.MarshalTo(m.out[:])
 		if err != nil {
 			return err
 		}
+		raw := append(m.out[:hl], silence[:]...)
 		if m.srtp != nil {
-			if raw, err = m.srtp.protect(buf[:0], raw); err != nil {
+			if raw, err = m.srtp.protect(m.enc[:0], raw); err != nil {
 				return err
 			}
 		}
 		if _, err := m.conn.WriteToUDP(raw, m.remote); err != nil {
 			return err
 		}
+		m.sent.Add(1)
 		if interval > 0 {
 			time.Sleep(interval)
 		}
