@@ -38,24 +38,24 @@ const (
 )
 
 type result struct {
-	Scenario      string         `json:"scenario"`
-	Offered       float64        `json:"offered_per_s"`
-	Achieved      float64        `json:"achieved_per_s"`
-	Attempted     int64          `json:"attempted"`
-	Succeeded     int64          `json:"succeeded"`
-	Failed        map[string]int `json:"failed_by_reason"`
-	SetupP50ms    float64        `json:"setup_p50_ms"`
-	SetupP95ms    float64        `json:"setup_p95_ms"`
-	SetupP99ms    float64        `json:"setup_p99_ms"`
-	Concurrent    int            `json:"concurrent_calls"`
-	RTPSent       int64          `json:"rtp_sent"`
-	RTPReceived   int64          `json:"rtp_received"`
-	LossPct       float64        `json:"loss_pct"`
-	ServerCPUs    float64        `json:"server_cpu_seconds"`
-	ServerRSSKB   int64          `json:"server_rss_kb"`
-	RSSPerCallKB  float64        `json:"server_rss_per_call_kb,omitempty"`
-	CPUPerCallMs  float64        `json:"server_cpu_ms_per_call,omitempty"`
-	ReadyMs       int64          `json:"time_to_ready_ms,omitempty"`
+	Scenario     string         `json:"scenario"`
+	Offered      float64        `json:"offered_per_s"`
+	Achieved     float64        `json:"achieved_per_s"`
+	Attempted    int64          `json:"attempted"`
+	Succeeded    int64          `json:"succeeded"`
+	Failed       map[string]int `json:"failed_by_reason"`
+	SetupP50ms   float64        `json:"setup_p50_ms"`
+	SetupP95ms   float64        `json:"setup_p95_ms"`
+	SetupP99ms   float64        `json:"setup_p99_ms"`
+	Concurrent   int            `json:"concurrent_calls"`
+	RTPSent      int64          `json:"rtp_sent"`
+	RTPReceived  int64          `json:"rtp_received"`
+	LossPct      float64        `json:"loss_pct"`
+	ServerCPUs   float64        `json:"server_cpu_seconds"`
+	ServerRSSKB  int64          `json:"server_rss_kb"`
+	RSSPerCallKB float64        `json:"server_rss_per_call_kb,omitempty"`
+	CPUPerCallMs float64        `json:"server_cpu_ms_per_call,omitempty"`
+	ReadyMs      int64          `json:"time_to_ready_ms,omitempty"`
 }
 
 func main() {
