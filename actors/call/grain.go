@@ -126,6 +126,11 @@ func (g *grain) start(ctx actor.Context, m *pb.CallStart) {
 			in.OfferCode = int(res.Code)
 		} else {
 			in.Lookup = g.lookup(ctx, m.To, from.TrunkID != "")
+			if t := in.Lookup.OutboundTrunk; t != nil {
+				// Calls out through a trunk leave from the node that holds
+				// the caller and the media.
+				t.NodeID, t.NodeAddr = m.Node.GetId(), m.Node.GetAddress()
+			}
 		}
 	}
 	in.From.External = g.external(from)
@@ -185,9 +190,15 @@ func (g *grain) reinvite(ctx actor.Context, m *pb.LegReinvite) *pb.LegReinviteRe
 	if g.call == nil || g.call.Leg(m.LegId) == nil || g.call.State == Ended {
 		return &pb.LegReinviteResult{Code: 481}
 	}
+	// The answer keeps to what the other side agreed on; before an answer
+	// there is no other side and the offer's own codecs stand.
+	peer := m.LegId
+	if o := g.call.other(m.LegId); o != nil {
+		peer = o.ID
+	}
 	res := g.media(ctx,
 		&pb.MediaOp{Kind: pb.MediaOp_ACCEPT_OFFER, Leg: m.LegId, Sdp: m.Sdp},
-		&pb.MediaOp{Kind: pb.MediaOp_ANSWER, Leg: m.LegId, Peer: m.LegId})
+		&pb.MediaOp{Kind: pb.MediaOp_ANSWER, Leg: m.LegId, Peer: peer})
 	if res.Code != 0 {
 		return &pb.LegReinviteResult{Code: res.Code}
 	}
@@ -353,8 +364,9 @@ func (g *grain) toEdge(ctx actor.Context, legID string, msg any) {
 	ctx.Send(actor.NewPID(l.NodeAddr, EdgeActor), msg)
 }
 
-// media runs ops on the call's media worker and returns the last result (or
-// the first failure).
+// media runs ops on the call's media worker. It returns the first failure,
+// or else the first result that carries SDP (the one the caller sends on),
+// or else the last result.
 func (g *grain) media(ctx actor.Context, ops ...*pb.MediaOp) *pb.MediaResult {
 	req := &pb.MediaRequest{CallId: g.call.ID, Ops: ops}
 	r, err := ctx.RequestFuture(actor.NewPID(g.mediaNode, MediaActor), req, 5*time.Second).Result()
@@ -365,6 +377,18 @@ func (g *grain) media(ctx actor.Context, ops ...*pb.MediaOp) *pb.MediaResult {
 	resp, ok := r.(*pb.MediaResponse)
 	if !ok || len(resp.Results) == 0 {
 		return &pb.MediaResult{Code: 500, Error: "media: empty response"}
+	}
+	var withSDP *pb.MediaResult
+	for _, res := range resp.Results {
+		if res.Code != 0 {
+			return res
+		}
+		if withSDP == nil && len(res.Sdp) > 0 {
+			withSDP = res
+		}
+	}
+	if withSDP != nil {
+		return withSDP
 	}
 	return resp.Results[len(resp.Results)-1]
 }

@@ -93,7 +93,9 @@ func (p *Phone) Addr() string { return p.addr }
 func (p *Phone) Close() {
 	p.mu.Lock()
 	for _, c := range p.calls {
-		c.media.close()
+		if c.media != nil {
+			c.media.close()
+		}
 	}
 	p.mu.Unlock()
 	p.cancel()

@@ -143,7 +143,7 @@ func (c *calls) Control(ctx context.Context, id, action string, by rest.Principa
 	if !ok {
 		return errors.New("call: unexpected answer")
 	}
-	return rest.ControlError(int(res.Status), res.Code, res.Message)
+	return rest.AsControlError(int(res.Status), res.Code, res.Message)
 }
 
 func restCall(ci *pb.CallInfo) rest.Call {

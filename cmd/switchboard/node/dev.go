@@ -1,7 +1,9 @@
 package node
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -25,3 +27,17 @@ at sip:%[2]s, then dial 1002 from the first.
 
 `, n.adminTok, n.sipAddr, n.cfg.Domain, base)
 }
+
+// quieter drops protoactor's info-level chatter (topology, dead letters on
+// shutdown) unless the node logs at debug.
+type quieter struct{ slog.Handler }
+
+func (q quieter) Enabled(ctx context.Context, l slog.Level) bool {
+	if l < slog.LevelWarn {
+		return q.Handler.Enabled(ctx, slog.LevelDebug) && q.Handler.Enabled(ctx, l)
+	}
+	return q.Handler.Enabled(ctx, l)
+}
+
+func (q quieter) WithAttrs(as []slog.Attr) slog.Handler { return quieter{q.Handler.WithAttrs(as)} }
+func (q quieter) WithGroup(n string) slog.Handler       { return quieter{q.Handler.WithGroup(n)} }

@@ -158,7 +158,11 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	}
 
 	// The actor system, its remote and the cluster.
-	n.system = actor.NewActorSystem()
+	// protoactor logs chattily at info; ours is the node's logger, one level up.
+	actorLog := n.log.With("lib", "protoactor")
+	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(quieter{actorLog.Handler()})
+	}))
 	chost, cport, err := splitHostPort(cfg.ClusterAddr)
 	if err != nil {
 		return fmt.Errorf("--cluster-addr: %w", err)
