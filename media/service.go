@@ -57,7 +57,8 @@ type Service struct {
 	done sync.WaitGroup
 
 	mu      sync.Mutex
-	ports   []int // free even ports
+	ports   []int // free even ports, a queue: taken from the front, returned at the back
+	head    int
 	workers map[*Worker]struct{}
 	tone    map[*Leg]struct{} // legs that hear the hold tone
 }
@@ -80,10 +81,8 @@ func NewService(cfg Config, log *slog.Logger) (*Service, error) {
 		cfg.CheckEvery = time.Second
 	}
 	s := &Service{cfg: cfg, log: log, stop: make(chan struct{}), workers: map[*Worker]struct{}{}, tone: map[*Leg]struct{}{}}
-	for p := cfg.PortMax - 1; p >= cfg.PortMin; p-- {
-		if p%2 == 0 {
-			s.ports = append(s.ports, p) // a stack: lowest port first
-		}
+	for p := cfg.PortMin; p+1 <= cfg.PortMax; p += 2 {
+		s.ports = append(s.ports, p)
 	}
 	s.done.Add(2)
 	go s.toneClock()
@@ -133,9 +132,9 @@ func (s *Service) NewWorker(callID string, onEvent func(Event)) *Worker {
 func (s *Service) bind() (*net.UDPConn, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.ports) > 0 {
-		p := s.ports[len(s.ports)-1]
-		s.ports = s.ports[:len(s.ports)-1]
+	for s.head < len(s.ports) {
+		p := s.ports[s.head]
+		s.head++
 		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: s.cfg.IP.AsSlice(), Port: p})
 		if err != nil {
 			continue // taken by someone else: skip it for good
@@ -150,7 +149,11 @@ func (s *Service) bind() (*net.UDPConn, int, error) {
 func (s *Service) release(port int) {
 	s.mu.Lock()
 	// Reused last: a late packet of the old call should not reach a new one.
-	s.ports = append([]int{port}, s.ports...)
+	if s.head > len(s.ports)/2 {
+		s.ports = append(s.ports[:0], s.ports[s.head:]...)
+		s.head = 0
+	}
+	s.ports = append(s.ports, port)
 	s.mu.Unlock()
 }
 

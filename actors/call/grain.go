@@ -61,6 +61,7 @@ type grain struct {
 	sdp        map[string][]byte // last SDP seen from each callee leg (answer or early)
 	answerSDP  []byte            // our answer to the caller
 	wakeGen    int
+	timer      *time.Timer
 	setupFrom  time.Time
 }
 
@@ -281,9 +282,13 @@ func (g *grain) apply(ctx actor.Context, effs []Effect) {
 			g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_BRIDGE, Leg: e.A, Peer: e.B})
 		case WakeAt:
 			g.wakeGen++
+			if g.timer != nil {
+				g.timer.Stop()
+				g.timer = nil
+			}
 			if !e.At.IsZero() {
 				gen, self, sys := g.wakeGen, ctx.Self(), ctx.ActorSystem()
-				time.AfterFunc(e.At.Sub(g.now()), func() { sys.Root.Send(self, wake{gen: gen}) })
+				g.timer = time.AfterFunc(e.At.Sub(g.now()), func() { sys.Root.Send(self, wake{gen: gen}) })
 			}
 		case Event:
 			g.publish(e.Type)

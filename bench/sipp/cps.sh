@@ -21,7 +21,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -29,7 +29,7 @@ trap cleanup EXIT
 t0=$(date +%s%N)
 "$work/switchboard" --sip-addr 127.0.0.1:$sip_port --http-addr $http --media-ip 127.0.0.1 \
   --rtp-ports 40000-59999 --data-dir "$work/data" --etcd-listen 127.0.0.1:0 --node-id bench \
-  --admin-token bench-token --log-level error >"$work/node.log" 2>&1 &
+  --admin-token bench-token --log-level error ${PPROF:+--pprof-addr $PPROF} >"$work/node.log" 2>&1 &
 node=$!
 pids+=($node)
 until curl -sf "http://$http/readyz" >/dev/null 2>&1; do
@@ -45,7 +45,7 @@ api -d '{"id":"sipp","address":"127.0.0.3:5999","inbound_cidrs":["127.0.0.3/32"]
 buf="-buff_size 4194304"
 (cd "$work" && sipp -sf "$here/register.xml" -s bob -au bob -ap bob-secret -i 127.0.0.1 -p 5070 -m 1 \
   -nostdin -timeout 10s -timeout_error 127.0.0.1:$sip_port >/dev/null 2>&1) || { echo "register failed"; exit 1; }
-(cd "$work" && sipp -sf "$here/uas.xml" -i 127.0.0.1 -p 5070 $buf -nostdin -default_behaviors all,-abortunexp \
+(cd "$work" && exec sipp -sf "$here/uas.xml" -i 127.0.0.1 -p 5070 $buf -nostdin -default_behaviors all,-abortunexp \
   >/dev/null 2>&1) &
 pids+=($!)
 sleep 0.3
@@ -61,7 +61,19 @@ col() { echo "$hdr" | tr ';' '\n' | grep -n "^$1\$" | cut -d: -f1; }
 succ=$(echo "$last" | cut -d';' -f"$(col 'SuccessfulCall(C)')")
 fail=$(echo "$last" | cut -d';' -f"$(col 'FailedCall(C)')")
 rtt=$(ls "$work"/*_rtt.csv | head -1)
-lat=$(awk -F';' 'NR>1 && $3=="setup" {print $2}' "$rtt" | sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "n/a n/a"} else {print a[int(NR*0.5)+0>0?int(NR*0.5):1], a[int(NR*0.99)>0?int(NR*0.99):1]}}')
+pctl() { # pctl FILE P: the P-th percentile of a sorted column
+  local n; n=$(wc -l <"$1"); [ "$n" -gt 0 ] || { echo n/a; return; }
+  local i=$(( (n * $2 + 99) / 100 )); [ "$i" -ge 1 ] || i=1
+  sed -n "${i}p" "$1"
+}
+awk -F';' 'NR>1 && $3=="setup" {print $2}' "$rtt" | sort -n >"$work/setup.txt"
+lat="$(pctl "$work/setup.txt" 50) $(pctl "$work/setup.txt" 99)"
 rss=$(awk '/VmRSS/ {print $2}' /proc/$node/status)
 cpu=$(awk '{print $14+$15}' /proc/$node/stat)
+[ -n "${SETTLE:-}" ] && sleep "$SETTLE"
+if [ -n "${PPROF:-}" ]; then
+  curl -s "http://$PPROF/debug/pprof/heap?gc=1" >"${HEAP_OUT:-/tmp/heap.pprof}"
+  curl -s "http://$PPROF/debug/actors"
+fi
+if [ -n "${METRICS:-}" ]; then curl -s "http://$http/metrics" | grep -E '^switchboard_(calls_active|actors|media_workers|registrations|calls_total)|^go_goroutines|^go_memstats_heap_inuse'; fi
 echo "rate=$rate/s calls=$calls succeeded=$succ failed=$fail setup_ms_p50_p99=($lat) node_rss_kb=$rss node_cpu_ticks=$cpu"

@@ -58,6 +58,7 @@ type Config struct {
 	Domain                               string
 	AdminToken                           string
 	LogLevel                             string
+	PprofAddr                            string
 	DrainTimeout                         time.Duration
 	RTPTimeout                           time.Duration
 	NoAnswer                             time.Duration // 0: call.DefaultSettings
@@ -233,6 +234,10 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 				n.log.Error("sip: tls serve stopped", "err", err)
 			}
 		}()
+	}
+
+	if cfg.PprofAddr != "" {
+		go servePprof(cfg.PprofAddr, n.system, n.log)
 	}
 
 	// REST.
