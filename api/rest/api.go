@@ -69,7 +69,21 @@ func fail(c *fiber.Ctx, status int, code, msg string) error {
 	return c.Status(status).JSON(fiber.Map{"error": fiber.Map{"code": code, "message": msg}})
 }
 
+// inputError is bad input found by a helper; the error handler answers it.
+type inputError struct {
+	status        int
+	code, message string
+}
+
+func (e *inputError) Error() string { return e.message }
+
+func bad(code, msg string) error { return &inputError{400, code, msg} }
+
 func (a *api) errorHandler(c *fiber.Ctx, err error) error {
+	var ie *inputError
+	if errors.As(err, &ie) {
+		return fail(c, ie.status, ie.code, ie.message)
+	}
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
 		code := strings.ToLower(strings.ReplaceAll(fe.Message, " ", "_"))
@@ -129,7 +143,7 @@ func (a *api) selfOrAdmin(c *fiber.Ctx) error {
 func decode(c *fiber.Ctx, v any) error {
 	body := c.Body()
 	if len(strings.TrimSpace(string(body))) == 0 {
-		return fail(c, 400, "invalid_json", "the request body must be a JSON object")
+		return bad("invalid_json", "the request body must be a JSON object")
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
@@ -138,17 +152,17 @@ func decode(c *fiber.Ctx, v any) error {
 		var se *json.SyntaxError
 		switch {
 		case errors.As(err, &te):
-			return fail(c, 400, "invalid_field", fmt.Sprintf("%s: must be %s", te.Field, te.Type))
+			return bad("invalid_field", fmt.Sprintf("%s: must be %s", te.Field, te.Type))
 		case errors.As(err, &se):
-			return fail(c, 400, "invalid_json", fmt.Sprintf("body is not valid JSON (at byte %d)", se.Offset))
+			return bad("invalid_json", fmt.Sprintf("body is not valid JSON (at byte %d)", se.Offset))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return fail(c, 400, "unknown_field", fmt.Sprintf("%s: is not a known field", strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)))
+			return bad("unknown_field", fmt.Sprintf("%s: is not a known field", strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)))
 		default:
-			return fail(c, 400, "invalid_json", "body could not be read as JSON: "+err.Error())
+			return bad("invalid_json", "body could not be read as JSON: "+err.Error())
 		}
 	}
 	if dec.More() {
-		return fail(c, 400, "invalid_json", "body has data after the JSON object")
+		return bad("invalid_json", "body has data after the JSON object")
 	}
 	return nil
 }
@@ -158,7 +172,7 @@ func dirError(c *fiber.Ctx, err error, what string) error {
 	var fe *directory.FieldError
 	switch {
 	case errors.As(err, &fe):
-		return fail(c, 400, "invalid_field", fe.Error())
+		return bad("invalid_field", fe.Error())
 	case errors.Is(err, directory.ErrExists):
 		return fail(c, 409, "conflict", what+" conflicts with an existing one (id, extension or number in use)")
 	case errors.Is(err, directory.ErrNotFound):
@@ -172,7 +186,7 @@ func page(c *fiber.Ctx) (string, int, error) {
 	if s := c.Query("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 500 {
-			return "", 0, fail(c, 400, "invalid_field", "limit: must be a number from 1 to 500")
+			return "", 0, bad("invalid_field", "limit: must be a number from 1 to 500")
 		}
 		limit = n
 	}
