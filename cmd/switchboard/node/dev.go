@@ -25,7 +25,7 @@ Register two phones (e.g. baresip) as 1001 / alice-secret and 1002 / bob-secret
 at sip:%[2]s, then dial 1002 from the first.
   calls now: curl -s -H 'Authorization: Bearer %[1]s' %[4]s/v1/calls
 
-`, n.adminTok, n.sipAddr, n.cfg.Domain, base)
+`, n.adminTok, n.sipPublic, n.cfg.Domain, base)
 }
 
 // quieter drops protoactor's info-level chatter (topology, dead letters on

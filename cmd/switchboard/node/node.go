@@ -217,6 +217,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		return err
 	}
 	n.sipAddr = ln
+	n.sipPublic = net.JoinHostPort(advertise, strconv.Itoa(sipPort))
 	go func() {
 		if err := n.edge.Serve(runCtx, cfg.SIPAddr); err != nil {
 			n.log.Error("sip: serve stopped", "err", err)
