@@ -69,26 +69,27 @@ type Config struct {
 
 // Node is a running Switchboard process.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	etcd     *etcdembed.Server
-	store    store.Store
-	dir      *directory.Directory
-	media    *media.Service
-	mediaSvc *mediasvc.Service
-	system   *actor.ActorSystem
-	cluster  *cluster.Cluster
-	provider *membership.Provider
-	edge     *sipedge.Edge
-	http     *fiber.App
-	index    *call.Index
-	events   *events.Hub
-	cancel   context.CancelFunc
-	draining atomic.Bool
-	ready    atomic.Bool
-	sipAddr  string
-	httpAddr string
-	adminTok string
+	cfg       Config
+	log       *slog.Logger
+	etcd      *etcdembed.Server
+	store     store.Store
+	dir       *directory.Directory
+	media     *media.Service
+	mediaSvc  *mediasvc.Service
+	system    *actor.ActorSystem
+	cluster   *cluster.Cluster
+	provider  *membership.Provider
+	edge      *sipedge.Edge
+	http      *fiber.App
+	index     *call.Index
+	events    *events.Hub
+	cancel    context.CancelFunc
+	draining  atomic.Bool
+	ready     atomic.Bool
+	sipAddr   string
+	sipPublic string // what phones register to: media IP and SIP port
+	httpAddr  string
+	adminTok  string
 }
 
 // Start brings a node up and returns once it serves SIP and HTTP.
