@@ -1,129 +1,87 @@
 package media
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"math"
 	"net"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/pion/srtp/v3"
 
-	"github.com/switchboard/switchboard/api/metrics"
 	"github.com/switchboard/switchboard/media/sdp"
 )
 
 const suite = "AES_CM_128_HMAC_SHA1_80"
 
-// Leg is one SIP leg's media: a socket, what its remote agreed to, and the
-// outbound state (SSRC, sequence, timestamp) of what it hears.
+// Leg is one SIP leg's media: its sockets, what its remote agreed to, and
+// the outbound stream (SSRC, sequence, timestamp) of what it hears.
 type Leg struct {
-	w    *Worker
-	id   string
-	conn *net.UDPConn
-	port int
-	ssrc uint32
+	w          *Worker
+	id         string
+	conn, rtcp *net.UDPConn
+	port       int
+	ssrc       uint32
+	done       chan struct{} // closed when the reader has returned
+	closeOnce  sync.Once
 
 	// Negotiation, under mu.
-	mu         sync.Mutex
-	offer      *sdp.Media // the remote's last offer
-	offerSAVP  bool
-	offerTag   int
-	sentOffer  []sdp.Format // what we offered the remote
-	sentSAVP   bool
-	codecs     []sdp.Format // what the remote agreed to (or offered)
-	direction  string
-	localKey   []byte // our SDES master key||salt, made once per leg
-	remoteAddr netip.AddrPort
+	mu        sync.Mutex
+	offer     *sdp.Session // the remote's last offer
+	offerIdx  int          // its m= line we answer
+	offerTag  int          // crypto tag we answer with
+	sentSRTP  bool         // our last offer was RTP/SAVP
+	codecs    []sdp.Format // what the remote agreed to (or offered)
+	direction string       // what the remote asked for
+	sdpAddr   netip.AddrPort
+	localKey  []byte        // our SDES master key||salt, made once per leg
+	txCtx     *srtp.Context // its encrypt context, in out.tx while SRTP is on
+	remoteKey []byte
+	sessID    uint64
+	version   uint64
+	lastSDP   []byte
 
-	// Read by the packet path.
+	// Read by the packet path without mu.
 	table     atomic.Pointer[codecTable]
-	rx        atomic.Pointer[srtp.Context] // only the reader goroutine decrypts
-	sendTo    atomic.Pointer[netip.AddrPort]
-	latched   atomic.Bool
-	listeners atomic.Pointer[[]*Leg] // legs that hear this one
+	dest      atomic.Pointer[peer]
+	rxCtx     atomic.Pointer[srtp.Context] // used by the reader goroutine only
+	listeners atomic.Pointer[[]*Leg]       // legs that hear this one
 
-	// Outbound, under outMu (the tone clock and other legs' readers write here).
-	outMu   sync.Mutex
-	tx      *srtp.Context
-	curSrc  any // the source now heard: *Leg, toneSrc, or nil
-	seqOff  uint16
-	tsOff   uint32
-	lastSeq uint16
-	lastTs  uint32
-	started bool
-	obuf    [1500]byte
-	ebuf    [1600]byte
+	rx    rxState // the reader goroutine's own
+	outMu sync.Mutex
+	out   outState // what this leg hears; written by other legs' readers and the tone clock
 
-	// Counters: written by one goroutine each, read by Stats and the flusher.
-	pktsIn, pktsOut, bytesIn, bytesOut atomic.Uint64
-	lost, unexpected, authFail, badPT  atomic.Uint64
-	jitterBits                         atomic.Uint64 // float64 ms
-	flushedOut, flushedLost            uint64        // by the flusher only
-	flushedUnexp, flushedAuth          uint64
-	closeOnce                          sync.Once
+	counters
 }
 
-// toneSrc marks the hold tone as the source a leg hears.
-type toneSrcT struct{}
-
-var toneSrc = toneSrcT{}
-
-// codecTable maps payload types to codecs and back for one leg.
-type codecTable struct {
-	byPT  [128]string // "pcmu/8000"; "" unknown
-	byKey map[string]uint8
-	dtmf  int16 // PT of telephone-event, -1 none
-	pcmu  int16
-	pcma  int16
+// peer is where a leg's media goes. It is replaced whole so the reader,
+// the forwarders and the negotiation never see half of a change.
+type peer struct {
+	addr    netip.AddrPort // invalid until the SDP or a latch gives one
+	latched bool           // addr is the source seen, not the SDP's
+	recv    bool           // the remote wants media (not sendonly/inactive)
 }
 
-func key(f sdp.Format) string { return strings.ToLower(f.Name) + "/" + fmt.Sprint(f.Rate) }
-
-func newTable(fs []sdp.Format) *codecTable {
-	t := &codecTable{byKey: map[string]uint8{}, dtmf: -1, pcmu: -1, pcma: -1}
-	for _, f := range fs {
-		if f.PT > 127 {
-			continue
-		}
-		k := key(f)
-		t.byPT[f.PT] = k
-		if _, ok := t.byKey[k]; !ok {
-			t.byKey[k] = f.PT
-		}
-		switch {
-		case f.IsDTMF() && t.dtmf < 0:
-			t.dtmf = int16(f.PT)
-		case k == "pcmu/8000" && t.pcmu < 0:
-			t.pcmu = int16(f.PT)
-		case k == "pcma/8000" && t.pcma < 0:
-			t.pcma = int16(f.PT)
-		}
+func newLeg(w *Worker, id string, conn, rtcp *net.UDPConn, port int) (*Leg, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("media: leg %s: random: %w", id, err)
 	}
-	return t
-}
-
-// LegStats are one leg's counters.
-type LegStats struct {
-	ID                                       string
-	PacketsIn, PacketsOut, BytesIn, BytesOut uint64
-	Lost                                     uint64
-	JitterMs                                 float64
-	Latched                                  string
-}
-
-func newLeg(w *Worker, id string, conn *net.UDPConn, port int) *Leg {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	l := &Leg{w: w, id: id, conn: conn, port: port, ssrc: binary.BigEndian.Uint32(b[:])}
+	l := &Leg{w: w, id: id, conn: conn, rtcp: rtcp, port: port, done: make(chan struct{}),
+		ssrc: binary.BigEndian.Uint32(b[0:]), sessID: uint64(binary.BigEndian.Uint32(b[4:]))}
+	// RFC 3550: random initial sequence number and timestamp.
+	l.out.seq = binary.BigEndian.Uint16(b[8:])
+	l.out.ts = binary.BigEndian.Uint32(b[10:])
 	l.table.Store(newTable(nil))
-	empty := []*Leg{}
-	l.listeners.Store(&empty)
-	return l
+	l.dest.Store(&peer{recv: true})
+	l.listeners.Store(&[]*Leg{})
+	return l, nil
 }
 
 // LocalPort is the leg's RTP port.
@@ -133,10 +91,11 @@ func (l *Leg) LocalPort() int { return l.port }
 func (l *Leg) Codecs() []sdp.Format {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]sdp.Format(nil), l.codecs...)
+	return slices.Clone(l.codecs)
 }
 
-// RemoteDirection is the direction the remote last asked for.
+// RemoteDirection is the direction the remote last asked for ("sendonly"
+// also for an RFC 2543 hold with c=0.0.0.0).
 func (l *Leg) RemoteDirection() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -147,163 +106,269 @@ func (l *Leg) RemoteDirection() string {
 func (l *Leg) AcceptOffer(offer []byte, requireSRTP bool) error {
 	s, err := sdp.Parse(offer)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrNoCodec, err)
+		return fmt.Errorf("media: leg %s: offer: %w", l.id, err)
 	}
-	m := s.Audio()
-	if m == nil || !hasAudio(m.Formats) {
-		return ErrNoCodec
+	idx := audioIndex(s)
+	if idx < 0 {
+		return fmt.Errorf("leg %s: offer: %w", l.id, ErrNoCodec)
 	}
-	addr, _ := s.Addr(m)
-	savp := m.Proto == "RTP/SAVP"
-	var rx *srtp.Context
-	tag := 0
-	if savp {
-		c := pickCrypto(m.Crypto)
-		if c == nil {
-			return fmt.Errorf("%w: no %s key", ErrNoCodec, suite)
-		}
-		if rx, err = context(c.Key); err != nil {
-			return fmt.Errorf("%w: %v", ErrNoCodec, err)
-		}
-		tag = c.Tag
-	} else if requireSRTP {
-		return ErrSRTPRequired
+	m := s.Media[idx]
+	c, err := remoteCrypto(m, requireSRTP)
+	if err != nil {
+		return fmt.Errorf("leg %s: offer: %w", l.id, err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if savp && l.localKey == nil {
-		l.localKey = newKey()
+	var key []byte
+	if c != nil {
+		key = c.Key
+		if err := l.ensureLocalKey(); err != nil {
+			return err
+		}
+		l.offerTag = c.Tag
 	}
-	l.offer, l.offerSAVP, l.offerTag = m, savp, tag
-	l.codecs = append([]sdp.Format(nil), m.Formats...)
-	l.direction = m.Direction
-	l.setRemote(addr)
-	l.rx.Store(rx)
-	l.table.Store(newTable(l.codecs))
+	if err := l.setRemoteKey(key); err != nil {
+		return err
+	}
+	l.offer, l.offerIdx = s, idx
+	l.codecs = slices.Clone(m.Formats)
+	l.setRemote(s, m)
 	return nil
 }
 
-// Answer is our answer to the stored offer, keeping the offer's payload types
-// for the codecs the other leg agreed on (and telephone-event when both have it).
+// Answer is our answer to the stored offer: the offer's payload types of the
+// codecs the other leg agreed on (telephone-event only when both have it),
+// our address and port, our own key when the offer was SRTP, the offer's
+// direction mirrored, and every other m= line rejected with port 0.
 func (l *Leg) Answer(codecs []sdp.Format) []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.offer == nil {
+		// A caller bug, but the dialog still needs a body: offer what we have.
+		l.w.s.log.Error("answer without an offer; sending an offer instead", "call", l.w.callID, "leg", l.id)
+		return l.offerLocked(codecs, false)
+	}
+	om := l.offer.Media[l.offerIdx]
 	var fs []sdp.Format
-	if l.offer != nil {
-		for _, f := range l.offer.Formats {
-			for _, c := range codecs {
-				if f.Same(c) {
-					fs = append(fs, f)
-					break
-				}
-			}
+	for _, f := range om.Formats {
+		if slices.ContainsFunc(codecs, f.Same) {
+			fs = append(fs, f)
 		}
 	}
-	if !hasAudio(fs) && l.offer != nil { // nothing in common: answer the offer's first audio codec
-		for _, f := range l.offer.Formats {
-			if f.IsAudio() {
-				fs = append([]sdp.Format{f}, fs...)
-				break
-			}
-		}
+	if !slices.ContainsFunc(fs, sdp.Format.IsAudio) {
+		// Nothing in common (a re-offer that dropped the codec in use): keep
+		// the dialog alive with the offer's first codec; packets the other
+		// leg cannot take are dropped as no_codec, as we do not transcode.
+		i := slices.IndexFunc(om.Formats, sdp.Format.IsAudio)
+		fs = append([]sdp.Format{om.Formats[i]}, fs...)
+		l.w.s.log.Warn("no codec in common with the other leg", "call", l.w.callID, "leg", l.id, "answered", om.Formats[i].Name)
 	}
 	l.codecs = fs
 	l.table.Store(newTable(fs))
-	m := &sdp.Media{Type: "audio", Port: l.port, Proto: "RTP/AVP", Formats: fs, Direction: mirror(l.direction), Ptime: 20}
-	if l.offerSAVP {
-		m.Proto = "RTP/SAVP"
-		m.Crypto = []sdp.Crypto{{Tag: l.offerTag, Suite: suite, Key: l.localKey}}
-		l.setTx()
+	l.encrypt(l.remoteKey != nil)
+	media := make([]*sdp.Media, len(l.offer.Media))
+	for i, m := range l.offer.Media {
+		if i != l.offerIdx {
+			media[i] = &sdp.Media{Type: m.Type, Port: 0, Proto: m.Proto, Formats: m.Formats, OtherFormats: m.OtherFormats}
+			continue
+		}
+		a := &sdp.Media{Type: "audio", Port: l.port, Proto: m.Proto, Formats: fs, Direction: mirror(l.direction), Ptime: 20}
+		if l.remoteKey != nil {
+			a.Crypto = []sdp.Crypto{{Tag: l.offerTag, Suite: suite, Key: l.localKey}}
+		}
+		media[i] = a
 	}
-	return l.session(m)
+	return l.describe(media)
 }
 
-// Offer is our offer to this leg's remote with the given codecs.
-func (l *Leg) Offer(codecs []sdp.Format, srtpOn bool) []byte {
+// Offer is our offer to this leg's remote with the given codecs (usually the
+// other leg's), plus telephone-event so digits can be seen on this leg too.
+func (l *Leg) Offer(codecs []sdp.Format, useSRTP bool) []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fs := append([]sdp.Format(nil), codecs...)
-	l.sentOffer, l.sentSAVP = fs, srtpOn
-	m := &sdp.Media{Type: "audio", Port: l.port, Proto: "RTP/AVP", Formats: fs, Direction: "sendrecv", Ptime: 20}
-	if srtpOn {
-		if l.localKey == nil {
-			l.localKey = newKey()
+	return l.offerLocked(codecs, useSRTP)
+}
+
+func (l *Leg) offerLocked(codecs []sdp.Format, useSRTP bool) []byte {
+	m := &sdp.Media{Type: "audio", Port: l.port, Proto: "RTP/AVP", Formats: withDTMF(codecs), Direction: "sendrecv", Ptime: 20}
+	l.sentSRTP = false
+	if useSRTP {
+		if err := l.ensureLocalKey(); err != nil {
+			l.w.s.log.Error("no SRTP key; offering plain RTP", "call", l.w.callID, "leg", l.id, "err", err)
+		} else {
+			l.sentSRTP = true
+			m.Proto = "RTP/SAVP"
+			m.Crypto = []sdp.Crypto{{Tag: 1, Suite: suite, Key: l.localKey}}
 		}
-		m.Proto = "RTP/SAVP"
-		m.Crypto = []sdp.Crypto{{Tag: 1, Suite: suite, Key: l.localKey}}
-		l.setTx()
 	}
-	return l.session(m)
+	// The remote knows our key from the offer, so early media may go
+	// encrypted already; its answer confirms or fails the call.
+	l.encrypt(l.sentSRTP)
+	return l.describe([]*sdp.Media{m})
 }
 
 // AcceptAnswer takes the remote's answer to our Offer.
 func (l *Leg) AcceptAnswer(answer []byte) error {
 	s, err := sdp.Parse(answer)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrNoCodec, err)
+		return fmt.Errorf("media: leg %s: answer: %w", l.id, err)
 	}
-	m := s.Audio()
-	if m == nil || !hasAudio(m.Formats) {
-		return ErrNoCodec
+	idx := audioIndex(s)
+	if idx < 0 {
+		return fmt.Errorf("leg %s: answer: %w", l.id, ErrNoCodec)
 	}
-	addr, _ := s.Addr(m)
+	m := s.Media[idx]
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var rx *srtp.Context
-	if l.sentSAVP {
-		c := pickCrypto(m.Crypto)
-		if m.Proto != "RTP/SAVP" || c == nil {
-			return fmt.Errorf("%w: SRTP offered, answer has no key", ErrNoCodec)
-		}
-		if rx, err = context(c.Key); err != nil {
-			return fmt.Errorf("%w: %v", ErrNoCodec, err)
-		}
+	var key []byte
+	if isSAVP(m.Proto) != l.sentSRTP {
+		return fmt.Errorf("leg %s: answer %s does not match our offer: %w", l.id, m.Proto, ErrNoCrypto)
 	}
-	l.codecs = append([]sdp.Format(nil), m.Formats...)
-	l.direction = m.Direction
-	l.setRemote(addr)
-	l.rx.Store(rx)
-	l.table.Store(newTable(l.codecs))
+	if l.sentSRTP {
+		c := pickCrypto(m.Crypto)
+		if c == nil {
+			return fmt.Errorf("leg %s: answer: %w", l.id, ErrNoCrypto)
+		}
+		key = c.Key
+	}
+	if err := l.setRemoteKey(key); err != nil {
+		return err
+	}
+	l.encrypt(l.sentSRTP)
+	l.codecs = slices.Clone(m.Formats)
+	l.setRemote(s, m)
 	return nil
 }
 
-// setRemote points the leg at a new SDP address; a changed address undoes
-// the latch (the phone moved or re-INVITEd with a new c=). Under mu.
-func (l *Leg) setRemote(a netip.AddrPort) {
-	if a == l.remoteAddr && l.sendTo.Load() != nil {
-		return
+// setRemote points the leg at the SDP's address and direction. A changed
+// address undoes the latch (the phone moved or re-INVITEd with a new c=).
+// Under mu.
+func (l *Leg) setRemote(s *sdp.Session, m *sdp.Media) {
+	addr, ok := s.Addr(m)
+	dir := m.Direction
+	if ok && addr.Addr().IsUnspecified() {
+		// RFC 2543 hold: "do not send to me".
+		addr, ok = netip.AddrPort{}, false
+		dir = map[string]string{"sendrecv": "sendonly", "recvonly": "inactive"}[dir]
+		if dir == "" {
+			dir = m.Direction
+		}
 	}
-	l.remoteAddr = a
-	l.latched.Store(false)
-	if a.IsValid() {
-		l.sendTo.Store(&a)
+	l.direction = dir
+	l.table.Store(newTable(l.codecs))
+	recv := dir == "sendrecv" || dir == "recvonly"
+	changed := addr != l.sdpAddr
+	l.sdpAddr = addr
+	for {
+		cur := l.dest.Load()
+		next := &peer{addr: addr, recv: recv}
+		if !changed {
+			next.addr, next.latched = cur.addr, cur.latched
+		}
+		if l.dest.CompareAndSwap(cur, next) {
+			break
+		}
 	}
 }
 
-// setTx makes our encrypt context from localKey. Under mu.
-func (l *Leg) setTx() {
-	tx, err := context(l.localKey)
+// ensureLocalKey makes our SDES key and its encrypt context once per leg, so
+// a re-INVITE neither rekeys nor resets the rollover counter. Under mu.
+func (l *Leg) ensureLocalKey() error {
+	if l.localKey != nil {
+		return nil
+	}
+	k := make([]byte, 30)
+	if _, err := rand.Read(k); err != nil {
+		return fmt.Errorf("media: leg %s: SRTP key: %w", l.id, err)
+	}
+	tx, err := srtp.CreateContext(k[:16], k[16:], srtp.ProtectionProfileAes128CmHmacSha1_80)
 	if err != nil {
-		return
+		return fmt.Errorf("media: leg %s: SRTP context: %w", l.id, err)
+	}
+	l.localKey, l.txCtx = k, tx
+	return nil
+}
+
+// encrypt turns SRTP on or off for what this leg sends. Under mu.
+func (l *Leg) encrypt(on bool) {
+	var tx *srtp.Context
+	if on {
+		tx = l.txCtx
 	}
 	l.outMu.Lock()
-	l.tx = tx
+	l.out.tx = tx
 	l.outMu.Unlock()
 }
 
-func (l *Leg) session(m *sdp.Media) []byte {
-	ip := l.w.s.cfg.IP.String()
-	s := &sdp.Session{Origin: sdp.Origin{Username: "switchboard", SessID: uint64(l.ssrc), SessVersion: uint64(l.port), IP: ip}, Name: "switchboard", ConnIP: ip, Media: []*sdp.Media{m}}
-	return s.Marshal()
-}
-
-func hasAudio(fs []sdp.Format) bool {
-	for _, f := range fs {
-		if f.IsAudio() {
-			return true
+// setRemoteKey installs the decrypt context for the remote's key; the same
+// key keeps the context (and its replay window and rollover counter). Under mu.
+func (l *Leg) setRemoteKey(k []byte) error {
+	if bytes.Equal(k, l.remoteKey) {
+		return nil
+	}
+	var rx *srtp.Context
+	if k != nil {
+		var err error
+		rx, err = srtp.CreateContext(k[:16], k[16:], srtp.ProtectionProfileAes128CmHmacSha1_80, srtp.SRTPReplayProtection(128))
+		if err != nil {
+			return fmt.Errorf("media: leg %s: remote SRTP key: %w", l.id, err)
 		}
 	}
-	return false
+	l.remoteKey = slices.Clone(k)
+	l.rxCtx.Store(rx)
+	return nil
+}
+
+// describe wraps media in a session with our address; the o= version goes
+// up only when the description changes (RFC 3264 section 8). Under mu.
+func (l *Leg) describe(media []*sdp.Media) []byte {
+	ip := l.w.s.cfg.IP.String()
+	s := &sdp.Session{Origin: sdp.Origin{Username: "switchboard", SessID: l.sessID, SessVersion: l.version, IP: ip},
+		Name: "switchboard", ConnIP: ip, Media: media}
+	b := s.Marshal()
+	if !bytes.Equal(b, l.lastSDP) {
+		l.version++
+		s.Origin.SessVersion = l.version
+		b = s.Marshal()
+	}
+	l.lastSDP = b
+	return slices.Clone(b)
+}
+
+// audioIndex is the first audio m= line we can relay: not rejected, an RTP
+// profile, and at least one voice codec.
+func audioIndex(s *sdp.Session) int {
+	return slices.IndexFunc(s.Media, func(m *sdp.Media) bool {
+		return m.Type == "audio" && m.Port != 0 && m.IsRTP() && slices.ContainsFunc(m.Formats, sdp.Format.IsAudio)
+	})
+}
+
+func isSAVP(proto string) bool { return proto == "RTP/SAVP" || proto == "RTP/SAVPF" }
+
+// remoteCrypto is the offer's usable SDES crypto, nil for plain RTP.
+func remoteCrypto(m *sdp.Media, requireSRTP bool) (*sdp.Crypto, error) {
+	switch {
+	case isSAVP(m.Proto):
+		if c := pickCrypto(m.Crypto); c != nil {
+			return c, nil
+		}
+	case m.Proto == "RTP/AVP" || m.Proto == "RTP/AVPF":
+		if !requireSRTP {
+			return nil, nil
+		}
+	}
+	if requireSRTP {
+		return nil, ErrSRTPRequired
+	}
+	return nil, fmt.Errorf("%s: %w", m.Proto, ErrNoCrypto) // DTLS-SRTP or a suite we lack
+}
+
+func pickCrypto(cs []sdp.Crypto) *sdp.Crypto {
+	i := slices.IndexFunc(cs, func(c sdp.Crypto) bool { return c.Suite == suite && len(c.Key) == 30 })
+	if i < 0 {
+		return nil
+	}
+	return &cs[i]
 }
 
 func mirror(d string) string {
@@ -318,263 +383,75 @@ func mirror(d string) string {
 	return "sendrecv"
 }
 
-func pickCrypto(cs []sdp.Crypto) *sdp.Crypto {
-	for i := range cs {
-		if cs[i].Suite == suite && len(cs[i].Key) == 30 {
-			return &cs[i]
+// withDTMF adds telephone-event/8000 (PT 101 or the first free dynamic PT)
+// when the codecs lack it.
+func withDTMF(codecs []sdp.Format) []sdp.Format {
+	fs := slices.Clone(codecs)
+	if slices.ContainsFunc(fs, sdp.Format.IsDTMF) {
+		return fs
+	}
+	used := func(pt int) bool { return slices.ContainsFunc(fs, func(f sdp.Format) bool { return int(f.PT) == pt }) }
+	pt := 101
+	for used(pt) {
+		if pt = pt + 1; pt > 127 {
+			pt = 96
+		}
+		if pt == 101 {
+			return fs // every dynamic PT taken
 		}
 	}
-	return nil
+	return append(fs, sdp.Format{PT: uint8(pt), Name: "telephone-event", Rate: 8000, Fmtp: "0-16"})
 }
 
-func newKey() []byte {
-	k := make([]byte, 30)
-	_, _ = rand.Read(k)
-	return k
+// codecTable maps one leg's payload types to codecs and back.
+type codecTable struct {
+	key  [128]string // "pcmu/8000"; "" unknown
+	rate [128]uint32
+	fmts []ptKey // reverse lookup, first PT of each codec
+	dtmf int16   // PT of telephone-event, -1 none
+	pcmu int16
+	pcma int16
 }
 
-func context(k []byte) (*srtp.Context, error) {
-	return srtp.CreateContext(k[:16], k[16:], srtp.ProtectionProfileAes128CmHmacSha1_80)
+type ptKey struct {
+	key  string
+	pt   uint8
+	rate uint32
 }
 
-// hear makes d a listener of l. Under the worker's mu.
-func (l *Leg) hear(d *Leg) {
-	old := *l.listeners.Load()
-	n := append(append(make([]*Leg, 0, len(old)+1), old...), d)
-	l.listeners.Store(&n)
-}
+func codecKey(f sdp.Format) string { return strings.ToLower(f.Name) + "/" + strconv.Itoa(f.Rate) }
 
-// unhear removes d from l's listeners. Under the worker's mu.
-func (l *Leg) unhear(d *Leg) {
-	old := *l.listeners.Load()
-	n := make([]*Leg, 0, len(old))
-	for _, x := range old {
-		if x != d {
-			n = append(n, x)
-		}
-	}
-	l.listeners.Store(&n)
-}
-
-// read is the leg's packet loop: receive, check, latch, count, forward.
-func (l *Leg) read() {
-	var buf [1500]byte
-	var dec [1500]byte
-	var seen bool
-	var maxSeq uint16
-	var transit int64
-	var jitter float64
-	var lastDTMF uint32
-	dtmfSeen := false
-	for {
-		n, from, err := l.conn.ReadFromUDPAddrPort(buf[:])
-		if err != nil {
-			return // closed
-		}
-		pkt := buf[:n]
-		if n < 12 || pkt[0]>>6 != 2 {
+func newTable(fs []sdp.Format) *codecTable {
+	t := &codecTable{dtmf: -1, pcmu: -1, pcma: -1}
+	for _, f := range fs {
+		if f.Name == "" || f.PT > 127 || f.Rate <= 0 {
 			continue
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		if l.latched.Load() {
-			if to := l.sendTo.Load(); to == nil || *to != from {
-				l.unexpected.Add(1)
-				continue
-			}
+		k := codecKey(f)
+		t.key[f.PT], t.rate[f.PT] = k, uint32(f.Rate)
+		if slices.ContainsFunc(t.fmts, func(p ptKey) bool { return p.key == k }) {
+			continue
 		}
-		if rx := l.rx.Load(); rx != nil {
-			out, err := rx.DecryptRTP(dec[:0], pkt, nil)
-			if err != nil {
-				l.authFail.Add(1)
-				continue
-			}
-			pkt = out
-		}
-		if !l.latched.Load() {
-			f := from
-			l.sendTo.Store(&f)
-			l.latched.Store(true)
-			l.w.emit(Event{LegID: l.id, Kind: EventLatched})
-		}
-		l.pktsIn.Add(1)
-		l.bytesIn.Add(uint64(len(pkt)))
-		now := l.w.s.cfg.Now()
-		l.w.lastRx.Store(now.UnixNano())
-
-		seq := binary.BigEndian.Uint16(pkt[2:])
-		ts := binary.BigEndian.Uint32(pkt[4:])
-		if seen {
-			if d := seq - maxSeq; d > 1 && d < 0x8000 {
-				l.lost.Add(uint64(d - 1))
-			}
-			if int16(seq-maxSeq) > 0 {
-				maxSeq = seq
-			}
-		} else {
-			maxSeq = seq
-		}
-		// RFC 3550 A.8 interarrival jitter in 8 kHz units, reported in ms.
-		arrival := now.UnixNano() / 125000
-		tr := arrival - int64(ts)
-		if seen {
-			d := math.Abs(float64(tr - transit))
-			jitter += (d - jitter) / 16
-			l.jitterBits.Store(math.Float64bits(jitter / 8))
-		}
-		transit, seen = tr, true
-
-		pt := pkt[1] & 0x7f
-		t := l.table.Load()
-		if int16(pt) == t.dtmf && len(pkt) >= 16 && pkt[13]&0x80 != 0 && (!dtmfSeen || ts != lastDTMF) {
-			lastDTMF, dtmfSeen = ts, true
-			if d := dtmfDigit(pkt[12]); d != 0 {
-				l.w.emit(Event{LegID: l.id, Kind: EventDTMF, Digit: d})
-			}
-		}
-		key := t.byPT[pt]
-		for _, d := range *l.listeners.Load() {
-			d.forward(l, pkt, key)
+		t.fmts = append(t.fmts, ptKey{key: k, pt: f.PT, rate: uint32(f.Rate)})
+		switch k {
+		case "telephone-event/8000":
+			t.dtmf = int16(f.PT)
+		case "pcmu/8000":
+			t.pcmu = int16(f.PT)
+		case "pcma/8000":
+			t.pcma = int16(f.PT)
 		}
 	}
+	return t
 }
 
-func dtmfDigit(ev byte) byte {
-	switch {
-	case ev <= 9:
-		return '0' + ev
-	case ev == 10:
-		return '*'
-	case ev == 11:
-		return '#'
-	case ev >= 12 && ev <= 15:
-		return 'A' + ev - 12
-	}
-	return 0
-}
-
-// forward sends src's packet to this leg with this leg's payload type, SSRC
-// and a continuous sequence/timestamp line.
-func (l *Leg) forward(src *Leg, pkt []byte, codec string) {
-	pt, ok := l.table.Load().byKey[codec]
-	if codec == "" || !ok {
-		l.badPT.Add(1)
-		return
-	}
-	to := l.sendTo.Load()
-	if to == nil {
-		return
-	}
-	seq := binary.BigEndian.Uint16(pkt[2:])
-	ts := binary.BigEndian.Uint32(pkt[4:])
-	l.outMu.Lock()
-	defer l.outMu.Unlock()
-	marker := pkt[1] & 0x80
-	if l.curSrc != src {
-		l.curSrc = src
-		if l.started {
-			l.seqOff = l.lastSeq + 1 - seq
-			l.tsOff = l.lastTs + 160 - ts
-		} else {
-			l.seqOff, l.tsOff = 0, 0
-		}
-		marker = 0x80 // a new talk spurt for the receiver's jitter buffer
-	}
-	out := l.obuf[:len(pkt)]
-	copy(out, pkt)
-	out[1] = marker | pt
-	l.lastSeq, l.lastTs, l.started = seq+l.seqOff, ts+l.tsOff, true
-	binary.BigEndian.PutUint16(out[2:], l.lastSeq)
-	binary.BigEndian.PutUint32(out[4:], l.lastTs)
-	binary.BigEndian.PutUint32(out[8:], l.ssrc)
-	l.send(out, *to)
-}
-
-// sendTone sends one frame of the hold tone (PCMU, else PCMA). Called by the
-// service's tone clock.
-func (l *Leg) sendTone(frame int) {
-	t := l.table.Load()
-	var pt int16
-	var payload []byte
-	switch {
-	case t.pcmu >= 0:
-		pt, payload = t.pcmu, toneULaw[frame][:]
-	case t.pcma >= 0:
-		pt, payload = t.pcma, toneALaw[frame][:]
-	default:
-		return
-	}
-	to := l.sendTo.Load()
-	if to == nil {
-		return
-	}
-	l.outMu.Lock()
-	defer l.outMu.Unlock()
-	marker := byte(0)
-	if l.curSrc != toneSrc {
-		l.curSrc, marker = toneSrc, 0x80
-	}
-	if !l.started {
-		l.lastSeq, l.lastTs, l.started = uint16(l.ssrc), l.ssrc, true
-	}
-	l.lastSeq++
-	l.lastTs += 160
-	out := l.obuf[:12+len(payload)]
-	out[0] = 0x80
-	out[1] = marker | byte(pt)
-	binary.BigEndian.PutUint16(out[2:], l.lastSeq)
-	binary.BigEndian.PutUint32(out[4:], l.lastTs)
-	binary.BigEndian.PutUint32(out[8:], l.ssrc)
-	copy(out[12:], payload)
-	l.send(out, *to)
-}
-
-// send encrypts when the leg is SRTP and writes. Under outMu.
-func (l *Leg) send(out []byte, to netip.AddrPort) {
-	if l.tx != nil {
-		enc, err := l.tx.EncryptRTP(l.ebuf[:0], out, nil)
-		if err != nil {
-			return
-		}
-		out = enc
-	}
-	if _, err := l.conn.WriteToUDPAddrPort(out, to); err == nil {
-		l.pktsOut.Add(1)
-		l.bytesOut.Add(uint64(len(out)))
-	}
-}
-
-func (l *Leg) stats() LegStats {
-	s := LegStats{ID: l.id, PacketsIn: l.pktsIn.Load(), PacketsOut: l.pktsOut.Load(), BytesIn: l.bytesIn.Load(),
-		BytesOut: l.bytesOut.Load(), Lost: l.lost.Load(), JitterMs: math.Float64frombits(l.jitterBits.Load())}
-	if l.latched.Load() {
-		if a := l.sendTo.Load(); a != nil {
-			s.Latched = a.String()
+// lookup is this leg's payload type for a codec key: a scan of a handful of
+// entries beats a map for the per-packet path.
+func (t *codecTable) lookup(key string) (pt uint8, rate uint32, ok bool) {
+	for i := range t.fmts {
+		if t.fmts[i].key == key {
+			return t.fmts[i].pt, t.fmts[i].rate, true
 		}
 	}
-	return s
-}
-
-// flushMetrics adds what changed since the last flush to the node's
-// counters: one atomic add per leg per second instead of one per packet.
-func (l *Leg) flushMetrics() {
-	out, lost := l.pktsOut.Load(), l.lost.Load()
-	un, au := l.unexpected.Load(), l.authFail.Load()
-	metrics.RTPRelayed.Add(float64(out - l.flushedOut))
-	metrics.RTPLost.Add(float64(lost - l.flushedLost))
-	if un > l.flushedUnexp {
-		metrics.RTPDropped.WithLabelValues("unexpected_source").Add(float64(un - l.flushedUnexp))
-	}
-	if au > l.flushedAuth {
-		metrics.RTPDropped.WithLabelValues("srtp_auth").Add(float64(au - l.flushedAuth))
-	}
-	l.flushedOut, l.flushedLost, l.flushedUnexp, l.flushedAuth = out, lost, un, au
-}
-
-func (l *Leg) close() {
-	l.closeOnce.Do(func() {
-		l.w.s.setTone(l, false)
-		l.conn.Close()
-		l.flushMetrics()
-		l.w.s.release(l.port)
-	})
+	return 0, 0, false
 }

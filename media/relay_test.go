@@ -1,6 +1,7 @@
 package media
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -139,7 +140,7 @@ func TestOfferRefusals(t *testing.T) {
 	if err := l.AcceptOffer(e.sdp("101"), false); err == nil {
 		t.Fatal("telephone-event alone is not a usable codec")
 	}
-	if err := l.AcceptOffer(e.sdp("0"), true); err != ErrSRTPRequired {
+	if err := l.AcceptOffer(e.sdp("0"), true); !errors.Is(err, ErrSRTPRequired) {
 		t.Fatalf("plain offer with SRTP required: %v", err)
 	}
 }
@@ -150,7 +151,7 @@ func TestPortsExhaustAndReturn(t *testing.T) {
 	var n int
 	for ; n < 20; n++ {
 		if _, err := w.AddLeg(fmt.Sprint(n)); err != nil {
-			if err != ErrNoPorts {
+			if !errors.Is(err, ErrNoPorts) {
 				t.Fatal(err)
 			}
 			break

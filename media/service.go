@@ -1,8 +1,11 @@
 // Package media is the node's RTP/SRTP relay: one worker per call, a UDP
 // socket per leg, packets forwarded between legs by the legs' own reader
 // goroutines. No packet passes through an actor mailbox; call grains steer a
-// worker with Route and the offer/answer methods. RTCP is not relayed in this
-// version: the odd port next to each RTP port is left unbound.
+// worker with Route and the offer/answer methods of its legs.
+//
+// RTCP is not relayed in this version: each leg's odd port (RTP port + 1) is
+// bound so no one else takes it and peers' RTCP gets no ICMP errors, but it
+// is never read; RTCP multiplexed onto the RTP port is dropped.
 package media
 
 import (
@@ -12,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard/switchboard/api/metrics"
@@ -21,32 +25,53 @@ import (
 var (
 	ErrNoCodec      = errors.New("media: no usable audio codec")
 	ErrSRTPRequired = errors.New("media: SRTP required but not offered")
+	ErrNoCrypto     = errors.New("media: no supported SRTP crypto (" + suite + ")")
 	ErrNoPorts      = errors.New("media: no free RTP ports")
+	ErrClosed       = errors.New("media: worker closed")
 )
 
 // Config of the relay.
 type Config struct {
-	IP               netip.Addr
-	PortMin, PortMax int
-	RTPTimeout       time.Duration    // no packet on any leg this long: EventRTPTimeout
-	Now              func() time.Time // the clock the timeout is judged by (tests inject one)
-	CheckEvery       time.Duration    // how often timeouts and metrics are looked at (default 1 s)
+	IP               netip.Addr // written into SDP and bound by every leg socket
+	PortMin, PortMax int        // RTP on even ports, the odd one above reserved for RTCP
+	RTPTimeout       time.Duration
+	// CheckEvery is how often RTP timeouts are judged and per-leg counters
+	// flushed to the node's metrics (default 1 s).
+	CheckEvery time.Duration
+	// Now is the clock timeouts and jitter are measured with (default time.Now).
+	Now func() time.Time
 }
 
 // EventKind says what a worker reports.
 type EventKind int
 
 const (
-	EventRTPTimeout EventKind = iota
+	// EventRTPTimeout: no packet on any leg for Config.RTPTimeout. Reported
+	// once per silence; it is armed again when packets flow again.
+	EventRTPTimeout EventKind = iota + 1
+	// EventDTMF: an RFC 4733 event ended (reported once per event).
 	EventDTMF
+	// EventLatched: a leg's first valid packet fixed where its media goes.
 	EventLatched
 )
 
+func (k EventKind) String() string {
+	switch k {
+	case EventRTPTimeout:
+		return "rtp_timeout"
+	case EventDTMF:
+		return "dtmf"
+	case EventLatched:
+		return "latched"
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
 // Event is a worker's report to its call grain.
 type Event struct {
-	CallID, LegID string
+	CallID, LegID string // LegID is empty for EventRTPTimeout
 	Kind          EventKind
-	Digit         byte
+	Digit         byte // EventDTMF: '0'-'9', '*', '#', 'A'-'D'
 }
 
 // Service owns the port pool, the workers and the shared 20 ms tone clock.
@@ -57,33 +82,40 @@ type Service struct {
 	done sync.WaitGroup
 
 	mu      sync.Mutex
-	ports   []int // free even ports, a queue: taken from the front, returned at the back
-	head    int
+	ports   portPool
 	workers map[*Worker]struct{}
-	tone    map[*Leg]struct{} // legs that hear the hold tone
+	closed  bool
+	tone    map[*Leg]struct{}      // legs that hear the hold tone
+	toneSet atomic.Pointer[[]*Leg] // a copy of tone the clock reads without the lock
 }
 
 // NewService starts the relay's housekeeping (tone clock, timeout checks).
 func NewService(cfg Config, log *slog.Logger) (*Service, error) {
+	if !cfg.IP.IsValid() || cfg.IP.IsUnspecified() {
+		return nil, fmt.Errorf("media: IP %v cannot be written into SDP", cfg.IP)
+	}
 	if cfg.PortMin%2 == 1 {
 		cfg.PortMin++
 	}
-	if cfg.PortMax-cfg.PortMin < 2 {
-		return nil, fmt.Errorf("media: port range %d-%d too small", cfg.PortMin, cfg.PortMax)
+	if cfg.PortMin <= 0 || cfg.PortMax > 65535 || cfg.PortMin+1 > cfg.PortMax {
+		return nil, fmt.Errorf("media: port range %d-%d holds no even/odd pair", cfg.PortMin, cfg.PortMax)
 	}
 	if cfg.RTPTimeout <= 0 {
 		cfg.RTPTimeout = 60 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 	if cfg.CheckEvery <= 0 {
 		cfg.CheckEvery = time.Second
 	}
-	s := &Service{cfg: cfg, log: log, stop: make(chan struct{}), workers: map[*Worker]struct{}{}, tone: map[*Leg]struct{}{}}
-	for p := cfg.PortMin; p+1 <= cfg.PortMax; p += 2 {
-		s.ports = append(s.ports, p)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Service{cfg: cfg, log: log.With("component", "media"), stop: make(chan struct{}),
+		workers: map[*Worker]struct{}{}, tone: map[*Leg]struct{}{}}
+	s.ports.init(cfg.PortMin, cfg.PortMax)
+	s.toneSet.Store(&[]*Leg{})
 	s.done.Add(2)
 	go s.toneClock()
 	go s.housekeeping()
@@ -93,6 +125,11 @@ func NewService(cfg Config, log *slog.Logger) (*Service, error) {
 // Close stops every worker and the service's goroutines.
 func (s *Service) Close() error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
 	ws := make([]*Worker, 0, len(s.workers))
 	for w := range s.workers {
 		ws = append(ws, w)
@@ -101,11 +138,7 @@ func (s *Service) Close() error {
 	for _, w := range ws {
 		w.Close()
 	}
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
+	close(s.stop)
 	s.done.Wait()
 	return nil
 }
@@ -117,77 +150,107 @@ func (s *Service) Workers() int {
 	return len(s.workers)
 }
 
-// NewWorker creates the media worker of a call.
+// NewWorker creates the media worker of a call. onEvent is called from the
+// worker's goroutines: it must not block long nor call back into the worker.
 func (s *Service) NewWorker(callID string, onEvent func(Event)) *Worker {
-	w := &Worker{s: s, callID: callID, onEvent: onEvent, legs: map[string]*Leg{}}
-	w.lastRx.Store(s.cfg.Now().UnixNano())
+	w := newWorker(s, callID, onEvent)
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		w.closed = true
+		return w
+	}
 	s.workers[w] = struct{}{}
-	s.mu.Unlock()
 	metrics.MediaWorkers.Inc()
 	return w
 }
 
-// bind takes a free even port and binds it.
-func (s *Service) bind() (*net.UDPConn, int, error) {
+func (s *Service) forget(w *Worker) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.head < len(s.ports) {
-		p := s.ports[s.head]
-		s.head++
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: s.cfg.IP.AsSlice(), Port: p})
-		if err != nil {
-			continue // taken by someone else: skip it for good
-		}
-		_ = c.SetReadBuffer(1 << 20)
-		_ = c.SetWriteBuffer(1 << 20)
-		return c, p, nil
+	if _, ok := s.workers[w]; ok {
+		delete(s.workers, w)
+		metrics.MediaWorkers.Dec()
 	}
-	return nil, 0, ErrNoPorts
+}
+
+// bind takes the next free port pair and binds both ports; a pair someone
+// else holds goes to the back of the queue and the next one is tried.
+func (s *Service) bind() (rtp, rtcp *net.UDPConn, port int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range s.ports.len() {
+		p := s.ports.take()
+		if rtp, rtcp, err = s.listenPair(p); err == nil {
+			return rtp, rtcp, p, nil
+		}
+		s.log.Warn("RTP port pair busy, skipped", "port", p, "err", err)
+		s.ports.put(p)
+	}
+	return nil, nil, 0, ErrNoPorts
+}
+
+func (s *Service) listenPair(p int) (*net.UDPConn, *net.UDPConn, error) {
+	ip := s.cfg.IP.AsSlice()
+	rtp, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: p})
+	if err != nil {
+		return nil, nil, fmt.Errorf("bind RTP port %d: %w", p, err)
+	}
+	rtcp, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: p + 1})
+	if err != nil {
+		rtp.Close()
+		return nil, nil, fmt.Errorf("bind RTCP port %d: %w", p+1, err)
+	}
+	_ = rtp.SetReadBuffer(256 << 10)
+	_ = rtp.SetWriteBuffer(256 << 10)
+	_ = rtcp.SetReadBuffer(1) // never read: the kernel's minimum caps what it holds
+	return rtp, rtcp, nil
 }
 
 func (s *Service) release(port int) {
 	s.mu.Lock()
-	// Reused last: a late packet of the old call should not reach a new one.
-	if s.head > len(s.ports)/2 {
-		s.ports = append(s.ports[:0], s.ports[s.head:]...)
-		s.head = 0
-	}
-	s.ports = append(s.ports, port)
+	s.ports.put(port)
 	s.mu.Unlock()
 }
 
 func (s *Service) setTone(l *Leg, on bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, had := s.tone[l]; had == on {
+		return
+	}
 	if on {
 		s.tone[l] = struct{}{}
 	} else {
 		delete(s.tone, l)
 	}
-	s.mu.Unlock()
+	set := make([]*Leg, 0, len(s.tone))
+	for t := range s.tone {
+		set = append(set, t)
+	}
+	s.toneSet.Store(&set)
 }
 
-// toneClock sends one 20 ms tone frame to every leg on hold each tick.
+// toneClock sends one 20 ms tone frame to every leg on hold each tick: one
+// goroutine and one timer for the whole node, however many calls are held.
 func (s *Service) toneClock() {
 	defer s.done.Done()
-	t := time.NewTicker(20 * time.Millisecond)
+	t := time.NewTicker(toneFrameDur)
 	defer t.Stop()
-	var frame int
-	var dsts []*Leg
+	frame := 0
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
 		}
-		s.mu.Lock()
-		dsts = dsts[:0]
-		for l := range s.tone {
-			dsts = append(dsts, l)
+		set := *s.toneSet.Load()
+		if len(set) == 0 {
+			continue
 		}
-		s.mu.Unlock()
-		for _, l := range dsts {
-			l.sendTone(frame)
+		now := s.cfg.Now().UnixNano()
+		for _, l := range set {
+			l.sendTone(frame, now)
 		}
 		frame = (frame + 1) % toneFrames
 	}
@@ -208,8 +271,9 @@ func (s *Service) housekeeping() {
 	}
 }
 
-// Check runs one round of timeout judgement and metric flushing (the
-// housekeeping loop calls it; tests call it after moving their clock).
+// Check runs one round of RTP timeout judgement and metric flushing now;
+// the service does it every Config.CheckEvery on its own (tests with an
+// injected clock call it after moving the clock).
 func (s *Service) Check() {
 	now := s.cfg.Now()
 	s.mu.Lock()
@@ -219,7 +283,35 @@ func (s *Service) Check() {
 	}
 	s.mu.Unlock()
 	for _, w := range ws {
-		w.flushMetrics()
-		w.checkTimeout(now)
+		w.housekeep(now)
 	}
+}
+
+// portPool is a FIFO of free even ports: a freed port is reused last, so a
+// late packet of an ended call is unlikely to reach a new one.
+type portPool struct {
+	free []int
+	head int
+}
+
+func (p *portPool) init(lo, hi int) {
+	for port := lo; port+1 <= hi; port += 2 {
+		p.free = append(p.free, port)
+	}
+}
+
+func (p *portPool) len() int { return len(p.free) - p.head }
+
+func (p *portPool) take() int {
+	port := p.free[p.head]
+	p.head++
+	return port
+}
+
+func (p *portPool) put(port int) {
+	if p.head > 0 && p.head >= len(p.free)/2 {
+		n := copy(p.free, p.free[p.head:])
+		p.free, p.head = p.free[:n], 0
+	}
+	p.free = append(p.free, port)
 }

@@ -1,10 +1,17 @@
 package media
 
-import "math"
+import (
+	"math"
+	"time"
+)
 
 // The hold tone: 425 Hz, one second on, one second off, in 20 ms frames,
-// encoded once for both G.711 laws.
-const toneFrames = 100
+// encoded once for both G.711 laws and shared by every held leg.
+const (
+	toneFrames   = 100 // two seconds
+	toneFrameDur = 20 * time.Millisecond
+	toneStep     = 160 // timestamp step of a 20 ms frame at 8 kHz
+)
 
 var toneULaw, toneALaw = makeTone()
 

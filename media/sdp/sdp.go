@@ -1,6 +1,9 @@
 // Package sdp parses and builds the SDP (RFC 4566) of offers and answers
 // (RFC 3264), with the SDES crypto attribute (RFC 4568). It keeps what a
-// media relay needs and carries the rest through as raw attributes.
+// media relay needs and carries the rest of each m= section through as raw
+// attributes. Parse is lenient about line ends and lines it does not use,
+// and strict about what the relay acts on: m= and c= lines, ports, payload
+// types, rtpmap and SDES keys.
 package sdp
 
 import (
@@ -30,15 +33,18 @@ type Origin struct {
 
 // Media is one m= section.
 type Media struct {
-	Type      string // audio, video, ...
-	Port      int
-	Proto     string // RTP/AVP, RTP/SAVP, ...
-	Formats   []Format
-	ConnIP    string // media-level c=, overrides the session's
-	Direction string // sendrecv (also when absent), sendonly, recvonly, inactive
-	Crypto    []Crypto
-	Ptime     int
-	Attrs     []string // other a= lines, raw ("rtcp:9")
+	Type    string // audio, video, ...
+	Port    int
+	Proto   string   // RTP/AVP, RTP/SAVP, ...
+	Formats []Format // payload types of an RTP m= line, in m= order
+	// OtherFormats are the fmt tokens of a non-RTP m= line ("*",
+	// "webrtc-datachannel"), kept so an answer can reject it verbatim.
+	OtherFormats []string
+	ConnIP       string // media-level c=, overrides the session's
+	Direction    string // sendrecv (also when absent), sendonly, recvonly, inactive
+	Crypto       []Crypto
+	Ptime        int
+	Attrs        []string // other a= lines, raw ("rtcp:9")
 }
 
 // Format is one payload type of an m= line with its rtpmap and fmtp.
@@ -50,18 +56,16 @@ type Format struct {
 	Fmtp     string
 }
 
-// Crypto is an a=crypto line with an inline AES-CM key.
+// Crypto is an a=crypto line with an inline SDES key.
 type Crypto struct {
 	Tag    int
 	Suite  string
-	Key    []byte // master key || master salt
-	Params string // what follows the key parameter, raw
+	Key    []byte // master key || master salt (30 bytes for AES_CM_128)
+	Params string // session parameters after the key, raw
 }
 
-// Errors from Parse.
-var (
-	ErrSyntax = errors.New("sdp: syntax")
-)
+// ErrSyntax is wrapped by every Parse error.
+var ErrSyntax = errors.New("sdp: syntax")
 
 // static payload types that need no rtpmap (RFC 3551).
 var static = map[uint8]Format{
@@ -76,35 +80,38 @@ func (f Format) Same(o Format) bool { return strings.EqualFold(f.Name, o.Name) &
 // IsDTMF is true for RFC 4733 telephone-event.
 func (f Format) IsDTMF() bool { return strings.EqualFold(f.Name, "telephone-event") }
 
-// IsAudio is true for a format that carries voice (not DTMF, not comfort noise).
+// IsAudio is true for a known format that carries voice (not DTMF, not
+// comfort noise). A dynamic payload type without rtpmap is not usable.
 func (f Format) IsAudio() bool {
-	return !f.IsDTMF() && !strings.EqualFold(f.Name, "CN") && f.Name != ""
+	return f.Name != "" && !f.IsDTMF() && !strings.EqualFold(f.Name, "CN")
 }
 
-func syntax(line int, what string) error { return fmt.Errorf("%w: line %d: %s", ErrSyntax, line, what) }
+// IsRTP is true for the RTP profiles (RTP/AVP, RTP/SAVP, UDP/TLS/RTP/SAVPF...).
+func (m *Media) IsRTP() bool { return strings.Contains(m.Proto, "RTP/") }
+
+func syntax(line int, format string, args ...any) error {
+	return fmt.Errorf("%w: line %d: %s", ErrSyntax, line, fmt.Sprintf(format, args...))
+}
 
 // Parse reads an SDP body; lines may end in CRLF or LF.
 func Parse(b []byte) (*Session, error) {
 	s := &Session{}
 	var m *Media
 	sessDir := ""
-	sawV := false
-	lines := strings.Split(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n")
-	for i, raw := range lines {
+	sawV, sawO := false, false
+	for i, raw := range strings.Split(string(b), "\n") {
+		n := i + 1
 		line := strings.TrimRight(raw, "\r")
 		if line == "" {
 			continue
 		}
 		if len(line) < 2 || line[1] != '=' {
-			return nil, syntax(i+1, "not type=value")
+			return nil, syntax(n, "%q is not type=value", trunc(line))
 		}
 		typ, val := line[0], line[2:]
 		if !sawV {
-			if typ != 'v' {
-				return nil, syntax(i+1, "must start with v=")
-			}
-			if val != "0" {
-				return nil, syntax(i+1, "unsupported version")
+			if typ != 'v' || val != "0" {
+				return nil, syntax(n, "must start with v=0")
 			}
 			sawV = true
 			continue
@@ -113,20 +120,21 @@ func Parse(b []byte) (*Session, error) {
 		case 'o':
 			f := strings.Fields(val)
 			if len(f) != 6 {
-				return nil, syntax(i+1, "o= needs 6 fields")
+				return nil, syntax(n, "o= needs 6 fields, has %d", len(f))
 			}
 			id, err1 := strconv.ParseUint(f[1], 10, 64)
 			ver, err2 := strconv.ParseUint(f[2], 10, 64)
 			if err1 != nil || err2 != nil {
-				return nil, syntax(i+1, "o= session id and version must be numbers")
+				return nil, syntax(n, "o= session id and version must be numbers")
 			}
 			s.Origin = Origin{Username: f[0], SessID: id, SessVersion: ver, IP: f[5]}
+			sawO = true
 		case 's':
-			s.Name = val
+			s.Name = strings.TrimSpace(val)
 		case 'c':
 			ip, err := parseConn(val)
 			if err != nil {
-				return nil, syntax(i+1, err.Error())
+				return nil, syntax(n, "%v", err)
 			}
 			if m != nil {
 				m.ConnIP = ip
@@ -136,24 +144,28 @@ func Parse(b []byte) (*Session, error) {
 		case 'm':
 			nm, err := parseMedia(val)
 			if err != nil {
-				return nil, syntax(i+1, err.Error())
+				return nil, syntax(n, "%v", err)
 			}
 			m = nm
 			s.Media = append(s.Media, m)
 		case 'a':
 			if m == nil {
+				// Only the session-level direction matters to a relay.
 				if isDirection(val) {
 					sessDir = val
 				}
 				continue
 			}
 			if err := m.attr(val); err != nil {
-				return nil, syntax(i+1, err.Error())
+				return nil, syntax(n, "%v", err)
 			}
 		}
 	}
 	if !sawV {
-		return nil, syntax(0, "empty")
+		return nil, syntax(0, "empty description")
+	}
+	if !sawO {
+		return nil, syntax(0, "no o= line")
 	}
 	for _, m := range s.Media {
 		if m.Direction == "" {
@@ -163,48 +175,64 @@ func Parse(b []byte) (*Session, error) {
 			m.Direction = "sendrecv"
 		}
 		for i, f := range m.Formats {
-			if f.Name == "" {
-				if sf, ok := static[f.PT]; ok {
-					sf.Fmtp = f.Fmtp
-					m.Formats[i] = sf
-				}
+			if sf, ok := static[f.PT]; ok && f.Name == "" {
+				sf.Fmtp = f.Fmtp
+				m.Formats[i] = sf
 			}
 		}
 	}
 	return s, nil
 }
 
+func trunc(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// parseConn reads "IN IP4|IP6 <address>[/ttl]". A host name is kept (it is
+// legal SDP) but AudioAddr will not resolve it; an IP must match its family.
 func parseConn(v string) (string, error) {
 	f := strings.Fields(v)
 	if len(f) != 3 || f[0] != "IN" || (f[1] != "IP4" && f[1] != "IP6") {
 		return "", errors.New("c= must be IN IP4|IP6 <address>")
 	}
-	addr, _, _ := strings.Cut(f[2], "/") // multicast TTL
-	if _, err := netip.ParseAddr(addr); err != nil {
-		return addr, nil // a host name: kept, the relay cannot use it
+	addr, _, _ := strings.Cut(f[2], "/")
+	if addr == "" {
+		return "", errors.New("c= has no address")
+	}
+	if ip, err := netip.ParseAddr(addr); err == nil && ip.Is4() != (f[1] == "IP4") {
+		return "", fmt.Errorf("c= address %s is not %s", addr, f[1])
 	}
 	return addr, nil
 }
 
 func parseMedia(v string) (*Media, error) {
 	f := strings.Fields(v)
-	if len(f) < 3 {
-		return nil, errors.New("m= needs media, port and proto")
+	if len(f) < 4 {
+		return nil, errors.New("m= needs media, port, proto and at least one format")
 	}
-	portStr, _, _ := strings.Cut(f[1], "/")
+	portStr, _, _ := strings.Cut(f[1], "/") // port count: one stream is all we use
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port < 0 || port > 65535 {
-		return nil, errors.New("m= port out of range")
+		return nil, fmt.Errorf("m= port %q out of range", f[1])
 	}
 	m := &Media{Type: f[0], Port: port, Proto: f[2]}
-	if !strings.Contains(m.Proto, "RTP") {
-		return m, nil // non-RTP formats are not payload types
+	if !m.IsRTP() {
+		m.OtherFormats = f[3:]
+		return m, nil
 	}
+	seen := map[int]bool{}
 	for _, p := range f[3:] {
 		pt, err := strconv.Atoi(p)
 		if err != nil || pt < 0 || pt > 127 {
-			return nil, fmt.Errorf("m= payload type %q", p)
+			return nil, fmt.Errorf("m= payload type %q not in 0-127", p)
 		}
+		if seen[pt] {
+			return nil, fmt.Errorf("m= payload type %d listed twice", pt)
+		}
+		seen[pt] = true
 		m.Formats = append(m.Formats, Format{PT: uint8(pt)})
 	}
 	return m, nil
@@ -235,28 +263,7 @@ func (m *Media) attr(v string) error {
 	name, val, _ := strings.Cut(v, ":")
 	switch name {
 	case "rtpmap":
-		ptS, enc, ok := strings.Cut(val, " ")
-		pt, err := strconv.Atoi(ptS)
-		if !ok || err != nil {
-			return errors.New("bad rtpmap")
-		}
-		parts := strings.Split(strings.TrimSpace(enc), "/")
-		if len(parts) < 2 {
-			return errors.New("rtpmap needs encoding/rate")
-		}
-		rate, err := strconv.Atoi(parts[1])
-		if err != nil || rate <= 0 {
-			return errors.New("bad rtpmap rate")
-		}
-		ch := 0
-		if len(parts) > 2 {
-			if ch, err = strconv.Atoi(parts[2]); err != nil || ch <= 0 {
-				return errors.New("bad rtpmap channels")
-			}
-		}
-		if f := m.format(pt); f != nil {
-			f.Name, f.Rate, f.Channels = parts[0], rate, ch
-		}
+		return m.rtpmap(val)
 	case "fmtp":
 		ptS, params, _ := strings.Cut(val, " ")
 		if pt, err := strconv.Atoi(ptS); err == nil {
@@ -269,9 +276,13 @@ func (m *Media) attr(v string) error {
 			m.Ptime = p
 		}
 	case "crypto":
-		c, err := parseCrypto(val)
+		c, ok, err := parseCrypto(val)
 		if err != nil {
 			return err
+		}
+		if !ok {
+			m.Attrs = append(m.Attrs, v) // a key method or MKI we cannot use
+			return nil
 		}
 		m.Crypto = append(m.Crypto, c)
 	default:
@@ -280,32 +291,67 @@ func (m *Media) attr(v string) error {
 	return nil
 }
 
-// parseCrypto reads "<tag> <suite> inline:<base64 key>[|lifetime][|mki] [params]".
-func parseCrypto(v string) (Crypto, error) {
+// rtpmap reads "<pt> <name>/<rate>[/<channels>]".
+func (m *Media) rtpmap(val string) error {
+	ptS, enc, ok := strings.Cut(val, " ")
+	pt, err := strconv.Atoi(ptS)
+	if !ok || err != nil || pt < 0 || pt > 127 {
+		return fmt.Errorf("rtpmap %q: bad payload type", trunc(val))
+	}
+	parts := strings.Split(strings.TrimSpace(enc), "/")
+	if len(parts) < 2 || parts[0] == "" {
+		return fmt.Errorf("rtpmap %q needs encoding/rate", trunc(val))
+	}
+	rate, err := strconv.Atoi(parts[1])
+	if err != nil || rate <= 0 {
+		return fmt.Errorf("rtpmap %q: bad rate", trunc(val))
+	}
+	ch := 0
+	if len(parts) > 2 {
+		if ch, err = strconv.Atoi(parts[2]); err != nil || ch <= 0 {
+			return fmt.Errorf("rtpmap %q: bad channels", trunc(val))
+		}
+	}
+	if f := m.format(pt); f != nil {
+		f.Name, f.Rate, f.Channels = parts[0], rate, ch
+	}
+	return nil
+}
+
+// parseCrypto reads "<tag> <suite> inline:<base64 key>[|lifetime] [params]".
+// ok is false for lines that are well formed but unusable (another key
+// method, or an MKI, which the relay does not put on the wire).
+func parseCrypto(v string) (c Crypto, ok bool, err error) {
 	f := strings.Fields(v)
 	if len(f) < 3 {
-		return Crypto{}, errors.New("crypto needs tag, suite and key")
+		return c, false, errors.New("crypto needs tag, suite and key")
 	}
 	tag, err := strconv.Atoi(f[0])
 	if err != nil || tag < 0 || tag > 999999999 {
-		return Crypto{}, errors.New("bad crypto tag")
+		return c, false, fmt.Errorf("crypto tag %q", f[0])
 	}
-	c := Crypto{Tag: tag, Suite: f[1], Params: strings.Join(f[3:], " ")}
-	if !strings.HasPrefix(f[2], "inline:") {
-		return c, nil // a key method we do not know: kept unusable
+	key, ok := strings.CutPrefix(f[2], "inline:")
+	if !ok {
+		return c, false, nil
 	}
-	keyStr, _, _ := strings.Cut(strings.TrimPrefix(f[2], "inline:"), "|")
-	key, err := base64.StdEncoding.DecodeString(keyStr)
+	keyStr, rest, _ := strings.Cut(key, "|")
+	if strings.Contains(rest, ":") {
+		return c, false, nil // MKI
+	}
+	k, err := base64.StdEncoding.DecodeString(keyStr)
 	if err != nil {
-		if key, err = base64.RawStdEncoding.DecodeString(keyStr); err != nil {
-			return Crypto{}, errors.New("bad crypto key")
+		if k, err = base64.RawStdEncoding.DecodeString(keyStr); err != nil {
+			return c, false, fmt.Errorf("crypto tag %d: key is not base64", tag)
 		}
 	}
-	c.Key = key
-	return c, nil
+	if len(k) == 0 {
+		return c, false, fmt.Errorf("crypto tag %d: empty key", tag)
+	}
+	return Crypto{Tag: tag, Suite: f[1], Key: k, Params: strings.Join(f[3:], " ")}, true, nil
 }
 
 // Addr is where this media wants RTP: its c= (or the session's) and port.
+// ok is false for a rejected stream (port 0) or a c= that is not an IP.
 func (s *Session) Addr(m *Media) (netip.AddrPort, bool) {
 	ip := m.ConnIP
 	if ip == "" {
@@ -318,7 +364,7 @@ func (s *Session) Addr(m *Media) (netip.AddrPort, bool) {
 	return netip.AddrPortFrom(a.Unmap(), uint16(m.Port)), true
 }
 
-// Audio returns the first audio m-line that is not disabled (port 0).
+// Audio returns the first audio m= line that is not rejected (port 0).
 func (s *Session) Audio() *Media {
 	for _, m := range s.Media {
 		if m.Type == "audio" && m.Port != 0 {
@@ -337,15 +383,17 @@ func (s *Session) AudioAddr() (netip.AddrPort, bool) {
 	return s.Addr(m)
 }
 
-// Marshal writes the session with CRLF line ends in RFC 4566 order.
+func ipv(ip string) string {
+	if strings.Contains(ip, ":") {
+		return "IP6"
+	}
+	return "IP4"
+}
+
+// Marshal writes the session with CRLF line ends in RFC 4566 order
+// (v o s c t m), the direction last in each m= section.
 func (s *Session) Marshal() []byte {
 	var b strings.Builder
-	ipv := func(ip string) string {
-		if strings.Contains(ip, ":") {
-			return "IP6"
-		}
-		return "IP4"
-	}
 	user := s.Origin.Username
 	if user == "" {
 		user = "-"
@@ -359,7 +407,7 @@ func (s *Session) Marshal() []byte {
 	}
 	name := s.Name
 	if name == "" {
-		name = "-"
+		name = " " // RFC 4566: "s= " when there is no name
 	}
 	fmt.Fprintf(&b, "v=0\r\no=%s %d %d IN %s %s\r\ns=%s\r\n", user, s.Origin.SessID, s.Origin.SessVersion, ipv(oip), oip, name)
 	if s.ConnIP != "" {
@@ -367,42 +415,49 @@ func (s *Session) Marshal() []byte {
 	}
 	b.WriteString("t=0 0\r\n")
 	for _, m := range s.Media {
-		fmt.Fprintf(&b, "m=%s %d %s", m.Type, m.Port, m.Proto)
-		for _, f := range m.Formats {
-			fmt.Fprintf(&b, " %d", f.PT)
-		}
-		b.WriteString("\r\n")
-		if m.ConnIP != "" {
-			fmt.Fprintf(&b, "c=IN %s %s\r\n", ipv(m.ConnIP), m.ConnIP)
-		}
-		for _, f := range m.Formats {
-			if f.Name != "" {
-				fmt.Fprintf(&b, "a=rtpmap:%d %s/%d", f.PT, f.Name, f.Rate)
-				if f.Channels > 0 {
-					fmt.Fprintf(&b, "/%d", f.Channels)
-				}
-				b.WriteString("\r\n")
-			}
-			if f.Fmtp != "" {
-				fmt.Fprintf(&b, "a=fmtp:%d %s\r\n", f.PT, f.Fmtp)
-			}
-		}
-		if m.Ptime > 0 {
-			fmt.Fprintf(&b, "a=ptime:%d\r\n", m.Ptime)
-		}
-		for _, c := range m.Crypto {
-			fmt.Fprintf(&b, "a=crypto:%d %s inline:%s", c.Tag, c.Suite, base64.StdEncoding.EncodeToString(c.Key))
-			if c.Params != "" {
-				b.WriteString(" " + c.Params)
+		m.marshal(&b)
+	}
+	return []byte(b.String())
+}
+
+func (m *Media) marshal(b *strings.Builder) {
+	fmt.Fprintf(b, "m=%s %d %s", m.Type, m.Port, m.Proto)
+	for _, f := range m.Formats {
+		fmt.Fprintf(b, " %d", f.PT)
+	}
+	for _, f := range m.OtherFormats {
+		b.WriteString(" " + f)
+	}
+	b.WriteString("\r\n")
+	if m.ConnIP != "" {
+		fmt.Fprintf(b, "c=IN %s %s\r\n", ipv(m.ConnIP), m.ConnIP)
+	}
+	for _, f := range m.Formats {
+		if f.Name != "" {
+			fmt.Fprintf(b, "a=rtpmap:%d %s/%d", f.PT, f.Name, f.Rate)
+			if f.Channels > 0 {
+				fmt.Fprintf(b, "/%d", f.Channels)
 			}
 			b.WriteString("\r\n")
 		}
-		for _, a := range m.Attrs {
-			b.WriteString("a=" + a + "\r\n")
-		}
-		if m.Direction != "" {
-			b.WriteString("a=" + m.Direction + "\r\n")
+		if f.Fmtp != "" {
+			fmt.Fprintf(b, "a=fmtp:%d %s\r\n", f.PT, f.Fmtp)
 		}
 	}
-	return []byte(b.String())
+	if m.Ptime > 0 {
+		fmt.Fprintf(b, "a=ptime:%d\r\n", m.Ptime)
+	}
+	for _, c := range m.Crypto {
+		fmt.Fprintf(b, "a=crypto:%d %s inline:%s", c.Tag, c.Suite, base64.StdEncoding.EncodeToString(c.Key))
+		if c.Params != "" {
+			b.WriteString(" " + c.Params)
+		}
+		b.WriteString("\r\n")
+	}
+	for _, a := range m.Attrs {
+		b.WriteString("a=" + a + "\r\n")
+	}
+	if m.Direction != "" {
+		b.WriteString("a=" + m.Direction + "\r\n")
+	}
 }
