@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -23,32 +22,53 @@ import (
 	"github.com/switchboard/switchboard/cluster/store"
 )
 
-// User is a person (or common-area phone) with a line.
+const (
+	kindUsers      = "users"
+	kindTrunks     = "trunks"
+	kindExtensions = "extensions"
+	kindNumbers    = "numbers"
+	kindTokens     = "tokens"
+
+	// missTimeout bounds the etcd read a cache miss costs a SIP request.
+	missTimeout = 2 * time.Second
+	// writeAttempts: a fenced write re-reads after losing to a concurrent one.
+	writeAttempts = 5
+	resyncMin     = 100 * time.Millisecond
+	resyncMax     = 5 * time.Second
+	defaultPage   = 100
+	maxPage       = 500
+)
+
+// User is a person (or common-area phone) with a line. It carries no
+// secrets, so it may be shown as it is.
 type User struct {
-	ID               string      `json:"id"`
-	Name             string      `json:"name"`
-	Extension        string      `json:"extension"`
-	Numbers          []string    `json:"numbers"`
-	Timezone         string      `json:"timezone"`
-	BusinessHours    Hours       `json:"business_hours"`
-	PowerPack        bool        `json:"power_pack"`
-	VoicemailEnabled bool        `json:"voicemail_enabled"`
-	SRTP             string      `json:"srtp"`
-	CreatedAt        time.Time   `json:"created_at"`
-	Secrets          userSecrets `json:"secrets"`
+	ID               string    `json:"id"`
+	Name             string    `json:"name"`
+	Extension        string    `json:"extension"`
+	Numbers          []string  `json:"numbers"`
+	Timezone         string    `json:"timezone"`
+	BusinessHours    Hours     `json:"business_hours"`
+	PowerPack        bool      `json:"power_pack"`
+	VoicemailEnabled bool      `json:"voicemail_enabled"`
+	SRTP             string    `json:"srtp"`
+	CreatedAt        time.Time `json:"created_at"`
 }
 
-// userSecrets are stored but never shown: the digest HA1s for both usernames
-// (the SIP password itself is not kept) and the token's hash.
-type userSecrets struct {
+// record is a user as stored: the user plus what is never shown.
+type record struct {
+	User
+	Secrets secrets `json:"secrets"`
+}
+
+// secrets are the digest HA1s for both usernames (the SIP password itself is
+// not kept) and the hash of the REST token.
+type secrets struct {
 	HA1       map[string]string `json:"ha1"` // "<alg>:<username>" -> HA1
 	TokenHash string            `json:"token_hash"`
 }
 
-// Hours is business hours per weekday: {"mon": [["08:00","17:00"]], ...}.
-type Hours map[string][][2]string
-
-// Trunk is a carrier connection.
+// Trunk is a carrier connection: trusted by source address, reached at
+// Address.
 type Trunk struct {
 	ID           string   `json:"id"`
 	Address      string   `json:"address"`
@@ -63,108 +83,185 @@ type FieldError struct{ Field, Message string }
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 var (
-	ErrExists   = errors.New("directory: already exists")
-	ErrNotFound = errors.New("directory: not found")
+	// ErrExists: the id, extension or a number is already in use. Errors
+	// wrapping it say which.
+	ErrExists = errors.New("already in use")
+	// ErrNotFound: no such user or trunk.
+	ErrNotFound = errors.New("not found")
 )
 
-// Directory is the cached view of the settings.
+// Directory is this node's cached view of users and trunks.
 type Directory struct {
 	st    store.Store
 	realm string
 	log   *slog.Logger
 
-	mu     sync.RWMutex
-	users  map[string]User
-	byExt  map[string]string
-	byNum  map[string]string
-	byTok  map[string]string
-	ha1    map[string]ha1Ref
-	trunks map[string]Trunk
+	mu sync.RWMutex
+	// revs holds the revision last applied per key, deletes included, so a
+	// late or stale write (a watch event after our own write, a miss read
+	// racing a delete) never overwrites a newer one.
+	revs     map[string]int64
+	users    map[string]record
+	byExt    map[string]string
+	byNum    map[string]string
+	byTok    map[string]string
+	ha1      map[string]ha1Ref
+	trunks   map[string]Trunk
+	outbound string // id of the outbound trunk, "" when none
 }
 
 type ha1Ref struct{ ha1, user string }
 
-// New returns a directory over st; Start loads and follows it.
+// New returns a directory over st for the digest realm; Start fills it.
 func New(st store.Store, realm string, log *slog.Logger) *Directory {
-	return &Directory{st: st, realm: realm, log: log, users: map[string]User{}, byExt: map[string]string{},
-		byNum: map[string]string{}, byTok: map[string]string{}, ha1: map[string]ha1Ref{}, trunks: map[string]Trunk{}}
+	return &Directory{st: st, realm: realm, log: log.With("component", "directory"),
+		revs: map[string]int64{}, users: map[string]record{}, byExt: map[string]string{}, byNum: map[string]string{},
+		byTok: map[string]string{}, ha1: map[string]ha1Ref{}, trunks: map[string]Trunk{}}
 }
 
-// Start loads every user and trunk and keeps the cache current.
+// Start loads every user and trunk, then keeps the cache current until ctx
+// ends. It fails only when the first load does.
 func (d *Directory) Start(ctx context.Context) error {
-	for _, kind := range []string{"users", "trunks"} {
-		kvs, err := d.st.List(ctx, store.Key(kind)+"/", "", 0)
-		if err != nil {
-			return fmt.Errorf("directory: load %s: %w", kind, err)
+	for _, kind := range []string{kindUsers, kindTrunks} {
+		// Watch before List: a change between the two is then in the watch.
+		ch, stop := d.watch(ctx, kind)
+		if err := d.resync(ctx, kind); err != nil {
+			stop()
+			return err
 		}
-		for _, kv := range kvs {
-			d.apply(kind, kv.Value, false)
-		}
-	}
-	for _, kind := range []string{"users", "trunks"} {
-		go d.follow(ctx, kind)
+		go d.follow(ctx, kind, ch, stop)
 	}
 	return nil
 }
 
-func (d *Directory) follow(ctx context.Context, kind string) {
-	for ctx.Err() == nil {
-		for ev := range d.st.Watch(ctx, store.Key(kind)+"/") {
-			if ev.Type == store.EventDelete {
-				d.remove(kind, strings.TrimPrefix(ev.KV.Key, store.Key(kind)+"/"))
-			} else {
-				d.apply(kind, ev.KV.Value, false)
-			}
+func prefix(kind string) string { return store.Key(kind) + "/" }
+
+func (d *Directory) watch(ctx context.Context, kind string) (<-chan store.Event, context.CancelFunc) {
+	wctx, stop := context.WithCancel(ctx)
+	return d.st.Watch(wctx, prefix(kind)), stop
+}
+
+// follow applies watch events; when the watch ends (etcd compacted past it)
+// it watches again and reloads everything of that kind.
+func (d *Directory) follow(ctx context.Context, kind string, ch <-chan store.Event, stop context.CancelFunc) {
+	backoff := resyncMin
+	for {
+		for ev := range ch {
+			d.applyEvent(kind, ev)
 		}
-		// The watch ended (compaction or etcd gone for good): reload.
-		if ctx.Err() == nil {
-			time.Sleep(time.Second)
-			kvs, err := d.st.List(ctx, store.Key(kind)+"/", "", 0)
+		stop()
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Warn("watch ended; reloading", "kind", kind)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			ch, stop = d.watch(ctx, kind)
+			err := d.resync(ctx, kind)
 			if err == nil {
-				for _, kv := range kvs {
-					d.apply(kind, kv.Value, false)
-				}
+				backoff = resyncMin
+				break
 			}
+			stop() // its events would be applied without their base
+			d.log.Warn("reload failed", "kind", kind, "err", err, "retry_in", backoff)
+			backoff = min(2*backoff, resyncMax)
 		}
 	}
 }
 
-func (d *Directory) apply(kind string, v []byte, _ bool) {
-	switch kind {
-	case "users":
-		var u User
-		if json.Unmarshal(v, &u) == nil && u.ID != "" {
-			d.putUser(u)
-		}
-	case "trunks":
-		var t Trunk
-		if json.Unmarshal(v, &t) == nil && t.ID != "" {
-			t.prefixes = parseCIDRs(t.InboundCIDRs)
-			d.mu.Lock()
-			d.trunks[t.ID] = t
-			d.mu.Unlock()
-		}
+// resync loads every key of kind and drops cached ones that are gone.
+func (d *Directory) resync(ctx context.Context, kind string) error {
+	kvs, err := d.st.List(ctx, prefix(kind), "", 0)
+	if err != nil {
+		return fmt.Errorf("directory: load %s: %w", kind, err)
 	}
-}
-
-func (d *Directory) putUser(u User) {
+	present := make(map[string]bool, len(kvs))
+	for _, kv := range kvs {
+		present[kv.Key] = true
+		d.applyEvent(kind, store.Event{Type: store.EventPut, KV: kv})
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.dropUserLocked(u.ID)
-	d.users[u.ID] = u
-	d.byExt[u.Extension] = u.ID
-	for _, n := range u.Numbers {
-		d.byNum[n] = u.ID
+	for key := range d.revs {
+		if strings.HasPrefix(key, prefix(kind)) && !present[key] {
+			// Forget the revision too: a later put of this key comes
+			// through the watch started before the List.
+			delete(d.revs, key)
+			d.dropLocked(kind, strings.TrimPrefix(key, prefix(kind)))
+		}
 	}
-	if u.Secrets.TokenHash != "" {
-		d.byTok[u.Secrets.TokenHash] = u.ID
+	return nil
+}
+
+// applyEvent puts a change into the cache unless a newer one is there.
+func (d *Directory) applyEvent(kind string, ev store.Event) {
+	var (
+		rec   record
+		trunk Trunk
+	)
+	if ev.Type == store.EventPut {
+		var err error
+		switch kind {
+		case kindUsers:
+			err = json.Unmarshal(ev.KV.Value, &rec)
+		case kindTrunks:
+			if err = json.Unmarshal(ev.KV.Value, &trunk); err == nil {
+				err = trunk.validate()
+			}
+		}
+		if err != nil {
+			d.log.Error("unreadable setting ignored", "key", ev.KV.Key, "err", err)
+			return
+		}
 	}
-	for k, h := range u.Secrets.HA1 {
-		d.ha1[k] = ha1Ref{ha1: h, user: u.ID}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ev.KV.ModRevision <= d.revs[ev.KV.Key] {
+		return
+	}
+	d.revs[ev.KV.Key] = ev.KV.ModRevision
+	id := strings.TrimPrefix(ev.KV.Key, prefix(kind))
+	d.dropLocked(kind, id)
+	if ev.Type == store.EventDelete {
+		return
+	}
+	switch kind {
+	case kindUsers:
+		d.putUserLocked(rec)
+	case kindTrunks:
+		d.trunks[trunk.ID] = trunk
+		d.pickOutboundLocked()
 	}
 }
 
-func (d *Directory) dropUserLocked(id string) {
+func (d *Directory) putUserLocked(r record) {
+	d.users[r.ID] = r
+	d.byExt[r.Extension] = r.ID
+	for _, n := range r.Numbers {
+		d.byNum[n] = r.ID
+	}
+	if r.Secrets.TokenHash != "" {
+		d.byTok[r.Secrets.TokenHash] = r.ID
+	}
+	for k, h := range r.Secrets.HA1 {
+		d.ha1[k] = ha1Ref{ha1: h, user: r.ID}
+	}
+}
+
+// dropLocked removes a cached user or trunk and the index entries that
+// still point at it (another user may already own a freed extension).
+func (d *Directory) dropLocked(kind, id string) {
+	if kind == kindTrunks {
+		if _, ok := d.trunks[id]; ok {
+			delete(d.trunks, id)
+			d.pickOutboundLocked()
+		}
+		return
+	}
 	old, ok := d.users[id]
 	if !ok {
 		return
@@ -178,7 +275,9 @@ func (d *Directory) dropUserLocked(id string) {
 			delete(d.byNum, n)
 		}
 	}
-	delete(d.byTok, old.Secrets.TokenHash)
+	if d.byTok[old.Secrets.TokenHash] == id {
+		delete(d.byTok, old.Secrets.TokenHash)
+	}
 	for k := range old.Secrets.HA1 {
 		if d.ha1[k].user == id {
 			delete(d.ha1, k)
@@ -186,124 +285,98 @@ func (d *Directory) dropUserLocked(id string) {
 	}
 }
 
-func (d *Directory) remove(kind, id string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if kind == "users" {
-		d.dropUserLocked(id)
-	} else {
-		delete(d.trunks, id)
+// pickOutboundLocked chooses the outbound trunk (the lowest id, so every
+// node picks the same one) once per change rather than per call.
+func (d *Directory) pickOutboundLocked() {
+	d.outbound = ""
+	for id, t := range d.trunks {
+		if t.Outbound && (d.outbound == "" || id < d.outbound) {
+			d.outbound = id
+		}
 	}
 }
 
-// fetch reads one user from etcd on a cache miss.
-func (d *Directory) fetch(id string) (User, bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	kv, err := d.st.Get(ctx, store.Key("users", id))
-	if err != nil {
-		return User{}, false
-	}
-	var u User
-	if json.Unmarshal(kv.Value, &u) != nil {
-		return User{}, false
-	}
-	d.putUser(u)
-	return u, true
-}
-
-// fetchIndex reads an index key (extensions/<ext>, numbers/<n>) on a miss.
-func (d *Directory) fetchIndex(kind, k string) (User, bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	kv, err := d.st.Get(ctx, store.Key(kind, k))
-	if err != nil {
-		return User{}, false
-	}
-	return d.fetch(string(kv.Value))
-}
+// ---- reads ----------------------------------------------------------------
 
 // UserByID returns a user.
 func (d *Directory) UserByID(id string) (User, bool) {
+	r, ok := d.recordByID(id)
+	return r.User, ok
+}
+
+func (d *Directory) recordByID(id string) (record, bool) {
 	d.mu.RLock()
-	u, ok := d.users[id]
+	r, ok := d.users[id]
 	d.mu.RUnlock()
 	if ok || !validID(id) {
-		return u, ok
+		return r, ok
 	}
-	return d.fetch(id)
+	return d.missUser(id)
 }
 
 // UserByExtension returns the user with that extension.
 func (d *Directory) UserByExtension(ext string) (User, bool) {
-	d.mu.RLock()
-	id, ok := d.byExt[ext]
-	u := d.users[id]
-	d.mu.RUnlock()
-	if ok || !validExt(ext) {
-		return u, ok
-	}
-	return d.fetchIndex("extensions", ext)
+	r, ok := d.byIndex(d.byExt, kindExtensions, ext, validExt(ext), func(r record) bool { return r.Extension == ext })
+	return r.User, ok
 }
 
 // UserByNumber returns the owner of an E.164 number.
 func (d *Directory) UserByNumber(n string) (User, bool) {
-	d.mu.RLock()
-	id, ok := d.byNum[n]
-	u := d.users[id]
-	d.mu.RUnlock()
-	if ok || !validE164(n) {
-		return u, ok
-	}
-	return d.fetchIndex("numbers", n)
-}
-
-// Resolve maps an extension or user id to a user.
-func (d *Directory) Resolve(part string) (User, bool) {
-	if validExt(part) {
-		if u, ok := d.UserByExtension(part); ok {
-			return u, true
+	r, ok := d.byIndex(d.byNum, kindNumbers, n, validE164(n), func(r record) bool {
+		for _, x := range r.Numbers {
+			if x == n {
+				return true
+			}
 		}
-	}
-	return d.UserByID(part)
-}
-
-// HA1 returns the stored digest HA1 for alg ("MD5" or "SHA-256") and a
-// username (id or extension), with the user's id.
-func (d *Directory) HA1(alg, username string) (string, string, bool) {
-	d.mu.RLock()
-	r, ok := d.ha1[alg+":"+username]
-	d.mu.RUnlock()
-	if !ok {
-		if _, found := d.Resolve(username); found {
-			d.mu.RLock()
-			r, ok = d.ha1[alg+":"+username]
-			d.mu.RUnlock()
-		}
-	}
-	return r.ha1, r.user, ok
-}
-
-func hashToken(tok string) string {
-	h := sha256.Sum256([]byte(tok))
-	return hex.EncodeToString(h[:])
+		return false
+	})
+	return r.User, ok
 }
 
 // UserByToken returns the user a REST token belongs to.
 func (d *Directory) UserByToken(tok string) (User, bool) {
 	h := hashToken(tok)
+	r, ok := d.byIndex(d.byTok, kindTokens, h, tok != "", func(r record) bool { return r.Secrets.TokenHash == h })
+	return r.User, ok
+}
+
+// Resolve maps the user part of a SIP URI (an extension or a user id) to a
+// user; an extension wins when both could match.
+func (d *Directory) Resolve(part string) (User, bool) {
+	r, ok := d.resolve(part)
+	return r.User, ok
+}
+
+func (d *Directory) resolve(part string) (record, bool) {
+	if validExt(part) {
+		if r, ok := d.byIndex(d.byExt, kindExtensions, part, true, func(r record) bool { return r.Extension == part }); ok {
+			return r, true
+		}
+	}
+	return d.recordByID(part)
+}
+
+// HA1 returns the stored digest HA1 for alg (digest.MD5 or digest.SHA256)
+// and a username (id or extension), with the user's id.
+func (d *Directory) HA1(alg, username string) (ha1, userID string, ok bool) {
+	key := alg + ":" + username
 	d.mu.RLock()
-	id, ok := d.byTok[h]
-	u := d.users[id]
+	ref, ok := d.ha1[key]
 	d.mu.RUnlock()
 	if ok {
-		return u, true
+		return ref.ha1, ref.user, true
 	}
-	return d.fetchIndex("tokens", h)
+	r, found := d.resolve(username)
+	if !found {
+		return "", "", false
+	}
+	h, ok := r.Secrets.HA1[key]
+	return h, r.ID, ok
 }
 
 // TrunkBySource returns the trunk whose inbound CIDRs hold ip.
 func (d *Directory) TrunkBySource(ip netip.Addr) (Trunk, bool) {
+	ip = ip.Unmap()
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	for _, t := range d.trunks {
@@ -316,271 +389,417 @@ func (d *Directory) TrunkBySource(ip netip.Addr) (Trunk, bool) {
 	return Trunk{}, false
 }
 
-// OutboundTrunk is the trunk external numbers leave through (the first by id).
+// OutboundTrunk is the trunk external numbers leave through (the outbound
+// trunk with the lowest id).
 func (d *Directory) OutboundTrunk() (Trunk, bool) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	var ids []string
-	for id, t := range d.trunks {
-		if t.Outbound {
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) == 0 {
-		return Trunk{}, false
-	}
-	sort.Strings(ids)
-	return d.trunks[ids[0]], true
+	t, ok := d.trunks[d.outbound]
+	return t, ok
 }
 
-// TrunkByID returns a trunk.
+// TrunkByID returns a trunk, reading etcd on a miss.
 func (d *Directory) TrunkByID(id string) (Trunk, bool) {
 	d.mu.RLock()
-	defer d.mu.RUnlock()
 	t, ok := d.trunks[id]
+	d.mu.RUnlock()
+	if ok || !validID(id) {
+		return t, ok
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), missTimeout)
+	defer cancel()
+	kv, err := d.st.Get(ctx, store.Key(kindTrunks, id))
+	if err != nil {
+		d.logMiss(kindTrunks, err)
+		return Trunk{}, false
+	}
+	// Through the cache, so a delete seen meanwhile wins over this read.
+	d.applyEvent(kindTrunks, store.Event{Type: store.EventPut, KV: kv})
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	t, ok = d.trunks[id]
 	return t, ok
+}
+
+// byIndex looks a user up in an index map and, on a miss, through the
+// index key in etcd; match rejects an index key that is stale.
+func (d *Directory) byIndex(idx map[string]string, kind, k string, valid bool, match func(record) bool) (record, bool) {
+	d.mu.RLock()
+	id, ok := idx[k]
+	r := d.users[id]
+	d.mu.RUnlock()
+	if ok || !valid {
+		return r, ok
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), missTimeout)
+	defer cancel()
+	kv, err := d.st.Get(ctx, store.Key(kind, k))
+	if err != nil {
+		d.logMiss(kind, err)
+		return record{}, false
+	}
+	r, ok = d.missUser(string(kv.Value))
+	if !ok || !match(r) {
+		return record{}, false
+	}
+	return r, true
+}
+
+// missUser reads a user that is not cached (yet) from etcd.
+func (d *Directory) missUser(id string) (record, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), missTimeout)
+	defer cancel()
+	kv, err := d.st.Get(ctx, store.Key(kindUsers, id))
+	if err != nil {
+		d.logMiss(kindUsers, err)
+		return record{}, false
+	}
+	// Through the cache, so a delete seen meanwhile wins over this read.
+	d.applyEvent(kindUsers, store.Event{Type: store.EventPut, KV: kv})
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	r, ok := d.users[id]
+	return r, ok
+}
+
+func (d *Directory) logMiss(kind string, err error) {
+	if !errors.Is(err, store.ErrNotFound) {
+		d.log.Warn("lookup in etcd failed", "kind", kind, "err", err)
+	}
+}
+
+// ---- writes ---------------------------------------------------------------
+
+func hashToken(tok string) string {
+	h := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(h[:])
 }
 
 func newToken() string {
 	var b [32]byte
-	_, _ = rand.Read(b[:])
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
 }
 
-func (d *Directory) secrets(u *User, password string) {
-	u.Secrets.HA1 = map[string]string{}
+// setPassword stores the HA1 for every algorithm and both usernames.
+func (d *Directory) setPassword(r *record, password string) {
+	r.Secrets.HA1 = map[string]string{}
 	for _, alg := range []string{digest.MD5, digest.SHA256} {
-		for _, name := range []string{u.ID, u.Extension} {
-			u.Secrets.HA1[alg+":"+name] = digest.HA1(alg, name, d.realm, password)
+		for _, name := range []string{r.ID, r.Extension} {
+			r.Secrets.HA1[alg+":"+name] = digest.HA1(alg, name, d.realm, password)
 		}
 	}
 }
 
-// CreateUser validates, stores (id, extension and numbers unique in one
-// transaction) and returns the user with its token, shown only now.
+// claims are the uniqueness conditions of a user's names: its id, its
+// extension and numbers, and neither name taken in the other's namespace
+// (a digit-only id would otherwise shadow someone's extension).
+type claims struct {
+	conds []store.Cond
+	ops   []store.Op
+	what  []string // conds[i] is described by what[i]
+}
+
+func (c *claims) claim(key, value, what string) {
+	c.conds = append(c.conds, store.Cond{Key: key})
+	c.what = append(c.what, what)
+	if value != "" {
+		c.ops = append(c.ops, store.Op{Key: key, Value: []byte(value)})
+	}
+}
+
+func (c *claims) extension(id, ext string) {
+	c.claim(store.Key(kindExtensions, ext), id, "extension "+ext)
+	if ext != id {
+		c.claim(store.Key(kindUsers, ext), "", "extension "+ext)
+	}
+}
+
+// CreateUser validates, stores (names claimed in one transaction) and
+// returns the user with its token, which is shown only now.
 func (d *Directory) CreateUser(ctx context.Context, in UserInput) (User, string, error) {
-	u, err := in.validate()
+	u, err := in.user()
 	if err != nil {
 		return User{}, "", err
 	}
 	u.CreatedAt = time.Now().UTC().Truncate(time.Second)
-	d.secrets(&u, in.SIPPassword)
+	r := record{User: u}
+	d.setPassword(&r, in.SIPPassword)
 	tok := newToken()
-	u.Secrets.TokenHash = hashToken(tok)
-	v, _ := json.Marshal(u)
-	conds := []store.Cond{{Key: store.Key("users", u.ID)}, {Key: store.Key("extensions", u.Extension)}}
-	ops := []store.Op{{Key: store.Key("users", u.ID), Value: v}, {Key: store.Key("extensions", u.Extension), Value: []byte(u.ID)},
-		{Key: store.Key("tokens", u.Secrets.TokenHash), Value: []byte(u.ID)}}
-	for _, n := range u.Numbers {
-		conds = append(conds, store.Cond{Key: store.Key("numbers", n)})
-		ops = append(ops, store.Op{Key: store.Key("numbers", n), Value: []byte(u.ID)})
+	r.Secrets.TokenHash = hashToken(tok)
+	v, err := json.Marshal(r)
+	if err != nil {
+		return User{}, "", fmt.Errorf("directory: encode user %s: %w", u.ID, err)
 	}
-	if _, err := d.st.Txn(ctx, conds, ops); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return User{}, "", ErrExists
-		}
+	var c claims
+	c.claim(store.Key(kindUsers, u.ID), string(v), "id "+u.ID)
+	if validExt(u.ID) && u.ID != u.Extension {
+		c.claim(store.Key(kindExtensions, u.ID), "", "id "+u.ID+" (an extension)")
+	}
+	c.extension(u.ID, u.Extension)
+	for _, n := range u.Numbers {
+		c.claim(store.Key(kindNumbers, n), u.ID, "number "+n)
+	}
+	c.ops = append(c.ops, store.Op{Key: store.Key(kindTokens, r.Secrets.TokenHash), Value: []byte(u.ID)})
+	rev, err := d.st.Txn(ctx, c.conds, c.ops)
+	if errors.Is(err, store.ErrConflict) {
+		return User{}, "", d.taken(ctx, c)
+	}
+	if err != nil {
 		return User{}, "", fmt.Errorf("directory: create user %s: %w", u.ID, err)
 	}
-	d.putUser(u)
+	d.applyEvent(kindUsers, store.Event{Type: store.EventPut, KV: store.KV{Key: store.Key(kindUsers, u.ID), Value: v, ModRevision: rev}})
+	d.log.Info("user created", "id", u.ID, "extension", u.Extension)
 	return u, tok, nil
 }
 
-// current reads a user and its revision from etcd (for fenced updates).
-func (d *Directory) current(ctx context.Context, id string) (User, int64, error) {
-	kv, err := d.st.Get(ctx, store.Key("users", id))
+// taken says which claim failed, for the 409's message.
+func (d *Directory) taken(ctx context.Context, c claims) error {
+	for i, cond := range c.conds {
+		if _, err := d.st.Get(ctx, cond.Key); err == nil {
+			return fmt.Errorf("%s: %w", c.what[i], ErrExists)
+		}
+	}
+	// Freed again since: the caller may simply retry.
+	return fmt.Errorf("a name changed hands while it was being claimed: %w", ErrExists)
+}
+
+// current reads a user and its revision from etcd, for a fenced write.
+func (d *Directory) current(ctx context.Context, id string) (record, int64, error) {
+	if !validID(id) {
+		return record{}, 0, ErrNotFound
+	}
+	kv, err := d.st.Get(ctx, store.Key(kindUsers, id))
 	if errors.Is(err, store.ErrNotFound) {
-		return User{}, 0, ErrNotFound
+		return record{}, 0, ErrNotFound
 	}
 	if err != nil {
-		return User{}, 0, err
+		return record{}, 0, fmt.Errorf("directory: read user %s: %w", id, err)
 	}
-	var u User
-	if err := json.Unmarshal(kv.Value, &u); err != nil {
-		return User{}, 0, fmt.Errorf("directory: user %s unreadable: %w", id, err)
+	var r record
+	if err := json.Unmarshal(kv.Value, &r); err != nil {
+		return record{}, 0, fmt.Errorf("directory: user %s unreadable: %w", id, err)
 	}
-	return u, kv.ModRevision, nil
+	return r, kv.ModRevision, nil
+}
+
+// change rewrites a user with fn's result (nil: delete), fenced on the
+// revision it read; losing to a concurrent writer makes it read again.
+func (d *Directory) change(ctx context.Context, id string, fn func(r record) (*record, claims, error)) (record, error) {
+	for range writeAttempts {
+		old, rev, err := d.current(ctx, id)
+		if err != nil {
+			return record{}, err
+		}
+		next, c, err := fn(old)
+		if err != nil {
+			return record{}, err
+		}
+		key := store.Key(kindUsers, id)
+		conds := append([]store.Cond{{Key: key, ModRevision: rev}}, c.conds...)
+		ops := c.ops
+		var v []byte
+		if next == nil {
+			ops = append(ops, store.Op{Key: key, Delete: true})
+		} else if v, err = json.Marshal(next); err != nil {
+			return record{}, fmt.Errorf("directory: encode user %s: %w", id, err)
+		} else {
+			ops = append(ops, store.Op{Key: key, Value: v})
+		}
+		wrev, err := d.st.Txn(ctx, conds, ops)
+		if errors.Is(err, store.ErrConflict) {
+			if kv, gerr := d.st.Get(ctx, key); gerr == nil && kv.ModRevision == rev {
+				return record{}, d.taken(ctx, c) // the user held still: a name is taken
+			}
+			continue
+		}
+		if err != nil {
+			return record{}, fmt.Errorf("directory: write user %s: %w", id, err)
+		}
+		ev := store.Event{Type: store.EventDelete, KV: store.KV{Key: key, ModRevision: wrev}}
+		if next != nil {
+			ev = store.Event{Type: store.EventPut, KV: store.KV{Key: key, Value: v, ModRevision: wrev}}
+		}
+		d.applyEvent(kindUsers, ev)
+		if next == nil {
+			return old, nil
+		}
+		return *next, nil
+	}
+	return record{}, fmt.Errorf("directory: user %s kept changing under %d attempts: %w", id, writeAttempts, store.ErrConflict)
 }
 
 // UpdateUser applies a patch, fenced on the user's revision.
 func (d *Directory) UpdateUser(ctx context.Context, id string, p UserPatch) (User, error) {
-	old, rev, err := d.current(ctx, id)
+	r, err := d.change(ctx, id, func(old record) (*record, claims, error) {
+		u, err := p.apply(old.User)
+		if err != nil {
+			return nil, claims{}, err
+		}
+		next := record{User: u, Secrets: old.Secrets}
+		if p.SIPPassword != nil {
+			d.setPassword(&next, *p.SIPPassword)
+		}
+		var c claims
+		if u.Extension != old.Extension {
+			c.extension(id, u.Extension)
+			c.ops = append(c.ops, store.Op{Key: store.Key(kindExtensions, old.Extension), Delete: true})
+		}
+		kept := make(map[string]bool, len(old.Numbers))
+		for _, n := range old.Numbers {
+			kept[n] = true
+		}
+		for _, n := range u.Numbers {
+			if !kept[n] {
+				c.claim(store.Key(kindNumbers, n), id, "number "+n)
+			}
+			delete(kept, n)
+		}
+		for n := range kept {
+			c.ops = append(c.ops, store.Op{Key: store.Key(kindNumbers, n), Delete: true})
+		}
+		return &next, c, nil
+	})
 	if err != nil {
 		return User{}, err
 	}
-	u, err := p.apply(old)
-	if err != nil {
-		return User{}, err
-	}
-	if p.SIPPassword != nil {
-		d.secrets(&u, *p.SIPPassword)
-	}
-	v, _ := json.Marshal(u)
-	conds := []store.Cond{{Key: store.Key("users", id), ModRevision: rev}}
-	ops := []store.Op{{Key: store.Key("users", id), Value: v}}
-	if u.Extension != old.Extension {
-		conds = append(conds, store.Cond{Key: store.Key("extensions", u.Extension)})
-		ops = append(ops, store.Op{Key: store.Key("extensions", u.Extension), Value: []byte(id)}, store.Op{Key: store.Key("extensions", old.Extension), Delete: true})
-	}
-	oldNums := map[string]bool{}
-	for _, n := range old.Numbers {
-		oldNums[n] = true
-	}
-	for _, n := range u.Numbers {
-		if !oldNums[n] {
-			conds = append(conds, store.Cond{Key: store.Key("numbers", n)})
-			ops = append(ops, store.Op{Key: store.Key("numbers", n), Value: []byte(id)})
-		}
-		delete(oldNums, n)
-	}
-	for n := range oldNums {
-		ops = append(ops, store.Op{Key: store.Key("numbers", n), Delete: true})
-	}
-	if _, err := d.st.Txn(ctx, conds, ops); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return User{}, ErrExists
-		}
-		return User{}, fmt.Errorf("directory: update user %s: %w", id, err)
-	}
-	d.putUser(u)
-	return u, nil
+	return r.User, nil
 }
 
-// ReissueToken replaces a user's token and returns the new one.
+// ReissueToken replaces a user's token (the old one stops working) and
+// returns the new one, shown only now.
 func (d *Directory) ReissueToken(ctx context.Context, id string) (string, error) {
-	u, rev, err := d.current(ctx, id)
+	tok := newToken()
+	h := hashToken(tok)
+	_, err := d.change(ctx, id, func(old record) (*record, claims, error) {
+		next := old
+		next.Secrets.TokenHash = h
+		var c claims
+		c.ops = append(c.ops, store.Op{Key: store.Key(kindTokens, h), Value: []byte(id)})
+		if old.Secrets.TokenHash != "" {
+			c.ops = append(c.ops, store.Op{Key: store.Key(kindTokens, old.Secrets.TokenHash), Delete: true})
+		}
+		return &next, c, nil
+	})
 	if err != nil {
 		return "", err
 	}
-	tok := newToken()
-	oldHash := u.Secrets.TokenHash
-	u.Secrets.TokenHash = hashToken(tok)
-	v, _ := json.Marshal(u)
-	ops := []store.Op{{Key: store.Key("users", id), Value: v}, {Key: store.Key("tokens", u.Secrets.TokenHash), Value: []byte(id)}}
-	if oldHash != "" {
-		ops = append(ops, store.Op{Key: store.Key("tokens", oldHash), Delete: true})
-	}
-	if _, err := d.st.Txn(ctx, []store.Cond{{Key: store.Key("users", id), ModRevision: rev}}, ops); err != nil {
-		return "", fmt.Errorf("directory: reissue token %s: %w", id, err)
-	}
-	d.putUser(u)
 	return tok, nil
 }
 
 // DeleteUser removes a user and its index keys.
 func (d *Directory) DeleteUser(ctx context.Context, id string) error {
-	u, rev, err := d.current(ctx, id)
-	if err != nil {
-		return err
+	_, err := d.change(ctx, id, func(old record) (*record, claims, error) {
+		var c claims
+		c.ops = append(c.ops, store.Op{Key: store.Key(kindExtensions, old.Extension), Delete: true})
+		if old.Secrets.TokenHash != "" {
+			c.ops = append(c.ops, store.Op{Key: store.Key(kindTokens, old.Secrets.TokenHash), Delete: true})
+		}
+		for _, n := range old.Numbers {
+			c.ops = append(c.ops, store.Op{Key: store.Key(kindNumbers, n), Delete: true})
+		}
+		return nil, c, nil
+	})
+	if err == nil {
+		d.log.Info("user deleted", "id", id)
 	}
-	ops := []store.Op{{Key: store.Key("users", id), Delete: true}, {Key: store.Key("extensions", u.Extension), Delete: true}}
-	if u.Secrets.TokenHash != "" {
-		ops = append(ops, store.Op{Key: store.Key("tokens", u.Secrets.TokenHash), Delete: true})
-	}
-	for _, n := range u.Numbers {
-		ops = append(ops, store.Op{Key: store.Key("numbers", n), Delete: true})
-	}
-	if _, err := d.st.Txn(ctx, []store.Cond{{Key: store.Key("users", id), ModRevision: rev}}, ops); err != nil {
-		return fmt.Errorf("directory: delete user %s: %w", id, err)
-	}
-	d.remove("users", id)
-	return nil
+	return err
 }
 
-// ListUsers pages users in id order.
+// ListUsers pages users in id order from etcd (not the cache, so a list
+// right after a create on another node includes it). next is "" at the end.
 func (d *Directory) ListUsers(ctx context.Context, after string, limit int) ([]User, string, error) {
-	if limit <= 0 || limit > 500 {
-		limit = 100
-	}
-	from := ""
-	if after != "" {
-		from = store.Key("users", after)
-	}
-	kvs, err := d.st.List(ctx, store.Key("users")+"/", from, limit+1)
+	rs, next, err := list[record](ctx, d.st, kindUsers, after, limit)
 	if err != nil {
 		return nil, "", err
 	}
-	var out []User
-	for _, kv := range kvs {
-		var u User
-		if json.Unmarshal(kv.Value, &u) == nil {
-			out = append(out, u)
-		}
+	out := make([]User, len(rs))
+	for i, r := range rs {
+		out[i] = r.User
+	}
+	return out, next, nil
+}
+
+// list pages the JSON values under a kind in key order.
+func list[T any](ctx context.Context, st store.Store, kind, after string, limit int) ([]T, string, error) {
+	if limit <= 0 || limit > maxPage {
+		limit = defaultPage
+	}
+	from := ""
+	if after != "" {
+		from = store.Key(kind, after)
+	}
+	kvs, err := st.List(ctx, prefix(kind), from, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("directory: list %s: %w", kind, err)
 	}
 	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[limit-1].ID
+	if len(kvs) > limit {
+		kvs = kvs[:limit]
+		next = strings.TrimPrefix(kvs[limit-1].Key, prefix(kind))
+	}
+	out := make([]T, 0, len(kvs))
+	for _, kv := range kvs {
+		var v T
+		if err := json.Unmarshal(kv.Value, &v); err != nil {
+			return nil, "", fmt.Errorf("directory: %s unreadable: %w", kv.Key, err)
+		}
+		out = append(out, v)
 	}
 	return out, next, nil
 }
 
 // CreateTrunk validates and stores a trunk.
 func (d *Directory) CreateTrunk(ctx context.Context, t Trunk) (Trunk, error) {
-	if !validID(t.ID) {
-		return Trunk{}, &FieldError{"id", "must be a slug: lower-case letters, digits, '.', '_' or '-'"}
+	if err := t.validate(); err != nil {
+		return Trunk{}, err
 	}
-	if t.Address != "" {
-		if _, err := netip.ParseAddrPort(t.Address); err != nil {
-			return Trunk{}, &FieldError{"address", "must be ip:port"}
-		}
-	} else if t.Outbound {
-		return Trunk{}, &FieldError{"address", "is required for an outbound trunk"}
+	v, err := json.Marshal(t)
+	if err != nil {
+		return Trunk{}, fmt.Errorf("directory: encode trunk %s: %w", t.ID, err)
 	}
-	for i, c := range t.InboundCIDRs {
-		if _, err := netip.ParsePrefix(c); err != nil {
-			if _, err2 := netip.ParseAddr(c); err2 != nil {
-				return Trunk{}, &FieldError{fmt.Sprintf("inbound_cidrs[%d]", i), "must be a CIDR such as 203.0.113.0/24"}
-			}
-		}
+	key := store.Key(kindTrunks, t.ID)
+	rev, err := d.st.Txn(ctx, []store.Cond{{Key: key}}, []store.Op{{Key: key, Value: v}})
+	if errors.Is(err, store.ErrConflict) {
+		return Trunk{}, fmt.Errorf("trunk %s: %w", t.ID, ErrExists)
 	}
-	if t.InboundCIDRs == nil {
-		t.InboundCIDRs = []string{}
-	}
-	v, _ := json.Marshal(t)
-	if _, err := d.st.Txn(ctx, []store.Cond{{Key: store.Key("trunks", t.ID)}}, []store.Op{{Key: store.Key("trunks", t.ID), Value: v}}); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return Trunk{}, ErrExists
-		}
+	if err != nil {
 		return Trunk{}, fmt.Errorf("directory: create trunk %s: %w", t.ID, err)
 	}
-	d.apply("trunks", v, false)
+	d.applyEvent(kindTrunks, store.Event{Type: store.EventPut, KV: store.KV{Key: key, Value: v, ModRevision: rev}})
+	d.log.Info("trunk created", "id", t.ID, "address", t.Address, "outbound", t.Outbound)
 	return t, nil
 }
 
 // DeleteTrunk removes a trunk.
 func (d *Directory) DeleteTrunk(ctx context.Context, id string) error {
-	if _, ok := d.TrunkByID(id); !ok {
-		if _, err := d.st.Get(ctx, store.Key("trunks", id)); err != nil {
+	if !validID(id) {
+		return ErrNotFound
+	}
+	key := store.Key(kindTrunks, id)
+	for range writeAttempts {
+		kv, err := d.st.Get(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
 			return ErrNotFound
 		}
-	}
-	if err := d.st.Delete(ctx, store.Key("trunks", id)); err != nil {
-		return err
-	}
-	d.remove("trunks", id)
-	return nil
-}
-
-// ListTrunks returns every trunk by id.
-func (d *Directory) ListTrunks() []Trunk {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	out := make([]Trunk, 0, len(d.trunks))
-	for _, t := range d.trunks {
-		out = append(out, t)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
-
-func parseCIDRs(cs []string) []netip.Prefix {
-	var out []netip.Prefix
-	for _, c := range cs {
-		if p, err := netip.ParsePrefix(c); err == nil {
-			out = append(out, p.Masked())
-		} else if a, err := netip.ParseAddr(c); err == nil {
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		if err != nil {
+			return fmt.Errorf("directory: read trunk %s: %w", id, err)
 		}
+		rev, err := d.st.Txn(ctx, []store.Cond{{Key: key, ModRevision: kv.ModRevision}}, []store.Op{{Key: key, Delete: true}})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("directory: delete trunk %s: %w", id, err)
+		}
+		d.applyEvent(kindTrunks, store.Event{Type: store.EventDelete, KV: store.KV{Key: key, ModRevision: rev}})
+		d.log.Info("trunk deleted", "id", id)
+		return nil
 	}
-	return out
+	return fmt.Errorf("directory: trunk %s kept changing: %w", id, store.ErrConflict)
+}
+
+// ListTrunks pages trunks in id order from etcd.
+func (d *Directory) ListTrunks(ctx context.Context, after string, limit int) ([]Trunk, string, error) {
+	return list[Trunk](ctx, d.st, kindTrunks, after, limit)
 }

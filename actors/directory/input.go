@@ -1,22 +1,52 @@
 package directory
 
 import (
+	"fmt"
+	"net"
+	"net/netip"
 	"regexp"
+	"strconv"
 	"time"
+	// Validation and business hours must not depend on the host having a
+	// zoneinfo database (slim images often lack one).
+	_ "time/tzdata"
+)
+
+const (
+	// maxNumbers keeps an update's transaction (old numbers deleted, new ones
+	// written and checked) under etcd's default limit of 128 operations.
+	maxNumbers     = 50
+	maxName        = 200
+	minPassword    = 8
+	maxPassword    = 128
+	maxCIDRs       = 64
+	maxDayRanges   = 8
+	srtpRequired   = "required"
+	defaultTZ      = "UTC"
+	slugMessage    = "must be a slug: a lower-case letter or digit, then up to 62 of a-z, 0-9, '.', '_', '-'"
+	e164Message    = "must be an E.164 number such as +14155550101"
+	hoursMessage   = `must be ["HH:MM","HH:MM"] with the start before the end`
+	addressMessage = "must be host:port, such as carrier.example.net:5060 or 203.0.113.7:5060"
 )
 
 var (
 	idRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 	extRe  = regexp.MustCompile(`^[0-9]{2,10}$`)
 	e164Re = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
-	hhmmRe = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$`)
+	hhmmRe = regexp.MustCompile(`^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$`)
+	hostRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 )
 
 func validID(s string) bool   { return idRe.MatchString(s) }
 func validExt(s string) bool  { return extRe.MatchString(s) }
 func validE164(s string) bool { return e164Re.MatchString(s) }
 
+// days are the keys of business hours, in week order.
 var days = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+
+// Hours is business hours per weekday, read in the owner's time zone:
+// {"mon": [["08:00","17:00"]], ..., "sun": []}.
+type Hours map[string][][]string
 
 // UserInput is the body of POST /v1/users.
 type UserInput struct {
@@ -32,7 +62,7 @@ type UserInput struct {
 	SRTP             string   `json:"srtp"`
 }
 
-// UserPatch is the body of PATCH /v1/users/{id}; absent fields stay.
+// UserPatch is the body of PATCH /v1/users/{id}; absent (or null) fields stay.
 type UserPatch struct {
 	Name             *string   `json:"name"`
 	Extension        *string   `json:"extension"`
@@ -45,50 +75,70 @@ type UserPatch struct {
 	SRTP             *string   `json:"srtp"`
 }
 
-// SelfService is true when the patch touches only what a user may change
+// SelfService is true when the patch touches only what users may change
 // about themselves (INTERFACE.md: timezone, business hours, display name).
 func (p UserPatch) SelfService() bool {
 	return p.Extension == nil && p.Numbers == nil && p.SIPPassword == nil && p.PowerPack == nil &&
 		p.VoicemailEnabled == nil && p.SRTP == nil
 }
 
-func (in UserInput) validate() (User, error) {
-	u := User{ID: in.ID, Name: in.Name, Extension: in.Extension, Numbers: in.Numbers, Timezone: in.Timezone,
-		BusinessHours: in.BusinessHours, PowerPack: in.PowerPack, VoicemailEnabled: in.VoicemailEnabled, SRTP: in.SRTP}
-	switch {
-	case in.ID == "":
-		return u, &FieldError{"id", "is required"}
-	case !validID(in.ID):
-		return u, &FieldError{"id", "must be a slug: lower-case letters, digits, '.', '_' or '-', at most 63"}
-	case in.Name == "":
-		return u, &FieldError{"name", "is required"}
-	case in.Extension == "":
-		return u, &FieldError{"extension", "is required"}
-	case in.SIPPassword == "":
-		return u, &FieldError{"sip_password", "is required"}
-	case len(in.SIPPassword) < 8:
-		return u, &FieldError{"sip_password", "must be at least 8 characters"}
-	}
-	if err := checkCommon(&u); err != nil {
-		return u, err
-	}
-	return u, nil
+// Validate checks the input without storing anything; the first problem is
+// returned as a *FieldError. CreateUser calls it too.
+func (in UserInput) Validate() error {
+	_, err := in.user()
+	return err
 }
 
-func checkCommon(u *User) error {
-	if len(u.Name) > 200 {
-		return &FieldError{"name", "must be at most 200 characters"}
+func (in UserInput) user() (User, error) {
+	switch {
+	case in.ID == "":
+		return User{}, &FieldError{"id", "is required"}
+	case !validID(in.ID):
+		return User{}, &FieldError{"id", slugMessage}
+	case in.Name == "":
+		return User{}, &FieldError{"name", "is required"}
+	case in.Extension == "":
+		return User{}, &FieldError{"extension", "is required"}
+	case in.SIPPassword == "":
+		return User{}, &FieldError{"sip_password", "is required"}
+	}
+	if err := checkPassword(in.SIPPassword); err != nil {
+		return User{}, err
+	}
+	u := User{ID: in.ID, Name: in.Name, Extension: in.Extension, Numbers: in.Numbers, Timezone: in.Timezone,
+		BusinessHours: in.BusinessHours, PowerPack: in.PowerPack, VoicemailEnabled: in.VoicemailEnabled, SRTP: in.SRTP}
+	return u, normalize(&u)
+}
+
+func checkPassword(p string) error {
+	if len(p) < minPassword || len(p) > maxPassword {
+		return &FieldError{"sip_password", fmt.Sprintf("must be %d to %d characters", minPassword, maxPassword)}
+	}
+	return nil
+}
+
+// normalize validates the fields every user must satisfy and fills defaults.
+func normalize(u *User) error {
+	if u.Name == "" {
+		return &FieldError{"name", "must not be empty"}
+	}
+	if len(u.Name) > maxName {
+		return &FieldError{"name", fmt.Sprintf("must be at most %d characters", maxName)}
 	}
 	if !validExt(u.Extension) {
 		return &FieldError{"extension", "must be 2 to 10 digits"}
 	}
-	seen := map[string]bool{}
+	if len(u.Numbers) > maxNumbers {
+		return &FieldError{"numbers", fmt.Sprintf("must list at most %d numbers", maxNumbers)}
+	}
+	seen := make(map[string]bool, len(u.Numbers))
 	for i, n := range u.Numbers {
+		field := "numbers[" + strconv.Itoa(i) + "]"
 		if !validE164(n) {
-			return &FieldError{"numbers[" + itoa(i) + "]", "must be an E.164 number such as +14155550101"}
+			return &FieldError{field, e164Message}
 		}
 		if seen[n] {
-			return &FieldError{"numbers[" + itoa(i) + "]", "is listed twice"}
+			return &FieldError{field, "is listed twice"}
 		}
 		seen[n] = true
 	}
@@ -96,49 +146,71 @@ func checkCommon(u *User) error {
 		u.Numbers = []string{}
 	}
 	if u.Timezone == "" {
-		u.Timezone = "UTC"
+		u.Timezone = defaultTZ
 	}
-	if _, err := time.LoadLocation(u.Timezone); err != nil {
+	// "Local" would mean whatever zone each node happens to run in.
+	if _, err := time.LoadLocation(u.Timezone); err != nil || u.Timezone == "Local" {
 		return &FieldError{"timezone", "must be an IANA time zone such as Europe/Paris"}
 	}
-	if u.SRTP != "" && u.SRTP != "required" {
+	if u.SRTP != "" && u.SRTP != srtpRequired {
 		return &FieldError{"srtp", `must be "" or "required"`}
 	}
-	if u.BusinessHours == nil {
-		u.BusinessHours = Hours{}
+	hours, err := checkHours(u.BusinessHours)
+	if err != nil {
+		return err
 	}
-	known := map[string]bool{}
-	for _, d := range days {
-		known[d] = true
-	}
-	for d, ranges := range u.BusinessHours {
-		if !known[d] {
-			return &FieldError{"business_hours." + d, "is not a day (mon..sun)"}
-		}
-		for i, r := range ranges {
-			if !hhmmRe.MatchString(r[0]) || !hhmmRe.MatchString(r[1]) || r[0] >= r[1] {
-				return &FieldError{"business_hours." + d + "[" + itoa(i) + "]", `must be ["HH:MM","HH:MM"] with start before end`}
-			}
-		}
-	}
+	u.BusinessHours = hours
 	return nil
 }
 
+// checkHours validates business hours and returns them with every day
+// present (an absent day has no hours).
+func checkHours(h Hours) (Hours, error) {
+	known := make(map[string]bool, len(days))
+	for _, d := range days {
+		known[d] = true
+	}
+	for d := range h {
+		if !known[d] {
+			return nil, &FieldError{"business_hours." + d, "is not a day: use mon, tue, wed, thu, fri, sat or sun"}
+		}
+	}
+	out := make(Hours, len(days))
+	for _, d := range days {
+		ranges := h[d]
+		if len(ranges) > maxDayRanges {
+			return nil, &FieldError{"business_hours." + d, fmt.Sprintf("must have at most %d ranges", maxDayRanges)}
+		}
+		for i, r := range ranges {
+			// Zero-padded HH:MM compares correctly as text.
+			if len(r) != 2 || !hhmmRe.MatchString(r[0]) || !hhmmRe.MatchString(r[1]) || r[0] >= r[1] {
+				return nil, &FieldError{"business_hours." + d + "[" + strconv.Itoa(i) + "]", hoursMessage}
+			}
+		}
+		if ranges == nil {
+			ranges = [][]string{}
+		}
+		out[d] = ranges
+	}
+	return out, nil
+}
+
+// apply returns u changed by the patch, validated.
 func (p UserPatch) apply(u User) (User, error) {
 	if p.Name != nil {
-		if *p.Name == "" {
-			return u, &FieldError{"name", "must not be empty"}
-		}
 		u.Name = *p.Name
 	}
 	if p.Extension != nil && *p.Extension != u.Extension {
+		// The digest HA1 hashes the username, and the extension is one.
 		if p.SIPPassword == nil {
-			return u, &FieldError{"sip_password", "is required when the extension changes (the digest hash depends on it)"}
+			return u, &FieldError{"sip_password", "is required when the extension changes"}
 		}
 		u.Extension = *p.Extension
 	}
-	if p.SIPPassword != nil && len(*p.SIPPassword) < 8 {
-		return u, &FieldError{"sip_password", "must be at least 8 characters"}
+	if p.SIPPassword != nil {
+		if err := checkPassword(*p.SIPPassword); err != nil {
+			return u, err
+		}
 	}
 	if p.Numbers != nil {
 		u.Numbers = *p.Numbers
@@ -158,12 +230,59 @@ func (p UserPatch) apply(u User) (User, error) {
 	if p.SRTP != nil {
 		u.SRTP = *p.SRTP
 	}
-	return u, checkCommon(&u)
+	return u, normalize(&u)
 }
 
-func itoa(i int) string {
-	if i < 10 {
-		return string(rune('0' + i))
+// validate checks a trunk and parses its CIDRs (a bare address is a /32 or
+// /128).
+func (t *Trunk) validate() error {
+	if !validID(t.ID) {
+		return &FieldError{"id", slugMessage}
 	}
-	return itoa(i/10) + string(rune('0'+i%10))
+	if t.Address == "" {
+		if t.Outbound {
+			return &FieldError{"address", "is required for an outbound trunk"}
+		}
+	} else if !validHostPort(t.Address) {
+		return &FieldError{"address", addressMessage}
+	}
+	if len(t.InboundCIDRs) > maxCIDRs {
+		return &FieldError{"inbound_cidrs", fmt.Sprintf("must list at most %d entries", maxCIDRs)}
+	}
+	t.prefixes = make([]netip.Prefix, 0, len(t.InboundCIDRs))
+	for i, c := range t.InboundCIDRs {
+		p, ok := parseCIDR(c)
+		if !ok {
+			return &FieldError{"inbound_cidrs[" + strconv.Itoa(i) + "]", "must be a CIDR such as 203.0.113.0/24 or an address"}
+		}
+		t.prefixes = append(t.prefixes, p)
+	}
+	if t.InboundCIDRs == nil {
+		t.InboundCIDRs = []string{}
+	}
+	return nil
+}
+
+func parseCIDR(c string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(c); err == nil {
+		return p.Masked(), true
+	}
+	if a, err := netip.ParseAddr(c); err == nil && a.Zone() == "" {
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
+}
+
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return false
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Zone() == ""
+	}
+	return len(host) <= 253 && hostRe.MatchString(host)
 }

@@ -1,6 +1,7 @@
 // Package history keeps each user's call history in etcd: one entry per
 // party per call, written by the call grain when the call ends, read and
-// deleted over REST. Deleting removes it for that owner only.
+// deleted over REST. Deleting removes an entry for that owner only; the
+// other parties keep their own.
 package history
 
 import (
@@ -17,8 +18,14 @@ import (
 	"github.com/switchboard/switchboard/cluster/store"
 )
 
+const (
+	kind         = "history"
+	defaultLimit = 50
+	maxLimit     = 500
+)
+
 // ErrNotFound: no such entry for this owner.
-var ErrNotFound = errors.New("history: not found")
+var ErrNotFound = errors.New("history entry not found")
 
 // Entry is one party's record of a call (INTERFACE.md section 3).
 type Entry struct {
@@ -34,24 +41,38 @@ type Entry struct {
 	Outcome    string     `json:"outcome"`
 }
 
-func prefix(owner string) string { return store.Key("history", owner) + "/" }
+// validName: owners and ids are single path segments of a key.
+func validName(s string) bool { return s != "" && !strings.Contains(s, "/") }
 
-// newID sorts newest first in key order: inverted nanoseconds plus a random
-// suffix so two entries of the same instant do not collide.
-func newID(t time.Time) string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%019d-%s", math.MaxInt64-t.UnixNano(), hex.EncodeToString(b[:]))
+func prefix(owner string) string { return store.Key(kind, owner) + "/" }
+
+// NewID returns an id that sorts newest first in key order: the nanoseconds
+// left until the end of int64 time, then a random suffix so two entries of
+// the same instant do not collide.
+func NewID(t time.Time) string {
+	ns := t.UnixNano()
+	if t.IsZero() || ns < 0 {
+		ns = 0 // UnixNano is undefined before 1678; such times sort last
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return fmt.Sprintf("%019d-%s", math.MaxInt64-ns, hex.EncodeToString(b[:]))
 }
 
-// Append stores e for owner and returns it with its id.
+// Append stores e for owner and returns it with its id (a new one, from
+// StartedAt, unless e has one).
 func Append(ctx context.Context, st store.Store, owner string, e Entry) (Entry, error) {
+	if !validName(owner) {
+		return e, fmt.Errorf("history: owner %q is not a valid key segment", owner)
+	}
 	if e.ID == "" {
-		e.ID = newID(e.StartedAt)
+		e.ID = NewID(e.StartedAt)
+	} else if !validName(e.ID) {
+		return e, fmt.Errorf("history: entry id %q is not a valid key segment", e.ID)
 	}
 	v, err := json.Marshal(e)
 	if err != nil {
-		return e, err
+		return e, fmt.Errorf("history %s: encode entry: %w", owner, err)
 	}
 	if _, err := st.Put(ctx, prefix(owner)+e.ID, v); err != nil {
 		return e, fmt.Errorf("history %s: append: %w", owner, err)
@@ -59,11 +80,15 @@ func Append(ctx context.Context, st store.Store, owner string, e Entry) (Entry, 
 	return e, nil
 }
 
-// List returns owner's entries newest first, after the cursor `after` (an
-// entry id), at most limit; next is the cursor for the following page.
+// List returns owner's entries newest first, starting after the cursor
+// `after` (an entry id; empty: from the newest), at most limit (0: 50, at
+// most 500); next is the cursor of the following page, "" at the end.
 func List(ctx context.Context, st store.Store, owner, after string, limit int) ([]Entry, string, error) {
-	if limit <= 0 || limit > 500 {
-		limit = 50
+	if !validName(owner) {
+		return []Entry{}, "", nil
+	}
+	if limit <= 0 || limit > maxLimit {
+		limit = defaultLimit
 	}
 	from := ""
 	if after != "" {
@@ -73,32 +98,41 @@ func List(ctx context.Context, st store.Store, owner, after string, limit int) (
 	if err != nil {
 		return nil, "", fmt.Errorf("history %s: list: %w", owner, err)
 	}
+	next := ""
+	if len(kvs) > limit {
+		kvs = kvs[:limit]
+		next = strings.TrimPrefix(kvs[limit-1].Key, prefix(owner))
+	}
 	out := make([]Entry, 0, len(kvs))
 	for _, kv := range kvs {
 		var e Entry
-		if json.Unmarshal(kv.Value, &e) == nil {
-			out = append(out, e)
+		if err := json.Unmarshal(kv.Value, &e); err != nil {
+			return nil, "", fmt.Errorf("history %s: entry %s unreadable: %w", owner, kv.Key, err)
 		}
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[limit-1].ID
+		out = append(out, e)
 	}
 	return out, next, nil
 }
 
-// Delete removes one entry of owner's.
+// Delete removes one of owner's entries.
 func Delete(ctx context.Context, st store.Store, owner, id string) error {
-	if id == "" || strings.Contains(id, "/") {
+	if !validName(owner) || !validName(id) {
 		return ErrNotFound
 	}
 	k := prefix(owner) + id
-	if _, err := st.Get(ctx, k); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+	kv, err := st.Get(ctx, k)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("history %s: read %s: %w", owner, id, err)
+	}
+	// Conditional, so two deletes racing do not both report success.
+	if _, err := st.Txn(ctx, []store.Cond{{Key: k, ModRevision: kv.ModRevision}}, []store.Op{{Key: k, Delete: true}}); err != nil {
+		if errors.Is(err, store.ErrConflict) {
 			return ErrNotFound
 		}
-		return err
+		return fmt.Errorf("history %s: delete %s: %w", owner, id, err)
 	}
-	return st.Delete(ctx, k)
+	return nil
 }

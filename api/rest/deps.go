@@ -1,6 +1,3 @@
-// Package rest is the REST API (fiber): it authenticates, validates, and
-// turns requests into directory writes or commands to grains. It holds no
-// business rules: the grains answer whether an action is allowed.
 package rest
 
 import (
@@ -21,20 +18,27 @@ type Deps struct {
 	AdminToken string
 	Calls      Calls
 	Cluster    Cluster
-	Ready      func() error
+	// Ready is nil when the node has joined the cluster and listens; its
+	// error says why not. A nil Ready means always ready.
+	Ready func() error
 }
 
 // Calls is the call grains of the whole cluster.
 type Calls interface {
+	// List returns the calls of every node.
 	List(ctx context.Context) ([]Call, error)
+	// Get returns ErrNotFound for an unknown call.
 	Get(ctx context.Context, id string) (Call, error)
+	// Control asks the call's grain to hold, resume or hang up on behalf of
+	// by. The grain decides; refusals are ErrNotFound, ErrForbidden,
+	// ErrConflict or a *ControlError (422 and others, with the message).
 	Control(ctx context.Context, id, action string, by Principal) error
 }
 
 // Cluster lists the members.
 type Cluster interface{ Members() []Member }
 
-// Principal is who a request acts as.
+// Principal is who a request acts as: the admin, or one user.
 type Principal struct {
 	UserID string
 	Admin  bool
@@ -53,7 +57,7 @@ type Call struct {
 	AnsweredAt *time.Time `json:"answered_at"`
 }
 
-// Leg of a call.
+// Leg is one SIP dialog of a call.
 type Leg struct {
 	ID    string `json:"id"`
 	Party string `json:"party"`
@@ -61,7 +65,7 @@ type Leg struct {
 	Node  string `json:"node"`
 }
 
-// Member of the cluster.
+// Member is a node of the cluster; State is "alive" or "down".
 type Member struct {
 	ID      string `json:"id"`
 	Address string `json:"address"`
@@ -70,10 +74,15 @@ type Member struct {
 	Actors  int    `json:"actors"`
 }
 
-// ErrNotFound is what Calls returns for an unknown call.
-var ErrNotFound = errors.New("not found")
+// Errors Calls returns; the API answers 404, 403 and 409.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrForbidden = errors.New("not allowed")
+	ErrConflict  = errors.New("conflict")
+)
 
-// ControlError is a grain's refusal of a call control, with its HTTP status.
+// ControlError is a grain's refusal of a call control, with its HTTP status
+// (422 for a valid request the rules refuse), code and message.
 type ControlError struct {
 	Status        int
 	Code, Message string
@@ -81,7 +90,7 @@ type ControlError struct {
 
 func (e *ControlError) Error() string { return e.Message }
 
-// AsControlError turns a grain's answer into an error (nil for 200).
+// AsControlError turns a grain's answer into an error (nil for 200 or 0).
 func AsControlError(status int, code, msg string) error {
 	if status == 200 || status == 0 {
 		return nil
