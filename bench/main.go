@@ -142,7 +142,7 @@ func (b *bench) provision() error {
 }
 
 func (b *bench) phones() (caller, callee *sipphone.Phone, err error) {
-	callee, err = sipphone.New(sipphone.Config{User: "callee", Password: calleePass, Domain: domain, Server: b.sip, AutoAnswerOn: true})
+	callee, err = sipphone.New(sipphone.Config{User: "callee", Password: calleePass, Domain: domain, Server: b.sip, AutoAnswerOn: true, Backlog: 100000})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -34,6 +34,9 @@ type Config struct {
 	AutoAnswerOn bool
 	// SRTP offers RTP/SAVP with a crypto line instead of plain RTP.
 	SRTP bool
+	// Backlog is how many unread incoming calls Incoming holds (default
+	// 16); calls beyond it still ring and auto-answer but are not listed.
+	Backlog int
 }
 
 // Phone is one SIP user agent with its own socket.
@@ -70,8 +73,10 @@ func New(cfg Config) (*Phone, error) {
 		return nil, err
 	}
 	srv, _ := sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Log))
-	cli, _ := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.IP), sipgo.WithClientPort(port), sipgo.WithClientLogger(cfg.Log))
-	p := &Phone{cfg: cfg, ua: ua, srv: srv, cli: cli, addr: pc.LocalAddr().String(), incoming: make(chan *Call, 16), calls: map[string]*Call{}}
+	cli, _ := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.IP), sipgo.WithClientPort(port),
+		// Send from the listener, so carriers trusted by source address see it.
+		sipgo.WithClientConnectionAddr(pc.LocalAddr().String()), sipgo.WithClientLogger(cfg.Log))
+	p := &Phone{cfg: cfg, ua: ua, srv: srv, cli: cli, addr: pc.LocalAddr().String(), incoming: make(chan *Call, max(cfg.Backlog, 16)), calls: map[string]*Call{}}
 	p.dua = sipgo.DialogUA{Client: cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: cfg.User, Host: cfg.IP, Port: port}}}
 	srv.OnInvite(p.onInvite)
 	srv.OnAck(p.onAck)
@@ -83,6 +88,13 @@ func New(cfg Config) (*Phone, error) {
 	p.cancel = cancel
 	go func() { _ = srv.ServeUDP(pc) }()
 	go func() { <-ctx.Done(); pc.Close() }()
+	// Requests can leave from the listener only once Serve has pooled it.
+	for deadline := time.Now().Add(2 * time.Second); ua.TransportLayer().Pool("udp").Get(p.addr) == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			p.Close()
+			return nil, fmt.Errorf("sipphone: listener %s not serving", p.addr)
+		}
+	}
 	return p, nil
 }
 
