@@ -97,21 +97,25 @@ const (
 	MediaOp_TONE          MediaOp_Kind = 5 // leg hears the hold tone
 	MediaOp_SILENCE       MediaOp_Kind = 6 // leg hears nothing
 	MediaOp_REMOVE_LEG    MediaOp_Kind = 7
-	MediaOp_RELEASE       MediaOp_Kind = 8 // end the worker
+	MediaOp_RELEASE       MediaOp_Kind = 8  // end the worker
+	MediaOp_MIX           MediaOp_Kind = 9  // leg hears the sum of every leg in legs (decoded, mixed and re-encoded per 20 ms)
+	MediaOp_CHIME         MediaOp_Kind = 10 // a short chime is mixed once into what each leg in legs hears
 )
 
 // Enum value maps for MediaOp_Kind.
 var (
 	MediaOp_Kind_name = map[int32]string{
-		0: "ACCEPT_OFFER",
-		1: "ANSWER",
-		2: "OFFER",
-		3: "ACCEPT_ANSWER",
-		4: "BRIDGE",
-		5: "TONE",
-		6: "SILENCE",
-		7: "REMOVE_LEG",
-		8: "RELEASE",
+		0:  "ACCEPT_OFFER",
+		1:  "ANSWER",
+		2:  "OFFER",
+		3:  "ACCEPT_ANSWER",
+		4:  "BRIDGE",
+		5:  "TONE",
+		6:  "SILENCE",
+		7:  "REMOVE_LEG",
+		8:  "RELEASE",
+		9:  "MIX",
+		10: "CHIME",
 	}
 	MediaOp_Kind_value = map[string]int32{
 		"ACCEPT_OFFER":  0,
@@ -123,6 +127,8 @@ var (
 		"SILENCE":       6,
 		"REMOVE_LEG":    7,
 		"RELEASE":       8,
+		"MIX":           9,
+		"CHIME":         10,
 	}
 )
 
@@ -150,7 +156,7 @@ func (x MediaOp_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MediaOp_Kind.Descriptor instead.
 func (MediaOp_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{21, 0}
+	return file_switchboard_proto_rawDescGZIP(), []int{25, 0}
 }
 
 // Node names a cluster member: its id and its actor-system address, where the
@@ -847,11 +853,16 @@ func (x *LegEnd) GetReason() string {
 }
 
 type CallControl struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CallId        string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
-	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"` // hold | resume | hangup
-	ByUser        string                 `protobuf:"bytes,3,opt,name=by_user,json=byUser,proto3" json:"by_user,omitempty"`
-	Admin         bool                   `protobuf:"varint,4,opt,name=admin,proto3" json:"admin,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	CallId string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	Action string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"` // hold | resume | hangup | pickup | lock | unlock | join | leave
+	ByUser string                 `protobuf:"bytes,3,opt,name=by_user,json=byUser,proto3" json:"by_user,omitempty"`
+	Admin  bool                   `protobuf:"varint,4,opt,name=admin,proto3" json:"admin,omitempty"`
+	// Set when the action arrives over SIP as a new INVITE (a *8 pickup): the
+	// picker's inbound leg, held by the edge on node, with its offer.
+	LegId         string `protobuf:"bytes,5,opt,name=leg_id,json=legId,proto3" json:"leg_id,omitempty"`
+	Node          *Node  `protobuf:"bytes,6,opt,name=node,proto3" json:"node,omitempty"`
+	Offer         []byte `protobuf:"bytes,7,opt,name=offer,proto3" json:"offer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -914,6 +925,27 @@ func (x *CallControl) GetAdmin() bool {
 	return false
 }
 
+func (x *CallControl) GetLegId() string {
+	if x != nil {
+		return x.LegId
+	}
+	return ""
+}
+
+func (x *CallControl) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *CallControl) GetOffer() []byte {
+	if x != nil {
+		return x.Offer
+	}
+	return nil
+}
+
 type CallControlResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Status        int32                  `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"` // HTTP-style status: 200 ok, 403, 404, 409, 422
@@ -974,6 +1006,52 @@ func (x *CallControlResult) GetMessage() string {
 	return ""
 }
 
+// LineCallFind asks a line grain for the call a pickup of that line takes:
+// a held call first, else a ringing one.
+type LineCallFind struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Line          string                 `protobuf:"bytes,1,opt,name=line,proto3" json:"line,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LineCallFind) Reset() {
+	*x = LineCallFind{}
+	mi := &file_switchboard_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LineCallFind) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LineCallFind) ProtoMessage() {}
+
+func (x *LineCallFind) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LineCallFind.ProtoReflect.Descriptor instead.
+func (*LineCallFind) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *LineCallFind) GetLine() string {
+	if x != nil {
+		return x.Line
+	}
+	return ""
+}
+
 type CallGet struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CallId        string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
@@ -983,7 +1061,7 @@ type CallGet struct {
 
 func (x *CallGet) Reset() {
 	*x = CallGet{}
-	mi := &file_switchboard_proto_msgTypes[11]
+	mi := &file_switchboard_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1073,7 @@ func (x *CallGet) String() string {
 func (*CallGet) ProtoMessage() {}
 
 func (x *CallGet) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[11]
+	mi := &file_switchboard_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1086,7 @@ func (x *CallGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallGet.ProtoReflect.Descriptor instead.
 func (*CallGet) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{11}
+	return file_switchboard_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CallGet) GetCallId() string {
@@ -1030,7 +1108,7 @@ type LegInfo struct {
 
 func (x *LegInfo) Reset() {
 	*x = LegInfo{}
-	mi := &file_switchboard_proto_msgTypes[12]
+	mi := &file_switchboard_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1120,7 @@ func (x *LegInfo) String() string {
 func (*LegInfo) ProtoMessage() {}
 
 func (x *LegInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[12]
+	mi := &file_switchboard_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1133,7 @@ func (x *LegInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LegInfo.ProtoReflect.Descriptor instead.
 func (*LegInfo) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{12}
+	return file_switchboard_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LegInfo) GetId() string {
@@ -1104,7 +1182,7 @@ type CallInfo struct {
 
 func (x *CallInfo) Reset() {
 	*x = CallInfo{}
-	mi := &file_switchboard_proto_msgTypes[13]
+	mi := &file_switchboard_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1194,7 @@ func (x *CallInfo) String() string {
 func (*CallInfo) ProtoMessage() {}
 
 func (x *CallInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[13]
+	mi := &file_switchboard_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1207,7 @@ func (x *CallInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallInfo.ProtoReflect.Descriptor instead.
 func (*CallInfo) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{13}
+	return file_switchboard_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CallInfo) GetId() string {
@@ -1211,7 +1289,7 @@ type NodeCalls struct {
 
 func (x *NodeCalls) Reset() {
 	*x = NodeCalls{}
-	mi := &file_switchboard_proto_msgTypes[14]
+	mi := &file_switchboard_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1301,7 @@ func (x *NodeCalls) String() string {
 func (*NodeCalls) ProtoMessage() {}
 
 func (x *NodeCalls) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[14]
+	mi := &file_switchboard_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1314,7 @@ func (x *NodeCalls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeCalls.ProtoReflect.Descriptor instead.
 func (*NodeCalls) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{14}
+	return file_switchboard_proto_rawDescGZIP(), []int{15}
 }
 
 type NodeCallsResult struct {
@@ -1249,7 +1327,7 @@ type NodeCallsResult struct {
 
 func (x *NodeCallsResult) Reset() {
 	*x = NodeCallsResult{}
-	mi := &file_switchboard_proto_msgTypes[15]
+	mi := &file_switchboard_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1339,7 @@ func (x *NodeCallsResult) String() string {
 func (*NodeCallsResult) ProtoMessage() {}
 
 func (x *NodeCallsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[15]
+	mi := &file_switchboard_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1352,7 @@ func (x *NodeCallsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeCallsResult.ProtoReflect.Descriptor instead.
 func (*NodeCallsResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{15}
+	return file_switchboard_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *NodeCallsResult) GetCalls() []*CallInfo {
@@ -1306,7 +1384,7 @@ type Binding struct {
 
 func (x *Binding) Reset() {
 	*x = Binding{}
-	mi := &file_switchboard_proto_msgTypes[16]
+	mi := &file_switchboard_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1396,7 @@ func (x *Binding) String() string {
 func (*Binding) ProtoMessage() {}
 
 func (x *Binding) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[16]
+	mi := &file_switchboard_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1409,7 @@ func (x *Binding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Binding.ProtoReflect.Descriptor instead.
 func (*Binding) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{16}
+	return file_switchboard_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Binding) GetContact() string {
@@ -1397,7 +1475,7 @@ type Register struct {
 
 func (x *Register) Reset() {
 	*x = Register{}
-	mi := &file_switchboard_proto_msgTypes[17]
+	mi := &file_switchboard_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1487,7 @@ func (x *Register) String() string {
 func (*Register) ProtoMessage() {}
 
 func (x *Register) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[17]
+	mi := &file_switchboard_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1500,7 @@ func (x *Register) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Register.ProtoReflect.Descriptor instead.
 func (*Register) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{17}
+	return file_switchboard_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Register) GetUserId() string {
@@ -1464,7 +1542,7 @@ type RegisterResult struct {
 
 func (x *RegisterResult) Reset() {
 	*x = RegisterResult{}
-	mi := &file_switchboard_proto_msgTypes[18]
+	mi := &file_switchboard_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1554,7 @@ func (x *RegisterResult) String() string {
 func (*RegisterResult) ProtoMessage() {}
 
 func (x *RegisterResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[18]
+	mi := &file_switchboard_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1567,7 @@ func (x *RegisterResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResult.ProtoReflect.Descriptor instead.
 func (*RegisterResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{18}
+	return file_switchboard_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RegisterResult) GetBindings() []*Binding {
@@ -1513,6 +1591,188 @@ func (x *RegisterResult) GetReason() string {
 	return ""
 }
 
+// LineCall tells a line grain how a call on its line stands; state "ended"
+// removes it. viewers are the users who see the line (owner and delegates).
+type LineCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Line          string                 `protobuf:"bytes,1,opt,name=line,proto3" json:"line,omitempty"`
+	CallId        string                 `protobuf:"bytes,2,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"` // ringing | active | held | ended
+	Peer          string                 `protobuf:"bytes,4,opt,name=peer,proto3" json:"peer,omitempty"`
+	Locked        bool                   `protobuf:"varint,5,opt,name=locked,proto3" json:"locked,omitempty"`
+	Viewers       []string               `protobuf:"bytes,6,rep,name=viewers,proto3" json:"viewers,omitempty"`
+	SinceUnixNano int64                  `protobuf:"varint,7,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LineCall) Reset() {
+	*x = LineCall{}
+	mi := &file_switchboard_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LineCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LineCall) ProtoMessage() {}
+
+func (x *LineCall) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LineCall.ProtoReflect.Descriptor instead.
+func (*LineCall) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *LineCall) GetLine() string {
+	if x != nil {
+		return x.Line
+	}
+	return ""
+}
+
+func (x *LineCall) GetCallId() string {
+	if x != nil {
+		return x.CallId
+	}
+	return ""
+}
+
+func (x *LineCall) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *LineCall) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *LineCall) GetLocked() bool {
+	if x != nil {
+		return x.Locked
+	}
+	return false
+}
+
+func (x *LineCall) GetViewers() []string {
+	if x != nil {
+		return x.Viewers
+	}
+	return nil
+}
+
+func (x *LineCall) GetSinceUnixNano() int64 {
+	if x != nil {
+		return x.SinceUnixNano
+	}
+	return 0
+}
+
+type LineGet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Line          string                 `protobuf:"bytes,1,opt,name=line,proto3" json:"line,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LineGet) Reset() {
+	*x = LineGet{}
+	mi := &file_switchboard_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LineGet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LineGet) ProtoMessage() {}
+
+func (x *LineGet) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LineGet.ProtoReflect.Descriptor instead.
+func (*LineGet) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *LineGet) GetLine() string {
+	if x != nil {
+		return x.Line
+	}
+	return ""
+}
+
+type LineCalls struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         []*LineCall            `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LineCalls) Reset() {
+	*x = LineCalls{}
+	mi := &file_switchboard_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LineCalls) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LineCalls) ProtoMessage() {}
+
+func (x *LineCalls) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LineCalls.ProtoReflect.Descriptor instead.
+func (*LineCalls) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *LineCalls) GetCalls() []*LineCall {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
 type GetContacts struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -1522,7 +1782,7 @@ type GetContacts struct {
 
 func (x *GetContacts) Reset() {
 	*x = GetContacts{}
-	mi := &file_switchboard_proto_msgTypes[19]
+	mi := &file_switchboard_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +1794,7 @@ func (x *GetContacts) String() string {
 func (*GetContacts) ProtoMessage() {}
 
 func (x *GetContacts) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[19]
+	mi := &file_switchboard_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +1807,7 @@ func (x *GetContacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContacts.ProtoReflect.Descriptor instead.
 func (*GetContacts) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{19}
+	return file_switchboard_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetContacts) GetUserId() string {
@@ -1566,7 +1826,7 @@ type ContactsResult struct {
 
 func (x *ContactsResult) Reset() {
 	*x = ContactsResult{}
-	mi := &file_switchboard_proto_msgTypes[20]
+	mi := &file_switchboard_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1578,7 +1838,7 @@ func (x *ContactsResult) String() string {
 func (*ContactsResult) ProtoMessage() {}
 
 func (x *ContactsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[20]
+	mi := &file_switchboard_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1591,7 +1851,7 @@ func (x *ContactsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactsResult.ProtoReflect.Descriptor instead.
 func (*ContactsResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{20}
+	return file_switchboard_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ContactsResult) GetBindings() []*Binding {
@@ -1608,13 +1868,14 @@ type MediaOp struct {
 	Peer          string                 `protobuf:"bytes,3,opt,name=peer,proto3" json:"peer,omitempty"`
 	Sdp           []byte                 `protobuf:"bytes,4,opt,name=sdp,proto3" json:"sdp,omitempty"`
 	Srtp          bool                   `protobuf:"varint,5,opt,name=srtp,proto3" json:"srtp,omitempty"`
+	Legs          []string               `protobuf:"bytes,6,rep,name=legs,proto3" json:"legs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MediaOp) Reset() {
 	*x = MediaOp{}
-	mi := &file_switchboard_proto_msgTypes[21]
+	mi := &file_switchboard_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1626,7 +1887,7 @@ func (x *MediaOp) String() string {
 func (*MediaOp) ProtoMessage() {}
 
 func (x *MediaOp) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[21]
+	mi := &file_switchboard_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1639,7 +1900,7 @@ func (x *MediaOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaOp.ProtoReflect.Descriptor instead.
 func (*MediaOp) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{21}
+	return file_switchboard_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MediaOp) GetKind() MediaOp_Kind {
@@ -1677,6 +1938,13 @@ func (x *MediaOp) GetSrtp() bool {
 	return false
 }
 
+func (x *MediaOp) GetLegs() []string {
+	if x != nil {
+		return x.Legs
+	}
+	return nil
+}
+
 type MediaRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CallId        string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
@@ -1687,7 +1955,7 @@ type MediaRequest struct {
 
 func (x *MediaRequest) Reset() {
 	*x = MediaRequest{}
-	mi := &file_switchboard_proto_msgTypes[22]
+	mi := &file_switchboard_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1699,7 +1967,7 @@ func (x *MediaRequest) String() string {
 func (*MediaRequest) ProtoMessage() {}
 
 func (x *MediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[22]
+	mi := &file_switchboard_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1712,7 +1980,7 @@ func (x *MediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaRequest.ProtoReflect.Descriptor instead.
 func (*MediaRequest) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{22}
+	return file_switchboard_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MediaRequest) GetCallId() string {
@@ -1741,7 +2009,7 @@ type MediaResult struct {
 
 func (x *MediaResult) Reset() {
 	*x = MediaResult{}
-	mi := &file_switchboard_proto_msgTypes[23]
+	mi := &file_switchboard_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +2021,7 @@ func (x *MediaResult) String() string {
 func (*MediaResult) ProtoMessage() {}
 
 func (x *MediaResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[23]
+	mi := &file_switchboard_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +2034,7 @@ func (x *MediaResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaResult.ProtoReflect.Descriptor instead.
 func (*MediaResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{23}
+	return file_switchboard_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MediaResult) GetSdp() []byte {
@@ -1806,7 +2074,7 @@ type MediaResponse struct {
 
 func (x *MediaResponse) Reset() {
 	*x = MediaResponse{}
-	mi := &file_switchboard_proto_msgTypes[24]
+	mi := &file_switchboard_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +2086,7 @@ func (x *MediaResponse) String() string {
 func (*MediaResponse) ProtoMessage() {}
 
 func (x *MediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[24]
+	mi := &file_switchboard_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +2099,7 @@ func (x *MediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaResponse.ProtoReflect.Descriptor instead.
 func (*MediaResponse) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{24}
+	return file_switchboard_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MediaResponse) GetResults() []*MediaResult {
@@ -1853,7 +2121,7 @@ type MediaEvent struct {
 
 func (x *MediaEvent) Reset() {
 	*x = MediaEvent{}
-	mi := &file_switchboard_proto_msgTypes[25]
+	mi := &file_switchboard_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +2133,7 @@ func (x *MediaEvent) String() string {
 func (*MediaEvent) ProtoMessage() {}
 
 func (x *MediaEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[25]
+	mi := &file_switchboard_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +2146,7 @@ func (x *MediaEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaEvent.ProtoReflect.Descriptor instead.
 func (*MediaEvent) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{25}
+	return file_switchboard_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *MediaEvent) GetCallId() string {
@@ -1924,7 +2192,7 @@ type DomainEvent struct {
 
 func (x *DomainEvent) Reset() {
 	*x = DomainEvent{}
-	mi := &file_switchboard_proto_msgTypes[26]
+	mi := &file_switchboard_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2204,7 @@ func (x *DomainEvent) String() string {
 func (*DomainEvent) ProtoMessage() {}
 
 func (x *DomainEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[26]
+	mi := &file_switchboard_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2217,7 @@ func (x *DomainEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainEvent.ProtoReflect.Descriptor instead.
 func (*DomainEvent) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{26}
+	return file_switchboard_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DomainEvent) GetType() string {
@@ -1983,6 +2251,446 @@ func (x *DomainEvent) GetUnixNano() int64 {
 func (x *DomainEvent) GetData() []byte {
 	if x != nil {
 		return x.Data
+	}
+	return nil
+}
+
+// DelegatorCommand is a REST request on a delegator's delegation settings;
+// body and the result's body are the JSON shapes of INTERFACE.md.
+type DelegatorCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delegator     string                 `protobuf:"bytes,1,opt,name=delegator,proto3" json:"delegator,omitempty"`
+	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"` // list | invite | update | remove | accept | decline | opt_in | opt_out | get_vip | put_vip | add_contact | remove_contact
+	ByUser        string                 `protobuf:"bytes,3,opt,name=by_user,json=byUser,proto3" json:"by_user,omitempty"`
+	Admin         bool                   `protobuf:"varint,4,opt,name=admin,proto3" json:"admin,omitempty"`
+	Delegate      string                 `protobuf:"bytes,5,opt,name=delegate,proto3" json:"delegate,omitempty"` // the delegation (or VIP contact) the action is on
+	Body          []byte                 `protobuf:"bytes,6,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DelegatorCommand) Reset() {
+	*x = DelegatorCommand{}
+	mi := &file_switchboard_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DelegatorCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DelegatorCommand) ProtoMessage() {}
+
+func (x *DelegatorCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DelegatorCommand.ProtoReflect.Descriptor instead.
+func (*DelegatorCommand) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DelegatorCommand) GetDelegator() string {
+	if x != nil {
+		return x.Delegator
+	}
+	return ""
+}
+
+func (x *DelegatorCommand) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *DelegatorCommand) GetByUser() string {
+	if x != nil {
+		return x.ByUser
+	}
+	return ""
+}
+
+func (x *DelegatorCommand) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+func (x *DelegatorCommand) GetDelegate() string {
+	if x != nil {
+		return x.Delegate
+	}
+	return ""
+}
+
+func (x *DelegatorCommand) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+type DelegatorResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        int32                  `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Body          []byte                 `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DelegatorResult) Reset() {
+	*x = DelegatorResult{}
+	mi := &file_switchboard_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DelegatorResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DelegatorResult) ProtoMessage() {}
+
+func (x *DelegatorResult) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DelegatorResult.ProtoReflect.Descriptor instead.
+func (*DelegatorResult) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DelegatorResult) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *DelegatorResult) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *DelegatorResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *DelegatorResult) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+// RingPlanRequest asks who rings, in what order, for a call to delegator.
+type RingPlanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delegator     string                 `protobuf:"bytes,1,opt,name=delegator,proto3" json:"delegator,omitempty"`
+	CallerUser    string                 `protobuf:"bytes,2,opt,name=caller_user,json=callerUser,proto3" json:"caller_user,omitempty"`
+	CallerNumber  string                 `protobuf:"bytes,3,opt,name=caller_number,json=callerNumber,proto3" json:"caller_number,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RingPlanRequest) Reset() {
+	*x = RingPlanRequest{}
+	mi := &file_switchboard_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RingPlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RingPlanRequest) ProtoMessage() {}
+
+func (x *RingPlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RingPlanRequest.ProtoReflect.Descriptor instead.
+func (*RingPlanRequest) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RingPlanRequest) GetDelegator() string {
+	if x != nil {
+		return x.Delegator
+	}
+	return ""
+}
+
+func (x *RingPlanRequest) GetCallerUser() string {
+	if x != nil {
+		return x.CallerUser
+	}
+	return ""
+}
+
+func (x *RingPlanRequest) GetCallerNumber() string {
+	if x != nil {
+		return x.CallerNumber
+	}
+	return ""
+}
+
+type RingStage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []string               `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	Seconds       int32                  `protobuf:"varint,2,opt,name=seconds,proto3" json:"seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RingStage) Reset() {
+	*x = RingStage{}
+	mi := &file_switchboard_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RingStage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RingStage) ProtoMessage() {}
+
+func (x *RingStage) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RingStage.ProtoReflect.Descriptor instead.
+func (*RingStage) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RingStage) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *RingStage) GetSeconds() int32 {
+	if x != nil {
+		return x.Seconds
+	}
+	return 0
+}
+
+type RingPlan struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stages        []*RingStage           `protobuf:"bytes,1,rep,name=stages,proto3" json:"stages,omitempty"`
+	Voicemail     bool                   `protobuf:"varint,2,opt,name=voicemail,proto3" json:"voicemail,omitempty"`                                                                  // nobody rings: the call goes to voicemail
+	Delegates     []string               `protobuf:"bytes,3,rep,name=delegates,proto3" json:"delegates,omitempty"`                                                                   // accepted delegates: they see the line
+	Names         map[string]string      `protobuf:"bytes,4,rep,name=names,proto3" json:"names,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // user id -> name, for alerts and history labels
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RingPlan) Reset() {
+	*x = RingPlan{}
+	mi := &file_switchboard_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RingPlan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RingPlan) ProtoMessage() {}
+
+func (x *RingPlan) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RingPlan.ProtoReflect.Descriptor instead.
+func (*RingPlan) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RingPlan) GetStages() []*RingStage {
+	if x != nil {
+		return x.Stages
+	}
+	return nil
+}
+
+func (x *RingPlan) GetVoicemail() bool {
+	if x != nil {
+		return x.Voicemail
+	}
+	return false
+}
+
+func (x *RingPlan) GetDelegates() []string {
+	if x != nil {
+		return x.Delegates
+	}
+	return nil
+}
+
+func (x *RingPlan) GetNames() map[string]string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+// AccessRequest asks what user may do on delegator's line.
+type AccessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delegator     string                 `protobuf:"bytes,1,opt,name=delegator,proto3" json:"delegator,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessRequest) Reset() {
+	*x = AccessRequest{}
+	mi := &file_switchboard_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessRequest) ProtoMessage() {}
+
+func (x *AccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessRequest.ProtoReflect.Descriptor instead.
+func (*AccessRequest) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *AccessRequest) GetDelegator() string {
+	if x != nil {
+		return x.Delegator
+	}
+	return ""
+}
+
+func (x *AccessRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type Access struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"` // owner | delegate | none
+	Privileges    []string               `protobuf:"bytes,2,rep,name=privileges,proto3" json:"privileges,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Access) Reset() {
+	*x = Access{}
+	mi := &file_switchboard_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Access) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Access) ProtoMessage() {}
+
+func (x *Access) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Access.ProtoReflect.Descriptor instead.
+func (*Access) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *Access) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *Access) GetPrivileges() []string {
+	if x != nil {
+		return x.Privileges
 	}
 	return nil
 }
@@ -2057,16 +2765,21 @@ const file_switchboard_proto_rawDesc = "" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x15\n" +
 	"\x06leg_id\x18\x02 \x01(\tR\x05legId\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"m\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xc4\x01\n" +
 	"\vCallControl\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x17\n" +
 	"\aby_user\x18\x03 \x01(\tR\x06byUser\x12\x14\n" +
-	"\x05admin\x18\x04 \x01(\bR\x05admin\"Y\n" +
+	"\x05admin\x18\x04 \x01(\bR\x05admin\x12\x15\n" +
+	"\x06leg_id\x18\x05 \x01(\tR\x05legId\x12(\n" +
+	"\x04node\x18\x06 \x01(\v2\x14.switchboard.v1.NodeR\x04node\x12\x14\n" +
+	"\x05offer\x18\a \x01(\fR\x05offer\"Y\n" +
 	"\x11CallControlResult\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"\"\n" +
+	"\fLineCallFind\x12\x12\n" +
+	"\x04line\x18\x01 \x01(\tR\x04line\"\"\n" +
 	"\aCallGet\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\"Y\n" +
 	"\aLegInfo\x12\x0e\n" +
@@ -2107,17 +2820,30 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x0eRegisterResult\x123\n" +
 	"\bbindings\x18\x01 \x03(\v2\x17.switchboard.v1.BindingR\bbindings\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\x05R\x06status\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"&\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xbb\x01\n" +
+	"\bLineCall\x12\x12\n" +
+	"\x04line\x18\x01 \x01(\tR\x04line\x12\x17\n" +
+	"\acall_id\x18\x02 \x01(\tR\x06callId\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x12\n" +
+	"\x04peer\x18\x04 \x01(\tR\x04peer\x12\x16\n" +
+	"\x06locked\x18\x05 \x01(\bR\x06locked\x12\x18\n" +
+	"\aviewers\x18\x06 \x03(\tR\aviewers\x12&\n" +
+	"\x0fsince_unix_nano\x18\a \x01(\x03R\rsinceUnixNano\"\x1d\n" +
+	"\aLineGet\x12\x12\n" +
+	"\x04line\x18\x01 \x01(\tR\x04line\";\n" +
+	"\tLineCalls\x12.\n" +
+	"\x05calls\x18\x01 \x03(\v2\x18.switchboard.v1.LineCallR\x05calls\"&\n" +
 	"\vGetContacts\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"E\n" +
 	"\x0eContactsResult\x123\n" +
-	"\bbindings\x18\x01 \x03(\v2\x17.switchboard.v1.BindingR\bbindings\"\x8c\x02\n" +
+	"\bbindings\x18\x01 \x03(\v2\x17.switchboard.v1.BindingR\bbindings\"\xb4\x02\n" +
 	"\aMediaOp\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.switchboard.v1.MediaOp.KindR\x04kind\x12\x10\n" +
 	"\x03leg\x18\x02 \x01(\tR\x03leg\x12\x12\n" +
 	"\x04peer\x18\x03 \x01(\tR\x04peer\x12\x10\n" +
 	"\x03sdp\x18\x04 \x01(\fR\x03sdp\x12\x12\n" +
-	"\x04srtp\x18\x05 \x01(\bR\x04srtp\"\x82\x01\n" +
+	"\x04srtp\x18\x05 \x01(\bR\x04srtp\x12\x12\n" +
+	"\x04legs\x18\x06 \x03(\tR\x04legs\"\x96\x01\n" +
 	"\x04Kind\x12\x10\n" +
 	"\fACCEPT_OFFER\x10\x00\x12\n" +
 	"\n" +
@@ -2130,7 +2856,10 @@ const file_switchboard_proto_rawDesc = "" +
 	"\aSILENCE\x10\x06\x12\x0e\n" +
 	"\n" +
 	"REMOVE_LEG\x10\a\x12\v\n" +
-	"\aRELEASE\x10\b\"R\n" +
+	"\aRELEASE\x10\b\x12\a\n" +
+	"\x03MIX\x10\t\x12\t\n" +
+	"\x05CHIME\x10\n" +
+	"\"R\n" +
 	"\fMediaRequest\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12)\n" +
 	"\x03ops\x18\x02 \x03(\v2\x17.switchboard.v1.MediaOpR\x03ops\"g\n" +
@@ -2152,7 +2881,44 @@ const file_switchboard_proto_rawDesc = "" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12\x14\n" +
 	"\x05users\x18\x03 \x03(\tR\x05users\x12\x1b\n" +
 	"\tunix_nano\x18\x04 \x01(\x03R\bunixNano\x12\x12\n" +
-	"\x04data\x18\x05 \x01(\fR\x04dataB-Z+github.com/switchboard/switchboard/proto;pbb\x06proto3"
+	"\x04data\x18\x05 \x01(\fR\x04data\"\xa7\x01\n" +
+	"\x10DelegatorCommand\x12\x1c\n" +
+	"\tdelegator\x18\x01 \x01(\tR\tdelegator\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12\x17\n" +
+	"\aby_user\x18\x03 \x01(\tR\x06byUser\x12\x14\n" +
+	"\x05admin\x18\x04 \x01(\bR\x05admin\x12\x1a\n" +
+	"\bdelegate\x18\x05 \x01(\tR\bdelegate\x12\x12\n" +
+	"\x04body\x18\x06 \x01(\fR\x04body\"k\n" +
+	"\x0fDelegatorResult\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\x05R\x06status\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x12\n" +
+	"\x04body\x18\x04 \x01(\fR\x04body\"u\n" +
+	"\x0fRingPlanRequest\x12\x1c\n" +
+	"\tdelegator\x18\x01 \x01(\tR\tdelegator\x12\x1f\n" +
+	"\vcaller_user\x18\x02 \x01(\tR\n" +
+	"callerUser\x12#\n" +
+	"\rcaller_number\x18\x03 \x01(\tR\fcallerNumber\";\n" +
+	"\tRingStage\x12\x14\n" +
+	"\x05users\x18\x01 \x03(\tR\x05users\x12\x18\n" +
+	"\aseconds\x18\x02 \x01(\x05R\aseconds\"\xee\x01\n" +
+	"\bRingPlan\x121\n" +
+	"\x06stages\x18\x01 \x03(\v2\x19.switchboard.v1.RingStageR\x06stages\x12\x1c\n" +
+	"\tvoicemail\x18\x02 \x01(\bR\tvoicemail\x12\x1c\n" +
+	"\tdelegates\x18\x03 \x03(\tR\tdelegates\x129\n" +
+	"\x05names\x18\x04 \x03(\v2#.switchboard.v1.RingPlan.NamesEntryR\x05names\x1a8\n" +
+	"\n" +
+	"NamesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"A\n" +
+	"\rAccessRequest\x12\x1c\n" +
+	"\tdelegator\x18\x01 \x01(\tR\tdelegator\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\"<\n" +
+	"\x06Access\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x1e\n" +
+	"\n" +
+	"privileges\x18\x02 \x03(\tR\n" +
+	"privilegesB-Z+github.com/switchboard/switchboard/proto;pbb\x06proto3"
 
 var (
 	file_switchboard_proto_rawDescOnce sync.Once
@@ -2167,7 +2933,7 @@ func file_switchboard_proto_rawDescGZIP() []byte {
 }
 
 var file_switchboard_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_switchboard_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_switchboard_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_switchboard_proto_goTypes = []any{
 	(LegEvent_Kind)(0),        // 0: switchboard.v1.LegEvent.Kind
 	(MediaOp_Kind)(0),         // 1: switchboard.v1.MediaOp.Kind
@@ -2182,41 +2948,57 @@ var file_switchboard_proto_goTypes = []any{
 	(*LegEnd)(nil),            // 10: switchboard.v1.LegEnd
 	(*CallControl)(nil),       // 11: switchboard.v1.CallControl
 	(*CallControlResult)(nil), // 12: switchboard.v1.CallControlResult
-	(*CallGet)(nil),           // 13: switchboard.v1.CallGet
-	(*LegInfo)(nil),           // 14: switchboard.v1.LegInfo
-	(*CallInfo)(nil),          // 15: switchboard.v1.CallInfo
-	(*NodeCalls)(nil),         // 16: switchboard.v1.NodeCalls
-	(*NodeCallsResult)(nil),   // 17: switchboard.v1.NodeCallsResult
-	(*Binding)(nil),           // 18: switchboard.v1.Binding
-	(*Register)(nil),          // 19: switchboard.v1.Register
-	(*RegisterResult)(nil),    // 20: switchboard.v1.RegisterResult
-	(*GetContacts)(nil),       // 21: switchboard.v1.GetContacts
-	(*ContactsResult)(nil),    // 22: switchboard.v1.ContactsResult
-	(*MediaOp)(nil),           // 23: switchboard.v1.MediaOp
-	(*MediaRequest)(nil),      // 24: switchboard.v1.MediaRequest
-	(*MediaResult)(nil),       // 25: switchboard.v1.MediaResult
-	(*MediaResponse)(nil),     // 26: switchboard.v1.MediaResponse
-	(*MediaEvent)(nil),        // 27: switchboard.v1.MediaEvent
-	(*DomainEvent)(nil),       // 28: switchboard.v1.DomainEvent
+	(*LineCallFind)(nil),      // 13: switchboard.v1.LineCallFind
+	(*CallGet)(nil),           // 14: switchboard.v1.CallGet
+	(*LegInfo)(nil),           // 15: switchboard.v1.LegInfo
+	(*CallInfo)(nil),          // 16: switchboard.v1.CallInfo
+	(*NodeCalls)(nil),         // 17: switchboard.v1.NodeCalls
+	(*NodeCallsResult)(nil),   // 18: switchboard.v1.NodeCallsResult
+	(*Binding)(nil),           // 19: switchboard.v1.Binding
+	(*Register)(nil),          // 20: switchboard.v1.Register
+	(*RegisterResult)(nil),    // 21: switchboard.v1.RegisterResult
+	(*LineCall)(nil),          // 22: switchboard.v1.LineCall
+	(*LineGet)(nil),           // 23: switchboard.v1.LineGet
+	(*LineCalls)(nil),         // 24: switchboard.v1.LineCalls
+	(*GetContacts)(nil),       // 25: switchboard.v1.GetContacts
+	(*ContactsResult)(nil),    // 26: switchboard.v1.ContactsResult
+	(*MediaOp)(nil),           // 27: switchboard.v1.MediaOp
+	(*MediaRequest)(nil),      // 28: switchboard.v1.MediaRequest
+	(*MediaResult)(nil),       // 29: switchboard.v1.MediaResult
+	(*MediaResponse)(nil),     // 30: switchboard.v1.MediaResponse
+	(*MediaEvent)(nil),        // 31: switchboard.v1.MediaEvent
+	(*DomainEvent)(nil),       // 32: switchboard.v1.DomainEvent
+	(*DelegatorCommand)(nil),  // 33: switchboard.v1.DelegatorCommand
+	(*DelegatorResult)(nil),   // 34: switchboard.v1.DelegatorResult
+	(*RingPlanRequest)(nil),   // 35: switchboard.v1.RingPlanRequest
+	(*RingStage)(nil),         // 36: switchboard.v1.RingStage
+	(*RingPlan)(nil),          // 37: switchboard.v1.RingPlan
+	(*AccessRequest)(nil),     // 38: switchboard.v1.AccessRequest
+	(*Access)(nil),            // 39: switchboard.v1.Access
+	nil,                       // 40: switchboard.v1.RingPlan.NamesEntry
 }
 var file_switchboard_proto_depIdxs = []int32{
 	2,  // 0: switchboard.v1.CallStart.node:type_name -> switchboard.v1.Node
 	3,  // 1: switchboard.v1.CallStart.from:type_name -> switchboard.v1.Party
 	0,  // 2: switchboard.v1.LegEvent.kind:type_name -> switchboard.v1.LegEvent.Kind
-	14, // 3: switchboard.v1.CallInfo.legs:type_name -> switchboard.v1.LegInfo
-	15, // 4: switchboard.v1.NodeCallsResult.calls:type_name -> switchboard.v1.CallInfo
-	2,  // 5: switchboard.v1.Binding.node:type_name -> switchboard.v1.Node
-	18, // 6: switchboard.v1.Register.binding:type_name -> switchboard.v1.Binding
-	18, // 7: switchboard.v1.RegisterResult.bindings:type_name -> switchboard.v1.Binding
-	18, // 8: switchboard.v1.ContactsResult.bindings:type_name -> switchboard.v1.Binding
-	1,  // 9: switchboard.v1.MediaOp.kind:type_name -> switchboard.v1.MediaOp.Kind
-	23, // 10: switchboard.v1.MediaRequest.ops:type_name -> switchboard.v1.MediaOp
-	25, // 11: switchboard.v1.MediaResponse.results:type_name -> switchboard.v1.MediaResult
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	2,  // 3: switchboard.v1.CallControl.node:type_name -> switchboard.v1.Node
+	15, // 4: switchboard.v1.CallInfo.legs:type_name -> switchboard.v1.LegInfo
+	16, // 5: switchboard.v1.NodeCallsResult.calls:type_name -> switchboard.v1.CallInfo
+	2,  // 6: switchboard.v1.Binding.node:type_name -> switchboard.v1.Node
+	19, // 7: switchboard.v1.Register.binding:type_name -> switchboard.v1.Binding
+	19, // 8: switchboard.v1.RegisterResult.bindings:type_name -> switchboard.v1.Binding
+	22, // 9: switchboard.v1.LineCalls.calls:type_name -> switchboard.v1.LineCall
+	19, // 10: switchboard.v1.ContactsResult.bindings:type_name -> switchboard.v1.Binding
+	1,  // 11: switchboard.v1.MediaOp.kind:type_name -> switchboard.v1.MediaOp.Kind
+	27, // 12: switchboard.v1.MediaRequest.ops:type_name -> switchboard.v1.MediaOp
+	29, // 13: switchboard.v1.MediaResponse.results:type_name -> switchboard.v1.MediaResult
+	36, // 14: switchboard.v1.RingPlan.stages:type_name -> switchboard.v1.RingStage
+	40, // 15: switchboard.v1.RingPlan.names:type_name -> switchboard.v1.RingPlan.NamesEntry
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_proto_init() }
@@ -2230,7 +3012,7 @@ func file_switchboard_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_proto_rawDesc), len(file_switchboard_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
