@@ -292,6 +292,7 @@ type CallStart struct {
 	To               string                 `protobuf:"bytes,5,opt,name=to,proto3" json:"to,omitempty"`       // Request-URI user part
 	Offer            []byte                 `protobuf:"bytes,6,opt,name=offer,proto3" json:"offer,omitempty"` // caller's SDP offer
 	ReceivedUnixNano int64                  `protobuf:"varint,7,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
+	OnBehalfOf       string                 `protobuf:"bytes,8,opt,name=on_behalf_of,json=onBehalfOf,proto3" json:"on_behalf_of,omitempty"` // P-Preferred-Identity user part: the line the caller calls for
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -373,6 +374,13 @@ func (x *CallStart) GetReceivedUnixNano() int64 {
 		return x.ReceivedUnixNano
 	}
 	return 0
+}
+
+func (x *CallStart) GetOnBehalfOf() string {
+	if x != nil {
+		return x.OnBehalfOf
+	}
+	return ""
 }
 
 type LegEvent struct {
@@ -2707,7 +2715,7 @@ const file_switchboard_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
 	"\x06number\x18\x02 \x01(\tR\x06number\x12\x18\n" +
 	"\adisplay\x18\x03 \x01(\tR\adisplay\x12\x19\n" +
-	"\btrunk_id\x18\x04 \x01(\tR\atrunkId\"\xe4\x01\n" +
+	"\btrunk_id\x18\x04 \x01(\tR\atrunkId\"\x86\x02\n" +
 	"\tCallStart\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x15\n" +
 	"\x06leg_id\x18\x02 \x01(\tR\x05legId\x12(\n" +
@@ -2715,7 +2723,9 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x04from\x18\x04 \x01(\v2\x15.switchboard.v1.PartyR\x04from\x12\x0e\n" +
 	"\x02to\x18\x05 \x01(\tR\x02to\x12\x14\n" +
 	"\x05offer\x18\x06 \x01(\fR\x05offer\x12,\n" +
-	"\x12received_unix_nano\x18\a \x01(\x03R\x10receivedUnixNano\"\x88\x02\n" +
+	"\x12received_unix_nano\x18\a \x01(\x03R\x10receivedUnixNano\x12 \n" +
+	"\fon_behalf_of\x18\b \x01(\tR\n" +
+	"onBehalfOf\"\x88\x02\n" +
 	"\bLegEvent\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x15\n" +
 	"\x06leg_id\x18\x02 \x01(\tR\x05legId\x121\n" +

@@ -44,6 +44,15 @@ type Deps struct {
 	Log      *slog.Logger
 	// LineContacts fetches a user's registrations from the line grain.
 	LineContacts func(ctx actor.Context, user string) ([]Contact, error)
+	// RingPlan asks the delegator grain of a user who rings for a call.
+	RingPlan func(ctx actor.Context, req *pb.RingPlanRequest) (*pb.RingPlan, error)
+	// Access asks the delegator grain of line what user may do on it.
+	Access func(ctx actor.Context, line, user string) (Access, error)
+	// LineUpdate tells the line grain how a call on it stands.
+	LineUpdate func(ctx actor.Context, u *pb.LineCall)
+	// PersistLock writes a call's lock fenced on rev (0: not written yet)
+	// and returns the new revision.
+	PersistLock func(callID string, locked bool, by string, rev int64) (int64, error)
 }
 
 // NewKind returns the cluster kind for call grains.
@@ -63,6 +72,15 @@ type grain struct {
 	wakeGen    int
 	timer      *time.Timer
 	setupFrom  time.Time
+	offers     map[string][]byte // SIP pickups: the picker's offer, until adopted
+	lockRev    int64             // etcd revision of the call's lock: its fence
+	lockErr    bool              // the last PersistLock failed
+	line       lineView          // what the line grain was last told
+}
+
+type lineView struct {
+	state  string
+	locked bool
 }
 
 type wake struct{ gen int }
@@ -114,6 +132,7 @@ func (g *grain) start(ctx actor.Context, m *pb.CallStart) {
 	now := g.now()
 	g.call = New(m.CallId, now)
 	g.sdp = map[string][]byte{}
+	g.offers = map[string][]byte{}
 	g.setupFrom = time.Unix(0, m.ReceivedUnixNano)
 	g.mediaNode, g.mediaID = m.Node.GetAddress(), m.Node.GetId()
 	metrics.CallsActive.Inc()
@@ -126,7 +145,10 @@ func (g *grain) start(ctx actor.Context, m *pb.CallStart) {
 		if res.Code != 0 {
 			in.OfferCode = int(res.Code)
 		} else {
-			in.Lookup = g.lookup(ctx, m.To, from.TrunkID != "")
+			in.Lookup = g.lookup(ctx, m.To, from)
+			if m.OnBehalfOf != "" && from.UserID != "" {
+				in.OnBehalf = g.onBehalf(ctx, m.OnBehalfOf, from.UserID)
+			}
 			if t := in.Lookup.OutboundTrunk; t != nil {
 				// Calls out through a trunk leave from the node that holds
 				// the caller and the media.
@@ -136,6 +158,28 @@ func (g *grain) start(ctx actor.Context, m *pb.CallStart) {
 	}
 	in.From.External = g.external(from)
 	g.step(ctx, in)
+}
+
+// onBehalf resolves the line a caller asked to call for (P-Preferred-
+// Identity): the delegator as the far end will see them, and the caller's
+// rights there. An unknown line gives no rights, so the core refuses.
+func (g *grain) onBehalf(ctx actor.Context, line, caller string) *OnBehalf {
+	ob := &OnBehalf{Access: Access{Role: "none"}}
+	p, _, _, _ := g.d.Router.Lookup(line, false)
+	if p == nil {
+		return ob
+	}
+	if p.UserID == caller {
+		return nil // calling as yourself
+	}
+	ob.Line = *p
+	if a, err := g.d.Access(ctx, p.UserID, caller); err == nil {
+		ob.Access = a
+	}
+	if plan, err := g.d.RingPlan(ctx, &pb.RingPlanRequest{Delegator: p.UserID}); err == nil {
+		ob.Viewers, ob.Names = plan.Delegates, plan.Names
+	}
+	return ob
 }
 
 // external is the E.164 number a user shows to carriers.
@@ -149,17 +193,47 @@ func (g *grain) external(p Party) string {
 	return ""
 }
 
-func (g *grain) lookup(ctx actor.Context, dialed string, fromTrunk bool) Lookup {
-	target, srtp, isE164, trunk := g.d.Router.Lookup(dialed, fromTrunk)
+// lookup gathers what routing needs: the target, its ring plan from the
+// delegator grain with every named user's contacts, and who sees the
+// caller's own line.
+func (g *grain) lookup(ctx actor.Context, dialed string, from Party) Lookup {
+	target, srtp, isE164, trunk := g.d.Router.Lookup(dialed, from.TrunkID != "")
 	lk := Lookup{Target: target, IsE164: isE164, OutboundTrunk: trunk}
 	g.calleeSRTP = srtp
-	if target != nil {
-		cts, err := g.d.LineContacts(ctx, target.UserID)
-		if err != nil {
-			g.d.Log.Warn("call: contacts lookup failed", "call", g.call.ID, "user", target.UserID, "err", err)
+	if from.UserID != "" {
+		if plan, err := g.d.RingPlan(ctx, &pb.RingPlanRequest{Delegator: from.UserID}); err == nil {
+			lk.CallerViewers, lk.CallerNames = plan.Delegates, plan.Names
 		}
-		lk.Contacts = cts
 	}
+	if target == nil {
+		return lk
+	}
+	plan, err := g.d.RingPlan(ctx, &pb.RingPlanRequest{Delegator: target.UserID, CallerUser: from.UserID, CallerNumber: from.Number})
+	if err != nil {
+		g.d.Log.Warn("call: ring plan unavailable, ringing the target alone", "call", g.call.ID, "user", target.UserID, "err", err)
+		plan = &pb.RingPlan{Stages: []*pb.RingStage{{Users: []string{target.UserID}}}}
+	}
+	rp := &RingPlan{Voicemail: plan.Voicemail, Viewers: plan.Delegates, Names: plan.Names}
+	lk.Plan, lk.Parties, lk.UserContacts = rp, map[string]Party{target.UserID: *target}, map[string][]Contact{}
+	for _, st := range plan.Stages {
+		rp.Stages = append(rp.Stages, RingStage{Users: st.Users, Seconds: int(st.Seconds)})
+		for _, u := range st.Users {
+			if _, done := lk.UserContacts[u]; done {
+				continue
+			}
+			if _, ok := lk.Parties[u]; !ok {
+				if p, _, _, _ := g.d.Router.Lookup(u, false); p != nil {
+					lk.Parties[u] = *p
+				}
+			}
+			cts, err := g.d.LineContacts(ctx, u)
+			if err != nil {
+				g.d.Log.Warn("call: contacts lookup failed", "call", g.call.ID, "user", u, "err", err)
+			}
+			lk.UserContacts[u] = cts
+		}
+	}
+	lk.Contacts = lk.UserContacts[target.UserID]
 	return lk
 }
 
@@ -212,13 +286,61 @@ func (g *grain) control(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 		ctx.Stop(ctx.Self())
 		return &pb.CallControlResult{Status: 404, Code: "not_found", Message: "no such call"}
 	}
-	if err := g.step(ctx, Control{Action: m.Action, ByUser: m.ByUser, Admin: m.Admin}); err != nil {
-		if r, ok := err.(*Refusal); ok {
-			return &pb.CallControlResult{Status: int32(r.Status), Code: r.Code, Message: r.Message}
+	in := Control{Action: m.Action, ByUser: m.ByUser, Admin: m.Admin, Leg: m.LegId, NodeID: m.Node.GetId(), NodeAddr: m.Node.GetAddress()}
+	switch m.Action {
+	case "pickup", "join", "lock", "unlock":
+		if m.ByUser != "" && g.call.Line != "" {
+			a, err := g.d.Access(ctx, g.call.Line, m.ByUser)
+			if err != nil {
+				return g.refuseLeg(ctx, m, &Refusal{Status: 503, Code: "unavailable", Message: "the line's delegation settings are unavailable"})
+			}
+			in.Access = a
 		}
-		return &pb.CallControlResult{Status: 500, Code: "internal", Message: err.Error()}
+		if p, _, _, _ := g.d.Router.Lookup(m.ByUser, false); p != nil {
+			in.Party = *p
+		}
+		if (m.Action == "pickup" || m.Action == "join") && m.LegId == "" && m.ByUser != "" {
+			cts, err := g.d.LineContacts(ctx, m.ByUser)
+			if err != nil {
+				g.d.Log.Warn("call: picker contacts lookup failed", "call", g.call.ID, "user", m.ByUser, "err", err)
+			}
+			in.Contacts = cts
+		}
+		if m.LegId != "" {
+			g.offers[m.LegId] = m.Offer
+		}
+	}
+	g.lockErr = false
+	if err := g.step(ctx, in); err != nil {
+		return g.refuseLeg(ctx, m, err)
+	}
+	if g.lockErr {
+		return &pb.CallControlResult{Status: 503, Code: "unavailable", Message: "the lock could not be stored; try again"}
 	}
 	return &pb.CallControlResult{Status: 200}
+}
+
+// refuseLeg turns a refusal into the REST answer and, for a pickup that
+// arrived as an INVITE, into that INVITE's final response.
+func (g *grain) refuseLeg(ctx actor.Context, m *pb.CallControl, err error) *pb.CallControlResult {
+	r, ok := err.(*Refusal)
+	if !ok {
+		r = &Refusal{Status: 500, Code: "internal", Message: err.Error()}
+	}
+	if m.LegId != "" {
+		delete(g.offers, m.LegId)
+		code, reason := 403, "Forbidden"
+		switch r.Status {
+		case 409:
+			code, reason = 486, "Busy Here"
+		case 404:
+			code, reason = 404, "Not Found"
+		case 503:
+			code, reason = 503, "Service Unavailable"
+		}
+		ctx.Send(actor.NewPID(m.Node.GetAddress(), EdgeActor), &pb.LegRespond{CallId: g.call.ID, LegId: m.LegId, Code: int32(code), Reason: reason})
+	}
+	return &pb.CallControlResult{Status: int32(r.Status), Code: r.Code, Message: r.Message}
 }
 
 // step feeds the core and carries out its effects in order.
@@ -231,7 +353,23 @@ func (g *grain) step(ctx actor.Context, in any) error {
 	if g.call.State != Ended {
 		g.d.Index.Put(g.info())
 	}
+	g.tellLine(ctx)
 	return nil
+}
+
+// tellLine reports the call's line state to the line grain when it changed.
+func (g *grain) tellLine(ctx actor.Context) {
+	c := g.call
+	if c.Line == "" || g.d.LineUpdate == nil {
+		return
+	}
+	state, locked := c.LineState()
+	if (lineView{state, locked}) == g.line {
+		return
+	}
+	g.line = lineView{state, locked}
+	g.d.LineUpdate(ctx, &pb.LineCall{Line: c.Line, CallId: c.ID, State: state, Peer: c.peerOf(c.Shown), Locked: locked,
+		Viewers: c.Viewers(), SinceUnixNano: c.CreatedAt.UnixNano()})
 }
 
 func (g *grain) apply(ctx actor.Context, effs []Effect) {
@@ -248,7 +386,11 @@ func (g *grain) apply(ctx actor.Context, effs []Effect) {
 			}
 			g.toEdge(ctx, e.Leg, r)
 		case Originate:
-			res := g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_OFFER, Leg: e.Leg, Peer: g.call.caller().ID, Srtp: g.calleeSRTP})
+			peer := e.Peer
+			if peer == "" {
+				peer = g.call.caller().ID
+			}
+			res := g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_OFFER, Leg: e.Leg, Peer: peer, Srtp: g.calleeSRTP})
 			if res.Code != 0 {
 				g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)})
 				continue
@@ -280,6 +422,44 @@ func (g *grain) apply(ctx actor.Context, effs []Effect) {
 			g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_TONE, Leg: e.Held}, &pb.MediaOp{Kind: pb.MediaOp_SILENCE, Leg: e.Holder})
 		case BridgeMedia:
 			g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_BRIDGE, Leg: e.A, Peer: e.B})
+		case AcceptAnswer:
+			if res := g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_ACCEPT_ANSWER, Leg: e.Leg, Sdp: g.sdp[e.Leg]}); res.Code != 0 {
+				g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)})
+			}
+		case Adopt:
+			res := g.media(ctx,
+				&pb.MediaOp{Kind: pb.MediaOp_ACCEPT_OFFER, Leg: e.Leg, Sdp: g.offers[e.Leg]},
+				&pb.MediaOp{Kind: pb.MediaOp_ANSWER, Leg: e.Leg, Peer: e.Peer})
+			delete(g.offers, e.Leg)
+			if res.Code != 0 {
+				g.toEdge(ctx, e.Leg, &pb.LegRespond{CallId: g.call.ID, LegId: e.Leg, Code: res.Code, Reason: "Not Acceptable Here"})
+				g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)})
+				continue
+			}
+			g.toEdge(ctx, e.Leg, &pb.LegRespond{CallId: g.call.ID, LegId: e.Leg, Code: 200, Reason: "OK", Sdp: res.Sdp})
+		case Mix:
+			ops := make([]*pb.MediaOp, 0, len(e.Legs))
+			for _, l := range e.Legs {
+				var others []string
+				for _, o := range e.Legs {
+					if o != l {
+						others = append(others, o)
+					}
+				}
+				ops = append(ops, &pb.MediaOp{Kind: pb.MediaOp_MIX, Leg: l, Legs: others})
+			}
+			g.media(ctx, ops...)
+		case Chime:
+			g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_CHIME, Legs: e.Legs})
+		case PersistLock:
+			rev, err := g.d.PersistLock(g.call.ID, e.Locked, g.call.Line, g.lockRev)
+			if err != nil {
+				g.d.Log.Warn("call: lock not stored", "call", g.call.ID, "err", err)
+				g.lockErr = true
+				g.later(ctx, LockLost{})
+				continue
+			}
+			g.lockRev = rev
 		case WakeAt:
 			g.wakeGen++
 			if g.timer != nil {
@@ -352,10 +532,10 @@ func (g *grain) publish(typ string) {
 	if g.d.Events == nil {
 		return
 	}
-	var users []string
-	for _, p := range []Party{g.call.From, g.call.To} {
-		if p.UserID != "" {
-			users = append(users, p.UserID)
+	users := append([]string{}, g.call.Viewers()...)
+	for _, u := range []string{g.call.From.UserID, g.call.To.UserID, g.call.AnsweredBy} {
+		if u != "" {
+			users = append(users, u)
 		}
 	}
 	g.d.Events.Publish(events.Event{Type: typ, Subject: g.call.ID, Users: users, Data: callJSON(g.info())})
@@ -400,7 +580,7 @@ func (g *grain) media(ctx actor.Context, ops ...*pb.MediaOp) *pb.MediaResult {
 
 func (g *grain) info() *pb.CallInfo {
 	c := g.call
-	ci := &pb.CallInfo{Id: c.ID, State: string(c.State), Line: c.Line, Node: g.mediaID, CreatedUnixNano: c.CreatedAt.UnixNano(), Found: true, Monitors: []string{}}
+	ci := &pb.CallInfo{Id: c.ID, State: string(c.State), Line: c.Line, Node: g.mediaID, CreatedUnixNano: c.CreatedAt.UnixNano(), Found: true, Monitors: []string{}, Locked: c.Locked}
 	if c.State == Routing {
 		ci.State = string(Ringing)
 	}

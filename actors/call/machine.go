@@ -5,6 +5,8 @@ package call
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -91,7 +93,21 @@ type Call struct {
 	Line        string // user id whose line the call is on ("" for trunk-to-trunk)
 	Legs        []*Leg
 	AnsweredLeg string
-	HeldBy      string // leg that put the call on hold
+	AnsweredBy  string    // user who answered (a delegate answering for the line's owner)
+	Sides       [2]string // the two legs that talk: the caller's and the answerer's, until a pickup replaces one
+	HeldBy      string    // leg that put the call on hold
+	Locked      bool      // the line's owner locked the call: delegates can neither pick it up nor join
+	OnBehalfOf  string    // the delegator an outgoing call was placed for
+	Plan        RingPlan
+	Stage       int       // index of the ringing stage of Plan
+	StageUntil  time.Time // end of the current stage (zero: the last stage rings until RingUntil)
+	Pickup      *Pickup   // a pickup under way: the call is promised to it
+	Joined      string    // a delegate's or delegator's leg joined in a three-way mix
+	Shown       Party     // who the far end sees calling: the caller, or the delegator it calls for
+	contacts    map[string][]Contact
+	parties     map[string]Party
+	names       map[string]string
+	callerViews []string // delegates who see the caller's line
 	CreatedAt   time.Time
 	AnsweredAt  time.Time
 	EndedAt     time.Time
@@ -102,14 +118,71 @@ type Call struct {
 	legSeq      int
 }
 
+// RingPlan is the delegator grain's answer: who rings, in what order, for
+// how long; Viewers are the line's accepted delegates (they see its calls
+// and history); Names are display names for alerts and history labels.
+type RingPlan struct {
+	Stages    []RingStage
+	Voicemail bool
+	Viewers   []string
+	Names     map[string]string
+}
+
+// RingStage is users who ring together for Seconds (0: until NoAnswer).
+type RingStage struct {
+	Users   []string
+	Seconds int
+}
+
+// Pickup is a pickup (or join) of this call under way: the picker's
+// devices ring.
+type Pickup struct {
+	By   string   // user picking up
+	Legs []string // the picker's ringing legs
+	Join bool     // join the call (three-way) instead of taking the holder's place
+}
+
+// Access is what a user may do on the call's line, from the delegator grain.
+type Access struct {
+	Role       string // owner | delegate | none
+	Privileges []string
+}
+
+func (a Access) has(p string) bool {
+	for _, x := range a.Privileges {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
 // ---- inputs ----------------------------------------------------------------
 
 // Lookup carries the facts the adapter gathered for routing the dialed string.
 type Lookup struct {
 	Target        *Party    // a user found by extension, id or owned number
-	Contacts      []Contact // the target's registrations
+	Contacts      []Contact // the target's registrations (when there is no Plan)
 	IsE164        bool      // the dialed string is +E.164
 	OutboundTrunk *Contact  // where external numbers go; nil when none is configured
+	// Plan is the target's ring plan; Parties and UserContacts hold every
+	// user it names. Nil: the target alone, on Contacts.
+	Plan         *RingPlan
+	Parties      map[string]Party
+	UserContacts map[string][]Contact
+	// CallerViewers and CallerNames: the delegates who see the caller's own
+	// line (its history is theirs too).
+	CallerViewers []string
+	CallerNames   map[string]string
+}
+
+// OnBehalf is a call placed by a delegate on a delegator's line (SIP
+// P-Preferred-Identity or REST on_behalf_of).
+type OnBehalf struct {
+	Line    Party  // the delegator, as the far end must see them
+	Access  Access // the caller's rights on that line
+	Names   map[string]string
+	Viewers []string
 }
 
 // Start is the caller's INVITE.
@@ -122,6 +195,7 @@ type Start struct {
 	Lookup    Lookup
 	OfferCode int  // nonzero: the caller's SDP was refused with this SIP code
 	Draining  bool // the node refuses new calls
+	OnBehalf  *OnBehalf
 }
 
 // Rang: a callee sent 180/183.
@@ -150,12 +224,24 @@ type Reinvite struct {
 	Direction string
 }
 
-// Control is a REST command on the call.
+// Control is a command on the call from REST (or a SIP feature code).
 type Control struct {
-	Action string // hold | resume | hangup
+	Action string // hold | resume | hangup | pickup | join | lock | unlock
 	ByUser string
 	Admin  bool
+	Access Access // ByUser's rights on the call's line
+	// A pickup over SIP arrives as the picker's own INVITE (Leg on Node);
+	// over REST the picker's devices are rung (Contacts, as Party).
+	Leg      string
+	NodeID   string
+	NodeAddr string
+	Contacts []Contact
+	Party    Party
 }
+
+// LockLost: the lock could not be written to etcd (a stale twin, or etcd
+// down); the lock is undone.
+type LockLost struct{}
 
 // Tick is the wake-up the adapter schedules for RingUntil.
 type Tick struct{}
@@ -181,7 +267,11 @@ type Originate struct {
 	Display  string
 	ToUser   string
 	PAI      string // P-Asserted-Identity user part, "" for none
+	Peer     string // the leg whose codecs the offer carries ("": the caller's)
 }
+
+// AcceptAnswer takes a pickup leg's 2xx answer into the media worker.
+type AcceptAnswer struct{ Leg string }
 
 // EndLeg ends a leg: CANCEL, final response or BYE as its state requires.
 type EndLeg struct {
@@ -198,6 +288,19 @@ type HoldMedia struct{ Holder, Held string }
 
 // BridgeMedia reconnects two legs after hold.
 type BridgeMedia struct{ A, B string }
+
+// Adopt makes an inbound leg (a SIP pickup) part of the call: accept its
+// offer, answer it with Peer's codecs, bridge it with Peer.
+type Adopt struct{ Leg, Peer string }
+
+// Mix puts legs in a conference: each hears all the others.
+type Mix struct{ Legs []string }
+
+// Chime plays the join/leave chime to legs (000 L112-114).
+type Chime struct{ Legs []string }
+
+// PersistLock writes the call's lock to etcd, fenced, before the 200.
+type PersistLock struct{ Locked bool }
 
 // WakeAt asks for a Tick at At (zero: none pending).
 type WakeAt struct{ At time.Time }
@@ -259,22 +362,20 @@ func (c *Call) caller() *Leg {
 	return nil
 }
 
+// other is the leg talking with id, or nil before an answer.
 func (c *Call) other(id string) *Leg {
-	if c.AnsweredLeg == "" {
+	switch {
+	case id == "" || c.Sides[0] == "":
 		return nil
-	}
-	cl := c.caller()
-	if cl == nil {
-		return nil
-	}
-	switch id {
-	case cl.ID:
-		return c.Leg(c.AnsweredLeg)
-	case c.AnsweredLeg:
-		return cl
+	case id == c.Sides[0]:
+		return c.Leg(c.Sides[1])
+	case id == c.Sides[1]:
+		return c.Leg(c.Sides[0])
 	}
 	return nil
 }
+
+func (c *Call) isSide(id string) bool { return id != "" && (id == c.Sides[0] || id == c.Sides[1]) }
 
 func (c *Call) nextLegID() string {
 	c.legSeq++
@@ -308,10 +409,19 @@ func (c *Call) Step(in any, now time.Time, s Settings) ([]Effect, error) {
 	case Control:
 		return c.control(in, now)
 	case Tick:
-		if c.State == Ringing && !c.RingUntil.IsZero() && !now.Before(c.RingUntil) {
+		if c.State != Ringing {
+			return nil, nil
+		}
+		if !c.RingUntil.IsZero() && !now.Before(c.RingUntil) {
 			return c.endUnanswered(480, "Temporarily Unavailable", "missed", now), nil
 		}
+		if !c.StageUntil.IsZero() && !now.Before(c.StageUntil) {
+			return c.advance(now, s), nil
+		}
 		return nil, nil
+	case LockLost:
+		c.Locked = !c.Locked
+		return []Effect{Event{Type: "call.updated"}}, nil
 	case MediaTimeout:
 		if c.State == Active {
 			return c.hangupAll("rtp_timeout", now), nil
@@ -322,8 +432,9 @@ func (c *Call) Step(in any, now time.Time, s Settings) ([]Effect, error) {
 }
 
 func (c *Call) start(in Start, now time.Time, s Settings) []Effect {
-	c.From = in.From
+	c.From, c.Shown = in.From, in.From
 	c.Dialed = in.Dialed
+	c.names = map[string]string{}
 	c.Legs = append(c.Legs, &Leg{ID: in.CallerLeg, Role: Caller, Party: in.From, State: LegTrying, NodeID: in.NodeID, NodeAddr: in.NodeAddr})
 	if c.From.UserID != "" {
 		c.Line = c.From.UserID
@@ -338,18 +449,43 @@ func (c *Call) start(in Start, now time.Time, s Settings) []Effect {
 		return refuse(in.OfferCode, "Not Acceptable Here", "failed")
 	}
 	lk := in.Lookup
+	c.callerViews = lk.CallerViewers
+	maps.Copy(c.names, lk.CallerNames)
+	if ob := in.OnBehalf; ob != nil {
+		// A delegate calls on the delegator's line: the far end sees the
+		// delegator (000 L194, L218), which takes Place Calls.
+		if ob.Access.Role != "owner" && !(ob.Access.Role == "delegate" && ob.Access.has("place_calls")) {
+			return refuse(403, "Forbidden", "failed")
+		}
+		c.OnBehalfOf, c.Line, c.Shown = ob.Line.UserID, ob.Line.UserID, ob.Line
+		c.callerViews = ob.Viewers
+		maps.Copy(c.names, ob.Names)
+	}
 	switch {
 	case lk.Target != nil:
 		c.To = *lk.Target
-		c.Line = lk.Target.UserID
-		if len(lk.Contacts) == 0 {
+		if c.OnBehalfOf == "" || lk.Target.UserID == c.OnBehalfOf {
+			c.Line = lk.Target.UserID
+		}
+		c.Plan = RingPlan{Stages: []RingStage{{Users: []string{lk.Target.UserID}}}}
+		c.contacts = map[string][]Contact{lk.Target.UserID: lk.Contacts}
+		c.parties = map[string]Party{lk.Target.UserID: *lk.Target}
+		if lk.Plan != nil {
+			c.Plan, c.contacts, c.parties = *lk.Plan, lk.UserContacts, lk.Parties
+			maps.Copy(c.names, lk.Plan.Names)
+		}
+		c.Stage = -1
+		if !c.hasStageAfter(-1) {
+			if c.Plan.Voicemail {
+				// No voicemail service yet: the caller hears unavailable.
+				return refuse(480, "Temporarily Unavailable", "voicemail")
+			}
 			return refuse(480, "Temporarily Unavailable", "missed")
 		}
-		var effs []Effect
-		for _, ct := range lk.Contacts {
-			effs = append(effs, c.addCallee(ct, c.To, false))
-		}
-		return c.ring(effs, now, s)
+		c.State = Ringing
+		c.RingUntil = now.Add(s.NoAnswer)
+		effs := c.nextStage(now)
+		return append(effs, c.wake(), Event{Type: "call.ringing"})
 	case lk.IsE164 && in.From.UserID != "" && lk.OutboundTrunk != nil:
 		c.To = Party{Number: in.Dialed, TrunkID: lk.OutboundTrunk.URI}
 		return c.ring([]Effect{c.addCallee(*lk.OutboundTrunk, c.To, true)}, now, s)
@@ -363,17 +499,97 @@ func (c *Call) start(in Start, now time.Time, s Settings) []Effect {
 func (c *Call) addCallee(ct Contact, to Party, toTrunk bool) Effect {
 	l := &Leg{ID: c.nextLegID(), Role: Callee, Party: to, State: LegTrying, NodeID: ct.NodeID, NodeAddr: ct.NodeAddr}
 	c.Legs = append(c.Legs, l)
-	o := Originate{Leg: l.ID, Contact: ct, FromUser: c.From.Number, Display: c.From.Display, ToUser: to.Number}
+	o := Originate{Leg: l.ID, Contact: ct, FromUser: c.Shown.Number, Display: c.Shown.Display, ToUser: to.Number}
 	if o.ToUser == "" {
 		o.ToUser = to.UserID
 	}
 	if toTrunk {
-		if c.From.External != "" {
-			o.FromUser = c.From.External
+		if c.Shown.External != "" {
+			o.FromUser = c.Shown.External
 		}
 		o.PAI = o.FromUser
 	}
+	if to.UserID != "" && c.Line != "" && to.UserID != c.Line && to.UserID != c.From.UserID {
+		// A delegate's phone shows whose line rings (000 L222-230).
+		who := o.Display
+		if who == "" {
+			who = o.FromUser
+		}
+		o.Display = who + " for " + c.name(c.Line)
+	}
 	return o
+}
+
+func (c *Call) name(user string) string {
+	if n := c.names[user]; n != "" {
+		return n
+	}
+	return user
+}
+
+// hasStageAfter: a stage after i has somebody to ring.
+func (c *Call) hasStageAfter(i int) bool {
+	for j := i + 1; j < len(c.Plan.Stages); j++ {
+		for _, u := range c.Plan.Stages[j].Users {
+			if len(c.contacts[u]) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nextStage rings the next stage of the plan that has somebody to ring.
+// Every stage but the last lasts its Seconds; the last rings until the
+// call's no-answer time, and at least its Seconds.
+func (c *Call) nextStage(now time.Time) []Effect {
+	for c.Stage++; c.Stage < len(c.Plan.Stages); c.Stage++ {
+		st := c.Plan.Stages[c.Stage]
+		var effs []Effect
+		for _, u := range st.Users {
+			for _, ct := range c.contacts[u] {
+				effs = append(effs, c.addCallee(ct, c.parties[u], false))
+			}
+		}
+		if len(effs) == 0 {
+			continue
+		}
+		c.StageUntil = time.Time{}
+		if st.Seconds > 0 {
+			if c.hasStageAfter(c.Stage) {
+				c.StageUntil = now.Add(time.Duration(st.Seconds) * time.Second)
+			} else if end := now.Add(time.Duration(st.Seconds) * time.Second); end.After(c.RingUntil) {
+				c.RingUntil = end
+			}
+		}
+		return effs
+	}
+	return nil
+}
+
+// advance stops the ringing stage and rings the next, or gives up.
+func (c *Call) advance(now time.Time, s Settings) []Effect {
+	var effs []Effect
+	for _, o := range c.Legs {
+		if o.Role == Callee && o.State != LegEnded {
+			o.State = LegEnded
+			effs = append(effs, EndLeg{Leg: o.ID})
+		}
+	}
+	if !c.hasStageAfter(c.Stage) {
+		return append(effs, c.endUnanswered(480, "Temporarily Unavailable", "missed", now)...)
+	}
+	effs = append(effs, c.nextStage(now)...)
+	return append(effs, c.wake())
+}
+
+// wake is the next wake-up: the stage's end or the call's, whichever first.
+func (c *Call) wake() WakeAt {
+	at := c.RingUntil
+	if !c.StageUntil.IsZero() && (at.IsZero() || c.StageUntil.Before(at)) {
+		at = c.StageUntil
+	}
+	return WakeAt{At: at}
 }
 
 func (c *Call) ring(effs []Effect, now time.Time, s Settings) []Effect {
@@ -397,8 +613,11 @@ func (c *Call) ringing(in Rang) []Effect {
 
 func (c *Call) answered(in Answered, now time.Time) []Effect {
 	l := c.Leg(in.Leg)
-	if l == nil || l.Role != Callee || l.ID == c.AnsweredLeg {
+	if l == nil || l.Role != Callee || l.ID == c.AnsweredLeg || c.isSide(l.ID) || l.ID == c.Joined {
 		return nil // not a branch, or a repeated answer of the winner
+	}
+	if c.Pickup != nil && slices.Contains(c.Pickup.Legs, l.ID) && l.State != LegEnded {
+		return c.pickedUp(l)
 	}
 	if c.State != Ringing || l.State == LegEnded {
 		// Another branch won the race and our CANCEL crossed this 2xx:
@@ -410,9 +629,10 @@ func (c *Call) answered(in Answered, now time.Time) []Effect {
 	c.AnsweredLeg = l.ID
 	c.AnsweredAt = now
 	c.State = Active
-	c.RingUntil = time.Time{}
-	c.To = l.Party
+	c.RingUntil, c.StageUntil = time.Time{}, time.Time{}
+	c.AnsweredBy = l.Party.UserID
 	cl := c.caller()
+	c.Sides = [2]string{cl.ID, l.ID}
 	cl.State = LegAnswered
 	effs := []Effect{Connect{Caller: cl.ID, Callee: l.ID}, Respond{Leg: cl.ID, Code: 200, Reason: "OK", WithSDP: true}}
 	for _, o := range c.Legs {
@@ -434,6 +654,12 @@ func (c *Call) failed(in Failed, now time.Time) []Effect {
 	if in.Code == 486 || in.Code == 600 || in.Code == 603 {
 		c.sawBusy = true
 	}
+	if c.Pickup != nil && slices.Contains(c.Pickup.Legs, l.ID) {
+		return c.pickupLegGone()
+	}
+	if l.ID == c.Joined {
+		return c.unjoin()
+	}
 	if l.Role == Caller || wasAnswered {
 		// A failure on an established leg (no ACK, transport gone) ends the call.
 		return c.hangupAll("failed", now)
@@ -445,6 +671,10 @@ func (c *Call) failed(in Failed, now time.Time) []Effect {
 		if o.Role == Callee && o.State != LegEnded {
 			return nil // others still ring
 		}
+	}
+	if c.hasStageAfter(c.Stage) {
+		// Everybody in this stage declined: ring the next one now.
+		return append(c.nextStage(now), c.wake())
 	}
 	code, reason, outcome := 480, "Temporarily Unavailable", "missed"
 	if c.sawBusy {
@@ -486,6 +716,12 @@ func (c *Call) bye(in Bye, now time.Time) []Effect {
 		return nil
 	}
 	l.State = LegEnded
+	if l.ID == c.Joined {
+		return c.unjoin()
+	}
+	if !c.isSide(l.ID) && l.Role != Caller {
+		return nil // a leg that already left the conversation
+	}
 	return c.hangupAll("answered", now)
 }
 
@@ -510,7 +746,7 @@ func (c *Call) reinvite(in Reinvite) []Effect {
 // partyLeg finds the established leg of a user taking part in the call.
 func (c *Call) partyLeg(user string) *Leg {
 	for _, l := range c.Legs {
-		if l.Party.UserID == user && l.State != LegEnded && (l.Role == Caller || l.ID == c.AnsweredLeg || c.AnsweredLeg == "") {
+		if l.Party.UserID == user && l.State != LegEnded && (c.isSide(l.ID) || l.ID == c.Joined || c.Sides[0] == "") {
 			return l
 		}
 	}
@@ -518,6 +754,12 @@ func (c *Call) partyLeg(user string) *Leg {
 }
 
 func (c *Call) control(in Control, now time.Time) ([]Effect, error) {
+	switch in.Action {
+	case "pickup", "join":
+		return c.pickup(in)
+	case "lock", "unlock":
+		return c.lock(in)
+	}
 	var leg *Leg
 	if !in.Admin {
 		leg = c.partyLeg(in.ByUser)
@@ -590,19 +832,7 @@ func (c *Call) finish(effs []Effect, outcome string, now time.Time) []Effect {
 	return append(effs, WakeAt{}, Event{Type: "call.ended"}, Finished{Outcome: outcome, History: c.history(outcome)})
 }
 
-// history writes one entry per user taking part; delegation labels come with
-// the delegation rules.
-func (c *Call) history(outcome string) []HistoryEntry {
-	var out []HistoryEntry
-	if c.From.UserID != "" {
-		out = append(out, HistoryEntry{Owner: c.From.UserID, Direction: "outbound", Peer: c.peerOf(c.To), Line: c.From.UserID, Outcome: outcome})
-	}
-	if c.To.UserID != "" && c.To.UserID != c.From.UserID {
-		out = append(out, HistoryEntry{Owner: c.To.UserID, Direction: "inbound", Peer: c.peerOf(c.From), Line: c.To.UserID, Outcome: outcome})
-	}
-	return out
-}
-
+// peerOf is how a party appears in the other side's history.
 func (c *Call) peerOf(p Party) string {
 	if p.Number != "" {
 		return p.Number

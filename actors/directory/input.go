@@ -286,3 +286,6 @@ func validHostPort(s string) bool {
 	}
 	return len(host) <= 253 && hostRe.MatchString(host)
 }
+
+// IsE164 says whether s is a number in E.164 form (+ and up to 15 digits).
+func IsE164(s string) bool { return e164Re.MatchString(s) }

@@ -14,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/switchboard/switchboard/api/metrics"
+	"github.com/switchboard/switchboard/cluster/events"
 	"github.com/switchboard/switchboard/cluster/store"
 	pb "github.com/switchboard/switchboard/proto"
 )
@@ -23,10 +24,14 @@ const KindName = "line"
 
 // Deps is what every line grain on a node shares.
 type Deps struct {
-	Store store.Store
-	Now   func() time.Time
-	Log   *slog.Logger
+	Store  store.Store
+	Events Publisher
+	Now    func() time.Time
+	Log    *slog.Logger
 }
+
+// Publisher delivers domain events to SSE clients of the whole cluster.
+type Publisher interface{ Publish(events.Event) }
 
 // NewKind returns the cluster kind for line grains.
 func NewKind(d *Deps) *cluster.Kind {
@@ -38,6 +43,7 @@ type grain struct {
 	line   *Line
 	leases map[string]store.LeaseID // contact -> lease of its stored binding
 	loaded bool
+	calls  Calls // live calls on the line, as their call grains report them
 }
 
 // stored is a binding as kept in etcd under registrations/<user>/<hash>.
@@ -62,6 +68,7 @@ func (g *grain) Receive(ctx actor.Context) {
 	case *cluster.ClusterInit:
 		g.line = New(m.Identity.Identity)
 		g.leases = map[string]store.LeaseID{}
+		g.calls = Calls{}
 		metrics.Actors.WithLabelValues(KindName).Inc()
 	case *actor.Stopped:
 		metrics.Actors.WithLabelValues(KindName).Dec()
@@ -74,6 +81,20 @@ func (g *grain) Receive(ctx actor.Context) {
 			return
 		}
 		ctx.Respond(g.register(m))
+	case *pb.LineCall:
+		c := Call{ID: m.CallId, State: m.State, Peer: m.Peer, Locked: m.Locked, Since: time.Unix(0, m.SinceUnixNano), Viewers: m.Viewers}
+		if g.calls.Update(c) {
+			g.publish(c)
+		}
+	case *pb.LineGet:
+		ctx.Respond(&pb.LineCalls{Calls: g.callsPB()})
+	case *pb.LineCallFind:
+		c, ok := g.calls.ToPickUp()
+		if !ok {
+			ctx.Respond(&pb.LineCalls{})
+			return
+		}
+		ctx.Respond(&pb.LineCalls{Calls: []*pb.LineCall{lineCallPB(g.line.User, c)}})
 	case *pb.GetContacts:
 		if err := g.load(); err != nil {
 			g.d.Log.Warn("line: load failed", "user", g.line.User, "err", err)
@@ -183,4 +204,38 @@ func toPB(bs []Binding) []*pb.Binding {
 			Source: b.Source, Transport: strings.ToLower(b.Transport), RegCallId: b.CallID, Cseq: b.CSeq})
 	}
 	return out
+}
+
+func lineCallPB(line string, c Call) *pb.LineCall {
+	return &pb.LineCall{Line: line, CallId: c.ID, State: c.State, Peer: c.Peer, Locked: c.Locked, Viewers: c.Viewers, SinceUnixNano: c.Since.UnixNano()}
+}
+
+func (g *grain) callsPB() []*pb.LineCall {
+	var out []*pb.LineCall
+	for _, c := range g.calls.List() {
+		out = append(out, lineCallPB(g.line.User, c))
+	}
+	return out
+}
+
+// CallView is a call on a line as REST and SSE show it.
+type CallView struct {
+	ID     string `json:"id"`
+	State  string `json:"state"`
+	Peer   string `json:"peer"`
+	Locked bool   `json:"locked"`
+}
+
+// publish tells the owner and the line's delegates how the line stands.
+func (g *grain) publish(c Call) {
+	if g.d.Events == nil {
+		return
+	}
+	calls := []CallView{}
+	for _, x := range g.calls.List() {
+		calls = append(calls, CallView{ID: x.ID, State: x.State, Peer: x.Peer, Locked: x.Locked})
+	}
+	users := append([]string{g.line.User}, c.Viewers...)
+	g.d.Events.Publish(events.Event{Type: "line.updated", Subject: g.line.User, Users: users, Time: g.d.Now(),
+		Data: map[string]any{"line": g.line.User, "call": CallView{ID: c.ID, State: c.State, Peer: c.Peer, Locked: c.Locked}, "calls": calls}})
 }

@@ -72,9 +72,10 @@ func New(d Deps, log *slog.Logger) *fiber.App {
 	v1.Delete("/trunks/:id", a.admin, a.deleteTrunk)
 	v1.Get("/calls", a.listCalls)
 	v1.Get("/calls/:id", a.getCall)
-	for _, action := range []string{"hold", "resume", "hangup"} {
+	for _, action := range []string{"hold", "resume", "hangup", "pickup", "join", "lock", "unlock"} {
 		v1.Post("/calls/:id/"+action, a.control(action))
 	}
+	a.delegationRoutes(v1)
 	v1.Get("/cluster", a.admin, a.cluster)
 	v1.Get("/events", a.events)
 	app.Use(func(c *fiber.Ctx) error {

@@ -17,6 +17,7 @@ type Deps struct {
 	Events     *events.Hub
 	AdminToken string
 	Calls      Calls
+	Delegation Delegation
 	Cluster    Cluster
 	// Ready is nil when the node has joined the cluster and listens; its
 	// error says why not. A nil Ready means always ready.

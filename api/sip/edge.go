@@ -75,7 +75,10 @@ type Config struct {
 	Auth     Authenticator
 	Cluster  func() *cluster.Cluster
 	Draining func() bool
-	Log      *slog.Logger
+	// Pickup names the call a *8<target> pickup takes (the line grain's
+	// answer); nil or false: nothing to pick up.
+	Pickup func(target string) (callID string, ok bool)
+	Log    *slog.Logger
 }
 
 // Edge is the node's SIP edge.

@@ -107,13 +107,30 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		e.warn(req, tx, 488, "Not Acceptable Here", "an SDP offer is required")
 		return
 	}
+	callID, legID := newID(), ""
+	// *8<ext>: pick up the held (or ringing) call on ext's line. The INVITE
+	// becomes a leg of that call; its grain decides whether the caller may.
+	target, pickup := strings.CutPrefix(req.Recipient.User, "*8")
+	if pickup && target != "" && from.UserID != "" {
+		id, ok := "", false
+		if e.cfg.Pickup != nil {
+			id, ok = e.cfg.Pickup(target)
+		}
+		if !ok {
+			e.respond(req, tx, 404, "Nothing To Pick Up", nil)
+			return
+		}
+		callID, legID = id, id+"-p"+newID()[:8]
+	}
 	dtx, err := e.dua.ReadInvite(req, tx)
 	if err != nil {
 		e.warn(req, tx, 400, "Bad Request", err.Error())
 		return
 	}
-	callID := newID()
-	l := e.newLeg(callID+"-a", callID)
+	if legID == "" {
+		legID = callID + "-a"
+	}
+	l := e.newLeg(legID, callID)
 	l.srv = dtx
 	e.addLeg(l)
 	e.bindDialog(dtx.ID, l)
@@ -122,11 +139,16 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		l.finish()
 	})
 	go l.runInbound()
-	e.toGrain(callID, &pb.CallStart{
-		CallId: callID, LegId: l.id, Node: e.node(),
-		From: &pb.Party{UserId: from.UserID, Number: from.Number, Display: from.Display, TrunkId: from.TrunkID},
-		To:   req.Recipient.User, Offer: req.Body(), ReceivedUnixNano: start.UnixNano(),
-	})
+	if pickup && legID != callID+"-a" {
+		e.toGrain(callID, &pb.CallControl{CallId: callID, Action: "pickup", ByUser: from.UserID, LegId: l.id, Node: e.node(), Offer: req.Body()})
+	} else {
+		e.toGrain(callID, &pb.CallStart{
+			CallId: callID, LegId: l.id, Node: e.node(),
+			From: &pb.Party{UserId: from.UserID, Number: from.Number, Display: from.Display, TrunkId: from.TrunkID},
+			To:   req.Recipient.User, Offer: req.Body(), ReceivedUnixNano: start.UnixNano(),
+			OnBehalfOf: preferredIdentity(req, from),
+		})
+	}
 	// sipgo ends the transaction when the handler returns: stay until the
 	// final response has gone out (or the caller cancelled).
 	select {
@@ -446,4 +468,24 @@ func reasonFor(code int) string {
 		return "Service Unavailable"
 	}
 	return "Error"
+}
+
+// preferredIdentity is the user part of a user's P-Preferred-Identity
+// (RFC 3325): the line a delegate asks to call for. Trunks assert their own.
+func preferredIdentity(req *sip.Request, from Identity) string {
+	h := req.GetHeader("P-Preferred-Identity")
+	if h == nil || from.UserID == "" {
+		return ""
+	}
+	var uri sip.Uri
+	v := strings.TrimSpace(h.Value())
+	if i := strings.IndexByte(v, '<'); i >= 0 {
+		if j := strings.IndexByte(v[i:], '>'); j > 0 {
+			v = v[i+1 : i+j]
+		}
+	}
+	if err := sip.ParseUri(v, &uri); err != nil {
+		return ""
+	}
+	return uri.User
 }

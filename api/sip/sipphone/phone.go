@@ -180,6 +180,11 @@ func (e *ErrRejected) Error() string { return fmt.Sprintf("call rejected with %d
 // Dial calls target (extension, user id or number) and waits for the
 // answer; onProgress sees every provisional response code.
 func (p *Phone) Dial(ctx context.Context, target string, onProgress func(code int)) (*Call, error) {
+	return p.DialWith(ctx, target, nil, onProgress)
+}
+
+// DialWith is Dial with extra headers on the INVITE ("Name: value").
+func (p *Phone) DialWith(ctx context.Context, target string, headers []string, onProgress func(code int)) (*Call, error) {
 	m, err := newRTPLeg(p.cfg.IP, p.cfg.SRTP)
 	if err != nil {
 		return nil, err
@@ -190,6 +195,10 @@ func (p *Phone) Dial(ctx context.Context, target string, onProgress func(code in
 	req.AppendHeader(from)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: target, Host: p.cfg.Domain}, Params: sip.NewParams()})
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	for _, h := range headers {
+		name, value, _ := strings.Cut(h, ":")
+		req.AppendHeader(sip.NewHeader(strings.TrimSpace(name), strings.TrimSpace(value)))
+	}
 	req.SetBody(m.offer("sendrecv"))
 	req.SetTransport("UDP")
 	d, err := p.dua.WriteInvite(ctx, req)
@@ -357,13 +366,24 @@ func (c *Call) Hangup(ctx context.Context) error {
 // Hold sends a re-INVITE with direction (sendonly or inactive); Resume
 // sends sendrecv. Only for calls this phone placed.
 func (c *Call) Hold(ctx context.Context, direction string) error {
-	if c.out == nil {
-		return errors.New("sipphone: re-INVITE only on placed calls")
+	var (
+		target sip.Uri
+		do     func(context.Context, *sip.Request) (*sip.Response, error)
+		write  func(*sip.Request) error
+	)
+	switch {
+	case c.out != nil:
+		target, do, write = c.out.InviteResponse.Contact().Address, c.out.Do, c.out.WriteRequest
+	case c.in != nil && c.Request.Contact() != nil:
+		// The answering side sends its re-INVITE to the caller's Contact.
+		target, do, write = c.Request.Contact().Address, c.in.Do, c.in.WriteRequest
+	default:
+		return errors.New("sipphone: no dialog to re-INVITE on")
 	}
-	req := sip.NewRequest(sip.INVITE, c.out.InviteResponse.Contact().Address)
+	req := sip.NewRequest(sip.INVITE, target)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(c.media.offer(direction))
-	res, err := c.out.Do(ctx, req)
+	res, err := do(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -372,7 +392,7 @@ func (c *Call) Hold(ctx context.Context, direction string) error {
 	}
 	ack := sip.NewRequest(sip.ACK, req.Recipient)
 	ack.AppendHeader(sip.NewHeader("CSeq", fmt.Sprintf("%d ACK", req.CSeq().SeqNo)))
-	return c.out.WriteRequest(ack)
+	return write(ack)
 }
 
 // Resume takes the call off hold.

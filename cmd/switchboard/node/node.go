@@ -28,6 +28,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchboard/switchboard/actors/call"
+	"github.com/switchboard/switchboard/actors/delegator"
 	"github.com/switchboard/switchboard/actors/directory"
 	"github.com/switchboard/switchboard/actors/line"
 	"github.com/switchboard/switchboard/actors/mediasvc"
@@ -177,12 +178,13 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	callDeps := &call.Deps{
 		Router: router{n.dir}, Store: n.store, Events: fanout{n}, Index: n.index, Settings: settings,
 		Draining: n.draining.Load, Now: time.Now, Log: n.log,
-		LineContacts: n.lineContacts,
+		LineContacts: n.lineContacts, RingPlan: n.ringPlan, Access: n.access, LineUpdate: n.lineUpdate, PersistLock: n.persistLock,
 	}
-	lineDeps := &line.Deps{Store: n.store, Now: time.Now, Log: n.log}
+	lineDeps := &line.Deps{Store: n.store, Events: fanout{n}, Now: time.Now, Log: n.log}
+	delegatorDeps := &delegator.Deps{Store: n.store, Person: n.person, Events: fanout{n}, Now: time.Now, Log: n.log}
 	rcfg := remote.Configure(chost, cport)
 	ccfg := cluster.Configure(ClusterName, n.provider, disthash.New(), rcfg,
-		cluster.WithKinds(call.NewKind(callDeps), line.NewKind(lineDeps)),
+		cluster.WithKinds(call.NewKind(callDeps), line.NewKind(lineDeps), delegator.NewKind(delegatorDeps)),
 		cluster.WithRequestTimeout(5*time.Second))
 	n.cluster = cluster.New(n.system, ccfg)
 	n.cluster.StartMember()
@@ -205,7 +207,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	n.edge, err = sipedge.New(sipedge.Config{
 		NodeID: cfg.NodeID, NodeAddr: nodeAddr, Domain: cfg.Domain, Host: advertise, Port: sipPort,
 		Dir: edgeDir{n.dir}, Auth: digestAuth{auth}, Cluster: func() *cluster.Cluster { return n.cluster },
-		Draining: n.draining.Load, Log: n.log,
+		Draining: n.draining.Load, Pickup: n.pickupTarget, Log: n.log,
 	})
 	if err != nil {
 		return err
@@ -245,7 +247,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	// REST.
 	n.http = rest.New(rest.Deps{
 		Directory: n.dir, Store: n.store, Events: n.events, AdminToken: tok,
-		Calls: &calls{n: n}, Cluster: &members{n: n}, Ready: n.readiness,
+		Calls: &calls{n: n}, Delegation: delegators{n}, Cluster: &members{n: n}, Ready: n.readiness,
 	}, n.log)
 	hl, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -1,0 +1,238 @@
+package call
+
+import "slices"
+
+// The rules of a call on a shared line (delegation, 000): who may pick up a
+// held call or join an active one, locking, and the history labels of both
+// sides. Access comes from the delegator grain; the call decides.
+
+// mayTouch checks the line rights common to pickup and join: the owner may;
+// a delegate needs the privilege and an unlocked call (000 L303-319).
+func (c *Call) mayTouch(in Control, privilege, what string) error {
+	if in.Admin {
+		return nil
+	}
+	switch in.Access.Role {
+	case "owner":
+		return nil
+	case "delegate":
+		if !in.Access.has(privilege) {
+			return &Refusal{Status: 403, Code: "missing_privilege", Message: "a delegate needs the " + privilege + " privilege to " + what + " calls on this line"}
+		}
+		if c.Locked {
+			return &Refusal{Status: 403, Code: "call_locked", Message: "the line's owner has locked this call"}
+		}
+		return nil
+	}
+	return &Refusal{Status: 403, Code: "forbidden", Message: "only the line's owner and its delegates may " + what + " its calls"}
+}
+
+// pickup takes a held call (the holder's leg ends and the picker talks with
+// the held party) or joins an active one (a three-way mix). Over SIP the
+// picker's INVITE is the new leg; over REST the picker's devices ring and
+// the call is promised to them until one answers.
+func (c *Call) pickup(in Control) ([]Effect, error) {
+	join := in.Action == "join"
+	privilege, what := "pickup_hold", "pick up"
+	if join {
+		privilege, what = "join_merge", "join"
+	}
+	if err := c.mayTouch(in, privilege, what); err != nil {
+		return nil, err
+	}
+	switch {
+	case !join && c.State != Held:
+		return nil, &Refusal{Status: 409, Code: "call_not_held", Message: "only a held call can be picked up"}
+	case join && c.State != Active:
+		return nil, &Refusal{Status: 409, Code: "call_not_active", Message: "only an active call can be joined"}
+	case c.Pickup != nil || (join && c.Joined != ""):
+		return nil, &Refusal{Status: 409, Code: "already_picked_up", Message: "someone else is already picking up this call"}
+	}
+	if l := c.partyLeg(in.ByUser); l != nil && !in.Admin && l.ID != c.HeldBy {
+		return nil, &Refusal{Status: 409, Code: "already_on_call", Message: "you are already on this call"}
+	}
+	party := in.Party
+	if party.UserID == "" {
+		party.UserID = in.ByUser
+	}
+	if in.Leg != "" {
+		l := &Leg{ID: in.Leg, Role: Callee, Party: party, State: LegAnswered, NodeID: in.NodeID, NodeAddr: in.NodeAddr}
+		c.Legs = append(c.Legs, l)
+		c.Pickup = &Pickup{By: in.ByUser, Legs: []string{l.ID}, Join: join}
+		effs := c.pickedUp(l)
+		// The picker's own INVITE is answered by Adopt, not by AcceptAnswer.
+		for i, e := range effs {
+			if _, ok := e.(AcceptAnswer); ok {
+				effs[i] = Adopt{Leg: l.ID, Peer: c.pickupPeer(join)}
+			}
+		}
+		return effs, nil
+	}
+	if len(in.Contacts) == 0 {
+		return nil, &Refusal{Status: 409, Code: "no_devices", Message: "the picker has no registered device to ring"}
+	}
+	c.Pickup = &Pickup{By: in.ByUser, Join: join}
+	peer := c.pickupPeer(join)
+	var effs []Effect
+	for _, ct := range in.Contacts {
+		l := &Leg{ID: c.nextLegID(), Role: Callee, Party: party, State: LegTrying, NodeID: ct.NodeID, NodeAddr: ct.NodeAddr}
+		c.Legs = append(c.Legs, l)
+		c.Pickup.Legs = append(c.Pickup.Legs, l.ID)
+		o := Originate{Leg: l.ID, Contact: ct, FromUser: c.peerOf(c.Shown), Display: "Pick up for " + c.name(c.Line), ToUser: party.Number, Peer: peer}
+		if o.ToUser == "" {
+			o.ToUser = party.UserID
+		}
+		effs = append(effs, o)
+	}
+	return append(effs, Event{Type: "call.pickup_ringing"}), nil
+}
+
+// pickupPeer is the leg whose codecs a picker's leg must share: the held
+// party for a pickup, the caller for a join.
+func (c *Call) pickupPeer(join bool) string {
+	if join {
+		return c.Sides[0]
+	}
+	if o := c.other(c.HeldBy); o != nil {
+		return o.ID
+	}
+	return c.Sides[0]
+}
+
+// pickedUp: the picker answered. Other picker devices stop ringing; a
+// pickup bridges the held party to the picker and ends the holder's leg; a
+// join mixes all three with a chime.
+func (c *Call) pickedUp(l *Leg) []Effect {
+	p := c.Pickup
+	c.Pickup = nil
+	l.State = LegAnswered
+	var effs []Effect
+	for _, id := range p.Legs {
+		if o := c.Leg(id); id != l.ID && o != nil && o.State != LegEnded {
+			o.State = LegEnded
+			effs = append(effs, EndLeg{Leg: id})
+		}
+	}
+	effs = append(effs, AcceptAnswer{Leg: l.ID})
+	if p.Join {
+		c.Joined = l.ID
+		return append(effs, Mix{Legs: []string{c.Sides[0], c.Sides[1], l.ID}}, Chime{Legs: c.Sides[:]}, Event{Type: "call.joined"})
+	}
+	held := c.other(c.HeldBy)
+	holder := c.Leg(c.HeldBy)
+	c.Sides = [2]string{held.ID, l.ID}
+	// AnsweredBy stays: history names who answered the call, not who
+	// picked it up later.
+	c.State, c.HeldBy = Active, ""
+	effs = append(effs, BridgeMedia{A: held.ID, B: l.ID})
+	if holder != nil && holder.State != LegEnded {
+		holder.State = LegEnded
+		effs = append(effs, EndLeg{Leg: holder.ID})
+	}
+	return append(effs, Event{Type: "call.picked_up"})
+}
+
+// pickupLegGone: one of the picker's devices failed; when none is left the
+// pickup is over and the call stays as it was.
+func (c *Call) pickupLegGone() []Effect {
+	for _, id := range c.Pickup.Legs {
+		if l := c.Leg(id); l != nil && l.State != LegEnded {
+			return nil
+		}
+	}
+	c.Pickup = nil
+	return []Effect{Event{Type: "call.updated"}}
+}
+
+// unjoin: the third party left; the two sides go back to a plain bridge.
+func (c *Call) unjoin() []Effect {
+	c.Joined = ""
+	return []Effect{BridgeMedia{A: c.Sides[0], B: c.Sides[1]}, Chime{Legs: c.Sides[:]}, Event{Type: "call.updated"}}
+}
+
+// lock and unlock: only the line's owner (or the admin) may; the lock is
+// durable (and fenced) before it is acknowledged.
+func (c *Call) lock(in Control) ([]Effect, error) {
+	if !in.Admin && in.Access.Role != "owner" {
+		return nil, &Refusal{Status: 403, Code: "forbidden", Message: "only the line's owner may lock or unlock its calls"}
+	}
+	if c.State != Active && c.State != Held {
+		return nil, &Refusal{Status: 409, Code: "call_not_active", Message: "a call is locked during the call"}
+	}
+	want := in.Action == "lock"
+	switch {
+	case want && c.Locked:
+		return nil, &Refusal{Status: 409, Code: "already_locked", Message: "the call is already locked"}
+	case !want && !c.Locked:
+		return nil, &Refusal{Status: 409, Code: "not_locked", Message: "the call is not locked"}
+	}
+	c.Locked = want
+	return []Effect{PersistLock{Locked: want}, Event{Type: "call.updated"}}, nil
+}
+
+// LineState is how the call shows on its line: ringing, active, held or
+// ended, and whether it is locked.
+func (c *Call) LineState() (string, bool) {
+	if c.State == Routing {
+		return string(Ringing), c.Locked
+	}
+	return string(c.State), c.Locked
+}
+
+// Viewers are the users who see the call's line besides its owner.
+func (c *Call) Viewers() []string {
+	if c.OnBehalfOf != "" || (c.From.UserID != "" && c.Line == c.From.UserID) {
+		return c.callerViews
+	}
+	return c.Plan.Viewers
+}
+
+// history writes one entry per person who sees the call: the parties, and
+// the delegates of the line it was on, labelled as seed 000 (L338-356)
+// words them. Each person gets one entry, their own party's first.
+func (c *Call) history(outcome string) []HistoryEntry {
+	var out []HistoryEntry
+	add := func(owner, direction, peer, line, label string) {
+		if owner == "" || slices.ContainsFunc(out, func(e HistoryEntry) bool { return e.Owner == owner }) {
+			return
+		}
+		out = append(out, HistoryEntry{Owner: owner, Direction: direction, Peer: peer, Line: line, Label: label, Outcome: outcome})
+	}
+	if caller := c.From.UserID; caller != "" {
+		peer := c.peerOf(c.To)
+		if line := c.OnBehalfOf; line != "" && line != caller {
+			add(caller, "outbound", peer, line, "Outgoing by you for "+c.name(line))
+			add(line, "outbound", peer, line, "Outgoing by "+c.name(caller)+" for you")
+			for _, v := range c.callerViews {
+				add(v, "outbound", peer, line, "Outgoing by "+c.name(caller)+" for "+c.name(line))
+			}
+		} else {
+			add(caller, "outbound", peer, caller, "")
+			for _, v := range c.callerViews {
+				add(v, "outbound", peer, caller, "Outgoing by "+c.name(caller))
+			}
+		}
+	}
+	if owner := c.To.UserID; owner != "" {
+		peer, by := c.peerOf(c.Shown), c.AnsweredBy
+		label := ""
+		if by != "" && by != owner {
+			label = "Answered by " + c.name(by) + " for you"
+		}
+		add(owner, "inbound", peer, owner, label)
+		for _, v := range c.Plan.Viewers {
+			switch {
+			case by == "":
+				label = ""
+			case by == v:
+				label = "Answered by you for " + c.name(owner)
+			case by == owner:
+				label = "Answered by " + c.name(owner)
+			default:
+				label = "Answered by " + c.name(by) + " for " + c.name(owner)
+			}
+			add(v, "inbound", peer, owner, label)
+		}
+	}
+	return out
+}

@@ -1,0 +1,148 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/switchboard/switchboard/actors/call"
+	"github.com/switchboard/switchboard/actors/delegator"
+	"github.com/switchboard/switchboard/actors/line"
+	"github.com/switchboard/switchboard/api/rest"
+	"github.com/switchboard/switchboard/cluster/store"
+	pb "github.com/switchboard/switchboard/proto"
+)
+
+// The call grain's questions to the delegator and line grains, and the
+// REST edge's commands to them, carried over the cluster.
+
+func (n *Node) person(id string) (delegator.Person, bool) {
+	u, ok := n.dir.UserByID(id)
+	if !ok {
+		return delegator.Person{}, false
+	}
+	return delegator.Person{ID: u.ID, Name: u.Name, Numbers: u.Numbers, Extension: u.Extension, Timezone: u.Timezone,
+		Hours: u.BusinessHours, PowerPack: u.PowerPack, VoicemailEnabled: u.VoicemailEnabled}, true
+}
+
+func (n *Node) ringPlan(_ actor.Context, req *pb.RingPlanRequest) (*pb.RingPlan, error) {
+	r, err := n.cluster.Request(req.Delegator, delegator.KindName, req)
+	if err != nil {
+		return nil, err
+	}
+	p, ok := r.(*pb.RingPlan)
+	if !ok {
+		return nil, fmt.Errorf("delegator %s: unexpected answer %T", req.Delegator, r)
+	}
+	return p, nil
+}
+
+func (n *Node) access(_ actor.Context, lineID, user string) (call.Access, error) {
+	r, err := n.cluster.Request(lineID, delegator.KindName, &pb.AccessRequest{Delegator: lineID, User: user})
+	if err != nil {
+		return call.Access{}, err
+	}
+	a, ok := r.(*pb.Access)
+	if !ok {
+		return call.Access{}, fmt.Errorf("delegator %s: unexpected answer %T", lineID, r)
+	}
+	return call.Access{Role: a.Role, Privileges: a.Privileges}, nil
+}
+
+// lineUpdate is fire-and-forget: the line shows what the call last said.
+func (n *Node) lineUpdate(ctx actor.Context, u *pb.LineCall) {
+	pid := n.cluster.Get(u.Line, line.KindName)
+	if pid == nil {
+		n.log.Warn("line: no activation for update", "line", u.Line, "call", u.CallId)
+		return
+	}
+	ctx.Send(pid, u)
+}
+
+// persistLock writes calls/<id>/lock fenced on the revision the call grain
+// last wrote (rule 5: a stale twin's write fails).
+func (n *Node) persistLock(callID string, locked bool, lineID string, rev int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, _ := json.Marshal(map[string]any{"locked": locked, "line": lineID, "at": time.Now().UTC()})
+	return n.store.Txn(ctx, []store.Cond{{Key: store.Key("calls", callID, "lock"), ModRevision: rev}},
+		[]store.Op{{Key: store.Key("calls", callID, "lock"), Value: v}})
+}
+
+// pickupTarget is the call a *8<ext> pickup takes on ext's line.
+func (n *Node) pickupTarget(ext string) (string, bool) {
+	u, ok := n.dir.Resolve(ext)
+	if !ok {
+		return "", false
+	}
+	r, err := n.cluster.Request(u.ID, line.KindName, &pb.LineCallFind{Line: u.ID})
+	if err != nil {
+		n.log.Warn("pickup: line lookup failed", "line", u.ID, "err", err)
+		return "", false
+	}
+	res, ok := r.(*pb.LineCalls)
+	if !ok || len(res.Calls) == 0 {
+		return "", false
+	}
+	return res.Calls[0].CallId, true
+}
+
+// delegators implements rest.Delegation over the cluster.
+type delegators struct{ n *Node }
+
+func (d delegators) Command(_ context.Context, cmd *pb.DelegatorCommand) (*pb.DelegatorResult, error) {
+	r, err := d.n.cluster.Request(cmd.Delegator, delegator.KindName, cmd)
+	if err != nil {
+		return nil, err
+	}
+	res, ok := r.(*pb.DelegatorResult)
+	if !ok {
+		return nil, fmt.Errorf("delegator %s: unexpected answer %T", cmd.Delegator, r)
+	}
+	return res, nil
+}
+
+// Lines is the user's own line and every line they accepted to share.
+func (d delegators) Lines(ctx context.Context, user string) ([]rest.Line, error) {
+	ids := []string{user}
+	kvs, err := d.n.store.List(ctx, store.Key("delegates", user)+"/", "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("lines of %s: %w", user, err)
+	}
+	for _, kv := range kvs {
+		if string(kv.Value) == string(delegator.Accepted) {
+			ids = append(ids, kv.Key[len(store.Key("delegates", user))+1:])
+		}
+	}
+	var out []rest.Line
+	for _, id := range ids {
+		u, ok := d.n.dir.UserByID(id)
+		if !ok {
+			continue
+		}
+		v := rest.Line{ID: id, Owner: id, Extension: u.Extension, Kind: "own", Calls: []rest.LineCall{}}
+		if id != user {
+			v.Kind = "delegator"
+		}
+		if len(u.Numbers) > 0 {
+			v.Number = u.Numbers[0]
+		}
+		r, err := d.n.cluster.Request(id, line.KindName, &pb.LineGet{Line: id})
+		if err != nil {
+			return nil, fmt.Errorf("line %s: %w", id, err)
+		}
+		res, ok := r.(*pb.LineCalls)
+		if !ok {
+			return nil, errors.New("line: unexpected answer")
+		}
+		for _, c := range res.Calls {
+			v.Calls = append(v.Calls, rest.LineCall{ID: c.CallId, State: c.State, Peer: c.Peer, Locked: c.Locked})
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
