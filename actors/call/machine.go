@@ -107,7 +107,8 @@ type Call struct {
 	contacts    map[string][]Contact
 	parties     map[string]Party
 	names       map[string]string
-	callerViews []string // delegates who see the caller's line
+	callerViews []string  // delegates who see the caller's line
+	ringStart   time.Time // when the first stage rang: no-answer counts from here
 	CreatedAt   time.Time
 	AnsweredAt  time.Time
 	EndedAt     time.Time
@@ -399,7 +400,7 @@ func (c *Call) Step(in any, now time.Time, s Settings) ([]Effect, error) {
 	case Answered:
 		return c.answered(in, now), nil
 	case Failed:
-		return c.failed(in, now), nil
+		return c.failed(in, now, s), nil
 	case Cancelled:
 		return c.cancelled(in, now), nil
 	case Bye:
@@ -440,6 +441,7 @@ func (c *Call) start(in Start, now time.Time, s Settings) []Effect {
 		c.Line = c.From.UserID
 	}
 	refuse := func(code int, reason, outcome string) []Effect {
+		c.Legs[0].State = LegEnded
 		return c.finish([]Effect{Respond{Leg: in.CallerLeg, Code: code, Reason: reason}}, outcome, now)
 	}
 	if in.Draining {
@@ -482,9 +484,8 @@ func (c *Call) start(in Start, now time.Time, s Settings) []Effect {
 			}
 			return refuse(480, "Temporarily Unavailable", "missed")
 		}
-		c.State = Ringing
-		c.RingUntil = now.Add(s.NoAnswer)
-		effs := c.nextStage(now)
+		c.State, c.ringStart = Ringing, now
+		effs := c.nextStage(now, s)
 		return append(effs, c.wake(), Event{Type: "call.ringing"})
 	case lk.IsE164 && in.From.UserID != "" && lk.OutboundTrunk != nil:
 		c.To = Party{Number: in.Dialed, TrunkID: lk.OutboundTrunk.URI}
@@ -542,7 +543,7 @@ func (c *Call) hasStageAfter(i int) bool {
 // nextStage rings the next stage of the plan that has somebody to ring.
 // Every stage but the last lasts its Seconds; the last rings until the
 // call's no-answer time, and at least its Seconds.
-func (c *Call) nextStage(now time.Time) []Effect {
+func (c *Call) nextStage(now time.Time, s Settings) []Effect {
 	for c.Stage++; c.Stage < len(c.Plan.Stages); c.Stage++ {
 		st := c.Plan.Stages[c.Stage]
 		var effs []Effect
@@ -554,11 +555,12 @@ func (c *Call) nextStage(now time.Time) []Effect {
 		if len(effs) == 0 {
 			continue
 		}
-		c.StageUntil = time.Time{}
-		if st.Seconds > 0 {
-			if c.hasStageAfter(c.Stage) {
-				c.StageUntil = now.Add(time.Duration(st.Seconds) * time.Second)
-			} else if end := now.Add(time.Duration(st.Seconds) * time.Second); end.After(c.RingUntil) {
+		ring := time.Duration(st.Seconds) * time.Second
+		if c.hasStageAfter(c.Stage) && ring > 0 {
+			c.StageUntil, c.RingUntil = now.Add(ring), time.Time{}
+		} else {
+			c.StageUntil, c.RingUntil = time.Time{}, c.ringStart.Add(s.NoAnswer)
+			if end := now.Add(ring); end.After(c.RingUntil) {
 				c.RingUntil = end
 			}
 		}
@@ -579,7 +581,7 @@ func (c *Call) advance(now time.Time, s Settings) []Effect {
 	if !c.hasStageAfter(c.Stage) {
 		return append(effs, c.endUnanswered(480, "Temporarily Unavailable", "missed", now)...)
 	}
-	effs = append(effs, c.nextStage(now)...)
+	effs = append(effs, c.nextStage(now, s)...)
 	return append(effs, c.wake())
 }
 
@@ -644,7 +646,7 @@ func (c *Call) answered(in Answered, now time.Time) []Effect {
 	return append(effs, WakeAt{}, Event{Type: "call.answered"})
 }
 
-func (c *Call) failed(in Failed, now time.Time) []Effect {
+func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 	l := c.Leg(in.Leg)
 	if l == nil || l.State == LegEnded {
 		return nil
@@ -674,7 +676,7 @@ func (c *Call) failed(in Failed, now time.Time) []Effect {
 	}
 	if c.hasStageAfter(c.Stage) {
 		// Everybody in this stage declined: ring the next one now.
-		return append(c.nextStage(now), c.wake())
+		return append(c.nextStage(now, s), c.wake())
 	}
 	code, reason, outcome := 480, "Temporarily Unavailable", "missed"
 	if c.sawBusy {

@@ -126,6 +126,9 @@ func summary(c *Call) string {
 	if c.HeldBy != "" && c.State != Ended { // who held an ended call is no rule's concern
 		fmt.Fprintf(&b, " held-by=%s", short(c.HeldBy))
 	}
+	if !c.StageUntil.IsZero() {
+		fmt.Fprintf(&b, " stage=+%s", c.StageUntil.Sub(t0))
+	}
 	if !c.RingUntil.IsZero() {
 		fmt.Fprintf(&b, " until=+%s", c.RingUntil.Sub(t0))
 	}
@@ -222,13 +225,13 @@ func TestRouting(t *testing.T) {
 		{"known user without registrations is unreachable: 480", []step{
 			{in: start(alice, "102", Lookup{Target: &bob}),
 				want:  effs([]Effect{Respond{Leg: la, Code: 480, Reason: "Temporarily Unavailable"}}, ended("missed", aliceOut("missed"), bobIn("missed"))...),
-				state: "ended(missed) ended=+0s | a:trying"},
+				state: "ended(missed) ended=+0s | a:ended"},
 		}},
 		{"unknown target: 404", []step{
 			{in: start(alice, "199", Lookup{}),
 				want: effs([]Effect{Respond{Leg: la, Code: 404, Reason: "Not Found"}},
 					ended("failed", HistoryEntry{Owner: "alice", Direction: "outbound", Peer: "199", Line: "alice", Outcome: "failed"})...),
-				state: "ended(failed) ended=+0s | a:trying"},
+				state: "ended(failed) ended=+0s | a:ended"},
 		}},
 		{"owned E.164 from a trunk rings its owner with the caller's number", []step{
 			{in: start(outside, "+14155550102", Lookup{Target: &bob, Contacts: []Contact{desk}, IsE164: true, OutboundTrunk: &trunk}),
@@ -254,31 +257,31 @@ func TestRouting(t *testing.T) {
 		{"E.164 from a trunk that is not owned: 404, never back out", []step{
 			{in: start(outside, outsideNumber, Lookup{IsE164: true, OutboundTrunk: &trunk}),
 				want:  effs([]Effect{Respond{Leg: la, Code: 404, Reason: "Not Found"}}, ended("failed")...),
-				state: "ended(failed) ended=+0s | a:trying"},
+				state: "ended(failed) ended=+0s | a:ended"},
 		}},
 		{"E.164 from a user with no outbound trunk: 404", []step{
 			{in: start(alice, outsideNumber, Lookup{IsE164: true}),
 				want: effs([]Effect{Respond{Leg: la, Code: 404, Reason: "Not Found"}},
 					ended("failed", HistoryEntry{Owner: "alice", Direction: "outbound", Peer: outsideNumber, Line: "alice", Outcome: "failed"})...),
-				state: "ended(failed) ended=+0s | a:trying"},
+				state: "ended(failed) ended=+0s | a:ended"},
 		}},
 		{"a non-E.164 unknown string from a user does not go to the trunk", []step{
 			{in: start(alice, "5550100", Lookup{OutboundTrunk: &trunk}),
 				want: effs([]Effect{Respond{Leg: la, Code: 404, Reason: "Not Found"}},
 					ended("failed", HistoryEntry{Owner: "alice", Direction: "outbound", Peer: "5550100", Line: "alice", Outcome: "failed"})...),
-				state: "ended(failed) ended=+0s | a:trying"},
+				state: "ended(failed) ended=+0s | a:ended"},
 		}},
 		{"draining node refuses new calls: 503, rings nobody", []step{
 			{in: func() Start { s := startToBob; s.Draining = true; return s }(),
 				want: effs([]Effect{Respond{Leg: la, Code: 503, Reason: "Service Unavailable"}},
 					ended("failed", HistoryEntry{Owner: "alice", Direction: "outbound", Peer: "102", Line: "alice", Outcome: "failed"})...),
-				state: "ended(failed) ended=+0s | a:trying"},
+				state: "ended(failed) ended=+0s | a:ended"},
 		}},
 		{"caller's SDP refused: 488, rings nobody", []step{
 			{in: func() Start { s := startToBob; s.OfferCode = 488; return s }(),
 				want: effs([]Effect{Respond{Leg: la, Code: 488, Reason: "Not Acceptable Here"}},
 					ended("failed", HistoryEntry{Owner: "alice", Direction: "outbound", Peer: "102", Line: "alice", Outcome: "failed"})...),
-				state: "ended(failed) ended=+0s | a:trying"},
+				state: "ended(failed) ended=+0s | a:ended"},
 		}},
 	}
 	for _, tc := range cases {
