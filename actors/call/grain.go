@@ -111,8 +111,11 @@ func (g *grain) Receive(ctx actor.Context) {
 		}
 		ctx.Respond(g.info())
 	case *pb.MediaEvent:
-		if m.Kind == "rtp_timeout" {
+		switch m.Kind {
+		case "rtp_timeout":
 			g.step(ctx, MediaTimeout{})
+		case "dtmf":
+			g.step(ctx, DTMF{Leg: m.LegId, Digit: m.Digit})
 		}
 	case *deferred:
 		g.step(ctx, m.in)

@@ -109,6 +109,7 @@ type Call struct {
 	names       map[string]string
 	callerViews []string  // delegates who see the caller's line
 	ringStart   time.Time // when the first stage rang: no-answer counts from here
+	star        string    // leg whose last DTMF digit was '*'
 	CreatedAt   time.Time
 	AnsweredAt  time.Time
 	EndedAt     time.Time
@@ -238,6 +239,13 @@ type Control struct {
 	NodeAddr string
 	Contacts []Contact
 	Party    Party
+}
+
+// DTMF: a digit (RFC 4733) arrived on a leg. The line's owner locks a call
+// by pressing *5 during it and unlocks it with *6.
+type DTMF struct {
+	Leg   string
+	Digit string
 }
 
 // LockLost: the lock could not be written to etcd (a stale twin, or etcd
@@ -420,6 +428,8 @@ func (c *Call) Step(in any, now time.Time, s Settings) ([]Effect, error) {
 			return c.advance(now, s), nil
 		}
 		return nil, nil
+	case DTMF:
+		return c.dtmf(in), nil
 	case LockLost:
 		c.Locked = !c.Locked
 		return []Effect{Event{Type: "call.updated"}}, nil

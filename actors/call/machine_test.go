@@ -126,6 +126,9 @@ func summary(c *Call) string {
 	if c.HeldBy != "" && c.State != Ended { // who held an ended call is no rule's concern
 		fmt.Fprintf(&b, " held-by=%s", short(c.HeldBy))
 	}
+	if c.Locked {
+		b.WriteString(" locked")
+	}
 	if !c.StageUntil.IsZero() {
 		fmt.Fprintf(&b, " stage=+%s", c.StageUntil.Sub(t0))
 	}

@@ -170,6 +170,33 @@ func (c *Call) lock(in Control) ([]Effect, error) {
 	return []Effect{PersistLock{Locked: want}, Event{Type: "call.updated"}}, nil
 }
 
+// dtmf reads the in-call feature codes: *5 locks, *6 unlocks, for the
+// line's owner only (delegates' digits are just audio).
+func (c *Call) dtmf(in DTMF) []Effect {
+	l := c.Leg(in.Leg)
+	if l == nil || !c.isSide(l.ID) || (c.State != Active && c.State != Held) {
+		return nil
+	}
+	if in.Digit == "*" {
+		c.star = l.ID
+		return nil
+	}
+	prev := c.star
+	c.star = ""
+	if prev != l.ID || l.Party.UserID == "" || l.Party.UserID != c.Line {
+		return nil
+	}
+	action := map[string]string{"5": "lock", "6": "unlock"}[in.Digit]
+	if action == "" {
+		return nil
+	}
+	effs, err := c.lock(Control{Action: action, ByUser: l.Party.UserID, Access: Access{Role: "owner"}})
+	if err != nil {
+		return nil // already locked (or unlocked): nothing to do
+	}
+	return effs
+}
+
 // LineState is how the call shows on its line: ringing, active, held or
 // ended, and whether it is locked.
 func (c *Call) LineState() (string, bool) {

@@ -146,7 +146,7 @@ func TestPickupAndLock(t *testing.T) {
 	const (
 		bobRinging   = "held held-by=b2 answered=+5s | a:answered b1:ended b2:answered b3:ended b4:trying"
 		pickedByBob  = "active answered=+5s | a:answered b1:ended b2:ended b3:ended b4:answered"
-		heldLockedBy = heldByAnn
+		heldLocked   = "held held-by=b2 locked answered=+5s | a:answered b1:ended b2:answered b3:ended"
 	)
 	pickup := func(by string, a Access) Control {
 		return Control{Action: "pickup", ByUser: by, Access: a, Contacts: contacts[by], Party: parties[by]}
@@ -191,15 +191,32 @@ func TestPickupAndLock(t *testing.T) {
 		)},
 		{"a locked call: delegates can neither pick up nor join; the owner can; unlock restores", story(annHeld,
 			step{at: 11 * time.Second, in: Control{Action: "lock", ByUser: "bob", Access: bobMayPickup}, err: "403 forbidden", state: heldByAnn},
-			step{at: 12 * time.Second, in: Control{Action: "lock", ByUser: "dan", Access: ownerAccess}, want: []Effect{PersistLock{Locked: true}, Event{Type: "call.updated"}}, state: heldLockedBy},
-			step{at: 13 * time.Second, in: Control{Action: "lock", ByUser: "dan", Access: ownerAccess}, err: "409 already_locked", state: heldLockedBy},
-			step{at: 14 * time.Second, in: pickup("bob", bobMayPickup), err: "403 call_locked", state: heldLockedBy},
+			step{at: 12 * time.Second, in: Control{Action: "lock", ByUser: "dan", Access: ownerAccess}, want: []Effect{PersistLock{Locked: true}, Event{Type: "call.updated"}}, state: heldLocked},
+			step{at: 13 * time.Second, in: Control{Action: "lock", ByUser: "dan", Access: ownerAccess}, err: "409 already_locked", state: heldLocked},
+			step{at: 14 * time.Second, in: pickup("bob", bobMayPickup), err: "403 call_locked", state: heldLocked},
 			step{at: 15 * time.Second, in: Control{Action: "unlock", ByUser: "dan", Access: ownerAccess}, want: []Effect{PersistLock{Locked: false}, Event{Type: "call.updated"}}, state: heldByAnn},
 			step{at: 16 * time.Second, in: Control{Action: "unlock", ByUser: "dan", Access: ownerAccess}, err: "409 not_locked", state: heldByAnn},
 			step{at: 20 * time.Second, in: pickup("bob", bobMayPickup), want: []Effect{ringBobPickup, Event{Type: "call.pickup_ringing"}}, state: bobRinging},
 		)},
+		{"the owner locks with *5 and unlocks with *6 over DTMF; a delegate's digits do nothing", story(annAnswered,
+			step{at: 6 * time.Second, in: DTMF{Leg: lb2, Digit: "*"}, state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended"},
+			step{at: 6 * time.Second, in: DTMF{Leg: lb2, Digit: "5"}, state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended"},
+			step{at: 7 * time.Second, in: Control{Action: "pickup", ByUser: "dan", Access: ownerAccess, Leg: "k-p1", NodeID: "n1", NodeAddr: "10.0.0.1:8090"},
+				err: "409 call_not_held", state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended"},
+			step{at: 8 * time.Second, in: Reinvite{Leg: lb2, Direction: "sendonly"}, want: []Effect{HoldMedia{Holder: lb2, Held: la}, Event{Type: "call.held"}}, state: heldByAnn},
+			step{at: 9 * time.Second, in: Control{Action: "pickup", ByUser: "dan", Access: ownerAccess, Leg: "k-p1", NodeID: "n1", NodeAddr: "10.0.0.1:8090"},
+				want:  []Effect{Adopt{Leg: "k-p1", Peer: la}, BridgeMedia{A: la, B: "k-p1"}, EndLeg{Leg: lb2}, Event{Type: "call.picked_up"}},
+				state: "active answered=+5s | a:answered b1:ended b2:ended b3:ended p1:answered"},
+			step{at: 10 * time.Second, in: DTMF{Leg: "k-p1", Digit: "*"}, state: "active answered=+5s | a:answered b1:ended b2:ended b3:ended p1:answered"},
+			step{at: 10 * time.Second, in: DTMF{Leg: "k-p1", Digit: "5"}, want: []Effect{PersistLock{Locked: true}, Event{Type: "call.updated"}},
+				state: "active locked answered=+5s | a:answered b1:ended b2:ended b3:ended p1:answered"},
+			step{at: 11 * time.Second, in: DTMF{Leg: "k-p1", Digit: "5"}, state: "active locked answered=+5s | a:answered b1:ended b2:ended b3:ended p1:answered"},
+			step{at: 12 * time.Second, in: DTMF{Leg: "k-p1", Digit: "*"}, state: "active locked answered=+5s | a:answered b1:ended b2:ended b3:ended p1:answered"},
+			step{at: 12 * time.Second, in: DTMF{Leg: "k-p1", Digit: "6"}, want: []Effect{PersistLock{Locked: false}, Event{Type: "call.updated"}},
+				state: "active answered=+5s | a:answered b1:ended b2:ended b3:ended p1:answered"},
+		)},
 		{"a lock that etcd did not take is undone", story(annHeld,
-			step{at: 12 * time.Second, in: Control{Action: "lock", ByUser: "dan", Access: ownerAccess}, want: []Effect{PersistLock{Locked: true}, Event{Type: "call.updated"}}, state: heldByAnn},
+			step{at: 12 * time.Second, in: Control{Action: "lock", ByUser: "dan", Access: ownerAccess}, want: []Effect{PersistLock{Locked: true}, Event{Type: "call.updated"}}, state: heldLocked},
 			step{at: 12 * time.Second, in: LockLost{}, want: []Effect{Event{Type: "call.updated"}}, state: heldByAnn},
 			step{at: 14 * time.Second, in: pickup("bob", bobMayPickup), want: []Effect{ringBobPickup, Event{Type: "call.pickup_ringing"}}, state: bobRinging},
 		)},
