@@ -78,7 +78,11 @@ type Config struct {
 	// Pickup names the call a *8<target> pickup takes (the line grain's
 	// answer); nil or false: nothing to pick up.
 	Pickup func(target string) (callID string, ok bool)
-	Log    *slog.Logger
+	// LineState is a line's calls now; LineUpdates streams every change of
+	// any line (stop ends it). Both feed busy lamp subscriptions.
+	LineState   func(line string) ([]LineCall, error)
+	LineUpdates func() (updates <-chan LineUpdate, stop func())
+	Log         *slog.Logger
 }
 
 // Edge is the node's SIP edge.
@@ -91,9 +95,10 @@ type Edge struct {
 	contact sip.ContactHeader
 
 	mu      sync.RWMutex
-	legs    map[string]*leg // leg id -> leg
-	dialogs map[string]*leg // dialog id -> leg
-	active  atomic.Int64    // legs up, for drain
+	legs    map[string]*leg          // leg id -> leg
+	dialogs map[string]*leg          // dialog id -> leg
+	subs    map[string]*subscription // dialog id -> busy lamp subscription
+	active  atomic.Int64             // legs up, for drain
 }
 
 // New builds the edge; Serve starts listening.
@@ -112,7 +117,7 @@ func New(cfg Config) (*Edge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
-	e := &Edge{cfg: cfg, ua: ua, srv: srv, cli: cli, legs: map[string]*leg{}, dialogs: map[string]*leg{}}
+	e := &Edge{cfg: cfg, ua: ua, srv: srv, cli: cli, legs: map[string]*leg{}, dialogs: map[string]*leg{}, subs: map[string]*subscription{}}
 	e.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "switchboard", Host: cfg.Host, Port: cfg.Port}}
 	e.dua = sipgo.DialogUA{Client: cli, ContactHDR: e.contact}
 	e.routes()
@@ -122,6 +127,7 @@ func New(cfg Config) (*Edge, error) {
 // Serve listens on addr over UDP and TCP until ctx ends.
 func (e *Edge) Serve(ctx context.Context, addr string) error {
 	errc := make(chan error, 2)
+	go e.followLines(ctx)
 	for _, n := range []string{"udp", "tcp"} {
 		go func(network string) { errc <- e.srv.ListenAndServe(ctx, network, addr) }(n)
 	}
@@ -340,7 +346,8 @@ func (e *Edge) routes() {
 	notHere := wrap(func(req *sip.Request, tx sip.ServerTransaction) {
 		e.respond(req, tx, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", allow))
 	})
-	for _, m := range []sip.RequestMethod{sip.SUBSCRIBE, sip.NOTIFY, sip.MESSAGE, sip.REFER, sip.INFO, sip.UPDATE, sip.PRACK, sip.PUBLISH} {
+	e.srv.OnSubscribe(wrap(e.onSubscribe))
+	for _, m := range []sip.RequestMethod{sip.NOTIFY, sip.MESSAGE, sip.REFER, sip.INFO, sip.UPDATE, sip.PRACK, sip.PUBLISH} {
 		e.srv.OnRequest(m, notHere)
 	}
 	e.srv.OnNoRoute(wrap(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -348,7 +355,7 @@ func (e *Edge) routes() {
 	}))
 }
 
-const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER"
+const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE"
 
 func (e *Edge) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	if req.To() != nil && req.To().Params.Has("tag") {

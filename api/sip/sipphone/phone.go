@@ -49,6 +49,7 @@ type Phone struct {
 	addr     string // host:port we listen on
 	cancel   context.CancelFunc
 	incoming chan *Call
+	notifies chan Notify
 
 	mu    sync.Mutex
 	calls map[string]*Call // dialog id -> call
@@ -76,11 +77,22 @@ func New(cfg Config) (*Phone, error) {
 	cli, _ := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.IP), sipgo.WithClientPort(port),
 		// Send from the listener, so carriers trusted by source address see it.
 		sipgo.WithClientConnectionAddr(pc.LocalAddr().String()), sipgo.WithClientLogger(cfg.Log))
-	p := &Phone{cfg: cfg, ua: ua, srv: srv, cli: cli, addr: pc.LocalAddr().String(), incoming: make(chan *Call, max(cfg.Backlog, 16)), calls: map[string]*Call{}}
+	p := &Phone{cfg: cfg, ua: ua, srv: srv, cli: cli, addr: pc.LocalAddr().String(), incoming: make(chan *Call, max(cfg.Backlog, 16)), notifies: make(chan Notify, 64), calls: map[string]*Call{}}
 	p.dua = sipgo.DialogUA{Client: cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: cfg.User, Host: cfg.IP, Port: port}}}
 	srv.OnInvite(p.onInvite)
 	srv.OnAck(p.onAck)
 	srv.OnBye(p.onBye)
+	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		n := Notify{Body: string(req.Body())}
+		if h := req.GetHeader("Subscription-State"); h != nil {
+			n.State = h.Value()
+		}
+		select {
+		case p.notifies <- n:
+		default:
+		}
+	})
 	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
@@ -151,6 +163,38 @@ func (p *Phone) RegisterContact(ctx context.Context, expires int, contact string
 		return nil, err
 	}
 	if res.StatusCode == 401 {
+		return p.cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: p.cfg.User, Password: p.cfg.Password})
+	}
+	return res, nil
+}
+
+// Notify is a NOTIFY the phone received (busy lamp updates).
+type Notify struct {
+	State string // Subscription-State
+	Body  string
+}
+
+// Notifies delivers received NOTIFYs.
+func (p *Phone) Notifies() <-chan Notify { return p.notifies }
+
+// Subscribe subscribes to the dialog state (busy lamp) of target's line,
+// answering a digest challenge.
+func (p *Phone) Subscribe(ctx context.Context, target string, expires int) (*sip.Response, error) {
+	req := sip.NewRequest(sip.SUBSCRIBE, p.serverURI(target))
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: p.cfg.User, Host: p.cfg.Domain}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: target, Host: p.cfg.Domain}, Params: sip.NewParams()})
+	req.AppendHeader(&p.dua.ContactHDR)
+	req.AppendHeader(sip.NewHeader("Event", "dialog"))
+	req.AppendHeader(sip.NewHeader("Accept", "application/dialog-info+xml"))
+	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
+	req.SetTransport("UDP")
+	res, err := p.cli.Do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode == 401 || res.StatusCode == 407 {
 		return p.cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: p.cfg.User, Password: p.cfg.Password})
 	}
 	return res, nil

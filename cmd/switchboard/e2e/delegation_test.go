@@ -105,6 +105,12 @@ func TestDelegation(t *testing.T) {
 	}
 	ctx := ctxT(t, 30*time.Second)
 
+	// Bob's desk phone watches Dan's line (busy lamp, RFC 4235).
+	if res, err := bobP.Subscribe(ctx, "1001", 600); err != nil || res.StatusCode != 200 {
+		t.Fatalf("BLF subscribe: %v %v", res, err)
+	}
+	lamp(t, bobP, "the first NOTIFY, an idle line", func(b string) bool { return strings.Contains(b, `state="full"`) && !strings.Contains(b, "<dialog ") })
+
 	// Alice calls Dan: Dan, Ann and Bob ring at once (VIP is off).
 	done := make(chan error, 1)
 	var out *sipphone.Call
@@ -132,6 +138,7 @@ func TestDelegation(t *testing.T) {
 	}
 	_ = out.SendRTP(10, 2*time.Millisecond)
 	eventually(t, 3*time.Second, "Alice's audio at Ann", func() bool { return annIn.Received() >= 8 })
+	lamp(t, bobP, "the lamp showing the call answered", func(b string) bool { return strings.Contains(b, "<state>confirmed</state>") })
 	callID, state, _ := s.lineCall("bob", bob.Token, "dan")
 	if callID == "" || state != "active" {
 		t.Fatalf("Bob's lines should show Dan's call active: %q %q", callID, state)
@@ -142,6 +149,7 @@ func TestDelegation(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, "the call held on Dan's line", func() bool { _, st, _ := s.lineCall("ann", ann.Token, "dan"); return st == "held" })
+	lamp(t, bobP, "the lamp showing the call held", func(b string) bool { return strings.Contains(b, `pval="no"`) })
 	before := out.Received()
 	eventually(t, 3*time.Second, "hold music to Alice", func() bool { return out.Received() > before+10 })
 
@@ -152,6 +160,7 @@ func TestDelegation(t *testing.T) {
 	if _, _, locked := s.lineCall("bob", bob.Token, "dan"); !locked {
 		t.Fatal("the lock should show on the line")
 	}
+	lamp(t, bobP, "the lamp showing the call locked", func(b string) bool { return strings.Contains(b, "locked") })
 	s.expect("POST", "/v1/calls/"+callID+"/pickup", bob.Token, nil, 403, "call_locked")
 	s.expect("POST", "/v1/calls/"+callID+"/pickup", s.user("zed", "1009", "zed-secret").Token, nil, 403, "forbidden")
 	s.expect("POST", "/v1/calls/"+callID+"/unlock", dan.Token, nil, 200, "")
@@ -269,5 +278,21 @@ func TestCallOnBehalf(t *testing.T) {
 	var rej *sipphone.ErrRejected
 	if _, err := bobP.DialWith(ctx, "+12125550100", []string{"P-Preferred-Identity: <sip:dan@" + domain + ">"}, nil); !errors.As(err, &rej) || rej.Code != 403 {
 		t.Fatalf("on behalf without place_calls: want 403, got %v", err)
+	}
+}
+
+// lamp waits for a NOTIFY whose dialog-info body satisfies ok.
+func lamp(t *testing.T, p *sipphone.Phone, what string, ok func(body string) bool) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case n := <-p.Notifies():
+			if ok(n.Body) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no NOTIFY with %s", what)
+		}
 	}
 }

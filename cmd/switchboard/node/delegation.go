@@ -13,6 +13,7 @@ import (
 	"github.com/switchboard/switchboard/actors/delegator"
 	"github.com/switchboard/switchboard/actors/line"
 	"github.com/switchboard/switchboard/api/rest"
+	sipedge "github.com/switchboard/switchboard/api/sip"
 	"github.com/switchboard/switchboard/cluster/store"
 	pb "github.com/switchboard/switchboard/proto"
 )
@@ -145,4 +146,52 @@ func (d delegators) Lines(ctx context.Context, user string) ([]rest.Line, error)
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// lineState is a line's calls for a busy lamp.
+func (n *Node) lineState(lineID string) ([]sipedge.LineCall, error) {
+	r, err := n.cluster.Request(lineID, line.KindName, &pb.LineGet{Line: lineID})
+	if err != nil {
+		return nil, err
+	}
+	res, ok := r.(*pb.LineCalls)
+	if !ok {
+		return nil, fmt.Errorf("line %s: unexpected answer %T", lineID, r)
+	}
+	out := make([]sipedge.LineCall, 0, len(res.Calls))
+	for _, c := range res.Calls {
+		out = append(out, sipedge.LineCall{ID: c.CallId, State: c.State, Peer: c.Peer, Locked: c.Locked})
+	}
+	return out, nil
+}
+
+// lineUpdates turns the cluster's line.updated events into lamp updates.
+func (n *Node) lineUpdates() (<-chan sipedge.LineUpdate, func()) {
+	sub := n.events.Subscribe(256)
+	out := make(chan sipedge.LineUpdate, 64)
+	go func() {
+		defer close(out)
+		for ev := range sub.C {
+			if ev.Type != "line.updated" {
+				continue
+			}
+			// Local events carry Go values, other nodes' raw JSON: read both as JSON.
+			b, err := json.Marshal(ev.Data)
+			if err != nil {
+				continue
+			}
+			var d struct {
+				Line  string             `json:"line"`
+				Calls []sipedge.LineCall `json:"calls"`
+			}
+			if json.Unmarshal(b, &d) != nil {
+				continue
+			}
+			select {
+			case out <- sipedge.LineUpdate{Line: d.Line, Calls: d.Calls}:
+			default: // a lamp misses a state; the next change carries the full state again
+			}
+		}
+	}()
+	return out, sub.Close
 }

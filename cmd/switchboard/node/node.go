@@ -207,7 +207,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	n.edge, err = sipedge.New(sipedge.Config{
 		NodeID: cfg.NodeID, NodeAddr: nodeAddr, Domain: cfg.Domain, Host: advertise, Port: sipPort,
 		Dir: edgeDir{n.dir}, Auth: digestAuth{auth}, Cluster: func() *cluster.Cluster { return n.cluster },
-		Draining: n.draining.Load, Pickup: n.pickupTarget, Log: n.log,
+		Draining: n.draining.Load, Pickup: n.pickupTarget, LineState: n.lineState, LineUpdates: n.lineUpdates, Log: n.log,
 	})
 	if err != nil {
 		return err
