@@ -144,9 +144,9 @@ func TestRingStages(t *testing.T) {
 
 func TestPickupAndLock(t *testing.T) {
 	const (
-		bobRinging   = "held held-by=b2 answered=+5s | a:answered b1:ended b2:answered b3:ended b4:trying"
-		pickedByBob  = "active answered=+5s | a:answered b1:ended b2:ended b3:ended b4:answered"
-		heldLocked   = "held held-by=b2 locked answered=+5s | a:answered b1:ended b2:answered b3:ended"
+		bobRinging  = "held held-by=b2 answered=+5s | a:answered b1:ended b2:answered b3:ended b4:trying"
+		pickedByBob = "active answered=+5s | a:answered b1:ended b2:ended b3:ended b4:answered"
+		heldLocked  = "held held-by=b2 locked answered=+5s | a:answered b1:ended b2:answered b3:ended"
 	)
 	pickup := func(by string, a Access) Control {
 		return Control{Action: "pickup", ByUser: by, Access: a, Contacts: contacts[by], Party: parties[by]}
