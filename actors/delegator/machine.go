@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -424,6 +425,22 @@ func (s *State) isVIP(c Caller, people map[string]Person) bool {
 	return false
 }
 
+// locations caches time zones: LoadLocation reads the zone database from
+// disk each time, which would dominate a ring plan.
+var locations sync.Map // name -> *time.Location
+
+func location(name string) *time.Location {
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location)
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		l = time.UTC // the directory refuses unknown zones; this is a safety net
+	}
+	locations.Store(name, l)
+	return l
+}
+
 // inHours says whether t falls within p's business hours in p's time zone.
 // A person with no hours at all is always in hours.
 func inHours(p Person, t time.Time) bool {
@@ -437,11 +454,7 @@ func inHours(p Person, t time.Time) bool {
 	if !any {
 		return true
 	}
-	loc, err := time.LoadLocation(p.Timezone)
-	if err != nil {
-		loc = time.UTC
-	}
-	lt := t.In(loc)
+	lt := t.In(location(p.Timezone))
 	day := strings.ToLower(lt.Weekday().String()[:3])
 	hm := lt.Format("15:04")
 	for _, r := range p.Hours[day] {

@@ -268,3 +268,33 @@ func TestDelegationLifecycle(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRingPlan is the delegator grain's core answering "who rings" for
+// a line with five delegates, VIP on and business hours to check.
+func BenchmarkRingPlan(b *testing.B) {
+	s := NewState("dan")
+	ps := people()
+	for i, who := range []string{"ann", "bob", "cat", "dee", "eve"} {
+		if _, err := s.Invite(Actor{User: "dan"}, ps[who], []Privilege{AnswerCalls, BusinessHours}, i); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Respond(Actor{Admin: true}, who, "accept"); err != nil {
+			b.Fatal(err)
+		}
+		p := ps[who]
+		p.Hours, p.Timezone = weekdays, "America/Los_Angeles"
+		ps[who] = p
+	}
+	if _, err := s.PutVIP(Actor{User: "dan"}, dan, VIP{Enabled: true, VIPMode: MeThenDelegates, EverybodyElse: DelegatesThenMe}); err != nil {
+		b.Fatal(err)
+	}
+	s.Contacts = []string{"+14155550199", "+14155550198", "+14155550197"}
+	caller := Caller{Number: "+12125550000"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if p := s.RingPlan(dan, ps, caller, mondayMorningLA); len(p.Stages) != 6 {
+			b.Fatalf("plan %s", show(p))
+		}
+	}
+}

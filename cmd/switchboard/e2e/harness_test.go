@@ -20,7 +20,7 @@ import (
 const domain = "switchboard.test"
 
 // freePort finds a port free for both UDP and TCP on ip.
-func freePort(t *testing.T, ip string) int {
+func freePort(t testing.TB, ip string) int {
 	t.Helper()
 	for i := 0; i < 50; i++ {
 		l, err := net.Listen("tcp", ip+":0")
@@ -40,7 +40,7 @@ func freePort(t *testing.T, ip string) int {
 }
 
 type sys struct {
-	t     *testing.T
+	t     testing.TB
 	n     *node.Node
 	token string
 	base  string
@@ -50,7 +50,7 @@ type sys struct {
 // in parallel).
 var rtpBase = 31000
 
-func startNode(t *testing.T, mod func(*node.Config)) *sys {
+func startNode(t testing.TB, mod func(*node.Config)) *sys {
 	t.Helper()
 	lvl := slog.LevelWarn
 	if os.Getenv("E2E_DEBUG") != "" {
