@@ -871,6 +871,7 @@ type CallControl struct {
 	LegId         string `protobuf:"bytes,5,opt,name=leg_id,json=legId,proto3" json:"leg_id,omitempty"`
 	Node          *Node  `protobuf:"bytes,6,opt,name=node,proto3" json:"node,omitempty"`
 	Offer         []byte `protobuf:"bytes,7,opt,name=offer,proto3" json:"offer,omitempty"`
+	Target        string `protobuf:"bytes,8,opt,name=target,proto3" json:"target,omitempty"` // transfer: user id, extension or number
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -952,6 +953,13 @@ func (x *CallControl) GetOffer() []byte {
 		return x.Offer
 	}
 	return nil
+}
+
+func (x *CallControl) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
 }
 
 type CallControlResult struct {
@@ -2775,7 +2783,7 @@ const file_switchboard_proto_rawDesc = "" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x15\n" +
 	"\x06leg_id\x18\x02 \x01(\tR\x05legId\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xc4\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xdc\x01\n" +
 	"\vCallControl\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x17\n" +
@@ -2783,7 +2791,8 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x05admin\x18\x04 \x01(\bR\x05admin\x12\x15\n" +
 	"\x06leg_id\x18\x05 \x01(\tR\x05legId\x12(\n" +
 	"\x04node\x18\x06 \x01(\v2\x14.switchboard.v1.NodeR\x04node\x12\x14\n" +
-	"\x05offer\x18\a \x01(\fR\x05offer\"Y\n" +
+	"\x05offer\x18\a \x01(\fR\x05offer\x12\x16\n" +
+	"\x06target\x18\b \x01(\tR\x06target\"Y\n" +
 	"\x11CallControlResult\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +

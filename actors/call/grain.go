@@ -312,6 +312,10 @@ func (g *grain) control(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 		if m.LegId != "" {
 			g.offers[m.LegId] = m.Offer
 		}
+	case "transfer":
+		if err := g.transferTarget(ctx, m, &in); err != nil {
+			return g.refuseLeg(ctx, m, err)
+		}
 	}
 	g.lockErr = false
 	if err := g.step(ctx, in); err != nil {
@@ -321,6 +325,47 @@ func (g *grain) control(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 		return &pb.CallControlResult{Status: 503, Code: "unavailable", Message: "the lock could not be stored; try again"}
 	}
 	return &pb.CallControlResult{Status: 200}
+}
+
+// transferTarget finds who a transfer rings: the first stage of the
+// target's ring plan with someone registered, the plan computed with the
+// transferor as the caller; or the outbound trunk for an outside number.
+func (g *grain) transferTarget(ctx actor.Context, m *pb.CallControl, in *Control) error {
+	target, _, _, trunk := g.d.Router.Lookup(m.Target, false)
+	switch {
+	case target != nil:
+		in.Party = *target
+	case trunk != nil:
+		trunk.NodeID, trunk.NodeAddr = g.mediaID, g.mediaNode
+		in.Party, in.Contacts = Party{Number: m.Target}, []Contact{*trunk}
+		return nil
+	default:
+		return &Refusal{Status: 404, Code: "not_found", Message: "the transfer target " + m.Target + " is not known"}
+	}
+	by := m.ByUser
+	plan, err := g.d.RingPlan(ctx, &pb.RingPlanRequest{Delegator: target.UserID, CallerUser: by})
+	if err != nil {
+		return &Refusal{Status: 503, Code: "unavailable", Message: "the target's ring plan is unavailable"}
+	}
+	for _, st := range plan.Stages {
+		for _, u := range st.Users {
+			cts, err := g.d.LineContacts(ctx, u)
+			if err != nil {
+				g.d.Log.Warn("call: transfer contacts lookup failed", "call", g.call.ID, "user", u, "err", err)
+			}
+			owner := *target
+			if p, _, _, _ := g.d.Router.Lookup(u, false); p != nil {
+				owner = *p
+			}
+			for _, ct := range cts {
+				in.Contacts, in.Owners = append(in.Contacts, ct), append(in.Owners, owner)
+			}
+		}
+		if len(in.Contacts) > 0 {
+			return nil
+		}
+	}
+	return nil
 }
 
 // refuseLeg turns a refusal into the REST answer and, for a pickup that

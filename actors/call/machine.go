@@ -142,6 +142,11 @@ type Pickup struct {
 	By   string   // user picking up
 	Legs []string // the picker's ringing legs
 	Join bool     // join the call (three-way) instead of taking the holder's place
+	// A transfer: Keep stays on the call and hears music while the target
+	// rings; Drop (the transferor) leaves once the target answers.
+	Transfer   bool
+	Keep, Drop string
+	WasHeld    bool // the call was on hold (by Drop) before the transfer
 }
 
 // Access is what a user may do on the call's line, from the delegator grain.
@@ -228,7 +233,7 @@ type Reinvite struct {
 
 // Control is a command on the call from REST (or a SIP feature code).
 type Control struct {
-	Action string // hold | resume | hangup | pickup | join | lock | unlock
+	Action string // hold | resume | hangup | pickup | join | lock | unlock | transfer
 	ByUser string
 	Admin  bool
 	Access Access // ByUser's rights on the call's line
@@ -239,6 +244,9 @@ type Control struct {
 	NodeAddr string
 	Contacts []Contact
 	Party    Party
+	// Owners holds, for a transfer, the user each of Contacts belongs to
+	// (a delegate may ring for the target); empty: Party for all.
+	Owners []Party
 }
 
 // DTMF: a digit (RFC 4733) arrived on a leg. The line's owner locks a call
@@ -667,7 +675,7 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 		c.sawBusy = true
 	}
 	if c.Pickup != nil && slices.Contains(c.Pickup.Legs, l.ID) {
-		return c.pickupLegGone()
+		return c.pickupLegGone(now)
 	}
 	if l.ID == c.Joined {
 		return c.unjoin()
@@ -731,6 +739,9 @@ func (c *Call) bye(in Bye, now time.Time) []Effect {
 	if l.ID == c.Joined {
 		return c.unjoin()
 	}
+	if p := c.Pickup; p != nil && p.Transfer && l.ID == p.Drop {
+		return nil // a blind transfer: the target still rings for the one who stays
+	}
 	if !c.isSide(l.ID) && l.Role != Caller {
 		return nil // a leg that already left the conversation
 	}
@@ -771,6 +782,8 @@ func (c *Call) control(in Control, now time.Time) ([]Effect, error) {
 		return c.pickup(in)
 	case "lock", "unlock":
 		return c.lock(in)
+	case "transfer":
+		return c.transfer(in)
 	}
 	var leg *Leg
 	if !in.Admin {

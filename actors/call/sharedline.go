@@ -1,6 +1,9 @@
 package call
 
-import "slices"
+import (
+	"slices"
+	"time"
+)
 
 // The rules of a call on a shared line (delegation, 000): who may pick up a
 // held call or join an active one, locking, and the history labels of both
@@ -114,6 +117,16 @@ func (c *Call) pickedUp(l *Leg) []Effect {
 		}
 	}
 	effs = append(effs, AcceptAnswer{Leg: l.ID})
+	if p.Transfer {
+		c.Sides = [2]string{p.Keep, l.ID}
+		c.State, c.HeldBy = Active, ""
+		effs = append(effs, BridgeMedia{A: p.Keep, B: l.ID})
+		if d := c.Leg(p.Drop); d != nil && d.State != LegEnded {
+			d.State = LegEnded
+			effs = append(effs, EndLeg{Leg: d.ID})
+		}
+		return append(effs, Event{Type: "call.transferred"})
+	}
 	if p.Join {
 		c.Joined = l.ID
 		return append(effs, Mix{Legs: []string{c.Sides[0], c.Sides[1], l.ID}}, Chime{Legs: c.Sides[:]}, Event{Type: "call.joined"})
@@ -134,14 +147,77 @@ func (c *Call) pickedUp(l *Leg) []Effect {
 
 // pickupLegGone: one of the picker's devices failed; when none is left the
 // pickup is over and the call stays as it was.
-func (c *Call) pickupLegGone() []Effect {
+func (c *Call) pickupLegGone(now time.Time) []Effect {
 	for _, id := range c.Pickup.Legs {
 		if l := c.Leg(id); l != nil && l.State != LegEnded {
 			return nil
 		}
 	}
+	p := c.Pickup
 	c.Pickup = nil
+	if p.Transfer {
+		// Nobody took the transfer: the transferor has the call back as it
+		// was, or, if they already hung up, the call is over.
+		if d := c.Leg(p.Drop); d == nil || d.State == LegEnded {
+			return c.hangupAll("answered", now)
+		}
+		if p.WasHeld {
+			return []Effect{Event{Type: "call.updated"}}
+		}
+		c.State, c.HeldBy = Active, ""
+		return []Effect{BridgeMedia{A: p.Keep, B: p.Drop}, Event{Type: "call.updated"}}
+	}
 	return []Effect{Event{Type: "call.updated"}}
+}
+
+// transfer hands the call to another line: the party who stays hears music
+// while the target's devices ring; when one answers it is bridged and the
+// transferor's leg ends. The target's ring plan was computed with the
+// transferor as the caller, so a delegate reaches a delegator who routes
+// everybody else away only from the VIP list (001 L18). Contacts are the
+// first stage of that plan with someone to ring.
+func (c *Call) transfer(in Control) ([]Effect, error) {
+	var from *Leg
+	if in.Admin {
+		from = c.Leg(c.Sides[1])
+	} else if l := c.partyLeg(in.ByUser); l != nil && c.isSide(l.ID) {
+		from = l
+	}
+	switch {
+	case c.State != Active && c.State != Held:
+		return nil, &Refusal{Status: 409, Code: "call_not_active", Message: "only an answered call can be transferred"}
+	case from == nil:
+		return nil, &Refusal{Status: 403, Code: "forbidden", Message: "only a party to the call or an admin may transfer it"}
+	case c.Pickup != nil || c.Joined != "":
+		return nil, &Refusal{Status: 409, Code: "already_picked_up", Message: "the call is already being picked up or transferred"}
+	case len(in.Contacts) == 0:
+		return nil, &Refusal{Status: 409, Code: "unreachable", Message: "nobody the transfer target's ring plan names can be rung now"}
+	}
+	keep := c.other(from.ID)
+	c.Pickup = &Pickup{By: in.ByUser, Transfer: true, Keep: keep.ID, Drop: from.ID, WasHeld: c.State == Held}
+	var effs []Effect
+	if c.State == Active || c.HeldBy != from.ID {
+		effs = append(effs, HoldMedia{Holder: from.ID, Held: keep.ID})
+	}
+	c.State, c.HeldBy = Held, from.ID
+	for i, ct := range in.Contacts {
+		party := in.Party
+		if i < len(in.Owners) {
+			party = in.Owners[i]
+		}
+		l := &Leg{ID: c.nextLegID(), Role: Callee, Party: party, State: LegTrying, NodeID: ct.NodeID, NodeAddr: ct.NodeAddr}
+		c.Legs = append(c.Legs, l)
+		c.Pickup.Legs = append(c.Pickup.Legs, l.ID)
+		o := Originate{Leg: l.ID, Contact: ct, FromUser: keep.Party.Number, Display: keep.Party.Display, ToUser: party.Number, Peer: keep.ID}
+		if o.FromUser == "" {
+			o.FromUser = keep.Party.UserID
+		}
+		if o.ToUser == "" {
+			o.ToUser = party.UserID
+		}
+		effs = append(effs, o)
+	}
+	return append(effs, Event{Type: "call.transferring"}), nil
 }
 
 // unjoin: the third party left; the two sides go back to a plain bridge.

@@ -267,3 +267,56 @@ func TestCallOnBehalfRules(t *testing.T) {
 			state: "ended(failed) ended=+0s | a:ended"},
 	})
 }
+
+func TestTransfer(t *testing.T) {
+	const (
+		ringing = "held held-by=b2 answered=+5s | a:answered b1:ended b2:answered b3:ended b4:trying"
+		active  = "active answered=+5s | a:answered b1:ended b2:answered b3:ended"
+	)
+	toBob := Control{Action: "transfer", ByUser: "ann", Contacts: contacts["bob"], Party: bobD}
+	started := []Effect{HoldMedia{Holder: lb2, Held: la},
+		Originate{Leg: lb4, Contact: bobDesk, FromUser: outside.Number, Display: "Carrier Caller", ToUser: "1003", Peer: la},
+		Event{Type: "call.transferring"}}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"Ann transfers to Bob: the caller hears music, Bob answers, Ann's leg ends", story(annAnswered,
+			step{at: 10 * time.Second, in: toBob, want: started, state: ringing},
+			step{at: 11 * time.Second, in: toBob, err: "409 already_picked_up", state: ringing},
+			step{at: 12 * time.Second, in: Answered{Leg: lb4},
+				want:  []Effect{AcceptAnswer{Leg: lb4}, BridgeMedia{A: la, B: lb4}, EndLeg{Leg: lb2}, Event{Type: "call.transferred"}},
+				state: "active answered=+5s | a:answered b1:ended b2:ended b3:ended b4:answered"},
+		)},
+		{"the target declines: Ann has the call back", story(annAnswered,
+			step{at: 10 * time.Second, in: toBob, want: started, state: ringing},
+			step{at: 12 * time.Second, in: Failed{Leg: lb4, Code: 603}, want: []Effect{BridgeMedia{A: la, B: lb2}, Event{Type: "call.updated"}},
+				state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended b4:ended"},
+		)},
+		{"blind: Ann hangs up while Bob rings; Bob still gets the caller", story(annAnswered,
+			step{at: 10 * time.Second, in: toBob, want: started, state: ringing},
+			step{at: 11 * time.Second, in: Bye{Leg: lb2}, state: "held held-by=b2 answered=+5s | a:answered b1:ended b2:ended b3:ended b4:trying"},
+			step{at: 12 * time.Second, in: Answered{Leg: lb4},
+				want:  []Effect{AcceptAnswer{Leg: lb4}, BridgeMedia{A: la, B: lb4}, Event{Type: "call.transferred"}},
+				state: "active answered=+5s | a:answered b1:ended b2:ended b3:ended b4:answered"},
+		)},
+		{"blind, and nobody answers: the call ends", story(annAnswered,
+			step{at: 10 * time.Second, in: toBob, want: started, state: ringing},
+			step{at: 11 * time.Second, in: Bye{Leg: lb2}, state: "held held-by=b2 answered=+5s | a:answered b1:ended b2:ended b3:ended b4:trying"},
+			step{at: 12 * time.Second, in: Failed{Leg: lb4, Code: 480},
+				want: effs([]Effect{EndLeg{Leg: la, Code: 480}}, ended("answered",
+					danIn("Answered by Ann for you", "answered"), viewerIn("ann", "Answered by you for Dan", "answered"), viewerIn("bob", "Answered by Ann for Dan", "answered"))...),
+				state: "ended(answered) answered=+5s ended=+12s | a:ended b1:ended b2:ended b3:ended b4:ended"},
+		)},
+		{"refusals: a stranger, a target nobody can ring, a call not answered", []step{
+			annAnswered[0],
+			{at: 2 * time.Second, in: toBob, err: "409 call_not_active", state: "ringing until=+30s | a:trying b1:trying b2:trying b3:trying"},
+			annAnswered[1],
+			{at: 6 * time.Second, in: Control{Action: "transfer", ByUser: "eve", Contacts: contacts["bob"], Party: bobD}, err: "403 forbidden", state: active},
+			{at: 7 * time.Second, in: Control{Action: "transfer", ByUser: "ann", Party: dan}, err: "409 unreachable", state: active},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { runStory(t, tc.steps) })
+	}
+}

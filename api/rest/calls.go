@@ -46,7 +46,20 @@ func (a *api) getCall(c *fiber.Ctx) error {
 
 func (a *api) control(action string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		err := a.d.Calls.Control(c.UserContext(), c.Params("id"), action, principal(c))
+		cmd := Command{Action: action}
+		if action == "transfer" {
+			var in struct {
+				To *string `json:"to"`
+			}
+			if err := decode(c.Body(), &in); err != nil {
+				return err
+			}
+			if in.To == nil || *in.To == "" {
+				return bad("invalid_field", "to: is required (a user id, extension or E.164 number).")
+			}
+			cmd.To = *in.To
+		}
+		err := a.d.Calls.Control(c.UserContext(), c.Params("id"), cmd, principal(c))
 		var ce *ControlError
 		switch {
 		case err == nil:

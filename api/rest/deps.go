@@ -30,10 +30,17 @@ type Calls interface {
 	List(ctx context.Context) ([]Call, error)
 	// Get returns ErrNotFound for an unknown call.
 	Get(ctx context.Context, id string) (Call, error)
-	// Control asks the call's grain to hold, resume or hang up on behalf of
-	// by. The grain decides; refusals are ErrNotFound, ErrForbidden,
-	// ErrConflict or a *ControlError (422 and others, with the message).
-	Control(ctx context.Context, id, action string, by Principal) error
+	// Control asks the call's grain to carry out cmd on behalf of by. The
+	// grain decides; refusals are ErrNotFound, ErrForbidden, ErrConflict or
+	// a *ControlError (422 and others, with the message).
+	Control(ctx context.Context, id string, cmd Command, by Principal) error
+}
+
+// Command is a call control: hold, resume, hangup, pickup, join, lock,
+// unlock, or transfer (To: a user id, extension or number).
+type Command struct {
+	Action string
+	To     string
 }
 
 // Cluster lists the members.

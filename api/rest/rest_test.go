@@ -52,7 +52,8 @@ func (f *fakeCalls) Get(_ context.Context, id string) (Call, error) {
 	return Call{}, ErrNotFound
 }
 
-func (f *fakeCalls) Control(_ context.Context, id, action string, by Principal) error {
+func (f *fakeCalls) Control(_ context.Context, id string, cmd Command, by Principal) error {
+	action := cmd.Action
 	if err, ok := f.errs[id]; ok {
 		return err
 	}

@@ -296,3 +296,71 @@ func lamp(t *testing.T, p *sipphone.Phone, what string, ok func(body string) boo
 		}
 	}
 }
+
+// With VIP delegation sending everybody else to the delegates only, a
+// delegate's transfer to the delegator rings the other delegates; once the
+// delegate is on the VIP list it reaches the delegator (001 L18).
+func TestTransferToDelegatorNeedsVIP(t *testing.T) {
+	s := startNode(t, nil)
+	dan := s.user("dan", "1001", "dan-secret", "+14155550100")
+	ann := s.user("ann", "1002", "ann-secret")
+	s.user("bob", "1003", "bob-secret")
+	carrier := s.phone("carrier", "", func(c *sipphone.Config) { c.IP = "127.0.0.2" })
+	s.expect("POST", "/v1/trunks", "", map[string]any{"id": "carrier", "address": carrier.Addr(), "inbound_cidrs": []string{"127.0.0.2/32"}}, 201, "")
+	s.expect("PATCH", "/v1/users/dan", "", map[string]any{"power_pack": true}, 200, "")
+	for i, who := range []string{"ann", "bob"} {
+		s.expect("POST", "/v1/users/dan/delegates", dan.Token, map[string]any{"delegate": who, "privileges": []string{"answer_calls"}, "order": i}, 201, "")
+		s.expect("POST", "/v1/users/"+who+"/delegations/dan/accept", "", nil, 200, "")
+	}
+	s.expect("PUT", "/v1/users/dan/vip", dan.Token, map[string]any{"enabled": true, "vip_mode": "me_only", "everybody_else": "delegates_only", "ring_seconds": 30}, 200, "")
+	danP, annP, bobP := s.phone("dan", "dan-secret", nil), s.phone("ann", "ann-secret", nil), s.phone("bob", "bob-secret", nil)
+	for _, p := range []*sipphone.Phone{danP, annP, bobP} {
+		s.registered(p)
+	}
+	ctx := ctxT(t, 30*time.Second)
+
+	// The carrier calls Dan's number: Ann, the primary delegate, rings first.
+	done := make(chan error, 1)
+	var out *sipphone.Call
+	go func() {
+		var err error
+		out, err = carrier.Dial(ctx, "+14155550100", nil)
+		done <- err
+	}()
+	annIn := recvCall(t, annP)
+	if err := annIn.Answer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	callID, _, _ := s.lineCall("dan", dan.Token, "dan")
+
+	// Ann transfers to Dan without being a VIP: Bob rings, not Dan.
+	s.expect("POST", "/v1/calls/"+callID+"/transfer", ann.Token, map[string]any{}, 400, "invalid_field")
+	s.expect("POST", "/v1/calls/"+callID+"/transfer", ann.Token, map[string]any{"to": "dan"}, 200, "")
+	bobIn := recvCall(t, bobP)
+	select {
+	case <-danP.Incoming():
+		t.Fatal("Dan rang for a delegate who is not on his VIP list")
+	case <-time.After(500 * time.Millisecond):
+	}
+	_ = bobIn.Reject(486)
+	eventually(t, 3*time.Second, "the call back with Ann", func() bool { _, st, _ := s.lineCall("dan", dan.Token, "dan"); return st == "active" })
+
+	// On the VIP list, Ann's transfer reaches Dan; her leg ends when he answers.
+	s.expect("POST", "/v1/users/dan/vip/contacts", dan.Token, map[string]any{"contact": "ann"}, 201, "")
+	s.expect("POST", "/v1/calls/"+callID+"/transfer", ann.Token, map[string]any{"to": "1001"}, 200, "")
+	danIn := recvCall(t, danP)
+	if err := danIn.Answer(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-annIn.Ended():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Ann's leg should end once Dan answers the transfer")
+	}
+	_ = out.SendRTP(10, 2*time.Millisecond)
+	eventually(t, 3*time.Second, "the caller's audio at Dan", func() bool { return danIn.Received() >= 8 })
+	_ = out.Hangup(ctx)
+}

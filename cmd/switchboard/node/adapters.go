@@ -137,8 +137,8 @@ func (c *calls) Get(ctx context.Context, id string) (rest.Call, error) {
 	return restCall(ci), nil
 }
 
-func (c *calls) Control(ctx context.Context, id, action string, by rest.Principal) error {
-	r, err := c.n.cluster.Request(id, call.KindName, &pb.CallControl{CallId: id, Action: action, ByUser: by.UserID, Admin: by.Admin})
+func (c *calls) Control(ctx context.Context, id string, cmd rest.Command, by rest.Principal) error {
+	r, err := c.n.cluster.Request(id, call.KindName, &pb.CallControl{CallId: id, Action: cmd.Action, ByUser: by.UserID, Admin: by.Admin, Target: cmd.To})
 	if err != nil {
 		return fmt.Errorf("call %s: %w", id, err)
 	}
