@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bufio"
+	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -105,6 +108,9 @@ func TestDelegation(t *testing.T) {
 	}
 	ctx := ctxT(t, 30*time.Second)
 
+	// Bob watches the line over SSE too (line.* events go to its delegates).
+	bobEvents := s.events(ctx, bob.Token)
+
 	// Bob's desk phone watches Dan's line (busy lamp, RFC 4235).
 	if res, err := bobP.Subscribe(ctx, "1001", 600); err != nil || res.StatusCode != 200 {
 		t.Fatalf("BLF subscribe: %v %v", res, err)
@@ -139,6 +145,9 @@ func TestDelegation(t *testing.T) {
 	_ = out.SendRTP(10, 2*time.Millisecond)
 	eventually(t, 3*time.Second, "Alice's audio at Ann", func() bool { return annIn.Received() >= 8 })
 	lamp(t, bobP, "the lamp showing the call answered", func(b string) bool { return strings.Contains(b, "<state>confirmed</state>") })
+	sse(t, bobEvents, "line.updated with the call active", func(ev string) bool {
+		return strings.Contains(ev, "event: line.updated") && strings.Contains(ev, `"line":"dan"`) && strings.Contains(ev, `"state":"active"`)
+	})
 	callID, state, _ := s.lineCall("bob", bob.Token, "dan")
 	if callID == "" || state != "active" {
 		t.Fatalf("Bob's lines should show Dan's call active: %q %q", callID, state)
@@ -363,4 +372,49 @@ func TestTransferToDelegatorNeedsVIP(t *testing.T) {
 	_ = out.SendRTP(10, 2*time.Millisecond)
 	eventually(t, 3*time.Second, "the caller's audio at Dan", func() bool { return danIn.Received() >= 8 })
 	_ = out.Hangup(ctx)
+}
+
+// events opens GET /v1/events with tok and delivers each event block.
+func (s *sys) events(ctx context.Context, tok string) <-chan string {
+	s.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.base+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		s.t.Fatalf("events: %v %v", res, err)
+	}
+	out := make(chan string, 256)
+	go func() {
+		defer res.Body.Close()
+		sc := bufio.NewScanner(res.Body)
+		var block strings.Builder
+		for sc.Scan() {
+			if sc.Text() == "" {
+				select {
+				case out <- block.String():
+				default:
+				}
+				block.Reset()
+				continue
+			}
+			block.WriteString(sc.Text() + "\n")
+		}
+	}()
+	return out
+}
+
+// sse waits for an event block that satisfies ok.
+func sse(t *testing.T, ch <-chan string, what string, ok func(string) bool) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-ch:
+			if ok(ev) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no event: %s", what)
+		}
+	}
 }
