@@ -7,14 +7,24 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// visible: a user token sees the calls on their line or with a leg of
-// theirs; the admin sees all. (Anything wider, such as a supervisor's
-// group, is for the grains to answer through Get and Control.)
-func visible(p Principal, cl Call) bool {
-	if p.Admin || cl.Line == p.UserID {
+// visible: a user token sees the calls on their line, on the lines they
+// share as a delegate, or with a leg of theirs; the admin sees all.
+// (Anything wider, such as a supervisor's group, is for the grains to
+// answer through Get and Control.)
+func visible(p Principal, shared []string, cl Call) bool {
+	if p.Admin || cl.Line == p.UserID || slices.Contains(shared, cl.Line) {
 		return true
 	}
 	return slices.ContainsFunc(cl.Legs, func(l Leg) bool { return l.Party == p.UserID })
+}
+
+// shared is the lines the principal sees as a delegate.
+func (a *api) shared(c *fiber.Ctx) ([]string, error) {
+	p := principal(c)
+	if p.Admin || a.d.Delegation == nil {
+		return nil, nil
+	}
+	return a.d.Delegation.Shared(c.UserContext(), p.UserID)
 }
 
 func (a *api) listCalls(c *fiber.Ctx) error {
@@ -22,10 +32,14 @@ func (a *api) listCalls(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	shared, err := a.shared(c)
+	if err != nil {
+		return err
+	}
 	p := principal(c)
 	items := make([]Call, 0, len(calls))
 	for _, cl := range calls {
-		if visible(p, cl) {
+		if visible(p, shared, cl) {
 			items = append(items, cl)
 		}
 	}
@@ -34,8 +48,12 @@ func (a *api) listCalls(c *fiber.Ctx) error {
 
 func (a *api) getCall(c *fiber.Ctx) error {
 	cl, err := a.d.Calls.Get(c.UserContext(), c.Params("id"))
+	shared, serr := a.shared(c)
+	if serr != nil {
+		return serr
+	}
 	// A call the user may not see is as unknown to them as a missing one.
-	if errors.Is(err, ErrNotFound) || (err == nil && !visible(principal(c), cl)) {
+	if errors.Is(err, ErrNotFound) || (err == nil && !visible(principal(c), shared, cl)) {
 		return notFound("The call")
 	}
 	if err != nil {

@@ -18,6 +18,8 @@ import (
 type Delegation interface {
 	Command(ctx context.Context, cmd *pb.DelegatorCommand) (*pb.DelegatorResult, error)
 	Lines(ctx context.Context, user string) ([]Line, error)
+	// Shared is the ids of the delegators' lines user accepted to share.
+	Shared(ctx context.Context, user string) ([]string, error)
 }
 
 // Line is a line as INTERFACE.md shows it.

@@ -152,6 +152,13 @@ func TestDelegation(t *testing.T) {
 	if callID == "" || state != "active" {
 		t.Fatalf("Bob's lines should show Dan's call active: %q %q", callID, state)
 	}
+	s.expect("GET", "/v1/calls/"+callID, bob.Token, nil, 200, "")
+	var listed struct {
+		Items []struct{ ID string } `json:"items"`
+	}
+	if s.api("GET", "/v1/calls", bob.Token, nil, &listed); len(listed.Items) != 1 || listed.Items[0].ID != callID {
+		t.Fatalf("a delegate lists the calls on the lines they share: %+v", listed)
+	}
 
 	// Ann holds; Alice hears music.
 	if err := annIn.Hold(ctx, "sendonly"); err != nil {
@@ -171,7 +178,9 @@ func TestDelegation(t *testing.T) {
 	}
 	lamp(t, bobP, "the lamp showing the call locked", func(b string) bool { return strings.Contains(b, "locked") })
 	s.expect("POST", "/v1/calls/"+callID+"/pickup", bob.Token, nil, 403, "call_locked")
-	s.expect("POST", "/v1/calls/"+callID+"/pickup", s.user("zed", "1009", "zed-secret").Token, nil, 403, "forbidden")
+	zed := s.user("zed", "1009", "zed-secret")
+	s.expect("POST", "/v1/calls/"+callID+"/pickup", zed.Token, nil, 403, "forbidden")
+	s.expect("GET", "/v1/calls/"+callID, zed.Token, nil, 404, "not_found")
 	s.expect("POST", "/v1/calls/"+callID+"/unlock", dan.Token, nil, 200, "")
 
 	// Dan and Bob race to pick up: exactly one wins, the other gets 409.

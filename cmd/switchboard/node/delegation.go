@@ -107,18 +107,29 @@ func (d delegators) Command(_ context.Context, cmd *pb.DelegatorCommand) (*pb.De
 	return res, nil
 }
 
-// Lines is the user's own line and every line they accepted to share.
-func (d delegators) Lines(ctx context.Context, user string) ([]rest.Line, error) {
-	ids := []string{user}
-	kvs, err := d.n.store.List(ctx, store.Key("delegates", user)+"/", "", 0)
+// Shared is the delegators' lines user accepted to share.
+func (d delegators) Shared(ctx context.Context, user string) ([]string, error) {
+	prefix := store.Key("delegates", user) + "/"
+	kvs, err := d.n.store.List(ctx, prefix, "", 0)
 	if err != nil {
-		return nil, fmt.Errorf("lines of %s: %w", user, err)
+		return nil, fmt.Errorf("lines shared with %s: %w", user, err)
 	}
+	var ids []string
 	for _, kv := range kvs {
 		if string(kv.Value) == string(delegator.Accepted) {
-			ids = append(ids, kv.Key[len(store.Key("delegates", user))+1:])
+			ids = append(ids, kv.Key[len(prefix):])
 		}
 	}
+	return ids, nil
+}
+
+// Lines is the user's own line and every line they accepted to share.
+func (d delegators) Lines(ctx context.Context, user string) ([]rest.Line, error) {
+	shared, err := d.Shared(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	ids := append([]string{user}, shared...)
 	var out []rest.Line
 	for _, id := range ids {
 		u, ok := d.n.dir.UserByID(id)
