@@ -53,6 +53,8 @@ type Deps struct {
 	// PersistLock writes a call's lock fenced on rev (0: not written yet)
 	// and returns the new revision.
 	PersistLock func(callID string, locked bool, by string, rev int64) (int64, error)
+	// ClearLock removes a finished call's lock record.
+	ClearLock func(callID string)
 }
 
 // NewKind returns the cluster kind for call grains.
@@ -562,6 +564,9 @@ func (g *grain) finish(ctx actor.Context, f Finished) {
 	}
 	owners := f.History
 	st, log := g.d.Store, g.d.Log
+	if g.lockRev != 0 && g.d.ClearLock != nil {
+		go g.d.ClearLock(c.ID)
+	}
 	// History is written after the call: nobody waits on it, and a slow etcd
 	// must not hold the grain's mailbox.
 	go func() {

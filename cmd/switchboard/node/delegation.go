@@ -74,6 +74,15 @@ func (n *Node) persistLock(callID string, locked bool, lineID string, rev int64)
 		[]store.Op{{Key: store.Key("calls", callID, "lock"), Value: v}})
 }
 
+// clearLock deletes a finished call's lock record.
+func (n *Node) clearLock(callID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.store.Delete(ctx, store.Key("calls", callID, "lock")); err != nil {
+		n.log.Warn("call: lock record not removed", "call", callID, "err", err)
+	}
+}
+
 // pickupTarget is the call a *8<ext> pickup takes on ext's line.
 func (n *Node) pickupTarget(ext string) (string, bool) {
 	u, ok := n.dir.Resolve(ext)

@@ -178,7 +178,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	callDeps := &call.Deps{
 		Router: router{n.dir}, Store: n.store, Events: fanout{n}, Index: n.index, Settings: settings,
 		Draining: n.draining.Load, Now: time.Now, Log: n.log,
-		LineContacts: n.lineContacts, RingPlan: n.ringPlan, Access: n.access, LineUpdate: n.lineUpdate, PersistLock: n.persistLock,
+		LineContacts: n.lineContacts, RingPlan: n.ringPlan, Access: n.access, LineUpdate: n.lineUpdate, PersistLock: n.persistLock, ClearLock: n.clearLock,
 	}
 	lineDeps := &line.Deps{Store: n.store, Events: fanout{n}, Now: time.Now, Log: n.log}
 	delegatorDeps := &delegator.Deps{Store: n.store, Person: n.person, Events: fanout{n}, Now: time.Now, Log: n.log}
