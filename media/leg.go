@@ -55,7 +55,11 @@ type Leg struct {
 
 	rx    rxState // the reader goroutine's own
 	outMu sync.Mutex
-	out   outState // what this leg hears; written by other legs' readers and the tone clock
+	out   outState // what this leg hears; written by other legs' readers, the tone clock and the mix clock
+
+	cap      capture     // this leg's audio while it is a mix source (mix.go)
+	mixo     mixOut      // the mix clock's state for what this leg hears
+	chimeReq atomic.Bool // a chime is asked for; the mix clock starts it
 
 	counters
 }
@@ -405,12 +409,14 @@ func withDTMF(codecs []sdp.Format) []sdp.Format {
 
 // codecTable maps one leg's payload types to codecs and back.
 type codecTable struct {
-	key  [128]string // "pcmu/8000"; "" unknown
-	rate [128]uint32
-	fmts []ptKey // reverse lookup, first PT of each codec
-	dtmf int16   // PT of telephone-event, -1 none
-	pcmu int16
-	pcma int16
+	key   [128]string // "pcmu/8000"; "" unknown
+	rate  [128]uint32
+	fmts  []ptKey // reverse lookup, first PT of each codec
+	dtmf  int16   // PT of telephone-event, -1 none
+	pcmu  int16
+	pcma  int16
+	g711  int16 // PT of the first G.711 codec agreed (what the mixer sends), -1 none
+	g711A bool  // it is PCMA
 }
 
 type ptKey struct {
@@ -422,7 +428,7 @@ type ptKey struct {
 func codecKey(f sdp.Format) string { return strings.ToLower(f.Name) + "/" + strconv.Itoa(f.Rate) }
 
 func newTable(fs []sdp.Format) *codecTable {
-	t := &codecTable{dtmf: -1, pcmu: -1, pcma: -1}
+	t := &codecTable{dtmf: -1, pcmu: -1, pcma: -1, g711: -1}
 	for _, f := range fs {
 		if f.Name == "" || f.PT > 127 || f.Rate <= 0 {
 			continue
@@ -440,6 +446,9 @@ func newTable(fs []sdp.Format) *codecTable {
 			t.pcmu = int16(f.PT)
 		case "pcma/8000":
 			t.pcma = int16(f.PT)
+		}
+		if t.g711 < 0 && (t.pcmu >= 0 || t.pcma >= 0) {
+			t.g711, t.g711A = int16(f.PT), t.pcma >= 0
 		}
 	}
 	return t

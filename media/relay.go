@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,35 +72,15 @@ type outState struct {
 	tsOff     uint32
 	seq       uint16 // last sent
 	ts        uint32
-	sentAt    int64 // unix nano, 0 before the first packet
-	toneStart int   // the tone clock's frame when this leg's tone began
+	sentAt    int64  // unix nano, 0 before the first packet
+	toneStart int    // the tone clock's frame when this leg's tone began
+	mixTick   uint64 // the mix clock's tick of the last mixed frame sent
 	buf       [maxPacket]byte
 	enc       [maxPacket + 16]byte
 }
 
 // toneSource marks the hold tone as what a leg hears.
 var toneSource = new(Leg)
-
-// hear makes d a listener of l. Under the worker's mu.
-func (l *Leg) hear(d *Leg) {
-	n := append(append([]*Leg{}, *l.listeners.Load()...), d)
-	l.listeners.Store(&n)
-}
-
-// unhear removes d from l's listeners. Under the worker's mu.
-func (l *Leg) unhear(d *Leg) {
-	old := *l.listeners.Load()
-	if !slices.Contains(old, d) {
-		return
-	}
-	n := make([]*Leg, 0, len(old))
-	for _, x := range old {
-		if x != d {
-			n = append(n, x)
-		}
-	}
-	l.listeners.Store(&n)
-}
 
 // read is the leg's packet loop.
 func (l *Leg) read() {
@@ -185,6 +164,9 @@ func (l *Leg) handle(pkt []byte, from netip.AddrPort, now int64) {
 		if !d.forward(l, pkt, key, now) {
 			l.drops[dropNoCodec].Add(1)
 		}
+	}
+	if l.cap.on.Load() {
+		l.capturePacket(pkt, hl, key)
 	}
 }
 

@@ -1,7 +1,9 @@
 // Package media is the node's RTP/SRTP relay: one worker per call, a UDP
 // socket per leg, packets forwarded between legs by the legs' own reader
 // goroutines. No packet passes through an actor mailbox; call grains steer a
-// worker with Route and the offer/answer methods of its legs.
+// worker with Route (Bridge, Mix, Chime) and the offer/answer methods of its
+// legs. Legs in a mix or hearing a chime are served by the worker's mix
+// clock instead (mix.go), which runs only while there is something to mix.
 //
 // RTCP is not relayed in this version: each leg's odd port (RTP port + 1) is
 // bound so no one else takes it and peers' RTCP gets no ICMP errors, but it
@@ -87,6 +89,8 @@ type Service struct {
 	closed  bool
 	tone    map[*Leg]struct{}      // legs that hear the hold tone
 	toneSet atomic.Pointer[[]*Leg] // a copy of tone the clock reads without the lock
+
+	manualMix bool // tests: workers start no mix clock, the test ticks them
 }
 
 // NewService starts the relay's housekeeping (tone clock, timeout checks).

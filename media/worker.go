@@ -17,15 +17,18 @@ type Worker struct {
 	timeoutMu  sync.Mutex
 	timedOutAt int64 // the last activity an EventRTPTimeout was reported for
 
-	mu     sync.Mutex
-	legs   map[string]*Leg
-	routes map[string]Source // dst leg -> what it hears; kept while either leg is away
-	closed bool
+	mu      sync.Mutex
+	legs    map[string]*Leg
+	routes  map[string]Source // dst leg -> what it hears; kept while either leg is away
+	chiming map[string]bool   // legs with a chime asked for or playing
+	closed  bool
+	mixer   mixer // the mixer clock's state; see mix.go
 }
 
 func newWorker(s *Service, callID string, onEvent func(Event)) *Worker {
 	return &Worker{s: s, callID: callID, onEvent: onEvent, created: s.cfg.Now().UnixNano(),
-		legs: map[string]*Leg{}, routes: map[string]Source{}}
+		legs: map[string]*Leg{}, routes: map[string]Source{}, chiming: map[string]bool{},
+		mixer: mixer{ended: make([]*Leg, 0, 4)}}
 }
 
 type sourceKind uint8
@@ -34,12 +37,15 @@ const (
 	srcSilence sourceKind = iota
 	srcLeg
 	srcTone
+	srcMix
 )
 
-// Source is what a leg hears: another leg, the hold tone, or nothing.
+// Source is what a leg hears: another leg, the hold tone, a mix of legs, or
+// nothing.
 type Source struct {
 	kind sourceKind
 	leg  string
+	legs []string // srcMix
 }
 
 // LegSource: the destination hears this leg.
@@ -50,6 +56,22 @@ func ToneSource() Source { return Source{kind: srcTone} }
 
 // Silence: the destination hears nothing.
 func Silence() Source { return Source{} }
+
+// MixSource: the destination hears the sum of these legs, decoded from
+// G.711, mixed with saturation and re-encoded to its own codec every 20 ms
+// (see Worker.Mix). Duplicates are ignored; no legs is Silence.
+func MixSource(legs ...string) Source {
+	var ids []string
+	for _, id := range legs {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return Silence()
+	}
+	return Source{kind: srcMix, legs: ids}
+}
 
 // AddLeg allocates a port pair and starts the leg's reader. Adding an
 // existing id returns that leg.
@@ -76,11 +98,7 @@ func (w *Worker) AddLeg(id string) (*Leg, error) {
 	w.legs[id] = l
 	go l.read()
 	// Routes set before this leg existed take effect now.
-	for dst, src := range w.routes {
-		if dst == id || (src.kind == srcLeg && src.leg == id) {
-			w.apply(dst)
-		}
-	}
+	w.replan()
 	return l, nil
 }
 
@@ -98,10 +116,10 @@ func (w *Worker) RemoveLeg(id string) {
 	l := w.legs[id]
 	delete(w.legs, id)
 	delete(w.routes, id)
+	delete(w.chiming, id)
 	if l != nil {
-		for _, o := range w.legs {
-			o.unhear(l)
-		}
+		l.listeners.Store(&[]*Leg{})
+		w.replan()
 	}
 	w.mu.Unlock()
 	if l != nil {
@@ -109,7 +127,9 @@ func (w *Worker) RemoveLeg(id string) {
 	}
 }
 
-// Route sets what dst hears.
+// Route sets what dst hears, replacing what it heard before (a bridge, the
+// tone, a mix). A route to or from a leg that does not exist yet is kept and
+// takes effect when the leg is added.
 func (w *Worker) Route(dst string, src Source) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -117,29 +137,13 @@ func (w *Worker) Route(dst string, src Source) {
 		return
 	}
 	w.routes[dst] = src
-	w.apply(dst)
+	w.replan()
 }
 
 // Bridge connects two legs both ways.
 func (w *Worker) Bridge(a, b string) {
 	w.Route(a, LegSource(b))
 	w.Route(b, LegSource(a))
-}
-
-// apply makes the packet path match routes[dst]. Under mu.
-func (w *Worker) apply(dst string) {
-	d := w.legs[dst]
-	if d == nil {
-		return
-	}
-	src := w.routes[dst]
-	for _, o := range w.legs {
-		o.unhear(d)
-	}
-	w.s.setTone(d, src.kind == srcTone)
-	if s := w.legs[src.leg]; src.kind == srcLeg && s != nil && s != d {
-		s.hear(d)
-	}
 }
 
 // Stats reports every leg's counters, ordered by leg id.
@@ -166,7 +170,11 @@ func (w *Worker) Close() {
 	w.closed = true
 	legs := w.legs
 	w.legs = map[string]*Leg{}
+	mixDone := w.stopMixer()
 	w.mu.Unlock()
+	if mixDone != nil {
+		<-mixDone
+	}
 	for _, l := range legs {
 		l.close()
 	}

@@ -141,6 +141,17 @@ func (s *Service) op(callID string, op *pb.MediaOp) *pb.MediaResult {
 		w.Route(op.Leg, media.Silence())
 	case pb.MediaOp_REMOVE_LEG:
 		w.RemoveLeg(op.Leg)
+	case pb.MediaOp_MIX:
+		if op.Leg == "" {
+			return &pb.MediaResult{Code: 500, Error: "mix needs the leg that hears it"}
+		}
+		w.Mix(op.Leg, op.Legs)
+	case pb.MediaOp_CHIME:
+		if err := w.Chime(op.Legs...); err != nil {
+			return &pb.MediaResult{Code: 500, Error: err.Error()}
+		}
+	default:
+		return &pb.MediaResult{Code: 500, Error: "unknown media op " + op.Kind.String()}
 	}
 	return &pb.MediaResult{}
 }

@@ -1,0 +1,448 @@
+package media
+
+import (
+	"encoding/binary"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The mixer: a leg in a mix (Worker.Mix), or with a chime playing
+// (Worker.Chime), no longer gets packets forwarded. Instead each leg it
+// hears copies the G.711 audio it receives, decoded to linear, into a small
+// buffer (its reader does this, on its own goroutine), and the worker's mix
+// clock takes one 20 ms frame from every such source per tick, sums what
+// each destination hears with saturation, adds the chime, re-encodes to the
+// destination's codec and sends it on the destination's own stream.
+//
+// The clock is one goroutine per worker that runs only while some leg of
+// the worker is mixed or chimed; calls that are plain two-party bridges keep
+// the zero-copy forwarding path and no timer. Packets never pass through a
+// channel or a mailbox, and a tick allocates nothing.
+
+// capLen is how much audio a source buffers between ticks: three frames
+// absorb arrival jitter against the clock (and 30 ms packets); more is
+// dropped oldest first, so the delay it adds stays under 60 ms.
+const capLen = 3 * frameSamples
+
+// capture is a leg's audio as a mix source: written by the leg's reader,
+// taken by its worker's mix clock.
+type capture struct {
+	on   atomic.Bool // the leg is a source of some mix in its worker
+	mu   sync.Mutex
+	ring [capLen]int16
+	r, n int // read position and samples held, under mu
+
+	// The mix clock's own: this tick's frame, and whether it has audio.
+	frame [frameSamples]int16
+	has   bool
+}
+
+// put appends a packet's G.711 payload, decoded. Reader goroutine.
+func (c *capture) put(payload []byte, table *[256]int16) {
+	if len(payload) > capLen {
+		payload = payload[len(payload)-capLen:]
+	}
+	c.mu.Lock()
+	if over := c.n + len(payload) - capLen; over > 0 {
+		c.r = (c.r + over) % capLen
+		c.n -= over
+	}
+	w := (c.r + c.n) % capLen
+	k := min(len(payload), capLen-w)
+	decodeG711(c.ring[w:w+k], payload[:k], table)
+	decodeG711(c.ring[:len(payload)-k], payload[k:], table)
+	c.n += len(payload)
+	c.mu.Unlock()
+}
+
+// pull takes the next frame: what arrived since the last tick, up to 20 ms;
+// a short frame is padded with silence and no audio at all leaves has false.
+// Mix clock.
+func (c *capture) pull() {
+	c.mu.Lock()
+	k := min(c.n, frameSamples)
+	first := min(k, capLen-c.r)
+	copy(c.frame[:first], c.ring[c.r:c.r+first])
+	copy(c.frame[first:k], c.ring[:k-first])
+	c.r = (c.r + k) % capLen
+	c.n -= k
+	c.mu.Unlock()
+	clear(c.frame[k:])
+	c.has = k > 0
+}
+
+// setCapture makes the leg a mix source or not; a new source starts empty.
+// Under the worker's mu.
+func (l *Leg) setCapture(on bool) {
+	if on == l.cap.on.Load() {
+		return
+	}
+	if on {
+		l.cap.mu.Lock()
+		l.cap.r, l.cap.n = 0, 0
+		l.cap.mu.Unlock()
+	}
+	l.cap.on.Store(on)
+}
+
+// capturePacket keeps a received packet's audio for the mixer when it is
+// PCMU or PCMA; telephone-events, comfort noise and other codecs are not
+// mixed. Reader goroutine, only while the leg is a mix source.
+func (l *Leg) capturePacket(pkt []byte, hl int, key string) {
+	var table *[256]int16
+	switch key {
+	case "pcmu/8000":
+		table = &ulawLin
+	case "pcma/8000":
+		table = &alawLin
+	default:
+		return
+	}
+	end := len(pkt)
+	if pkt[0]&0x20 != 0 && end > hl { // RFC 3550 padding
+		if pad := int(pkt[end-1]); pad <= end-hl {
+			end -= pad
+		}
+	}
+	l.cap.put(pkt[hl:end], table)
+}
+
+// mixOut is the mix clock's own state for what one leg hears.
+type mixOut struct {
+	chimeLeft int // frames of the chime still to play
+	tonePos   int // the hold tone's frame, when a held leg hears a chime
+}
+
+// mixSource marks the mixer as what a leg hears (in outState.src).
+var mixSource = new(Leg)
+
+// The chime: 880 Hz then 660 Hz, 150 ms each with 10 ms fades, at about
+// -16 dBFS, mixed on top of whatever the leg hears.
+const chimeFrames = 15
+
+var chimeLin = makeChime()
+
+func makeChime() (c [chimeFrames][frameSamples]int16) {
+	const n, ramp, amp = chimeFrames * frameSamples, 80, 5000.0
+	const half = n / 2
+	for i := range n {
+		f, j := 880.0, i
+		if i >= half {
+			f, j = 660, i-half
+		}
+		env := 1.0
+		if edge := min(j, half-1-j); edge < ramp {
+			env = 0.5 - 0.5*math.Cos(math.Pi*float64(edge+1)/ramp)
+		}
+		c[i/frameSamples][i%frameSamples] = int16(amp * env * math.Sin(2*math.Pi*f*float64(j)/8000))
+	}
+	return
+}
+
+// mixPlan is who hears what through the mixer; replaced whole by replan.
+type mixPlan struct {
+	srcs []*Leg // every leg captured, pulled once per tick
+	dsts []mixDst
+}
+
+type mixDst struct {
+	leg   *Leg
+	srcs  []*Leg
+	tone  bool // the leg is on hold and hears a chime: the tone is mixed in
+	chime bool // a chime is asked for or playing on this leg
+}
+
+// mixer is a worker's mix clock.
+type mixer struct {
+	plan atomic.Pointer[mixPlan] // nil: nothing to mix, the clock stops
+
+	// Under the worker's mu.
+	running bool
+	stop    chan struct{} // closed by Worker.Close
+	done    chan struct{} // closed when the running clock has returned
+
+	// The clock goroutine's own.
+	n     uint64 // ticks
+	acc   [frameSamples]int32
+	pcm   [frameSamples]int16
+	ended []*Leg // legs whose chime ended this tick
+}
+
+// Mix makes dst hear the sum of the legs srcs, replacing a bridge, the tone,
+// silence or an earlier mix on dst (and replaced by a later Route or Bridge
+// on it). Each source is decoded from PCMU or PCMA, the sum is saturated to
+// 16 bits and re-encoded every 20 ms to dst's first agreed G.711 codec on
+// dst's own SSRC, sequence and timestamp line, SRTP-protected when dst is
+// SRTP. dst never hears itself; a source that sends nothing in a tick adds
+// silence, and a tick where no source sent anything sends nothing. No
+// sources is Silence. Legs not added yet join the mix when they are.
+//
+// Mixes are one-way, so a conference of A, B and C is three calls (A hears
+// B and C, B hears A and C, C hears A and B), and listen-in or whisper are
+// the same with fewer sources.
+func (w *Worker) Mix(dst string, srcs []string) {
+	w.Route(dst, MixSource(srcs...))
+}
+
+// Chime plays a short chime (two tones, 300 ms) once into what each of the
+// legs hears, on top of its bridge, mix or hold tone, or on its own when it
+// hears nothing. Legs that do not exist or have no G.711 codec are skipped.
+// A bridged leg goes through the mixer while the chime plays and back to
+// forwarding afterwards; a chime asked for while one plays starts over.
+func (w *Worker) Chime(legs ...string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	changed := false
+	for _, id := range legs {
+		l := w.legs[id]
+		if l == nil {
+			continue
+		}
+		if t := l.table.Load(); t.g711 < 0 {
+			continue
+		}
+		l.chimeReq.Store(true)
+		w.chiming[id] = true
+		changed = true
+	}
+	if changed {
+		w.replan()
+	}
+	return nil
+}
+
+// replan makes the packet path match the routes and chimes: who forwards
+// to whom, who hears the service's hold tone, which legs are captured, and
+// the mix plan; it starts the mix clock when something is to be mixed (the
+// clock stops itself when nothing is). Under mu.
+func (w *Worker) replan() {
+	listen := map[*Leg][]*Leg{}
+	captured := map[*Leg]bool{}
+	var dsts []mixDst
+	for id, d := range w.legs {
+		r := w.routes[id]
+		chime := w.chiming[id]
+		if r.kind != srcMix && !chime {
+			w.s.setTone(d, r.kind == srcTone)
+			if s := w.legs[r.leg]; r.kind == srcLeg && s != nil && s != d {
+				listen[s] = append(listen[s], d)
+			}
+			continue
+		}
+		w.s.setTone(d, false)
+		md := mixDst{leg: d, chime: chime, tone: r.kind == srcTone}
+		ids := r.legs
+		if r.kind == srcLeg {
+			ids = []string{r.leg}
+		}
+		for _, sid := range ids {
+			if s := w.legs[sid]; s != nil && s != d {
+				md.srcs = append(md.srcs, s)
+				captured[s] = true
+			}
+		}
+		dsts = append(dsts, md)
+	}
+	var srcs []*Leg
+	for _, l := range w.legs {
+		l.setListeners(listen[l])
+		l.setCapture(captured[l])
+		if captured[l] {
+			srcs = append(srcs, l)
+		}
+	}
+	if len(dsts) == 0 {
+		w.mixer.plan.Store(nil)
+		return
+	}
+	w.mixer.plan.Store(&mixPlan{srcs: srcs, dsts: dsts})
+	w.startMixer()
+}
+
+// setListeners replaces the legs that hear this one by forwarding, when
+// they changed. Under the worker's mu.
+func (l *Leg) setListeners(want []*Leg) {
+	cur := *l.listeners.Load()
+	if len(cur) == len(want) && !slices.ContainsFunc(want, func(d *Leg) bool { return !slices.Contains(cur, d) }) {
+		return
+	}
+	n := append([]*Leg{}, want...)
+	l.listeners.Store(&n)
+}
+
+// startMixer starts the mix clock unless it runs. Under mu.
+func (w *Worker) startMixer() {
+	m := &w.mixer
+	if m.running || w.closed || w.s.manualMix {
+		return
+	}
+	if m.stop == nil {
+		m.stop = make(chan struct{})
+	}
+	m.running = true
+	m.done = make(chan struct{})
+	go w.mixLoop(m.stop, m.done)
+}
+
+// stopMixer tells the mix clock to stop for good and returns what to wait
+// on (nil when it never ran). Under mu, from Close.
+func (w *Worker) stopMixer() chan struct{} {
+	m := &w.mixer
+	if m.stop != nil {
+		close(m.stop)
+	}
+	return m.done
+}
+
+// mixLoop is the mix clock: one tick every 20 ms while there is a plan.
+func (w *Worker) mixLoop(stop <-chan struct{}, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(toneFrameDur)
+	defer t.Stop()
+	w.mixer.n += 2 // no stream continues across a stop of the clock
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if !w.mixOnce(w.s.cfg.Now().UnixNano()) {
+			w.mu.Lock()
+			if w.mixer.plan.Load() == nil || w.closed {
+				w.mixer.running = false
+				w.mu.Unlock()
+				return
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+// mixOnce runs one tick of the mix clock; false when there is nothing to
+// mix. Only the clock goroutine (or a test that drives the clock) calls it.
+func (w *Worker) mixOnce(now int64) bool {
+	m := &w.mixer
+	p := m.plan.Load()
+	if p == nil {
+		return false
+	}
+	m.tick(p, now)
+	if len(m.ended) > 0 {
+		w.chimesEnded(m.ended)
+		clear(m.ended)
+		m.ended = m.ended[:0]
+	}
+	return true
+}
+
+// tick pulls a frame from every source, then builds and sends what each
+// destination hears. It allocates nothing (but for the first chime ending).
+func (m *mixer) tick(p *mixPlan, now int64) {
+	m.n++
+	for _, s := range p.srcs {
+		s.cap.pull()
+	}
+	for i := range p.dsts {
+		md := &p.dsts[i]
+		d := md.leg
+		clear(m.acc[:])
+		heard := false
+		for _, s := range md.srcs {
+			if s.cap.has {
+				mixAdd(&m.acc, &s.cap.frame)
+				heard = true
+			}
+		}
+		mo := &d.mixo
+		if md.chime {
+			if d.chimeReq.Swap(false) {
+				mo.chimeLeft = chimeFrames
+			}
+			if mo.chimeLeft > 0 {
+				mixAdd(&m.acc, &chimeLin[chimeFrames-mo.chimeLeft])
+				mo.chimeLeft--
+				heard = true
+				if mo.chimeLeft == 0 {
+					m.ended = append(m.ended, d)
+				}
+			}
+			if md.tone {
+				for j, b := range &toneULaw[mo.tonePos] {
+					m.acc[j] += int32(ulawLin[b])
+				}
+				mo.tonePos = (mo.tonePos + 1) % toneFrames
+				heard = true
+			}
+		}
+		if !heard {
+			continue
+		}
+		saturate(&m.pcm, &m.acc)
+		d.sendMix(&m.pcm, m.n, now)
+	}
+}
+
+// chimesEnded takes legs whose chime has played back to what their routes
+// say (a bridged leg to forwarding) unless another chime was asked for.
+func (w *Worker) chimesEnded(legs []*Leg) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	changed := false
+	for _, l := range legs {
+		if w.legs[l.id] == l && w.chiming[l.id] && !l.chimeReq.Load() {
+			delete(w.chiming, l.id)
+			changed = true
+		}
+	}
+	if changed {
+		w.replan()
+	}
+}
+
+// sendMix encodes one mixed frame to the leg's G.711 codec and sends it on
+// the leg's stream: consecutive ticks are consecutive frames; after a gap or
+// another source the marker is set and the timestamp moves by the time
+// elapsed. Mix clock.
+func (l *Leg) sendMix(pcm *[frameSamples]int16, tick uint64, now int64) {
+	t := l.table.Load()
+	if t.g711 < 0 {
+		return
+	}
+	p := l.dest.Load()
+	if !p.recv || !p.addr.IsValid() {
+		return
+	}
+	l.outMu.Lock()
+	defer l.outMu.Unlock()
+	o := &l.out
+	marker, adv := byte(0), uint32(toneStep)
+	if o.src != mixSource || tick != o.mixTick+1 {
+		o.src, o.srcSSRC = mixSource, 0
+		marker, adv = 0x80, o.advance(now, 8000)
+	}
+	o.mixTick = tick
+	o.seq++
+	o.ts += adv
+	o.sentAt = now
+	out := o.buf[:12+frameSamples]
+	out[0] = 0x80
+	out[1] = marker | byte(t.g711)
+	binary.BigEndian.PutUint16(out[2:], o.seq)
+	binary.BigEndian.PutUint32(out[4:], o.ts)
+	binary.BigEndian.PutUint32(out[8:], l.ssrc)
+	if t.g711A {
+		encodeALaw(out[12:], pcm)
+	} else {
+		encodeULaw(out[12:], pcm)
+	}
+	l.send(out, p.addr)
+}
