@@ -633,10 +633,8 @@ func (g *grain) media(ctx actor.Context, ops ...*pb.MediaOp) *pb.MediaResult {
 
 func (g *grain) info() *pb.CallInfo {
 	c := g.call
-	ci := &pb.CallInfo{Id: c.ID, State: string(c.State), Line: c.Line, Node: g.mediaID, CreatedUnixNano: c.CreatedAt.UnixNano(), Found: true, Monitors: []string{}, Locked: c.Locked}
-	if c.State == Routing {
-		ci.State = string(Ringing)
-	}
+	state, locked := c.LineState()
+	ci := &pb.CallInfo{Id: c.ID, State: state, Line: c.Line, Node: g.mediaID, CreatedUnixNano: c.CreatedAt.UnixNano(), Found: true, Monitors: []string{}, Locked: locked}
 	if !c.AnsweredAt.IsZero() {
 		ci.AnsweredUnixNano = c.AnsweredAt.UnixNano()
 	}

@@ -637,7 +637,7 @@ func (c *Call) answered(in Answered, now time.Time) []Effect {
 		return nil // not a branch, or a repeated answer of the winner
 	}
 	if c.Pickup != nil && slices.Contains(c.Pickup.Legs, l.ID) && l.State != LegEnded {
-		return c.pickedUp(l)
+		return c.pickedUp(l, AcceptAnswer{Leg: l.ID})
 	}
 	if c.State != Ringing || l.State == LegEnded {
 		// Another branch won the race and our CANCEL crossed this 2xx:

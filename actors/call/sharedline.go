@@ -62,14 +62,9 @@ func (c *Call) pickup(in Control) ([]Effect, error) {
 		l := &Leg{ID: in.Leg, Role: Callee, Party: party, State: LegAnswered, NodeID: in.NodeID, NodeAddr: in.NodeAddr}
 		c.Legs = append(c.Legs, l)
 		c.Pickup = &Pickup{By: in.ByUser, Legs: []string{l.ID}, Join: join}
-		effs := c.pickedUp(l)
-		// The picker's own INVITE is answered by Adopt, not by AcceptAnswer.
-		for i, e := range effs {
-			if _, ok := e.(AcceptAnswer); ok {
-				effs[i] = Adopt{Leg: l.ID, Peer: c.pickupPeer(join)}
-			}
-		}
-		return effs, nil
+		// The picker's own INVITE is answered with our SDP (Adopt), not
+		// taken as an answer to our offer.
+		return c.pickedUp(l, Adopt{Leg: l.ID, Peer: c.pickupPeer(join)}), nil
 	}
 	if len(in.Contacts) == 0 {
 		return nil, &Refusal{Status: 409, Code: "no_devices", Message: "the picker has no registered device to ring"}
@@ -102,10 +97,11 @@ func (c *Call) pickupPeer(join bool) string {
 	return c.Sides[0]
 }
 
-// pickedUp: the picker answered. Other picker devices stop ringing; a
-// pickup bridges the held party to the picker and ends the holder's leg; a
-// join mixes all three with a chime.
-func (c *Call) pickedUp(l *Leg) []Effect {
+// pickedUp: the picker's leg is up (media is the effect that takes it:
+// AcceptAnswer for a leg we rang, Adopt for one that called in). Other
+// picker devices stop ringing; a pickup bridges the held party to the
+// picker and ends the holder's leg; a join mixes all three with a chime.
+func (c *Call) pickedUp(l *Leg, media Effect) []Effect {
 	p := c.Pickup
 	c.Pickup = nil
 	l.State = LegAnswered
@@ -116,7 +112,7 @@ func (c *Call) pickedUp(l *Leg) []Effect {
 			effs = append(effs, EndLeg{Leg: id})
 		}
 	}
-	effs = append(effs, AcceptAnswer{Leg: l.ID})
+	effs = append(effs, media)
 	if p.Transfer {
 		c.Sides = [2]string{p.Keep, l.ID}
 		c.State, c.HeldBy = Active, ""

@@ -130,9 +130,6 @@ func (a *api) invite(c *fiber.Ctx) error {
 	case in.Privileges == nil:
 		return bad("invalid_field", "privileges: is required (a list, possibly empty).")
 	}
-	if _, ok := a.d.Directory.UserByID(*in.Delegate); !ok {
-		return notFound("The delegate")
-	}
 	order := 0
 	if in.Order != nil {
 		order = *in.Order
