@@ -1,495 +1,313 @@
-// Command bench drives a switchboard node as real endpoints would: SIP over
-// UDP with digest registration, calls entering through a trunk, real 20 ms
-// PCMU RTP both ways. It prints a table and writes a JSON result.
+// Command bench is the load harness: how many calls per second one
+// switchboard node sets up, and how many calls it carries with clean audio,
+// side by side with what one would otherwise deploy, in the same run on the
+// same machine. Everything runs on loopback; every process it starts is
+// stopped by its pid.
 //
-//	go run ./bench -scenario calls -rate 100 -duration 10s
-//	go run ./bench -scenario concurrent -calls 1000 -duration 20s
-//	go run ./bench -scenario register -rate 200 -duration 10s
+//	go run ./bench -scenario calls                      # setup-rate ladder: sipp↔sipp, Kamailio, switchboard
+//	go run ./bench -scenario concurrent -calls 250,500  # calls held with RTP both ways: rtpengine, switchboard
+//	go run ./bench -scenario register -rates 500,1000   # REGISTER with digest per second
+//	go run ./bench -scenario delegated -rates 50,100    # calls to a delegator with two delegates
 //
-// By default it builds and starts its own node on loopback and stops it by
-// pid at the end; -sip/-http/-token point it at a running one instead.
+// It prints a table (a progress line while it runs) and writes the JSON
+// result to -out. See bench/RESULTS.md for recorded runs.
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
-	"net/http"
+	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
+	"os/signal"
+	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
+	"syscall"
 	"time"
 
-	"github.com/switchboard/switchboard/api/sip/sipphone"
+	"github.com/switchboard/switchboard/bench/proc"
+	"github.com/switchboard/switchboard/bench/sipp"
 )
 
-const (
-	domain     = "switchboard.local"
-	trunkIP    = "127.0.0.3"
-	calleeNum  = "+14155550102"
-	calleePass = "bench-secret"
-)
+// noMedia: a phone opens its own RTP socket per call.
+var noMedia netip.AddrPort
 
-type result struct {
-	Scenario     string         `json:"scenario"`
-	Offered      float64        `json:"offered_per_s"`
-	Achieved     float64        `json:"achieved_per_s"`
-	Attempted    int64          `json:"attempted"`
-	Succeeded    int64          `json:"succeeded"`
-	Failed       map[string]int `json:"failed_by_reason"`
-	SetupP50ms   float64        `json:"setup_p50_ms"`
-	SetupP95ms   float64        `json:"setup_p95_ms"`
-	SetupP99ms   float64        `json:"setup_p99_ms"`
-	Concurrent   int            `json:"concurrent_calls"`
-	RTPSent      int64          `json:"rtp_sent"`
-	RTPReceived  int64          `json:"rtp_received"`
-	LossPct      float64        `json:"loss_pct"`
-	ServerCPUs   float64        `json:"server_cpu_seconds"`
-	ServerRSSKB  int64          `json:"server_rss_kb"`
-	RSSPerCallKB float64        `json:"server_rss_per_call_kb,omitempty"`
-	CPUPerCallMs float64        `json:"server_cpu_ms_per_call,omitempty"`
-	ReadyMs      int64          `json:"time_to_ready_ms,omitempty"`
+type report struct {
+	Scenario   string             `json:"scenario"`
+	Command    string             `json:"command"`
+	Started    time.Time          `json:"started"`
+	Machine    string             `json:"machine"`
+	NodeReady  int64              `json:"node_time_to_ready_ms,omitempty"`
+	Ladders    []ladderResult     `json:"ladders,omitempty"`
+	Concurrent []concurrentResult `json:"concurrent,omitempty"`
+	Ratios     map[string]float64 `json:"ratios,omitempty"`
 }
 
 func main() {
-	scenario := flag.String("scenario", "calls", "calls | concurrent | register")
-	rate := flag.Float64("rate", 100, "calls (or registrations) per second to offer")
-	duration := flag.Duration("duration", 10*time.Second, "how long to offer load (concurrent: how long calls stay up)")
-	calls := flag.Int("calls", 100, "concurrent: calls to hold open")
+	scenario := flag.String("scenario", "calls", "calls | concurrent | register | delegated")
+	targets := flag.String("targets", "", "calls: sipp,kamailio,switchboard (default all); concurrent: rtpengine,switchboard (default both)")
+	gen := flag.String("gen", "sipp", "calls: load generator, sipp or go (Go phones; switchboard only)")
+	rates := flag.String("rates", "250,500,1000,1500,2000,2500,3000", "calls/register/delegated: rates of the ladder, per second")
+	step := flag.Duration("step", 10*time.Second, "how long each rung of a ladder offers load")
+	bound := flag.Duration("bound", 100*time.Millisecond, "a rung is clean with 0 failed calls and setup p99 within this")
+	calls := flag.String("calls", "250,500,1000", "concurrent: calls held open, one run per count")
+	duration := flag.Duration("duration", 20*time.Second, "concurrent: how long RTP flows at each count")
+	self := flag.Int("selfcheck", 2, "concurrent: also loop the generator back at this multiple of the largest count (0: skip)")
 	out := flag.String("out", "bench-result.json", "JSON result file")
-	sipAddr := flag.String("sip", "", "SIP address of a running node (empty: start one)")
+	sipAddr := flag.String("sip", "", "SIP address of a running node (empty: build and start one)")
 	httpAddr := flag.String("http", "", "HTTP address of a running node")
 	token := flag.String("token", "bench-token", "admin token")
+	pprof := flag.String("pprof", "", "start the node with --pprof-addr here (e.g. 127.0.0.1:6060)")
 	flag.Parse()
 
-	var srv *server
-	if *sipAddr == "" {
-		var err error
-		if srv, err = startServer(*token); err != nil {
-			log.Fatal(err)
-		}
-		defer srv.stop()
-		*sipAddr, *httpAddr = srv.sip, srv.http
-	}
-	b := &bench{sip: *sipAddr, http: "http://" + *httpAddr, token: *token, srv: srv}
-	if err := b.provision(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep := report{Scenario: *scenario, Command: strings.Join(os.Args, " "), Started: time.Now().UTC(), Machine: machine()}
+	dir, err := os.MkdirTemp("", "switchboard-bench-")
+	if err != nil {
 		log.Fatal(err)
 	}
-	var r result
-	switch *scenario {
-	case "calls":
-		r = b.calls(*rate, *duration)
-	case "concurrent":
-		r = b.concurrent(*calls, *duration)
-	case "register":
-		r = b.register(*rate, *duration)
-	default:
-		log.Fatalf("unknown scenario %q", *scenario)
+	defer os.RemoveAll(dir)
+
+	n := &node{sip: *sipAddr, http: *httpAddr, token: *token}
+	if *sipAddr == "" {
+		if n, err = startNode(dir, *token, *pprof); err != nil {
+			log.Fatal(err)
+		}
+		defer n.stop()
+		rep.NodeReady = n.readyMs
 	}
-	r.Scenario = *scenario
-	if srv != nil {
-		r.ReadyMs = srv.readyMs
+	if err := n.provision(); err != nil {
+		log.Fatal(err)
 	}
-	printResult(r)
-	data, _ := json.MarshalIndent(r, "", "  ")
+	if err := run(ctx, &rep, n, dir, options{
+		scenario: *scenario, targets: list(*targets), gen: *gen, rates: floats(*rates), step: *step, bound: *bound,
+		calls: ints(*calls), duration: *duration, self: *self,
+	}); err != nil {
+		log.Print(err)
+		defer os.Exit(1)
+	}
+	data, _ := json.MarshalIndent(rep, "", "  ")
 	if err := os.WriteFile(*out, data, 0o644); err != nil {
 		log.Fatal(err)
 	}
+	fmt.Printf("result written to %s\n", *out)
 }
 
-type bench struct {
-	sip, http, token string
-	srv              *server
+type options struct {
+	scenario    string
+	targets     []string
+	gen         string
+	rates       []float64
+	step, bound time.Duration
+	calls       []int
+	duration    time.Duration
+	self        int
 }
 
-func (b *bench) api(method, path string, body any) (int, error) {
-	data, _ := json.Marshal(body)
-	req, _ := http.NewRequest(method, b.http+path, bytes.NewReader(data))
-	req.Header.Set("Authorization", "Bearer "+b.token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
+func run(ctx context.Context, rep *report, n *node, dir string, o options) error {
+	switch o.scenario {
+	case "calls":
+		if len(o.targets) == 0 {
+			o.targets = []string{"sipp", "kamailio", "switchboard"}
+		}
+		ls, err := ladders(ctx, n, dir, o.targets, o.gen, o.rates, o.step, o.bound)
+		rep.Ladders = ls
+		rep.Ratios = ladderRatios(ls)
+		printLadders(ls, rep.Ratios)
+		return err
+	case "register":
+		res := climb("register", o.rates, o.step, o.bound, func(r float64, d time.Duration) (sipp.Step, error) { return register(n, r, d) })
+		rep.Ladders = []ladderResult{res}
+		printLadders(rep.Ladders, nil)
+		return nil
+	case "delegated":
+		ls, err := delegated(n, o.rates, o.step, o.bound)
+		rep.Ladders = ls
+		printLadders(ls, nil)
+		return err
+	case "concurrent":
+		if len(o.targets) == 0 {
+			o.targets = []string{"rtpengine", "switchboard"}
+		}
+		rs, err := concurrentRuns(ctx, n, dir, o.targets, o.calls, o.duration, o.self)
+		rep.Concurrent = rs
+		rep.Ratios = concurrentRatios(rs)
+		printRatios(rep.Ratios)
+		return err
 	}
-	res.Body.Close()
-	return res.StatusCode, nil
+	return fmt.Errorf("unknown scenario %q (calls, concurrent, register, delegated)", o.scenario)
 }
 
-func (b *bench) provision() error {
-	for _, r := range []struct {
-		path string
-		body any
-	}{
-		{"/v1/users", map[string]any{"id": "callee", "name": "Callee", "extension": "2000", "numbers": []string{calleeNum}, "sip_password": calleePass}},
-		{"/v1/trunks", map[string]any{"id": "bench", "address": trunkIP + ":5999", "inbound_cidrs": []string{trunkIP + "/32"}}},
-	} {
-		code, err := b.api("POST", r.path, r.body)
+// concurrentRuns carries each count through each relay; a relay stops at
+// its first count with loss ≥ 0.1%.
+func concurrentRuns(ctx context.Context, n *node, dir string, targets []string, counts []int, d time.Duration, self int) ([]concurrentResult, error) {
+	var out []concurrentResult
+	if self > 0 && len(counts) > 0 {
+		fmt.Println("generator self-check: looped back, no relay")
+		r, err := selfCheck(ctx, slices.Max(counts), self, min(d, 5*time.Second))
 		if err != nil {
-			return err
+			return out, err
 		}
-		if code != 201 && code != 409 {
-			return fmt.Errorf("provision %s: status %d", r.path, code)
-		}
+		printConcurrent(r)
+		out = append(out, r)
 	}
-	return nil
-}
-
-func (b *bench) phones() (caller, callee *sipphone.Phone, err error) {
-	callee, err = sipphone.New(sipphone.Config{User: "callee", Password: calleePass, Domain: domain, Server: b.sip, AutoAnswerOn: true, Backlog: 100000})
-	if err != nil {
-		return nil, nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if res, err := callee.Register(ctx, 3600); err != nil || res.StatusCode != 200 {
-		return nil, nil, fmt.Errorf("register callee: %v %v", res, err)
-	}
-	caller, err = sipphone.New(sipphone.Config{User: "carrier", Domain: domain, Server: b.sip, IP: trunkIP})
-	return caller, callee, err
-}
-
-// dial places one call and returns its setup time (INVITE to first ringing
-// or answer) or a failure reason.
-func dial(ctx context.Context, p *sipphone.Phone) (*sipphone.Call, time.Duration, string) {
-	start := time.Now()
-	var setup time.Duration
-	c, err := p.Dial(ctx, calleeNum, func(int) {
-		if setup == 0 {
-			setup = time.Since(start)
-		}
-	})
-	if err != nil {
-		if rej, ok := err.(*sipphone.ErrRejected); ok {
-			return nil, 0, strconv.Itoa(rej.Code)
-		}
-		return nil, 0, "timeout_or_transport"
-	}
-	if setup == 0 {
-		setup = time.Since(start)
-	}
-	return c, setup, ""
-}
-
-// calls offers rate calls per second for d; each call is hung up at once.
-func (b *bench) calls(rate float64, d time.Duration) result {
-	caller, callee, err := b.phones()
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer caller.Close()
-	defer callee.Close()
-	r := result{Offered: rate, Failed: map[string]int{}}
-	var mu sync.Mutex
-	var lat []time.Duration
-	var wg sync.WaitGroup
-	cpu0 := b.srv.cpu()
-	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
-	defer tick.Stop()
-	start := time.Now()
-	progress := time.NewTicker(time.Second)
-	defer progress.Stop()
-loop:
-	for time.Since(start) < d {
-		select {
-		case <-tick.C:
-		case <-progress.C:
-			mu.Lock()
-			fmt.Fprintf(os.Stderr, "\r%5.1fs attempted %d ok %d failed %v   ", time.Since(start).Seconds(), r.Attempted, r.Succeeded, r.Failed)
-			mu.Unlock()
-			continue loop
-		}
-		wg.Add(1)
-		mu.Lock()
-		r.Attempted++
-		mu.Unlock()
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, setup, reason := dial(ctx, caller)
-			mu.Lock()
-			defer mu.Unlock()
-			if reason != "" {
-				r.Failed[reason]++
-				return
+	for _, t := range targets {
+		fmt.Printf("concurrent calls through %s, %s of 20 ms PCMU both ways per count\n", t, d)
+		for _, count := range counts {
+			r, err := concurrentOnce(ctx, n, dir, t, count, d)
+			if err != nil {
+				return out, err
 			}
-			r.Succeeded++
-			lat = append(lat, setup)
-			go c.Hangup(context.Background())
-		}()
+			printConcurrent(r)
+			out = append(out, r)
+			if !r.Clean() {
+				break
+			}
+		}
 	}
-	wg.Wait()
-	fmt.Fprintln(os.Stderr)
-	elapsed := time.Since(start).Seconds()
-	r.Achieved = float64(r.Succeeded) / elapsed
-	r.SetupP50ms, r.SetupP95ms, r.SetupP99ms = pct(lat, 0.5), pct(lat, 0.95), pct(lat, 0.99)
-	r.ServerCPUs = b.srv.cpu() - cpu0
-	if r.Succeeded > 0 {
-		r.CPUPerCallMs = r.ServerCPUs * 1000 / float64(r.Succeeded)
-	}
-	r.ServerRSSKB = b.srv.rss()
-	return r
+	return out, nil
 }
 
-// concurrent holds n calls open with 20 ms PCMU both ways for d.
-func (b *bench) concurrent(n int, d time.Duration) result {
-	caller, callee, err := b.phones()
+func concurrentOnce(ctx context.Context, n *node, dir, target string, count int, d time.Duration) (concurrentResult, error) {
+	a, err := rtpgenListen()
 	if err != nil {
-		log.Fatal(err)
+		return concurrentResult{}, err
 	}
-	defer caller.Close()
-	defer callee.Close()
-	r := result{Failed: map[string]int{}}
-	rss0 := b.srv.rss()
-	var outs []*sipphone.Call
-	var lat []time.Duration
-	for i := 0; i < n; i++ { // ramp one at a time: setup is not what this measures
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c, setup, reason := dial(ctx, caller)
-		cancel()
-		r.Attempted++
-		if reason != "" {
-			r.Failed[reason]++
-			continue
-		}
-		outs = append(outs, c)
-		lat = append(lat, setup)
-		if i%100 == 99 {
-			fmt.Fprintf(os.Stderr, "\rup: %d   ", len(outs))
-		}
+	defer a.Close()
+	b, err := rtpgenListen()
+	if err != nil {
+		return concurrentResult{}, err
 	}
-	var ins []*sipphone.Call
-	deadline := time.After(10 * time.Second)
-collect:
-	for len(ins) < len(outs) {
-		select {
-		case c := <-callee.Incoming():
-			<-c.Answered()
-			ins = append(ins, c)
-		case <-deadline:
-			break collect
+	defer b.Close()
+	var rc relayCalls
+	switch target {
+	case "switchboard":
+		rc, err = switchboardCalls(n, count, a, b)
+	case "rtpengine":
+		rc, err = rtpengineCalls(ctx, dir, count, a, b)
+	default:
+		err = fmt.Errorf("unknown relay %q (rtpengine, switchboard)", target)
+	}
+	if err != nil {
+		return concurrentResult{Relay: target}, err
+	}
+	return carry(ctx, target, a, b, rc, d)
+}
+
+// ladderRatios: switchboard's clean setup rate over each peer's.
+func ladderRatios(ls []ladderResult) map[string]float64 {
+	r := map[string]float64{}
+	var sb float64
+	for _, l := range ls {
+		if l.Target == "switchboard" {
+			sb = l.CleanRate
 		}
 	}
-	r.Succeeded = int64(len(outs))
-	r.Concurrent = len(outs)
-	r.SetupP50ms, r.SetupP95ms, r.SetupP99ms = pct(lat, 0.5), pct(lat, 0.95), pct(lat, 0.99)
-	cpu0 := b.srv.cpu()
-	// One pacer per side walks every call each 20 ms: a goroutine per call
-	// would make the generator measure its own scheduler.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, side := range [][]*sipphone.Call{outs, ins} {
-		wg.Add(1)
-		go func(cs []*sipphone.Call) {
-			defer wg.Done()
-			t := time.NewTicker(20 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-					for _, c := range cs {
-						_ = c.SendRTP(1, 0)
-					}
-				}
-			}
-		}(side)
-	}
-	start := time.Now()
-	for time.Since(start) < d {
-		time.Sleep(time.Second)
-		fmt.Fprintf(os.Stderr, "\r%4.0fs calls %d rtp sent %d received %d   ", time.Since(start).Seconds(), len(outs), sum(outs, ins, true), sum(outs, ins, false))
-	}
-	close(stop)
-	wg.Wait()
-	time.Sleep(200 * time.Millisecond) // let the last packets land
-	fmt.Fprintln(os.Stderr)
-	r.RTPSent, r.RTPReceived = sum(outs, ins, true), sum(outs, ins, false)
-	if r.RTPSent > 0 {
-		r.LossPct = 100 * float64(r.RTPSent-r.RTPReceived) / float64(r.RTPSent)
-	}
-	r.ServerCPUs = b.srv.cpu() - cpu0
-	r.ServerRSSKB = b.srv.rss()
-	if len(outs) > 0 {
-		r.RSSPerCallKB = float64(r.ServerRSSKB-rss0) / float64(len(outs))
-	}
-	for _, c := range outs {
-		_ = c.Hangup(context.Background())
+	for _, l := range ls {
+		if l.Target != "switchboard" && l.CleanRate > 0 {
+			r["switchboard/"+l.Target+" clean setup rate"] = sb / l.CleanRate
+		}
 	}
 	return r
 }
 
-func sum(a, b []*sipphone.Call, sent bool) int64 {
-	var t int64
-	for _, cs := range [][]*sipphone.Call{a, b} {
-		for _, c := range cs {
-			if sent {
-				t += c.Sent()
-			} else {
-				t += c.Received()
-			}
+// concurrentRatios: switchboard over rtpengine, at the largest count both
+// carried cleanly, and in relay CPU per call there.
+func concurrentRatios(rs []concurrentResult) map[string]float64 {
+	best := map[string]concurrentResult{}
+	for _, r := range rs {
+		if r.Clean() && r.Calls > best[r.Relay].Calls {
+			best[r.Relay] = r
 		}
 	}
-	return t
+	sb, ok1 := best["switchboard"]
+	re, ok2 := best["rtpengine"]
+	if !ok1 || !ok2 {
+		return nil
+	}
+	out := map[string]float64{"switchboard/rtpengine clean concurrent calls": float64(sb.Calls) / float64(re.Calls)}
+	if sb.CPUPerCallMs > 0 {
+		out["rtpengine/switchboard relay CPU per call (>1: switchboard is cheaper)"] = re.CPUPerCallMs / sb.CPUPerCallMs
+	}
+	return out
 }
 
-// register offers REGISTERs with digest at rate per second for d.
-func (b *bench) register(rate float64, d time.Duration) result {
-	p, err := sipphone.New(sipphone.Config{User: "callee", Password: calleePass, Domain: domain, Server: b.sip})
-	if err != nil {
-		log.Fatal(err)
+func printLadders(ls []ladderResult, ratios map[string]float64) {
+	fmt.Println()
+	fmt.Printf("%-12s %18s %26s %16s\n", "target", "highest clean /s", "setup p99 at half (ms)", "target RSS MiB")
+	for _, l := range ls {
+		clean := strconv.FormatFloat(l.CleanRate, 'f', 0, 64)
+		if l.Capped {
+			clean = "≥ " + clean
+		}
+		fmt.Printf("%-12s %18s %18.1f @ %4.0f/s %16.1f\n", l.Target, clean, l.P99AtHalf, l.HalfRate, float64(l.TargetRSS)/1024)
 	}
-	defer p.Close()
-	r := result{Offered: rate, Failed: map[string]int{}}
-	var mu sync.Mutex
-	var lat []time.Duration
-	var wg sync.WaitGroup
-	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
-	defer tick.Stop()
-	start := time.Now()
-	for time.Since(start) < d {
-		<-tick.C
-		r.Attempted++
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			t0 := time.Now()
-			res, err := p.Register(ctx, 3600)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil:
-				r.Failed["timeout_or_transport"]++
-			case res.StatusCode != 200:
-				r.Failed[strconv.Itoa(res.StatusCode)]++
-			default:
-				r.Succeeded++
-				lat = append(lat, time.Since(t0))
-			}
-		}()
+	printRatios(ratios)
+}
+
+func printRatios(r map[string]float64) {
+	keys := make([]string, 0, len(r))
+	for k := range r {
+		keys = append(keys, k)
 	}
-	wg.Wait()
-	r.Achieved = float64(r.Succeeded) / time.Since(start).Seconds()
-	r.SetupP50ms, r.SetupP95ms, r.SetupP99ms = pct(lat, 0.5), pct(lat, 0.95), pct(lat, 0.99)
-	r.ServerRSSKB = b.srv.rss()
-	return r
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("ratio %s: %.2f\n", k, r[k])
+	}
 }
 
 func pct(d []time.Duration, p float64) float64 {
 	if len(d) == 0 {
 		return 0
 	}
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	i := int(float64(len(d)-1) * p)
-	return float64(d[i].Microseconds()) / 1000
+	slices.Sort(d)
+	return float64(d[int(float64(len(d)-1)*p)].Microseconds()) / 1000
 }
 
-func printResult(r result) {
-	fmt.Printf("%-22s %s\n", "scenario", r.Scenario)
-	fmt.Printf("%-22s %.1f/s offered, %.1f/s achieved\n", "rate", r.Offered, r.Achieved)
-	fmt.Printf("%-22s %d attempted, %d ok, failed %v\n", "calls", r.Attempted, r.Succeeded, r.Failed)
-	fmt.Printf("%-22s p50 %.2f  p95 %.2f  p99 %.2f ms\n", "setup latency", r.SetupP50ms, r.SetupP95ms, r.SetupP99ms)
-	if r.Concurrent > 0 {
-		fmt.Printf("%-22s %d\n", "concurrent calls", r.Concurrent)
-		fmt.Printf("%-22s sent %d, received %d, loss %.3f%%\n", "RTP", r.RTPSent, r.RTPReceived, r.LossPct)
-	}
-	fmt.Printf("%-22s cpu %.2fs (%.3f ms/call), rss %d KiB (%.1f KiB/call)\n", "server", r.ServerCPUs, r.CPUPerCallMs, r.ServerRSSKB, r.RSSPerCallKB)
-	if r.ReadyMs > 0 {
-		fmt.Printf("%-22s %d ms\n", "start to /readyz", r.ReadyMs)
-	}
+func selfCPU() float64 { return proc.CPUOf(os.Getpid()) }
+
+func machine() string {
+	host, _ := os.Hostname()
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return fmt.Sprintf("%s, %d CPUs, Linux %s, %s", host, runtime.NumCPU(), strings.TrimSpace(string(kernel)), runtime.Version())
 }
 
-// server is a switchboard process the harness started.
-type server struct {
-	cmd       *exec.Cmd
-	dir       string
-	sip, http string
-	readyMs   int64
-}
-
-func startServer(token string) (*server, error) {
-	dir, err := os.MkdirTemp("", "switchboard-bench-")
-	if err != nil {
-		return nil, err
-	}
-	bin := filepath.Join(dir, "switchboard")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/switchboard")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("build switchboard: %w", err)
-	}
-	s := &server{dir: dir, sip: "127.0.0.1:25060", http: "127.0.0.1:28080"}
-	s.cmd = exec.Command(bin, "--sip-addr", s.sip, "--http-addr", s.http, "--media-ip", "127.0.0.1",
-		"--rtp-ports", "40000-59999", "--data-dir", filepath.Join(dir, "data"), "--etcd-listen", "127.0.0.1:0",
-		"--node-id", "bench", "--admin-token", token, "--log-level", "error")
-	logf, _ := os.Create(filepath.Join(dir, "node.log"))
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	t0 := time.Now()
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	for time.Since(t0) < 30*time.Second {
-		if res, err := http.Get("http://" + s.http + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				s.readyMs = time.Since(t0).Milliseconds()
-				return s, nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.stop()
-	return nil, fmt.Errorf("node not ready within 30 s (log in %s)", logf.Name())
-}
-
-func (s *server) stop() {
-	if s == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	os.RemoveAll(s.dir)
-}
-
-// cpu is the server's utime+stime in seconds (per-process: /proc/stat
-// under-counts on this kind of VM).
-func (s *server) cpu() float64 {
-	if s == nil {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+2:])
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100
-}
-
-func (s *server) rss() int64 {
-	if s == nil {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			v, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return v
+func list(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
 		}
 	}
-	return 0
+	return out
+}
+
+func floats(s string) []float64 {
+	var out []float64
+	for _, f := range list(s) {
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= 0 {
+			log.Fatalf("bad rate %q", f)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func ints(s string) []int {
+	var out []int
+	for _, f := range list(s) {
+		v, err := strconv.Atoi(f)
+		if err != nil || v <= 0 {
+			log.Fatalf("bad count %q", f)
+		}
+		out = append(out, v)
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,10 @@ type Config struct {
 	// Backlog is how many unread incoming calls Incoming holds (default
 	// 16); calls beyond it still ring and auto-answer but are not listed.
 	Backlog int
+	// MediaAddr, when valid, is advertised in every SDP instead of a socket
+	// per call: a load generator owns that socket and sends and receives
+	// for all calls itself (SendRTP is then unavailable).
+	MediaAddr netip.AddrPort
 }
 
 // Phone is one SIP user agent with its own socket.
@@ -229,7 +234,7 @@ func (p *Phone) Dial(ctx context.Context, target string, onProgress func(code in
 
 // DialWith is Dial with extra headers on the INVITE ("Name: value").
 func (p *Phone) DialWith(ctx context.Context, target string, headers []string, onProgress func(code int)) (*Call, error) {
-	m, err := newRTPLeg(p.cfg.IP, p.cfg.SRTP)
+	m, err := p.newRTPLeg()
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +332,7 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 
 // Answer answers an incoming call with our SDP and waits for the ACK.
 func (c *Call) Answer() error {
-	m, err := newRTPLeg(c.p.cfg.IP, c.p.cfg.SRTP)
+	m, err := c.p.newRTPLeg()
 	if err != nil {
 		return err
 	}
@@ -459,12 +464,16 @@ func (c *Call) LastPayload() []byte { return c.media.lastPayload() }
 func (c *Call) RemoteSDP() string { return c.media.remoteSDP }
 
 // MediaAddr is our local RTP address.
-func (c *Call) MediaAddr() string { return c.media.conn.LocalAddr().String() }
+func (c *Call) MediaAddr() string { return c.media.local.String() }
+
+// RemoteMedia is where the far end (the relay) takes this call's RTP.
+func (c *Call) RemoteMedia() netip.AddrPort { return c.media.remote.AddrPort() }
 
 // ---- RTP ----------------------------------------------------------------------
 
 type rtpLeg struct {
-	conn      *net.UDPConn
+	conn      *net.UDPConn // nil when Config.MediaAddr is set
+	local     netip.AddrPort
 	remote    *net.UDPAddr
 	remoteSDP string
 	ssrc      uint32
@@ -489,21 +498,25 @@ var silence = func() (b [160]byte) {
 	return
 }()
 
-func newRTPLeg(ip string, srtp bool) (*rtpLeg, error) {
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
+func (p *Phone) newRTPLeg() (*rtpLeg, error) {
+	m := &rtpLeg{ssrc: uint32(time.Now().UnixNano()), local: p.cfg.MediaAddr}
+	if p.cfg.SRTP {
+		m.srtp = newSRTPPair()
+	}
+	if m.local.IsValid() {
+		return m, nil
+	}
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(p.cfg.IP)})
 	if err != nil {
 		return nil, err
 	}
-	m := &rtpLeg{conn: conn, ssrc: uint32(time.Now().UnixNano())}
-	if srtp {
-		m.srtp = newSRTPPair()
-	}
+	m.conn, m.local = conn, conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	go m.read()
 	return m, nil
 }
 
 func (m *rtpLeg) offer(direction string) []byte {
-	a := m.conn.LocalAddr().(*net.UDPAddr)
+	a := m.local
 	proto := "RTP/AVP"
 	crypto := ""
 	if m.srtp != nil {
@@ -511,7 +524,7 @@ func (m *rtpLeg) offer(direction string) []byte {
 		crypto = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + m.srtp.localKeyB64() + "\r\n"
 	}
 	return []byte(fmt.Sprintf("v=0\r\no=- %d 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d %s 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n%sa=%s\r\n",
-		m.ssrc, a.IP, a.IP, a.Port, proto, crypto, direction))
+		m.ssrc, a.Addr(), a.Addr(), a.Port(), proto, crypto, direction))
 }
 
 // answer is our SDP for an offer; the phone's own RTP/SRTP mode decides
@@ -546,6 +559,9 @@ func (m *rtpLeg) setRemote(sdp []byte) error {
 }
 
 func (m *rtpLeg) send(n int, interval time.Duration) error {
+	if m.conn == nil {
+		return errors.New("sipphone: media is owned by Config.MediaAddr's socket")
+	}
 	m.sendMu.Lock()
 	defer m.sendMu.Unlock()
 	for i := 0; i < n; i++ {
@@ -605,7 +621,7 @@ func (m *rtpLeg) lastPayload() []byte {
 }
 
 func (m *rtpLeg) close() {
-	if m.closed.CompareAndSwap(false, true) {
+	if m.closed.CompareAndSwap(false, true) && m.conn != nil {
 		m.conn.Close()
 	}
 }

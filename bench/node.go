@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/switchboard/switchboard/bench/proc"
+)
+
+const (
+	domain    = "switchboard.local"
+	trunkIP   = "127.0.0.3" // the bench trunk is trusted by this source address
+	calleeNum = "+14155550102"
+	dlgNum    = "+14155550103" // the delegator of the delegated scenario
+	password  = "bench-secret"
+)
+
+// node is the switchboard under test: one the harness started, or a
+// running one (-sip/-http).
+type node struct {
+	p         *proc.Proc // nil for a node the harness did not start
+	sip, http string
+	token     string
+	readyMs   int64
+}
+
+// startNode builds switchboard and runs it on loopback in dir.
+func startNode(dir, token, pprof string) (*node, error) {
+	bin := filepath.Join(dir, "switchboard")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/switchboard")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("build switchboard: %w", err)
+	}
+	n := &node{sip: "127.0.0.1:25060", http: "127.0.0.1:28080", token: token}
+	args := []string{"--sip-addr", n.sip, "--http-addr", n.http, "--media-ip", "127.0.0.1",
+		"--rtp-ports", "40000-59999", "--data-dir", filepath.Join(dir, "data"), "--etcd-listen", "127.0.0.1:0",
+		"--node-id", "bench", "--admin-token", token, "--log-level", "error"}
+	if pprof != "" {
+		args = append(args, "--pprof-addr", pprof)
+	}
+	t0 := time.Now()
+	p, err := proc.Start(bin, filepath.Join(dir, "node.log"), args...)
+	if err != nil {
+		return nil, err
+	}
+	n.p = p
+	for time.Since(t0) < 30*time.Second {
+		select {
+		case <-p.Exited():
+			return nil, fmt.Errorf("switchboard exited at start (log: %s)", filepath.Join(dir, "node.log"))
+		default:
+		}
+		if res, err := http.Get("http://" + n.http + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				n.readyMs = time.Since(t0).Milliseconds()
+				return n, nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.Stop()
+	return nil, fmt.Errorf("switchboard not ready within 30 s (log: %s)", filepath.Join(dir, "node.log"))
+}
+
+func (n *node) stop() {
+	if n.p != nil {
+		n.p.Stop()
+	}
+}
+
+func (n *node) cpu() float64 {
+	if n.p == nil {
+		return 0
+	}
+	return n.p.CPU()
+}
+
+func (n *node) rss() int64 {
+	if n.p == nil {
+		return 0
+	}
+	return n.p.RSS()
+}
+
+func (n *node) api(method, path string, body any) (int, error) {
+	data, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, "http://"+n.http+path, bytes.NewReader(data))
+	req.Header.Set("Authorization", "Bearer "+n.token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	res.Body.Close()
+	return res.StatusCode, nil
+}
+
+// provision creates the callee, a delegator with two delegates, and the
+// trunk the load enters through; existing ones (409) are fine.
+func (n *node) provision() error {
+	user := func(id, ext string, numbers ...string) map[string]any {
+		return map[string]any{"id": id, "name": id, "extension": ext, "numbers": numbers, "sip_password": password}
+	}
+	for _, r := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", "/v1/users", user("callee", "2000", calleeNum)},
+		{"POST", "/v1/users", user("dan", "2001", dlgNum)},
+		{"POST", "/v1/users", user("ann", "2002")},
+		{"POST", "/v1/users", user("bob", "2003")},
+		{"PATCH", "/v1/users/dan", map[string]any{"power_pack": true}},
+		{"POST", "/v1/users/dan/delegates", map[string]any{"delegate": "ann", "privileges": []string{"answer_calls"}, "order": 0}},
+		{"POST", "/v1/users/dan/delegates", map[string]any{"delegate": "bob", "privileges": []string{"answer_calls"}, "order": 1}},
+		{"POST", "/v1/users/ann/delegations/dan/accept", nil},
+		{"POST", "/v1/users/bob/delegations/dan/accept", nil},
+		{"POST", "/v1/trunks", map[string]any{"id": "bench", "address": trunkIP + ":5999", "inbound_cidrs": []string{trunkIP + "/32"}}},
+	} {
+		code, err := n.api(r.method, r.path, r.body)
+		if err != nil {
+			return err
+		}
+		if code >= 300 && code != 409 {
+			return fmt.Errorf("provision %s %s: status %d", r.method, r.path, code)
+		}
+	}
+	return nil
+}
+
+// ringMode sets the delegator's everybody-else mode ("" turns VIP
+// delegation off: everybody rings at once).
+func (n *node) ringMode(mode string) error {
+	body := map[string]any{"enabled": false}
+	if mode != "" {
+		body = map[string]any{"enabled": true, "vip_mode": "me_only", "everybody_else": mode, "ring_seconds": 20}
+	}
+	code, err := n.api("PUT", "/v1/users/dan/vip", body)
+	if err == nil && code != 200 {
+		err = fmt.Errorf("PUT vip %v: status %d", body, code)
+	}
+	return err
+}

@@ -1,0 +1,183 @@
+// Package sipp drives sipp as the load generator of the setup-rate ladder:
+// a UAS that answers every call (registered with digest when the target is
+// switchboard) and a UAC offering calls at a rate. The same two sipp
+// processes face every target, so the targets are compared on equal terms.
+package sipp
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchboard/switchboard/bench/proc"
+)
+
+//go:embed *.xml
+var scenarios embed.FS
+
+// bufSize is sipp's socket buffer: its default 64 KiB drops packets from
+// about 2,000 calls/s, which looks like a server fault (BENCH-NOTES.md).
+const bufSize = "4194304"
+
+// Dir writes the scenario files into dir and returns it.
+func Dir(dir string) (string, error) {
+	entries, _ := scenarios.ReadDir(".")
+	for _, e := range entries {
+		b, _ := scenarios.ReadFile(e.Name())
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			return "", fmt.Errorf("sipp: write %s: %w", e.Name(), err)
+		}
+	}
+	return dir, nil
+}
+
+// Available reports whether the sipp binary is on PATH.
+func Available() bool { _, err := exec.LookPath("sipp"); return err == nil }
+
+// Register sends one REGISTER with digest from localIP:port for user.
+func Register(ctx context.Context, dir, localIP string, port int, user, password, server string) error {
+	cmd := exec.CommandContext(ctx, "sipp", "-sf", filepath.Join(dir, "register.xml"), "-s", user, "-au", user, "-ap", password,
+		"-i", localIP, "-p", strconv.Itoa(port), "-m", "1", "-nostdin", "-timeout", "10s", "-timeout_error", server)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("sipp: register %s: %w: %s", user, err, lastLines(out, 5))
+	}
+	return nil
+}
+
+// UAS starts an answering sipp on localIP:port.
+func UAS(dir, localIP string, port int) (*proc.Proc, error) {
+	p, err := proc.Start("sipp", filepath.Join(dir, fmt.Sprintf("uas-%d.log", port)),
+		"-sf", filepath.Join(dir, "uas.xml"), "-i", localIP, "-p", strconv.Itoa(port), "-buff_size", bufSize,
+		"-nostdin", "-default_behaviors", "all,-abortunexp", "-trace_err", "-error_file", filepath.Join(dir, fmt.Sprintf("uas-%d-errors.log", port)))
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(200 * time.Millisecond) // bound its socket before calls arrive
+	select {
+	case <-p.Exited():
+		return nil, fmt.Errorf("sipp: UAS on port %d exited at start", port)
+	default:
+	}
+	return p, nil
+}
+
+// Step is one rung of the ladder.
+type Step struct {
+	Rate       float64        `json:"offered_per_s"`
+	Achieved   float64        `json:"achieved_per_s"`
+	Attempted  int64          `json:"attempted"`
+	Succeeded  int64          `json:"succeeded"`
+	Failed     map[string]int `json:"failed_by_reason,omitempty"`
+	SetupP50ms float64        `json:"setup_p50_ms"`
+	SetupP95ms float64        `json:"setup_p95_ms"`
+	SetupP99ms float64        `json:"setup_p99_ms"`
+	UDPDrops   int64          `json:"udp_rcvbuf_drops"`
+	// Retransmissions by sipp: a request or response waited over 500 ms.
+	Retransmissions int64   `json:"retransmissions"`
+	TargetCPU       float64 `json:"target_cpu_s"`
+	CPUPerCall      float64 `json:"target_cpu_ms_per_call"`
+	Seconds         float64 `json:"seconds"`
+}
+
+// Clean: every call completed.
+func (s Step) Clean() bool {
+	return s.Attempted > 0 && s.Succeeded == s.Attempted && len(s.Failed) == 0
+}
+
+// UAC offers calls at rate for d from localIP to target and dials number;
+// holdMs keeps each call up that long before the BYE.
+func UAC(ctx context.Context, dir, localIP, target, number string, rate float64, d time.Duration, holdMs int) (Step, error) {
+	calls := int(rate * d.Seconds())
+	run, err := os.MkdirTemp(dir, "uac-")
+	if err != nil {
+		return Step{}, err
+	}
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, "sipp", "-sf", filepath.Join(dir, "uac.xml"), "-s", number, "-i", localIP, "-p", "5062",
+		"-r", strconv.FormatFloat(rate, 'f', -1, 64), "-m", strconv.Itoa(calls), "-d", strconv.Itoa(holdMs), "-l", "100000",
+		"-buff_size", bufSize, "-nostdin", "-timeout", (d + 30*time.Second).String(), "-recv_timeout", "10000",
+		"-trace_stat", "-stf", "stat.csv", "-fd", "3600", "-trace_rtt", "-rtt_freq", "1",
+		"-default_behaviors", "all,-abortunexp", target)
+	cmd.Dir = run
+	cmd.WaitDelay = 5 * time.Second
+	out, runErr := cmd.CombinedOutput() // exit 1: some calls failed; that is a result, not an error
+	st, err := readStats(run)
+	if err != nil {
+		return Step{}, fmt.Errorf("sipp: UAC at %.0f/s: %v (%v): %s", rate, err, runErr, lastLines(out, 5))
+	}
+	st.Rate, st.Seconds = rate, time.Since(start).Seconds()
+	st.Achieved = float64(st.Succeeded) / d.Seconds()
+	return st, nil
+}
+
+// readStats reads sipp's final statistics line and its per-call
+// response times (INVITE to 180: the "setup" rtd of uac.xml).
+func readStats(run string) (Step, error) {
+	st := Step{Failed: map[string]int{}}
+	b, err := os.ReadFile(filepath.Join(run, "stat.csv"))
+	if err != nil {
+		return st, err
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 2 {
+		return st, fmt.Errorf("no statistics written")
+	}
+	hdr, last := strings.Split(lines[0], ";"), strings.Split(lines[len(lines)-1], ";")
+	for i, h := range hdr {
+		if i >= len(last) || !strings.HasSuffix(h, "(C)") {
+			continue
+		}
+		v, _ := strconv.ParseInt(last[i], 10, 64)
+		name := strings.TrimSuffix(h, "(C)")
+		switch {
+		case name == "OutgoingCall":
+			st.Attempted = v
+		case name == "Retransmissions":
+			st.Retransmissions = v
+		case name == "SuccessfulCall":
+			st.Succeeded = v
+		case strings.HasPrefix(name, "Failed") && name != "FailedCall" && v > 0:
+			st.Failed[strings.TrimPrefix(name, "Failed")] = int(v)
+		}
+	}
+	rtts, _ := filepath.Glob(filepath.Join(run, "*_rtt.csv"))
+	var setup []float64
+	for _, f := range rtts {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Split(line, ";")
+			if len(f) >= 3 && strings.TrimSpace(f[2]) == "setup" {
+				if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+					setup = append(setup, v)
+				}
+			}
+		}
+	}
+	sort.Float64s(setup)
+	st.SetupP50ms, st.SetupP95ms, st.SetupP99ms = pct(setup, 50), pct(setup, 95), pct(setup, 99)
+	return st, nil
+}
+
+func pct(sorted []float64, p int) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[max(i-1, 0)]
+}
+
+func lastLines(b []byte, n int) string {
+	l := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(l[max(len(l)-n, 0):], "\n")
+}
