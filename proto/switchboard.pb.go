@@ -83,7 +83,7 @@ func (x LegEvent_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LegEvent_Kind.Descriptor instead.
 func (LegEvent_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{3, 0}
+	return file_switchboard_proto_rawDescGZIP(), []int{4, 0}
 }
 
 type MediaOp_Kind int32
@@ -156,7 +156,7 @@ func (x MediaOp_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MediaOp_Kind.Descriptor instead.
 func (MediaOp_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{25, 0}
+	return file_switchboard_proto_rawDescGZIP(), []int{26, 0}
 }
 
 // Node names a cluster member: its id and its actor-system address, where the
@@ -383,6 +383,86 @@ func (x *CallStart) GetOnBehalfOf() string {
 	return ""
 }
 
+// CallDial is a click-to-call (REST POST /v1/calls): the grain rings
+// from_user's devices, and the one that answers dials `to` as if from_user
+// had dialed it from a phone. The answer is a CallControlResult (201 with
+// the call, or the refusal).
+type CallDial struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CallId        string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	FromUser      string                 `protobuf:"bytes,2,opt,name=from_user,json=fromUser,proto3" json:"from_user,omitempty"`
+	To            string                 `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	OnBehalfOf    string                 `protobuf:"bytes,4,opt,name=on_behalf_of,json=onBehalfOf,proto3" json:"on_behalf_of,omitempty"` // the delegator's line the call is placed on (user id, extension or number)
+	Node          *Node                  `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`                                 // the node whose media relay anchors the call
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallDial) Reset() {
+	*x = CallDial{}
+	mi := &file_switchboard_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallDial) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallDial) ProtoMessage() {}
+
+func (x *CallDial) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallDial.ProtoReflect.Descriptor instead.
+func (*CallDial) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CallDial) GetCallId() string {
+	if x != nil {
+		return x.CallId
+	}
+	return ""
+}
+
+func (x *CallDial) GetFromUser() string {
+	if x != nil {
+		return x.FromUser
+	}
+	return ""
+}
+
+func (x *CallDial) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *CallDial) GetOnBehalfOf() string {
+	if x != nil {
+		return x.OnBehalfOf
+	}
+	return ""
+}
+
+func (x *CallDial) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
 type LegEvent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CallId        string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
@@ -397,7 +477,7 @@ type LegEvent struct {
 
 func (x *LegEvent) Reset() {
 	*x = LegEvent{}
-	mi := &file_switchboard_proto_msgTypes[3]
+	mi := &file_switchboard_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +489,7 @@ func (x *LegEvent) String() string {
 func (*LegEvent) ProtoMessage() {}
 
 func (x *LegEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[3]
+	mi := &file_switchboard_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +502,7 @@ func (x *LegEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LegEvent.ProtoReflect.Descriptor instead.
 func (*LegEvent) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{3}
+	return file_switchboard_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LegEvent) GetCallId() string {
@@ -479,7 +559,7 @@ type LegReinvite struct {
 
 func (x *LegReinvite) Reset() {
 	*x = LegReinvite{}
-	mi := &file_switchboard_proto_msgTypes[4]
+	mi := &file_switchboard_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +571,7 @@ func (x *LegReinvite) String() string {
 func (*LegReinvite) ProtoMessage() {}
 
 func (x *LegReinvite) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[4]
+	mi := &file_switchboard_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +584,7 @@ func (x *LegReinvite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LegReinvite.ProtoReflect.Descriptor instead.
 func (*LegReinvite) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{4}
+	return file_switchboard_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LegReinvite) GetCallId() string {
@@ -538,7 +618,7 @@ type LegReinviteResult struct {
 
 func (x *LegReinviteResult) Reset() {
 	*x = LegReinviteResult{}
-	mi := &file_switchboard_proto_msgTypes[5]
+	mi := &file_switchboard_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +630,7 @@ func (x *LegReinviteResult) String() string {
 func (*LegReinviteResult) ProtoMessage() {}
 
 func (x *LegReinviteResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[5]
+	mi := &file_switchboard_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +643,7 @@ func (x *LegReinviteResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LegReinviteResult.ProtoReflect.Descriptor instead.
 func (*LegReinviteResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{5}
+	return file_switchboard_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LegReinviteResult) GetCode() int32 {
@@ -595,7 +675,7 @@ type LegRespond struct {
 
 func (x *LegRespond) Reset() {
 	*x = LegRespond{}
-	mi := &file_switchboard_proto_msgTypes[6]
+	mi := &file_switchboard_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +687,7 @@ func (x *LegRespond) String() string {
 func (*LegRespond) ProtoMessage() {}
 
 func (x *LegRespond) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[6]
+	mi := &file_switchboard_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +700,7 @@ func (x *LegRespond) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LegRespond.ProtoReflect.Descriptor instead.
 func (*LegRespond) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{6}
+	return file_switchboard_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LegRespond) GetCallId() string {
@@ -685,7 +765,7 @@ type LegOriginate struct {
 
 func (x *LegOriginate) Reset() {
 	*x = LegOriginate{}
-	mi := &file_switchboard_proto_msgTypes[7]
+	mi := &file_switchboard_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +777,7 @@ func (x *LegOriginate) String() string {
 func (*LegOriginate) ProtoMessage() {}
 
 func (x *LegOriginate) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[7]
+	mi := &file_switchboard_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +790,7 @@ func (x *LegOriginate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LegOriginate.ProtoReflect.Descriptor instead.
 func (*LegOriginate) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{7}
+	return file_switchboard_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LegOriginate) GetCallId() string {
@@ -804,7 +884,7 @@ type LegEnd struct {
 
 func (x *LegEnd) Reset() {
 	*x = LegEnd{}
-	mi := &file_switchboard_proto_msgTypes[8]
+	mi := &file_switchboard_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +896,7 @@ func (x *LegEnd) String() string {
 func (*LegEnd) ProtoMessage() {}
 
 func (x *LegEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[8]
+	mi := &file_switchboard_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +909,7 @@ func (x *LegEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LegEnd.ProtoReflect.Descriptor instead.
 func (*LegEnd) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{8}
+	return file_switchboard_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LegEnd) GetCallId() string {
@@ -878,7 +958,7 @@ type CallControl struct {
 
 func (x *CallControl) Reset() {
 	*x = CallControl{}
-	mi := &file_switchboard_proto_msgTypes[9]
+	mi := &file_switchboard_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +970,7 @@ func (x *CallControl) String() string {
 func (*CallControl) ProtoMessage() {}
 
 func (x *CallControl) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[9]
+	mi := &file_switchboard_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +983,7 @@ func (x *CallControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallControl.ProtoReflect.Descriptor instead.
 func (*CallControl) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{9}
+	return file_switchboard_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CallControl) GetCallId() string {
@@ -964,16 +1044,17 @@ func (x *CallControl) GetTarget() string {
 
 type CallControlResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Status        int32                  `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"` // HTTP-style status: 200 ok, 403, 404, 409, 422
+	Status        int32                  `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"` // HTTP-style status: 200 ok, 201 dialed, 403, 404, 409, 422
 	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`      // error code (snake_case) when not ok
 	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Call          *CallInfo              `protobuf:"bytes,4,opt,name=call,proto3" json:"call,omitempty"` // a CallDial's new call
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CallControlResult) Reset() {
 	*x = CallControlResult{}
-	mi := &file_switchboard_proto_msgTypes[10]
+	mi := &file_switchboard_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1066,7 @@ func (x *CallControlResult) String() string {
 func (*CallControlResult) ProtoMessage() {}
 
 func (x *CallControlResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[10]
+	mi := &file_switchboard_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1079,7 @@ func (x *CallControlResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallControlResult.ProtoReflect.Descriptor instead.
 func (*CallControlResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{10}
+	return file_switchboard_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CallControlResult) GetStatus() int32 {
@@ -1022,18 +1103,27 @@ func (x *CallControlResult) GetMessage() string {
 	return ""
 }
 
+func (x *CallControlResult) GetCall() *CallInfo {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
 // LineCallFind asks a line grain for the call a pickup of that line takes:
-// a held call first, else a ringing one.
+// a held call first, else a ringing one; with join, the active call a
+// join (*7) takes.
 type LineCallFind struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Line          string                 `protobuf:"bytes,1,opt,name=line,proto3" json:"line,omitempty"`
+	Join          bool                   `protobuf:"varint,2,opt,name=join,proto3" json:"join,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LineCallFind) Reset() {
 	*x = LineCallFind{}
-	mi := &file_switchboard_proto_msgTypes[11]
+	mi := &file_switchboard_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1135,7 @@ func (x *LineCallFind) String() string {
 func (*LineCallFind) ProtoMessage() {}
 
 func (x *LineCallFind) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[11]
+	mi := &file_switchboard_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1148,7 @@ func (x *LineCallFind) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineCallFind.ProtoReflect.Descriptor instead.
 func (*LineCallFind) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{11}
+	return file_switchboard_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LineCallFind) GetLine() string {
@@ -1066,6 +1156,13 @@ func (x *LineCallFind) GetLine() string {
 		return x.Line
 	}
 	return ""
+}
+
+func (x *LineCallFind) GetJoin() bool {
+	if x != nil {
+		return x.Join
+	}
+	return false
 }
 
 type CallGet struct {
@@ -1077,7 +1174,7 @@ type CallGet struct {
 
 func (x *CallGet) Reset() {
 	*x = CallGet{}
-	mi := &file_switchboard_proto_msgTypes[12]
+	mi := &file_switchboard_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1186,7 @@ func (x *CallGet) String() string {
 func (*CallGet) ProtoMessage() {}
 
 func (x *CallGet) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[12]
+	mi := &file_switchboard_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1199,7 @@ func (x *CallGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallGet.ProtoReflect.Descriptor instead.
 func (*CallGet) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{12}
+	return file_switchboard_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CallGet) GetCallId() string {
@@ -1124,7 +1221,7 @@ type LegInfo struct {
 
 func (x *LegInfo) Reset() {
 	*x = LegInfo{}
-	mi := &file_switchboard_proto_msgTypes[13]
+	mi := &file_switchboard_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1233,7 @@ func (x *LegInfo) String() string {
 func (*LegInfo) ProtoMessage() {}
 
 func (x *LegInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[13]
+	mi := &file_switchboard_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1246,7 @@ func (x *LegInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LegInfo.ProtoReflect.Descriptor instead.
 func (*LegInfo) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{13}
+	return file_switchboard_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LegInfo) GetId() string {
@@ -1198,7 +1295,7 @@ type CallInfo struct {
 
 func (x *CallInfo) Reset() {
 	*x = CallInfo{}
-	mi := &file_switchboard_proto_msgTypes[14]
+	mi := &file_switchboard_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1307,7 @@ func (x *CallInfo) String() string {
 func (*CallInfo) ProtoMessage() {}
 
 func (x *CallInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[14]
+	mi := &file_switchboard_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1320,7 @@ func (x *CallInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallInfo.ProtoReflect.Descriptor instead.
 func (*CallInfo) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{14}
+	return file_switchboard_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CallInfo) GetId() string {
@@ -1305,7 +1402,7 @@ type NodeCalls struct {
 
 func (x *NodeCalls) Reset() {
 	*x = NodeCalls{}
-	mi := &file_switchboard_proto_msgTypes[15]
+	mi := &file_switchboard_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1414,7 @@ func (x *NodeCalls) String() string {
 func (*NodeCalls) ProtoMessage() {}
 
 func (x *NodeCalls) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[15]
+	mi := &file_switchboard_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1427,7 @@ func (x *NodeCalls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeCalls.ProtoReflect.Descriptor instead.
 func (*NodeCalls) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{15}
+	return file_switchboard_proto_rawDescGZIP(), []int{16}
 }
 
 type NodeCallsResult struct {
@@ -1343,7 +1440,7 @@ type NodeCallsResult struct {
 
 func (x *NodeCallsResult) Reset() {
 	*x = NodeCallsResult{}
-	mi := &file_switchboard_proto_msgTypes[16]
+	mi := &file_switchboard_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1452,7 @@ func (x *NodeCallsResult) String() string {
 func (*NodeCallsResult) ProtoMessage() {}
 
 func (x *NodeCallsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[16]
+	mi := &file_switchboard_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1465,7 @@ func (x *NodeCallsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeCallsResult.ProtoReflect.Descriptor instead.
 func (*NodeCallsResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{16}
+	return file_switchboard_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *NodeCallsResult) GetCalls() []*CallInfo {
@@ -1400,7 +1497,7 @@ type Binding struct {
 
 func (x *Binding) Reset() {
 	*x = Binding{}
-	mi := &file_switchboard_proto_msgTypes[17]
+	mi := &file_switchboard_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1509,7 @@ func (x *Binding) String() string {
 func (*Binding) ProtoMessage() {}
 
 func (x *Binding) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[17]
+	mi := &file_switchboard_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1522,7 @@ func (x *Binding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Binding.ProtoReflect.Descriptor instead.
 func (*Binding) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{17}
+	return file_switchboard_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Binding) GetContact() string {
@@ -1491,7 +1588,7 @@ type Register struct {
 
 func (x *Register) Reset() {
 	*x = Register{}
-	mi := &file_switchboard_proto_msgTypes[18]
+	mi := &file_switchboard_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1600,7 @@ func (x *Register) String() string {
 func (*Register) ProtoMessage() {}
 
 func (x *Register) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[18]
+	mi := &file_switchboard_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1613,7 @@ func (x *Register) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Register.ProtoReflect.Descriptor instead.
 func (*Register) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{18}
+	return file_switchboard_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Register) GetUserId() string {
@@ -1558,7 +1655,7 @@ type RegisterResult struct {
 
 func (x *RegisterResult) Reset() {
 	*x = RegisterResult{}
-	mi := &file_switchboard_proto_msgTypes[19]
+	mi := &file_switchboard_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1667,7 @@ func (x *RegisterResult) String() string {
 func (*RegisterResult) ProtoMessage() {}
 
 func (x *RegisterResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[19]
+	mi := &file_switchboard_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1680,7 @@ func (x *RegisterResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResult.ProtoReflect.Descriptor instead.
 func (*RegisterResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{19}
+	return file_switchboard_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RegisterResult) GetBindings() []*Binding {
@@ -1624,7 +1721,7 @@ type LineCall struct {
 
 func (x *LineCall) Reset() {
 	*x = LineCall{}
-	mi := &file_switchboard_proto_msgTypes[20]
+	mi := &file_switchboard_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1636,7 +1733,7 @@ func (x *LineCall) String() string {
 func (*LineCall) ProtoMessage() {}
 
 func (x *LineCall) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[20]
+	mi := &file_switchboard_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1649,7 +1746,7 @@ func (x *LineCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineCall.ProtoReflect.Descriptor instead.
 func (*LineCall) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{20}
+	return file_switchboard_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LineCall) GetLine() string {
@@ -1710,7 +1807,7 @@ type LineGet struct {
 
 func (x *LineGet) Reset() {
 	*x = LineGet{}
-	mi := &file_switchboard_proto_msgTypes[21]
+	mi := &file_switchboard_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1819,7 @@ func (x *LineGet) String() string {
 func (*LineGet) ProtoMessage() {}
 
 func (x *LineGet) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[21]
+	mi := &file_switchboard_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1832,7 @@ func (x *LineGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineGet.ProtoReflect.Descriptor instead.
 func (*LineGet) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{21}
+	return file_switchboard_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LineGet) GetLine() string {
@@ -1754,7 +1851,7 @@ type LineCalls struct {
 
 func (x *LineCalls) Reset() {
 	*x = LineCalls{}
-	mi := &file_switchboard_proto_msgTypes[22]
+	mi := &file_switchboard_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1766,7 +1863,7 @@ func (x *LineCalls) String() string {
 func (*LineCalls) ProtoMessage() {}
 
 func (x *LineCalls) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[22]
+	mi := &file_switchboard_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1779,7 +1876,7 @@ func (x *LineCalls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineCalls.ProtoReflect.Descriptor instead.
 func (*LineCalls) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{22}
+	return file_switchboard_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LineCalls) GetCalls() []*LineCall {
@@ -1798,7 +1895,7 @@ type GetContacts struct {
 
 func (x *GetContacts) Reset() {
 	*x = GetContacts{}
-	mi := &file_switchboard_proto_msgTypes[23]
+	mi := &file_switchboard_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1907,7 @@ func (x *GetContacts) String() string {
 func (*GetContacts) ProtoMessage() {}
 
 func (x *GetContacts) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[23]
+	mi := &file_switchboard_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1920,7 @@ func (x *GetContacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContacts.ProtoReflect.Descriptor instead.
 func (*GetContacts) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{23}
+	return file_switchboard_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetContacts) GetUserId() string {
@@ -1842,7 +1939,7 @@ type ContactsResult struct {
 
 func (x *ContactsResult) Reset() {
 	*x = ContactsResult{}
-	mi := &file_switchboard_proto_msgTypes[24]
+	mi := &file_switchboard_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1951,7 @@ func (x *ContactsResult) String() string {
 func (*ContactsResult) ProtoMessage() {}
 
 func (x *ContactsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[24]
+	mi := &file_switchboard_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +1964,7 @@ func (x *ContactsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactsResult.ProtoReflect.Descriptor instead.
 func (*ContactsResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{24}
+	return file_switchboard_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ContactsResult) GetBindings() []*Binding {
@@ -1891,7 +1988,7 @@ type MediaOp struct {
 
 func (x *MediaOp) Reset() {
 	*x = MediaOp{}
-	mi := &file_switchboard_proto_msgTypes[25]
+	mi := &file_switchboard_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +2000,7 @@ func (x *MediaOp) String() string {
 func (*MediaOp) ProtoMessage() {}
 
 func (x *MediaOp) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[25]
+	mi := &file_switchboard_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +2013,7 @@ func (x *MediaOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaOp.ProtoReflect.Descriptor instead.
 func (*MediaOp) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{25}
+	return file_switchboard_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MediaOp) GetKind() MediaOp_Kind {
@@ -1971,7 +2068,7 @@ type MediaRequest struct {
 
 func (x *MediaRequest) Reset() {
 	*x = MediaRequest{}
-	mi := &file_switchboard_proto_msgTypes[26]
+	mi := &file_switchboard_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2080,7 @@ func (x *MediaRequest) String() string {
 func (*MediaRequest) ProtoMessage() {}
 
 func (x *MediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[26]
+	mi := &file_switchboard_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2093,7 @@ func (x *MediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaRequest.ProtoReflect.Descriptor instead.
 func (*MediaRequest) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{26}
+	return file_switchboard_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MediaRequest) GetCallId() string {
@@ -2025,7 +2122,7 @@ type MediaResult struct {
 
 func (x *MediaResult) Reset() {
 	*x = MediaResult{}
-	mi := &file_switchboard_proto_msgTypes[27]
+	mi := &file_switchboard_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2134,7 @@ func (x *MediaResult) String() string {
 func (*MediaResult) ProtoMessage() {}
 
 func (x *MediaResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[27]
+	mi := &file_switchboard_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2147,7 @@ func (x *MediaResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaResult.ProtoReflect.Descriptor instead.
 func (*MediaResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{27}
+	return file_switchboard_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MediaResult) GetSdp() []byte {
@@ -2090,7 +2187,7 @@ type MediaResponse struct {
 
 func (x *MediaResponse) Reset() {
 	*x = MediaResponse{}
-	mi := &file_switchboard_proto_msgTypes[28]
+	mi := &file_switchboard_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2199,7 @@ func (x *MediaResponse) String() string {
 func (*MediaResponse) ProtoMessage() {}
 
 func (x *MediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[28]
+	mi := &file_switchboard_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2212,7 @@ func (x *MediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaResponse.ProtoReflect.Descriptor instead.
 func (*MediaResponse) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{28}
+	return file_switchboard_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *MediaResponse) GetResults() []*MediaResult {
@@ -2137,7 +2234,7 @@ type MediaEvent struct {
 
 func (x *MediaEvent) Reset() {
 	*x = MediaEvent{}
-	mi := &file_switchboard_proto_msgTypes[29]
+	mi := &file_switchboard_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2246,7 @@ func (x *MediaEvent) String() string {
 func (*MediaEvent) ProtoMessage() {}
 
 func (x *MediaEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[29]
+	mi := &file_switchboard_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2259,7 @@ func (x *MediaEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaEvent.ProtoReflect.Descriptor instead.
 func (*MediaEvent) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{29}
+	return file_switchboard_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MediaEvent) GetCallId() string {
@@ -2208,7 +2305,7 @@ type DomainEvent struct {
 
 func (x *DomainEvent) Reset() {
 	*x = DomainEvent{}
-	mi := &file_switchboard_proto_msgTypes[30]
+	mi := &file_switchboard_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2220,7 +2317,7 @@ func (x *DomainEvent) String() string {
 func (*DomainEvent) ProtoMessage() {}
 
 func (x *DomainEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[30]
+	mi := &file_switchboard_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2233,7 +2330,7 @@ func (x *DomainEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainEvent.ProtoReflect.Descriptor instead.
 func (*DomainEvent) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{30}
+	return file_switchboard_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DomainEvent) GetType() string {
@@ -2276,7 +2373,7 @@ func (x *DomainEvent) GetData() []byte {
 type DelegatorCommand struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Delegator     string                 `protobuf:"bytes,1,opt,name=delegator,proto3" json:"delegator,omitempty"`
-	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"` // list | invite | update | remove | accept | decline | opt_in | opt_out | get_vip | put_vip | add_contact | remove_contact
+	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"` // list | invite | update | remove | accept | decline | opt_in | opt_out | get_vip | put_vip | add_contact | remove_contact | get_privacy | put_privacy
 	ByUser        string                 `protobuf:"bytes,3,opt,name=by_user,json=byUser,proto3" json:"by_user,omitempty"`
 	Admin         bool                   `protobuf:"varint,4,opt,name=admin,proto3" json:"admin,omitempty"`
 	Delegate      string                 `protobuf:"bytes,5,opt,name=delegate,proto3" json:"delegate,omitempty"` // the delegation (or VIP contact) the action is on
@@ -2287,7 +2384,7 @@ type DelegatorCommand struct {
 
 func (x *DelegatorCommand) Reset() {
 	*x = DelegatorCommand{}
-	mi := &file_switchboard_proto_msgTypes[31]
+	mi := &file_switchboard_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +2396,7 @@ func (x *DelegatorCommand) String() string {
 func (*DelegatorCommand) ProtoMessage() {}
 
 func (x *DelegatorCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[31]
+	mi := &file_switchboard_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +2409,7 @@ func (x *DelegatorCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DelegatorCommand.ProtoReflect.Descriptor instead.
 func (*DelegatorCommand) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{31}
+	return file_switchboard_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DelegatorCommand) GetDelegator() string {
@@ -2369,7 +2466,7 @@ type DelegatorResult struct {
 
 func (x *DelegatorResult) Reset() {
 	*x = DelegatorResult{}
-	mi := &file_switchboard_proto_msgTypes[32]
+	mi := &file_switchboard_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2381,7 +2478,7 @@ func (x *DelegatorResult) String() string {
 func (*DelegatorResult) ProtoMessage() {}
 
 func (x *DelegatorResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[32]
+	mi := &file_switchboard_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2491,7 @@ func (x *DelegatorResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DelegatorResult.ProtoReflect.Descriptor instead.
 func (*DelegatorResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{32}
+	return file_switchboard_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DelegatorResult) GetStatus() int32 {
@@ -2437,7 +2534,7 @@ type RingPlanRequest struct {
 
 func (x *RingPlanRequest) Reset() {
 	*x = RingPlanRequest{}
-	mi := &file_switchboard_proto_msgTypes[33]
+	mi := &file_switchboard_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2449,7 +2546,7 @@ func (x *RingPlanRequest) String() string {
 func (*RingPlanRequest) ProtoMessage() {}
 
 func (x *RingPlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[33]
+	mi := &file_switchboard_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2462,7 +2559,7 @@ func (x *RingPlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingPlanRequest.ProtoReflect.Descriptor instead.
 func (*RingPlanRequest) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{33}
+	return file_switchboard_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RingPlanRequest) GetDelegator() string {
@@ -2496,7 +2593,7 @@ type RingStage struct {
 
 func (x *RingStage) Reset() {
 	*x = RingStage{}
-	mi := &file_switchboard_proto_msgTypes[34]
+	mi := &file_switchboard_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2508,7 +2605,7 @@ func (x *RingStage) String() string {
 func (*RingStage) ProtoMessage() {}
 
 func (x *RingStage) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[34]
+	mi := &file_switchboard_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2521,7 +2618,7 @@ func (x *RingStage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingStage.ProtoReflect.Descriptor instead.
 func (*RingStage) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{34}
+	return file_switchboard_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RingStage) GetUsers() []string {
@@ -2550,7 +2647,7 @@ type RingPlan struct {
 
 func (x *RingPlan) Reset() {
 	*x = RingPlan{}
-	mi := &file_switchboard_proto_msgTypes[35]
+	mi := &file_switchboard_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2562,7 +2659,7 @@ func (x *RingPlan) String() string {
 func (*RingPlan) ProtoMessage() {}
 
 func (x *RingPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[35]
+	mi := &file_switchboard_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2575,7 +2672,7 @@ func (x *RingPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingPlan.ProtoReflect.Descriptor instead.
 func (*RingPlan) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{35}
+	return file_switchboard_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RingPlan) GetStages() []*RingStage {
@@ -2617,7 +2714,7 @@ type AccessRequest struct {
 
 func (x *AccessRequest) Reset() {
 	*x = AccessRequest{}
-	mi := &file_switchboard_proto_msgTypes[36]
+	mi := &file_switchboard_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2629,7 +2726,7 @@ func (x *AccessRequest) String() string {
 func (*AccessRequest) ProtoMessage() {}
 
 func (x *AccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[36]
+	mi := &file_switchboard_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2642,7 +2739,7 @@ func (x *AccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessRequest.ProtoReflect.Descriptor instead.
 func (*AccessRequest) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{36}
+	return file_switchboard_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AccessRequest) GetDelegator() string {
@@ -2663,13 +2760,14 @@ type Access struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"` // owner | delegate | none
 	Privileges    []string               `protobuf:"bytes,2,rep,name=privileges,proto3" json:"privileges,omitempty"`
+	JoinChime     bool                   `protobuf:"varint,3,opt,name=join_chime,json=joinChime,proto3" json:"join_chime,omitempty"` // the line's owner wants a chime when someone joins or leaves a call
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Access) Reset() {
 	*x = Access{}
-	mi := &file_switchboard_proto_msgTypes[37]
+	mi := &file_switchboard_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2681,7 +2779,7 @@ func (x *Access) String() string {
 func (*Access) ProtoMessage() {}
 
 func (x *Access) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[37]
+	mi := &file_switchboard_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2694,7 +2792,7 @@ func (x *Access) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Access.ProtoReflect.Descriptor instead.
 func (*Access) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{37}
+	return file_switchboard_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Access) GetRole() string {
@@ -2709,6 +2807,13 @@ func (x *Access) GetPrivileges() []string {
 		return x.Privileges
 	}
 	return nil
+}
+
+func (x *Access) GetJoinChime() bool {
+	if x != nil {
+		return x.JoinChime
+	}
+	return false
 }
 
 var File_switchboard_proto protoreflect.FileDescriptor
@@ -2733,7 +2838,14 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x05offer\x18\x06 \x01(\fR\x05offer\x12,\n" +
 	"\x12received_unix_nano\x18\a \x01(\x03R\x10receivedUnixNano\x12 \n" +
 	"\fon_behalf_of\x18\b \x01(\tR\n" +
-	"onBehalfOf\"\x88\x02\n" +
+	"onBehalfOf\"\x9c\x01\n" +
+	"\bCallDial\x12\x17\n" +
+	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x1b\n" +
+	"\tfrom_user\x18\x02 \x01(\tR\bfromUser\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\x12 \n" +
+	"\fon_behalf_of\x18\x04 \x01(\tR\n" +
+	"onBehalfOf\x12(\n" +
+	"\x04node\x18\x05 \x01(\v2\x14.switchboard.v1.NodeR\x04node\"\x88\x02\n" +
 	"\bLegEvent\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x15\n" +
 	"\x06leg_id\x18\x02 \x01(\tR\x05legId\x121\n" +
@@ -2792,13 +2904,15 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x06leg_id\x18\x05 \x01(\tR\x05legId\x12(\n" +
 	"\x04node\x18\x06 \x01(\v2\x14.switchboard.v1.NodeR\x04node\x12\x14\n" +
 	"\x05offer\x18\a \x01(\fR\x05offer\x12\x16\n" +
-	"\x06target\x18\b \x01(\tR\x06target\"Y\n" +
+	"\x06target\x18\b \x01(\tR\x06target\"\x87\x01\n" +
 	"\x11CallControlResult\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\"\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12,\n" +
+	"\x04call\x18\x04 \x01(\v2\x18.switchboard.v1.CallInfoR\x04call\"6\n" +
 	"\fLineCallFind\x12\x12\n" +
-	"\x04line\x18\x01 \x01(\tR\x04line\"\"\n" +
+	"\x04line\x18\x01 \x01(\tR\x04line\x12\x12\n" +
+	"\x04join\x18\x02 \x01(\bR\x04join\"\"\n" +
 	"\aCallGet\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\"Y\n" +
 	"\aLegInfo\x12\x0e\n" +
@@ -2932,12 +3046,14 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"A\n" +
 	"\rAccessRequest\x12\x1c\n" +
 	"\tdelegator\x18\x01 \x01(\tR\tdelegator\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\"<\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\"[\n" +
 	"\x06Access\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x1e\n" +
 	"\n" +
 	"privileges\x18\x02 \x03(\tR\n" +
-	"privilegesB-Z+github.com/switchboard/switchboard/proto;pbb\x06proto3"
+	"privileges\x12\x1d\n" +
+	"\n" +
+	"join_chime\x18\x03 \x01(\bR\tjoinChimeB-Z+github.com/switchboard/switchboard/proto;pbb\x06proto3"
 
 var (
 	file_switchboard_proto_rawDescOnce sync.Once
@@ -2952,72 +3068,75 @@ func file_switchboard_proto_rawDescGZIP() []byte {
 }
 
 var file_switchboard_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_switchboard_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_switchboard_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_switchboard_proto_goTypes = []any{
 	(LegEvent_Kind)(0),        // 0: switchboard.v1.LegEvent.Kind
 	(MediaOp_Kind)(0),         // 1: switchboard.v1.MediaOp.Kind
 	(*Node)(nil),              // 2: switchboard.v1.Node
 	(*Party)(nil),             // 3: switchboard.v1.Party
 	(*CallStart)(nil),         // 4: switchboard.v1.CallStart
-	(*LegEvent)(nil),          // 5: switchboard.v1.LegEvent
-	(*LegReinvite)(nil),       // 6: switchboard.v1.LegReinvite
-	(*LegReinviteResult)(nil), // 7: switchboard.v1.LegReinviteResult
-	(*LegRespond)(nil),        // 8: switchboard.v1.LegRespond
-	(*LegOriginate)(nil),      // 9: switchboard.v1.LegOriginate
-	(*LegEnd)(nil),            // 10: switchboard.v1.LegEnd
-	(*CallControl)(nil),       // 11: switchboard.v1.CallControl
-	(*CallControlResult)(nil), // 12: switchboard.v1.CallControlResult
-	(*LineCallFind)(nil),      // 13: switchboard.v1.LineCallFind
-	(*CallGet)(nil),           // 14: switchboard.v1.CallGet
-	(*LegInfo)(nil),           // 15: switchboard.v1.LegInfo
-	(*CallInfo)(nil),          // 16: switchboard.v1.CallInfo
-	(*NodeCalls)(nil),         // 17: switchboard.v1.NodeCalls
-	(*NodeCallsResult)(nil),   // 18: switchboard.v1.NodeCallsResult
-	(*Binding)(nil),           // 19: switchboard.v1.Binding
-	(*Register)(nil),          // 20: switchboard.v1.Register
-	(*RegisterResult)(nil),    // 21: switchboard.v1.RegisterResult
-	(*LineCall)(nil),          // 22: switchboard.v1.LineCall
-	(*LineGet)(nil),           // 23: switchboard.v1.LineGet
-	(*LineCalls)(nil),         // 24: switchboard.v1.LineCalls
-	(*GetContacts)(nil),       // 25: switchboard.v1.GetContacts
-	(*ContactsResult)(nil),    // 26: switchboard.v1.ContactsResult
-	(*MediaOp)(nil),           // 27: switchboard.v1.MediaOp
-	(*MediaRequest)(nil),      // 28: switchboard.v1.MediaRequest
-	(*MediaResult)(nil),       // 29: switchboard.v1.MediaResult
-	(*MediaResponse)(nil),     // 30: switchboard.v1.MediaResponse
-	(*MediaEvent)(nil),        // 31: switchboard.v1.MediaEvent
-	(*DomainEvent)(nil),       // 32: switchboard.v1.DomainEvent
-	(*DelegatorCommand)(nil),  // 33: switchboard.v1.DelegatorCommand
-	(*DelegatorResult)(nil),   // 34: switchboard.v1.DelegatorResult
-	(*RingPlanRequest)(nil),   // 35: switchboard.v1.RingPlanRequest
-	(*RingStage)(nil),         // 36: switchboard.v1.RingStage
-	(*RingPlan)(nil),          // 37: switchboard.v1.RingPlan
-	(*AccessRequest)(nil),     // 38: switchboard.v1.AccessRequest
-	(*Access)(nil),            // 39: switchboard.v1.Access
-	nil,                       // 40: switchboard.v1.RingPlan.NamesEntry
+	(*CallDial)(nil),          // 5: switchboard.v1.CallDial
+	(*LegEvent)(nil),          // 6: switchboard.v1.LegEvent
+	(*LegReinvite)(nil),       // 7: switchboard.v1.LegReinvite
+	(*LegReinviteResult)(nil), // 8: switchboard.v1.LegReinviteResult
+	(*LegRespond)(nil),        // 9: switchboard.v1.LegRespond
+	(*LegOriginate)(nil),      // 10: switchboard.v1.LegOriginate
+	(*LegEnd)(nil),            // 11: switchboard.v1.LegEnd
+	(*CallControl)(nil),       // 12: switchboard.v1.CallControl
+	(*CallControlResult)(nil), // 13: switchboard.v1.CallControlResult
+	(*LineCallFind)(nil),      // 14: switchboard.v1.LineCallFind
+	(*CallGet)(nil),           // 15: switchboard.v1.CallGet
+	(*LegInfo)(nil),           // 16: switchboard.v1.LegInfo
+	(*CallInfo)(nil),          // 17: switchboard.v1.CallInfo
+	(*NodeCalls)(nil),         // 18: switchboard.v1.NodeCalls
+	(*NodeCallsResult)(nil),   // 19: switchboard.v1.NodeCallsResult
+	(*Binding)(nil),           // 20: switchboard.v1.Binding
+	(*Register)(nil),          // 21: switchboard.v1.Register
+	(*RegisterResult)(nil),    // 22: switchboard.v1.RegisterResult
+	(*LineCall)(nil),          // 23: switchboard.v1.LineCall
+	(*LineGet)(nil),           // 24: switchboard.v1.LineGet
+	(*LineCalls)(nil),         // 25: switchboard.v1.LineCalls
+	(*GetContacts)(nil),       // 26: switchboard.v1.GetContacts
+	(*ContactsResult)(nil),    // 27: switchboard.v1.ContactsResult
+	(*MediaOp)(nil),           // 28: switchboard.v1.MediaOp
+	(*MediaRequest)(nil),      // 29: switchboard.v1.MediaRequest
+	(*MediaResult)(nil),       // 30: switchboard.v1.MediaResult
+	(*MediaResponse)(nil),     // 31: switchboard.v1.MediaResponse
+	(*MediaEvent)(nil),        // 32: switchboard.v1.MediaEvent
+	(*DomainEvent)(nil),       // 33: switchboard.v1.DomainEvent
+	(*DelegatorCommand)(nil),  // 34: switchboard.v1.DelegatorCommand
+	(*DelegatorResult)(nil),   // 35: switchboard.v1.DelegatorResult
+	(*RingPlanRequest)(nil),   // 36: switchboard.v1.RingPlanRequest
+	(*RingStage)(nil),         // 37: switchboard.v1.RingStage
+	(*RingPlan)(nil),          // 38: switchboard.v1.RingPlan
+	(*AccessRequest)(nil),     // 39: switchboard.v1.AccessRequest
+	(*Access)(nil),            // 40: switchboard.v1.Access
+	nil,                       // 41: switchboard.v1.RingPlan.NamesEntry
 }
 var file_switchboard_proto_depIdxs = []int32{
 	2,  // 0: switchboard.v1.CallStart.node:type_name -> switchboard.v1.Node
 	3,  // 1: switchboard.v1.CallStart.from:type_name -> switchboard.v1.Party
-	0,  // 2: switchboard.v1.LegEvent.kind:type_name -> switchboard.v1.LegEvent.Kind
-	2,  // 3: switchboard.v1.CallControl.node:type_name -> switchboard.v1.Node
-	15, // 4: switchboard.v1.CallInfo.legs:type_name -> switchboard.v1.LegInfo
-	16, // 5: switchboard.v1.NodeCallsResult.calls:type_name -> switchboard.v1.CallInfo
-	2,  // 6: switchboard.v1.Binding.node:type_name -> switchboard.v1.Node
-	19, // 7: switchboard.v1.Register.binding:type_name -> switchboard.v1.Binding
-	19, // 8: switchboard.v1.RegisterResult.bindings:type_name -> switchboard.v1.Binding
-	22, // 9: switchboard.v1.LineCalls.calls:type_name -> switchboard.v1.LineCall
-	19, // 10: switchboard.v1.ContactsResult.bindings:type_name -> switchboard.v1.Binding
-	1,  // 11: switchboard.v1.MediaOp.kind:type_name -> switchboard.v1.MediaOp.Kind
-	27, // 12: switchboard.v1.MediaRequest.ops:type_name -> switchboard.v1.MediaOp
-	29, // 13: switchboard.v1.MediaResponse.results:type_name -> switchboard.v1.MediaResult
-	36, // 14: switchboard.v1.RingPlan.stages:type_name -> switchboard.v1.RingStage
-	40, // 15: switchboard.v1.RingPlan.names:type_name -> switchboard.v1.RingPlan.NamesEntry
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	2,  // 2: switchboard.v1.CallDial.node:type_name -> switchboard.v1.Node
+	0,  // 3: switchboard.v1.LegEvent.kind:type_name -> switchboard.v1.LegEvent.Kind
+	2,  // 4: switchboard.v1.CallControl.node:type_name -> switchboard.v1.Node
+	17, // 5: switchboard.v1.CallControlResult.call:type_name -> switchboard.v1.CallInfo
+	16, // 6: switchboard.v1.CallInfo.legs:type_name -> switchboard.v1.LegInfo
+	17, // 7: switchboard.v1.NodeCallsResult.calls:type_name -> switchboard.v1.CallInfo
+	2,  // 8: switchboard.v1.Binding.node:type_name -> switchboard.v1.Node
+	20, // 9: switchboard.v1.Register.binding:type_name -> switchboard.v1.Binding
+	20, // 10: switchboard.v1.RegisterResult.bindings:type_name -> switchboard.v1.Binding
+	23, // 11: switchboard.v1.LineCalls.calls:type_name -> switchboard.v1.LineCall
+	20, // 12: switchboard.v1.ContactsResult.bindings:type_name -> switchboard.v1.Binding
+	1,  // 13: switchboard.v1.MediaOp.kind:type_name -> switchboard.v1.MediaOp.Kind
+	28, // 14: switchboard.v1.MediaRequest.ops:type_name -> switchboard.v1.MediaOp
+	30, // 15: switchboard.v1.MediaResponse.results:type_name -> switchboard.v1.MediaResult
+	37, // 16: switchboard.v1.RingPlan.stages:type_name -> switchboard.v1.RingStage
+	41, // 17: switchboard.v1.RingPlan.names:type_name -> switchboard.v1.RingPlan.NamesEntry
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_proto_init() }
@@ -3031,7 +3150,7 @@ func file_switchboard_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_proto_rawDesc), len(file_switchboard_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,7 +1,6 @@
 package call
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/switchboard/switchboard/actors/history"
 	"github.com/switchboard/switchboard/api/metrics"
 	"github.com/switchboard/switchboard/cluster/events"
-	"github.com/switchboard/switchboard/cluster/store"
 	pb "github.com/switchboard/switchboard/proto"
 )
 
@@ -35,7 +33,7 @@ type Publisher interface{ Publish(events.Event) }
 // Deps is what every call grain on a node shares.
 type Deps struct {
 	Router   Router
-	Store    store.Store
+	History  HistoryWriter
 	Events   Publisher
 	Index    *Index
 	Settings Settings
@@ -57,6 +55,12 @@ type Deps struct {
 	ClearLock func(callID string)
 }
 
+// HistoryWriter takes the history entries of a finished call; it writes
+// them after the call, batched (history.Writer).
+type HistoryWriter interface {
+	Append(owner string, e history.Entry) error
+}
+
 // NewKind returns the cluster kind for call grains.
 func NewKind(d *Deps) *cluster.Kind {
 	return cluster.NewKind(KindName, actor.PropsFromProducer(func() actor.Actor { return &grain{d: d} }))
@@ -69,6 +73,7 @@ type grain struct {
 	mediaNode  string // actor address of the node running the media worker
 	mediaID    string // that node's id
 	calleeSRTP bool
+	callerSRTP bool              // a click-to-call's caller must be offered SRTP
 	sdp        map[string][]byte // last SDP seen from each callee leg (answer or early)
 	answerSDP  []byte            // our answer to the caller
 	wakeGen    int
@@ -81,6 +86,7 @@ type grain struct {
 }
 
 type lineView struct {
+	line   string
 	state  string
 	locked bool
 }
@@ -99,6 +105,8 @@ func (g *grain) Receive(ctx actor.Context) {
 		}
 	case *pb.CallStart:
 		g.start(ctx, m)
+	case *pb.CallDial:
+		ctx.Respond(g.dial(ctx, m))
 	case *pb.LegEvent:
 		g.legEvent(ctx, m)
 	case *pb.LegReinvite:
@@ -163,6 +171,52 @@ func (g *grain) start(ctx actor.Context, m *pb.CallStart) {
 	}
 	in.From.External = g.external(from)
 	g.step(ctx, in)
+}
+
+// dial places a click-to-call (REST POST /v1/calls): the caller's own
+// devices ring first, then what they dialed. A refusal leaves no call.
+func (g *grain) dial(ctx actor.Context, m *pb.CallDial) *pb.CallControlResult {
+	if g.call != nil {
+		return &pb.CallControlResult{Status: 409, Code: "call_exists", Message: "this call has already been placed"}
+	}
+	from, srtp, _, _ := g.d.Router.Lookup(m.FromUser, false)
+	if from == nil || from.UserID != m.FromUser {
+		ctx.Stop(ctx.Self())
+		return &pb.CallControlResult{Status: 404, Code: "not_found", Message: "from_user: no such user"}
+	}
+	g.call = New(m.CallId, g.now())
+	g.sdp = map[string][]byte{}
+	g.offers = map[string][]byte{}
+	g.mediaNode, g.mediaID = m.Node.GetAddress(), m.Node.GetId()
+	g.callerSRTP = srtp
+	in := Dial{From: *from, Dialed: m.To}
+	if g.d.Draining != nil && g.d.Draining() {
+		in.Draining = true
+	} else {
+		in.Lookup = g.lookup(ctx, m.To, *from)
+		if m.OnBehalfOf != "" {
+			in.OnBehalf = g.onBehalf(ctx, m.OnBehalfOf, from.UserID)
+		}
+		if t := in.Lookup.OutboundTrunk; t != nil {
+			t.NodeID, t.NodeAddr = g.mediaID, g.mediaNode
+		}
+		cts, err := g.d.LineContacts(ctx, from.UserID)
+		if err != nil {
+			g.d.Log.Warn("call: caller's contacts lookup failed", "call", m.CallId, "user", from.UserID, "err", err)
+		}
+		in.Devices = cts
+	}
+	if err := g.step(ctx, in); err != nil {
+		g.call = nil
+		ctx.Stop(ctx.Self())
+		r, ok := err.(*Refusal)
+		if !ok {
+			return &pb.CallControlResult{Status: 500, Code: "internal", Message: err.Error()}
+		}
+		return &pb.CallControlResult{Status: int32(r.Status), Code: r.Code, Message: r.Message}
+	}
+	metrics.CallsActive.Inc()
+	return &pb.CallControlResult{Status: 201, Call: g.info()}
 }
 
 // onBehalf resolves the line a caller asked to call for (P-Preferred-
@@ -414,10 +468,15 @@ func (g *grain) tellLine(ctx actor.Context) {
 		return
 	}
 	state, locked := c.LineState()
-	if (lineView{state, locked}) == g.line {
+	if (lineView{c.Line, state, locked}) == g.line {
 		return
 	}
-	g.line = lineView{state, locked}
+	if old := g.line.line; old != "" && old != c.Line {
+		// A click-to-call rang the caller's line first and now rings the
+		// target's: the caller's line no longer shows it.
+		g.d.LineUpdate(ctx, &pb.LineCall{Line: old, CallId: c.ID, State: string(Ended)})
+	}
+	g.line = lineView{c.Line, state, locked}
 	g.d.LineUpdate(ctx, &pb.LineCall{Line: c.Line, CallId: c.ID, State: state, Peer: c.peerOf(c.Shown), Locked: locked,
 		Viewers: c.Viewers(), SinceUnixNano: c.CreatedAt.UnixNano()})
 }
@@ -436,11 +495,17 @@ func (g *grain) apply(ctx actor.Context, effs []Effect) {
 			}
 			g.toEdge(ctx, e.Leg, r)
 		case Originate:
-			peer := e.Peer
+			peer, srtp := e.Peer, g.calleeSRTP
 			if peer == "" {
-				peer = g.call.caller().ID
+				if cl := g.call.caller(); cl != nil {
+					peer = cl.ID
+				} else {
+					// A click-to-call rings the caller's own devices before
+					// there is any other leg: the relay offers its codecs.
+					srtp = g.callerSRTP
+				}
 			}
-			res := g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_OFFER, Leg: e.Leg, Peer: peer, Srtp: g.calleeSRTP})
+			res := g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_OFFER, Leg: e.Leg, Peer: peer, Srtp: srtp})
 			if res.Code != 0 {
 				g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)})
 				continue
@@ -456,10 +521,11 @@ func (g *grain) apply(ctx actor.Context, effs []Effect) {
 				g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_REMOVE_LEG, Leg: e.Leg})
 			}
 		case Connect:
-			res := g.media(ctx,
-				&pb.MediaOp{Kind: pb.MediaOp_ACCEPT_ANSWER, Leg: e.Callee, Sdp: g.sdp[e.Callee]},
-				&pb.MediaOp{Kind: pb.MediaOp_ANSWER, Leg: e.Caller, Peer: e.Callee},
-				&pb.MediaOp{Kind: pb.MediaOp_BRIDGE, Leg: e.Caller, Peer: e.Callee})
+			ops := []*pb.MediaOp{{Kind: pb.MediaOp_ACCEPT_ANSWER, Leg: e.Callee, Sdp: g.sdp[e.Callee]}}
+			if !e.CallerUp {
+				ops = append(ops, &pb.MediaOp{Kind: pb.MediaOp_ANSWER, Leg: e.Caller, Peer: e.Callee})
+			}
+			res := g.media(ctx, append(ops, &pb.MediaOp{Kind: pb.MediaOp_BRIDGE, Leg: e.Caller, Peer: e.Callee})...)
 			if res.Code != 0 {
 				// The callee's answer is unusable: the rest of this batch
 				// (200 to the caller) must not happen; the core ends the call.
@@ -562,22 +628,16 @@ func (g *grain) finish(ctx actor.Context, f Finished) {
 		}
 		entries = append(entries, e)
 	}
-	owners := f.History
-	st, log := g.d.Store, g.d.Log
 	if g.lockRev != 0 && g.d.ClearLock != nil {
 		go g.d.ClearLock(c.ID)
 	}
-	// History is written after the call: nobody waits on it, and a slow etcd
-	// must not hold the grain's mailbox.
-	go func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for i, e := range entries {
-			if _, err := history.Append(cctx, st, owners[i].Owner, e); err != nil {
-				log.Warn("call: history write failed", "call", e.CallID, "owner", owners[i].Owner, "err", err)
-			}
+	// History is written after the call, batched with other calls' entries:
+	// nobody waits on it, and a slow etcd must not hold the grain.
+	for i, e := range entries {
+		if err := g.d.History.Append(f.History[i].Owner, e); err != nil {
+			g.d.Log.Warn("call: history not written", "call", e.CallID, "owner", f.History[i].Owner, "err", err)
 		}
-	}()
+	}
 	ctx.Stop(ctx.Self())
 }
 

@@ -37,6 +37,9 @@ type Role string
 const (
 	Caller Role = "caller"
 	Callee Role = "callee"
+	// Device is one of the caller's own phones rung by a click-to-call;
+	// the first to answer becomes the caller's leg.
+	Device Role = "device"
 )
 
 // Party is one end of the call as the rules see it.
@@ -104,6 +107,9 @@ type Call struct {
 	Pickup      *Pickup   // a pickup under way: the call is promised to it
 	Joined      string    // a delegate's or delegator's leg joined in a three-way mix
 	Shown       Party     // who the far end sees calling: the caller, or the delegator it calls for
+	Callback    *Callback // a click-to-call whose caller's devices ring
+	CalledBack  bool      // click-to-call: the caller's leg is one we placed, so it gets EndLeg, never a response
+	chime       bool      // the line's owner wants the join/leave chime (000 L114)
 	contacts    map[string][]Contact
 	parties     map[string]Party
 	names       map[string]string
@@ -147,12 +153,21 @@ type Pickup struct {
 	Transfer   bool
 	Keep, Drop string
 	WasHeld    bool // the call was on hold (by Drop) before the transfer
+	Chime      bool // a join: the line's owner wants the chime
+}
+
+// Callback is a click-to-call whose caller's devices ring: Lookup is
+// routed once one of Legs answers.
+type Callback struct {
+	Legs   []string
+	Lookup Lookup
 }
 
 // Access is what a user may do on the call's line, from the delegator grain.
 type Access struct {
 	Role       string // owner | delegate | none
 	Privileges []string
+	JoinChime  bool // the line's owner wants a chime when someone joins or leaves (000 L114)
 }
 
 func (a Access) has(p string) bool {
@@ -203,6 +218,18 @@ type Start struct {
 	OfferCode int  // nonzero: the caller's SDP was refused with this SIP code
 	Draining  bool // the node refuses new calls
 	OnBehalf  *OnBehalf
+}
+
+// Dial is a click-to-call (REST POST /v1/calls): From's registered Devices
+// ring first; the one that answers dials Dialed exactly as From would from
+// a phone (Lookup, OnBehalf as for Start).
+type Dial struct {
+	From     Party
+	Dialed   string
+	Devices  []Contact
+	Lookup   Lookup
+	OnBehalf *OnBehalf
+	Draining bool
 }
 
 // Rang: a callee sent 180/183.
@@ -297,8 +324,12 @@ type EndLeg struct {
 }
 
 // Connect joins the caller with an answered callee in media (accept the
-// callee's answer, answer the caller, bridge them).
-type Connect struct{ Caller, Callee string }
+// callee's answer, answer the caller, bridge them). CallerUp: the caller's
+// leg is already established (click-to-call), so it is not answered again.
+type Connect struct {
+	Caller, Callee string
+	CallerUp       bool
+}
 
 // HoldMedia plays the hold tone to Held and silences Holder.
 type HoldMedia struct{ Holder, Held string }
@@ -411,10 +442,12 @@ func (c *Call) Step(in any, now time.Time, s Settings) ([]Effect, error) {
 	switch in := in.(type) {
 	case Start:
 		return c.start(in, now, s), nil
+	case Dial:
+		return c.dial(in, now, s)
 	case Rang:
 		return c.ringing(in), nil
 	case Answered:
-		return c.answered(in, now), nil
+		return c.answered(in, now, s), nil
 	case Failed:
 		return c.failed(in, now, s), nil
 	case Cancelled:
@@ -458,29 +491,48 @@ func (c *Call) start(in Start, now time.Time, s Settings) []Effect {
 	if c.From.UserID != "" {
 		c.Line = c.From.UserID
 	}
-	refuse := func(code int, reason, outcome string) []Effect {
-		c.Legs[0].State = LegEnded
-		return c.finish([]Effect{Respond{Leg: in.CallerLeg, Code: code, Reason: reason}}, outcome, now)
-	}
 	if in.Draining {
-		return refuse(503, "Service Unavailable", "failed")
+		return c.refuse(503, "Service Unavailable", "failed", now)
 	}
 	if in.OfferCode != 0 {
-		return refuse(in.OfferCode, "Not Acceptable Here", "failed")
+		return c.refuse(in.OfferCode, "Not Acceptable Here", "failed", now)
 	}
-	lk := in.Lookup
-	c.callerViews = lk.CallerViewers
-	maps.Copy(c.names, lk.CallerNames)
+	c.callerViews = in.Lookup.CallerViewers
+	maps.Copy(c.names, in.Lookup.CallerNames)
 	if ob := in.OnBehalf; ob != nil {
-		// A delegate calls on the delegator's line: the far end sees the
-		// delegator (000 L194, L218), which takes Place Calls.
-		if ob.Access.Role != "owner" && !(ob.Access.Role == "delegate" && ob.Access.has("place_calls")) {
-			return refuse(403, "Forbidden", "failed")
+		if mayPlace(ob.Access) != nil {
+			return c.refuse(403, "Forbidden", "failed", now)
 		}
-		c.OnBehalfOf, c.Line, c.Shown = ob.Line.UserID, ob.Line.UserID, ob.Line
-		c.callerViews = ob.Viewers
-		maps.Copy(c.names, ob.Names)
+		c.placeFor(ob)
 	}
+	return c.route(in.Lookup, now, s)
+}
+
+// mayPlace: a call on a delegator's line is placed by its owner or by a
+// delegate with Place Calls; the far end sees the delegator (000 L194, L218).
+func mayPlace(a Access) *Refusal {
+	switch {
+	case a.Role == "owner", a.Role == "delegate" && a.has("place_calls"):
+		return nil
+	case a.Role == "delegate":
+		return &Refusal{Status: 403, Code: "missing_privilege", Message: "a delegate needs the place_calls privilege to call on this line"}
+	}
+	return &Refusal{Status: 403, Code: "forbidden", Message: "only the line's owner and its delegates may call on this line"}
+}
+
+// placeFor puts the call on the delegator's line a delegate calls for.
+func (c *Call) placeFor(ob *OnBehalf) {
+	if ob == nil {
+		return
+	}
+	c.OnBehalfOf, c.Line, c.Shown = ob.Line.UserID, ob.Line.UserID, ob.Line
+	c.callerViews = ob.Viewers
+	maps.Copy(c.names, ob.Names)
+}
+
+// route rings what the caller dialed: the target's ring plan, or the
+// outbound trunk for an outside number; else the caller hears why not.
+func (c *Call) route(lk Lookup, now time.Time, s Settings) []Effect {
 	switch {
 	case lk.Target != nil:
 		c.To = *lk.Target
@@ -498,19 +550,144 @@ func (c *Call) start(in Start, now time.Time, s Settings) []Effect {
 		if !c.hasStageAfter(-1) {
 			if c.Plan.Voicemail {
 				// No voicemail service yet: the caller hears unavailable.
-				return refuse(480, "Temporarily Unavailable", "voicemail")
+				return c.refuse(480, "Temporarily Unavailable", "voicemail", now)
 			}
-			return refuse(480, "Temporarily Unavailable", "missed")
+			return c.refuse(480, "Temporarily Unavailable", "missed", now)
 		}
 		c.State, c.ringStart = Ringing, now
 		effs := c.nextStage(now, s)
 		return append(effs, c.wake(), Event{Type: "call.ringing"})
-	case lk.IsE164 && in.From.UserID != "" && lk.OutboundTrunk != nil:
-		c.To = Party{Number: in.Dialed, TrunkID: lk.OutboundTrunk.URI}
+	case lk.outbound(c.From):
+		c.To = Party{Number: c.Dialed, TrunkID: lk.OutboundTrunk.URI}
 		return c.ring([]Effect{c.addCallee(*lk.OutboundTrunk, c.To, true)}, now, s)
 	default:
-		return refuse(404, "Not Found", "failed")
+		return c.refuse(404, "Not Found", "failed", now)
 	}
+}
+
+// outbound: the dialed string is an outside number a user may call out to.
+func (lk Lookup) outbound(from Party) bool {
+	return lk.IsE164 && from.UserID != "" && lk.OutboundTrunk != nil
+}
+
+// reachable: somebody the lookup routes to can be rung now.
+func (lk Lookup) reachable(from Party) bool {
+	switch {
+	case lk.Target == nil:
+		return lk.outbound(from)
+	case lk.Plan == nil:
+		return len(lk.Contacts) > 0
+	}
+	for _, st := range lk.Plan.Stages {
+		for _, u := range st.Users {
+			if len(lk.UserContacts[u]) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// refuse ends a call that rang nobody: the caller hears code.
+func (c *Call) refuse(code int, reason, outcome string, now time.Time) []Effect {
+	cl := c.caller()
+	cl.State = LegEnded
+	return c.finish([]Effect{c.final(cl, code, reason)}, outcome, now)
+}
+
+// final is the caller's last word: the final response to its INVITE, or,
+// for a click-to-call whose caller's leg is ours, its end (BYE).
+func (c *Call) final(cl *Leg, code int, reason string) Effect {
+	if c.CalledBack {
+		cl.State = LegEnded
+		return EndLeg{Leg: cl.ID}
+	}
+	return Respond{Leg: cl.ID, Code: code, Reason: reason}
+}
+
+// dial starts a click-to-call: From's devices ring with our offer; the
+// first to answer becomes the caller's leg and the dialed string is routed
+// as if From had dialed it (calledBack). A refusal answers the REST
+// request; nothing has rung then.
+func (c *Call) dial(in Dial, now time.Time, s Settings) ([]Effect, error) {
+	lk := in.Lookup
+	if len(c.Legs) > 0 {
+		return nil, &Refusal{Status: 409, Code: "call_exists", Message: "this call has already been placed"}
+	}
+	if in.Draining {
+		return nil, &Refusal{Status: 503, Code: "draining", Message: "this node is draining and takes no new calls"}
+	}
+	if in.OnBehalf != nil {
+		if r := mayPlace(in.OnBehalf.Access); r != nil {
+			return nil, r
+		}
+	}
+	switch {
+	case lk.Target == nil && !lk.outbound(in.From):
+		return nil, &Refusal{Status: 404, Code: "not_found", Message: fmt.Sprintf("to: %q is neither a user nor a number that can be called", in.Dialed)}
+	case !lk.reachable(in.From):
+		return nil, &Refusal{Status: 409, Code: "unreachable", Message: fmt.Sprintf("to: nobody %q rings can be reached now", in.Dialed)}
+	case len(in.Devices) == 0:
+		return nil, &Refusal{Status: 409, Code: "no_devices", Message: "from_user has no registered device to ring"}
+	}
+	c.From, c.Shown, c.Dialed, c.Line = in.From, in.From, in.Dialed, in.From.UserID
+	c.names = maps.Clone(lk.CallerNames)
+	if c.names == nil {
+		c.names = map[string]string{}
+	}
+	c.callerViews = lk.CallerViewers
+	c.placeFor(in.OnBehalf)
+	c.CalledBack = true
+	c.Callback = &Callback{Lookup: lk}
+	display := "Call to " + in.Dialed
+	if c.OnBehalfOf != "" {
+		display += " for " + c.name(c.OnBehalfOf)
+	}
+	to := in.From.Number
+	if to == "" {
+		to = in.From.UserID
+	}
+	var effs []Effect
+	for _, ct := range in.Devices {
+		l := &Leg{ID: c.nextLegID(), Role: Device, Party: in.From, State: LegTrying, NodeID: ct.NodeID, NodeAddr: ct.NodeAddr}
+		c.Legs = append(c.Legs, l)
+		c.Callback.Legs = append(c.Callback.Legs, l.ID)
+		// No Peer: there is no other leg yet, the relay offers its own codecs.
+		effs = append(effs, Originate{Leg: l.ID, Contact: ct, FromUser: in.Dialed, Display: display, ToUser: to})
+	}
+	return c.ring(effs, now, s), nil
+}
+
+// calledBack: a device of the caller answered a click-to-call. It is the
+// caller's leg from now on (media takes its answer to our offer), the other
+// devices stop, and the dialed string rings as from a phone.
+func (c *Call) calledBack(l *Leg, now time.Time, s Settings) []Effect {
+	cb := c.Callback
+	c.Callback = nil
+	l.Role, l.State = Caller, LegAnswered
+	effs := []Effect{AcceptAnswer{Leg: l.ID}}
+	for _, id := range cb.Legs {
+		if o := c.Leg(id); id != l.ID && o.State != LegEnded {
+			o.State = LegEnded
+			effs = append(effs, EndLeg{Leg: id})
+		}
+	}
+	return append(effs, c.route(cb.Lookup, now, s)...)
+}
+
+// deviceGone: a device of a click-to-call failed; with none left ringing
+// the call is over before it reached anybody.
+func (c *Call) deviceGone(now time.Time) []Effect {
+	if c.Callback == nil {
+		return nil // a device that lost the race
+	}
+	for _, id := range c.Callback.Legs {
+		if c.Leg(id).State != LegEnded {
+			return nil
+		}
+	}
+	c.Callback = nil
+	return c.finish(nil, "missed", now)
 }
 
 // addCallee creates a callee leg; toTrunk sends the caller's number in From
@@ -624,15 +801,23 @@ func (c *Call) ringing(in Rang) []Effect {
 		return nil
 	}
 	l.State = LegRinging
-	if c.ringingSent {
-		return nil
+	if c.ringingSent || c.CalledBack {
+		return nil // relayed once; a click-to-call's caller is already answered
 	}
 	c.ringingSent = true
 	return []Effect{Respond{Leg: c.caller().ID, Code: 180, Reason: "Ringing"}}
 }
 
-func (c *Call) answered(in Answered, now time.Time) []Effect {
+func (c *Call) answered(in Answered, now time.Time, s Settings) []Effect {
 	l := c.Leg(in.Leg)
+	if l != nil && l.Role == Device {
+		if c.Callback != nil && l.State != LegEnded {
+			return c.calledBack(l, now, s)
+		}
+		// Another device won and our CANCEL crossed this 2xx.
+		l.State = LegEnded
+		return []Effect{EndLeg{Leg: l.ID}}
+	}
 	if l == nil || l.Role != Callee || l.ID == c.AnsweredLeg || c.isSide(l.ID) || l.ID == c.Joined {
 		return nil // not a branch, or a repeated answer of the winner
 	}
@@ -654,7 +839,10 @@ func (c *Call) answered(in Answered, now time.Time) []Effect {
 	cl := c.caller()
 	c.Sides = [2]string{cl.ID, l.ID}
 	cl.State = LegAnswered
-	effs := []Effect{Connect{Caller: cl.ID, Callee: l.ID}, Respond{Leg: cl.ID, Code: 200, Reason: "OK", WithSDP: true}}
+	effs := []Effect{Connect{Caller: cl.ID, Callee: l.ID, CallerUp: c.CalledBack}}
+	if !c.CalledBack {
+		effs = append(effs, Respond{Leg: cl.ID, Code: 200, Reason: "OK", WithSDP: true})
+	}
 	for _, o := range c.Legs {
 		if o.Role == Callee && o.ID != l.ID && o.State != LegEnded {
 			o.State = LegEnded
@@ -671,6 +859,9 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 	}
 	wasAnswered := l.State == LegAnswered
 	l.State = LegEnded
+	if l.Role == Device {
+		return c.deviceGone(now)
+	}
 	if in.Code == 486 || in.Code == 600 || in.Code == 603 {
 		c.sawBusy = true
 	}
@@ -711,7 +902,7 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 			code, reason = in.Code, ""
 		}
 	}
-	return c.finish([]Effect{Respond{Leg: c.caller().ID, Code: code, Reason: reason}}, outcome, now)
+	return c.finish([]Effect{c.final(c.caller(), code, reason)}, outcome, now)
 }
 
 func (c *Call) cancelled(in Cancelled, now time.Time) []Effect {
@@ -741,6 +932,9 @@ func (c *Call) bye(in Bye, now time.Time) []Effect {
 	}
 	if p := c.Pickup; p != nil && p.Transfer && l.ID == p.Drop {
 		return nil // a blind transfer: the target still rings for the one who stays
+	}
+	if c.CalledBack && c.State == Ringing && l.Role == Caller {
+		return c.endUnanswered(0, "", "cancelled", now) // hung up while the target rang
 	}
 	if !c.isSide(l.ID) && l.Role != Caller {
 		return nil // a leg that already left the conversation
@@ -821,18 +1015,19 @@ func (c *Call) control(in Control, now time.Time) ([]Effect, error) {
 	return nil, &Refusal{Status: 400, Code: "invalid_action", Message: fmt.Sprintf("unknown action %q", in.Action)}
 }
 
-// endUnanswered stops every ringing branch and answers the caller with code.
+// endUnanswered stops every ringing branch (and a click-to-call's ringing
+// devices) and answers the caller with code.
 func (c *Call) endUnanswered(code int, reason, outcome string, now time.Time) []Effect {
 	var effs []Effect
 	for _, o := range c.Legs {
-		if o.Role == Callee && o.State != LegEnded {
+		if o.Role != Caller && o.State != LegEnded {
 			o.State = LegEnded
 			effs = append(effs, EndLeg{Leg: o.ID})
 		}
 	}
 	if cl := c.caller(); cl != nil && cl.State != LegEnded {
 		cl.State = LegEnded
-		effs = append(effs, Respond{Leg: cl.ID, Code: code, Reason: reason})
+		effs = append(effs, c.final(cl, code, reason))
 	}
 	return c.finish(effs, outcome, now)
 }

@@ -61,7 +61,7 @@ func (c *Call) pickup(in Control) ([]Effect, error) {
 	if in.Leg != "" {
 		l := &Leg{ID: in.Leg, Role: Callee, Party: party, State: LegAnswered, NodeID: in.NodeID, NodeAddr: in.NodeAddr}
 		c.Legs = append(c.Legs, l)
-		c.Pickup = &Pickup{By: in.ByUser, Legs: []string{l.ID}, Join: join}
+		c.Pickup = &Pickup{By: in.ByUser, Legs: []string{l.ID}, Join: join, Chime: join && in.Access.JoinChime}
 		// The picker's own INVITE is answered with our SDP (Adopt), not
 		// taken as an answer to our offer.
 		return c.pickedUp(l, Adopt{Leg: l.ID, Peer: c.pickupPeer(join)}), nil
@@ -69,7 +69,7 @@ func (c *Call) pickup(in Control) ([]Effect, error) {
 	if len(in.Contacts) == 0 {
 		return nil, &Refusal{Status: 409, Code: "no_devices", Message: "the picker has no registered device to ring"}
 	}
-	c.Pickup = &Pickup{By: in.ByUser, Join: join}
+	c.Pickup = &Pickup{By: in.ByUser, Join: join, Chime: join && in.Access.JoinChime}
 	peer := c.pickupPeer(join)
 	var effs []Effect
 	for _, ct := range in.Contacts {
@@ -100,7 +100,8 @@ func (c *Call) pickupPeer(join bool) string {
 // pickedUp: the picker's leg is up (media is the effect that takes it:
 // AcceptAnswer for a leg we rang, Adopt for one that called in). Other
 // picker devices stop ringing; a pickup bridges the held party to the
-// picker and ends the holder's leg; a join mixes all three with a chime.
+// picker and ends the holder's leg; a join mixes all three, with a chime
+// when the line's owner wants one (000 L114).
 func (c *Call) pickedUp(l *Leg, media Effect) []Effect {
 	p := c.Pickup
 	c.Pickup = nil
@@ -124,8 +125,12 @@ func (c *Call) pickedUp(l *Leg, media Effect) []Effect {
 		return append(effs, Event{Type: "call.transferred"})
 	}
 	if p.Join {
-		c.Joined = l.ID
-		return append(effs, Mix{Legs: []string{c.Sides[0], c.Sides[1], l.ID}}, Chime{Legs: c.Sides[:]}, Event{Type: "call.joined"})
+		c.Joined, c.chime = l.ID, p.Chime
+		effs = append(effs, Mix{Legs: []string{c.Sides[0], c.Sides[1], l.ID}})
+		if c.chime {
+			effs = append(effs, Chime{Legs: c.Sides[:]})
+		}
+		return append(effs, Event{Type: "call.joined"})
 	}
 	held := c.other(c.HeldBy)
 	holder := c.Leg(c.HeldBy)
@@ -216,10 +221,15 @@ func (c *Call) transfer(in Control) ([]Effect, error) {
 	return append(effs, Event{Type: "call.transferring"}), nil
 }
 
-// unjoin: the third party left; the two sides go back to a plain bridge.
+// unjoin: the third party left; the two sides go back to a plain bridge
+// (and hear the chime again if they heard it on the join).
 func (c *Call) unjoin() []Effect {
 	c.Joined = ""
-	return []Effect{BridgeMedia{A: c.Sides[0], B: c.Sides[1]}, Chime{Legs: c.Sides[:]}, Event{Type: "call.updated"}}
+	effs := []Effect{BridgeMedia{A: c.Sides[0], B: c.Sides[1]}}
+	if c.chime {
+		effs = append(effs, Chime{Legs: c.Sides[:]})
+	}
+	return append(effs, Event{Type: "call.updated"})
 }
 
 // lock and unlock: only the line's owner (or the admin) may; the lock is

@@ -73,7 +73,14 @@ var (
 	ownerAccess  = Access{Role: "owner", Privileges: []string{"place_calls", "answer_calls", "join_merge", "opt_in_out", "pickup_hold", "business_hours", "manage_vip"}}
 	bobMayPickup = Access{Role: "delegate", Privileges: []string{"answer_calls", "pickup_hold"}}
 	bobAnswers   = Access{Role: "delegate", Privileges: []string{"answer_calls"}}
+	bobJoins     = Access{Role: "delegate", Privileges: []string{"answer_calls", "join_merge"}}
 )
+
+// chimeOn is a's rights on a line whose owner wants the join chime.
+func chimeOn(a Access) Access {
+	a.JoinChime = true
+	return a
+}
 
 func TestRingStages(t *testing.T) {
 	cases := []struct {
@@ -220,10 +227,10 @@ func TestPickupAndLock(t *testing.T) {
 			step{at: 12 * time.Second, in: LockLost{}, want: []Effect{Event{Type: "call.updated"}}, state: heldByAnn},
 			step{at: 14 * time.Second, in: pickup("bob", bobMayPickup), want: []Effect{ringBobPickup, Event{Type: "call.pickup_ringing"}}, state: bobRinging},
 		)},
-		{"join needs join_merge and an active call, then mixes three with a chime", story(annAnswered,
+		{"join needs join_merge and an active call, then mixes three with a chime when the owner wants one", story(annAnswered,
 			step{at: 6 * time.Second, in: Control{Action: "join", ByUser: "bob", Access: bobMayPickup, Contacts: contacts["bob"], Party: bobD}, err: "403 missing_privilege",
 				state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended"},
-			step{at: 7 * time.Second, in: Control{Action: "join", ByUser: "dan", Access: ownerAccess, Leg: "k-p1", NodeID: "n1", NodeAddr: "10.0.0.1:8090"},
+			step{at: 7 * time.Second, in: Control{Action: "join", ByUser: "dan", Access: chimeOn(ownerAccess), Leg: "k-p1", NodeID: "n1", NodeAddr: "10.0.0.1:8090"},
 				want:  []Effect{Adopt{Leg: "k-p1", Peer: la}, Mix{Legs: []string{la, lb2, "k-p1"}}, Chime{Legs: []string{la, lb2}}, Event{Type: "call.joined"}},
 				state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended p1:answered"},
 			step{at: 8 * time.Second, in: Control{Action: "join", ByUser: "bob", Access: Access{Role: "delegate", Privileges: []string{"join_merge"}}}, err: "409 already_picked_up",
@@ -231,6 +238,28 @@ func TestPickupAndLock(t *testing.T) {
 			step{at: 9 * time.Second, in: Bye{Leg: "k-p1"},
 				want:  []Effect{BridgeMedia{A: la, B: lb2}, Chime{Legs: []string{la, lb2}}, Event{Type: "call.updated"}},
 				state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended p1:ended"},
+		)},
+		{"with the chime off (the default) a delegate joins and leaves silently", story(annAnswered,
+			step{at: 7 * time.Second, in: Control{Action: "join", ByUser: "bob", Access: bobJoins, Contacts: contacts["bob"], Party: bobD},
+				want:  []Effect{Originate{Leg: lb4, Contact: bobDesk, FromUser: outside.Number, Display: "Pick up for Dan", ToUser: "1003", Peer: la}, Event{Type: "call.pickup_ringing"}},
+				state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended b4:trying"},
+			step{at: 8 * time.Second, in: Answered{Leg: lb4},
+				want:  []Effect{AcceptAnswer{Leg: lb4}, Mix{Legs: []string{la, lb2, lb4}}, Event{Type: "call.joined"}},
+				state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended b4:answered"},
+			step{at: 9 * time.Second, in: Bye{Leg: lb4},
+				want:  []Effect{BridgeMedia{A: la, B: lb2}, Event{Type: "call.updated"}},
+				state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended b4:ended"},
+		)},
+		{"with the chime on a delegate's join and leave both chime", story(annAnswered,
+			step{at: 7 * time.Second, in: Control{Action: "join", ByUser: "bob", Access: chimeOn(bobJoins), Contacts: contacts["bob"], Party: bobD},
+				want:  []Effect{Originate{Leg: lb4, Contact: bobDesk, FromUser: outside.Number, Display: "Pick up for Dan", ToUser: "1003", Peer: la}, Event{Type: "call.pickup_ringing"}},
+				state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended b4:trying"},
+			step{at: 8 * time.Second, in: Answered{Leg: lb4},
+				want:  []Effect{AcceptAnswer{Leg: lb4}, Mix{Legs: []string{la, lb2, lb4}}, Chime{Legs: []string{la, lb2}}, Event{Type: "call.joined"}},
+				state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended b4:answered"},
+			step{at: 9 * time.Second, in: Bye{Leg: lb4},
+				want:  []Effect{BridgeMedia{A: la, B: lb2}, Chime{Legs: []string{la, lb2}}, Event{Type: "call.updated"}},
+				state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended b4:ended"},
 		)},
 	}
 	for _, tc := range cases {

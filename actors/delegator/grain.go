@@ -74,7 +74,7 @@ func (g *grain) Receive(ctx actor.Context) {
 			return
 		}
 		role, ps := g.state.Access(m.User)
-		a := &pb.Access{Role: string(role)}
+		a := &pb.Access{Role: string(role), JoinChime: g.state.Privacy.JoinChime}
 		for _, p := range ps {
 			a.Privileges = append(a.Privileges, string(p))
 		}
@@ -233,6 +233,17 @@ func (g *grain) command(m *pb.DelegatorCommand) *pb.DelegatorResult {
 	case "remove_contact":
 		err = s.RemoveContact(by, m.Delegate)
 		status, event = 204, "delegation.vip_updated"
+	case "get_privacy":
+		if !s.MayReadPrivacy(by) {
+			return refusal(refuse(403, "forbidden", "Only %s, their delegates or an admin may read these privacy settings.", g.id))
+		}
+		return result(200, s.Privacy)
+	case "put_privacy":
+		var in Privacy
+		if err = decodeBody(m.Body, &in); err == nil {
+			body, err = s.PutPrivacy(by, in)
+			event = "delegation.privacy_updated"
+		}
 	default:
 		return refusal(refuse(400, "invalid_action", "Unknown delegation action %q.", m.Action))
 	}

@@ -84,12 +84,22 @@ const (
 // DefaultVIP is what a missing field of a PUT takes.
 var DefaultVIP = VIP{VIPMode: MeOnly, EverybodyElse: Simultaneous, RingSeconds: DefaultRingSeconds}
 
+// Privacy is the delegator's optional privacy settings (000 L110-114).
+// Call locking needs no setting here: the owner locks a call during it.
+// The chime is off until the delegator turns it on, as the seed lists it
+// among the optional settings (and a state stored before it existed
+// reads as off).
+type Privacy struct {
+	JoinChime bool `json:"join_chime"` // a chime when someone joins or leaves a call on the line
+}
+
 // State is everything the delegator grain owns.
 type State struct {
 	Delegator   string       `json:"delegator"`
 	Delegations []Delegation `json:"delegations"`
 	VIP         VIP          `json:"vip"`
 	Contacts    []string     `json:"vip_contacts"`
+	Privacy     Privacy      `json:"privacy"`
 }
 
 // NewState is a user who shares nothing yet.
@@ -319,6 +329,25 @@ func (s *State) PutVIP(by Actor, me Person, v VIP) (VIP, error) {
 	}
 	s.VIP = v
 	return v, nil
+}
+
+// PutPrivacy replaces the privacy settings (the delegator or admin).
+func (s *State) PutPrivacy(by Actor, p Privacy) (Privacy, error) {
+	if !by.Admin && by.User != s.Delegator {
+		return Privacy{}, refuse(403, "forbidden", "Only %s or an admin may change these privacy settings.", s.Delegator)
+	}
+	s.Privacy = p
+	return p, nil
+}
+
+// MayReadPrivacy: the delegator, the admin, and the line's accepted
+// delegates, who are the ones a chime announces.
+func (s *State) MayReadPrivacy(by Actor) bool {
+	if by.Admin || by.User == s.Delegator {
+		return true
+	}
+	d, ok := s.Delegation(by.User)
+	return ok && d.Status == Accepted
 }
 
 // mayEditContacts: the delegator, the admin, or a delegate with Manage VIP.

@@ -1,6 +1,7 @@
 package delegator
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -295,6 +296,55 @@ func BenchmarkRingPlan(b *testing.B) {
 	for b.Loop() {
 		if p := s.RingPlan(dan, ps, caller, mondayMorningLA); len(p.Stages) != 6 {
 			b.Fatalf("plan %s", show(p))
+		}
+	}
+}
+
+// The join chime (000 L114) is an optional privacy setting: off for a new
+// line and for a state stored before it existed; only the delegator or the
+// admin changes it; the line's accepted delegates may read it.
+func TestPrivacy(t *testing.T) {
+	s := line(t)
+	if s.Privacy.JoinChime {
+		t.Fatal("the chime is on for a new line")
+	}
+	var old State
+	if err := json.Unmarshal([]byte(`{"delegator":"dan","vip":{"vip_mode":"me_only"}}`), &old); err != nil || old.Privacy.JoinChime {
+		t.Fatalf("a stored state without privacy settings: %+v %v", old.Privacy, err)
+	}
+	steps := []struct {
+		by     Actor
+		chime  bool
+		status int // 0: accepted
+	}{
+		{Actor{User: "ann"}, true, 403},
+		{Actor{User: "fay"}, true, 403},
+		{Actor{User: "dan"}, true, 0},
+		{Actor{Admin: true}, false, 0},
+		{Actor{User: "dan"}, true, 0},
+	}
+	want := false
+	for i, st := range steps {
+		got, err := s.PutPrivacy(st.by, Privacy{JoinChime: st.chime})
+		var r *Refusal
+		switch {
+		case st.status == 0 && err != nil:
+			t.Fatalf("step %d: %v", i, err)
+		case st.status != 0 && (!errors.As(err, &r) || r.Status != st.status):
+			t.Fatalf("step %d: got %v, want %d", i, err, st.status)
+		case st.status == 0:
+			want = st.chime
+			if got.JoinChime != want {
+				t.Fatalf("step %d: answered %+v", i, got)
+			}
+		}
+		if s.Privacy.JoinChime != want {
+			t.Fatalf("step %d: chime %v, want %v", i, s.Privacy.JoinChime, want)
+		}
+	}
+	for who, may := range map[Actor]bool{{User: "dan"}: true, {Admin: true}: true, {User: "ann"}: true, {User: "dee"}: false, {User: "fay"}: false} {
+		if s.MayReadPrivacy(who) != may {
+			t.Errorf("%+v may read the privacy settings: %v, want %v", who, !may, may)
 		}
 	}
 }

@@ -59,3 +59,14 @@ func (cs Calls) ToPickUp() (Call, bool) {
 	}
 	return Call{}, false
 }
+
+// ToJoin is the call a join of the line (*7<ext>) takes: the oldest
+// active one (a held call is picked up, not joined).
+func (cs Calls) ToJoin() (Call, bool) {
+	for _, c := range cs.List() {
+		if c.State == "active" {
+			return c, true
+		}
+	}
+	return Call{}, false
+}

@@ -89,7 +89,11 @@ func (g *grain) Receive(ctx actor.Context) {
 	case *pb.LineGet:
 		ctx.Respond(&pb.LineCalls{Calls: g.callsPB()})
 	case *pb.LineCallFind:
-		c, ok := g.calls.ToPickUp()
+		find := g.calls.ToPickUp
+		if m.Join {
+			find = g.calls.ToJoin
+		}
+		c, ok := find()
 		if !ok {
 			ctx.Respond(&pb.LineCalls{})
 			return

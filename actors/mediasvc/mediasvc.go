@@ -12,8 +12,14 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/switchboard/switchboard/media"
+	"github.com/switchboard/switchboard/media/sdp"
 	pb "github.com/switchboard/switchboard/proto"
 )
+
+// DefaultCodecs is what an OFFER with no peer leg carries (the first leg of
+// a click-to-call): the G.711 pair the relay decodes, mixes and plays tones
+// in; the relay adds telephone-event itself.
+var DefaultCodecs = []sdp.Format{{PT: 0, Name: "PCMU", Rate: 8000}, {PT: 8, Name: "PCMA", Rate: 8000}}
 
 // Service owns the workers of the calls whose media this node anchors.
 type Service struct {
@@ -119,11 +125,15 @@ func (s *Service) op(callID string, op *pb.MediaOp) *pb.MediaResult {
 		if err != nil {
 			return fail(err)
 		}
-		p := w.Leg(op.Peer)
-		if p == nil {
-			return &pb.MediaResult{Code: 500, Error: "offer needs the peer leg's codecs"}
+		codecs := DefaultCodecs
+		if op.Peer != "" {
+			p := w.Leg(op.Peer)
+			if p == nil {
+				return &pb.MediaResult{Code: 500, Error: "offer needs the peer leg's codecs"}
+			}
+			codecs = p.Codecs()
 		}
-		return &pb.MediaResult{Sdp: l.Offer(p.Codecs(), op.Srtp)}
+		return &pb.MediaResult{Sdp: l.Offer(codecs, op.Srtp)}
 	case pb.MediaOp_ACCEPT_ANSWER:
 		l := w.Leg(op.Leg)
 		if l == nil {

@@ -197,3 +197,31 @@ func TestMixAndChime(t *testing.T) {
 		t.Fatalf("CHIME after RELEASE: %+v", r.Results[0])
 	}
 }
+
+// An OFFER with no peer (the first leg of a click-to-call) carries the
+// relay's own codecs: PCMU, PCMA and telephone-event; one naming a peer
+// that does not exist is refused.
+func TestOfferWithoutPeer(t *testing.T) {
+	m, err := media.NewService(media.Config{IP: netip.MustParseAddr("127.0.0.1"), PortMin: 38820, PortMax: 38829}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := New(m, func() *cluster.Cluster { return nil }, "call", slog.New(slog.DiscardHandler))
+	r := ok(t, s, &pb.MediaOp{Kind: pb.MediaOp_OFFER, Leg: "a"})
+	offer, err := sdp.Parse(r.Results[0].Sdp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range offer.Audio().Formats {
+		names = append(names, f.Name)
+	}
+	if fmt.Sprint(names) != "[PCMU PCMA telephone-event]" {
+		t.Fatalf("offer without a peer carries %v", names)
+	}
+	if r := s.Handle(&pb.MediaRequest{CallId: "call-1", Ops: []*pb.MediaOp{{Kind: pb.MediaOp_OFFER, Leg: "b", Peer: "nobody"}}}); r.Results[0].Code != 500 {
+		t.Fatalf("offer with an unknown peer: %+v", r.Results[0])
+	}
+	ok(t, s, &pb.MediaOp{Kind: pb.MediaOp_RELEASE})
+}

@@ -71,6 +71,7 @@ func New(d Deps, log *slog.Logger) *fiber.App {
 	v1.Get("/trunks/:id", a.admin, a.getTrunk)
 	v1.Delete("/trunks/:id", a.admin, a.deleteTrunk)
 	v1.Get("/calls", a.listCalls)
+	v1.Post("/calls", a.dial)
 	v1.Get("/calls/:id", a.getCall)
 	for _, action := range []string{"hold", "resume", "hangup", "pickup", "join", "lock", "unlock", "transfer"} {
 		v1.Post("/calls/:id/"+action, a.control(action))

@@ -78,25 +78,72 @@ func (a *api) control(action string) fiber.Handler {
 			cmd.To = *in.To
 		}
 		err := a.d.Calls.Control(c.UserContext(), c.Params("id"), cmd, principal(c))
-		var ce *ControlError
-		switch {
-		case err == nil:
-			return c.JSON(fiber.Map{"id": c.Params("id"), "action": action, "status": "ok"})
-		case errors.Is(err, ErrNotFound):
-			return notFound("The call")
-		case errors.Is(err, ErrForbidden):
-			return forbidden("You may not " + action + " this call.")
-		case errors.Is(err, ErrConflict):
-			return &apiError{fiber.StatusConflict, "conflict", "The call cannot be changed now: " + err.Error() + "."}
-		case errors.As(err, &ce) && ce.Status >= 400 && ce.Status < 500:
-			code := ce.Code
-			if code == "" {
-				code = "refused"
-			}
-			return &apiError{ce.Status, code, ce.Message}
+		if err != nil {
+			return callError(err, action)
 		}
+		return c.JSON(fiber.Map{"id": c.Params("id"), "action": action, "status": "ok"})
+	}
+}
+
+// callError turns a grain's refusal into the INTERFACE.md error shape.
+func callError(err error, action string) error {
+	var ce *ControlError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return notFound("The call")
+	case errors.Is(err, ErrForbidden):
+		return forbidden("You may not " + action + " this call.")
+	case errors.Is(err, ErrConflict):
+		return &apiError{fiber.StatusConflict, "conflict", "The call cannot be changed now: " + err.Error() + "."}
+	case errors.As(err, &ce) && (ce.Status >= 400 && ce.Status < 500 || ce.Status == fiber.StatusServiceUnavailable):
+		code := ce.Code
+		if code == "" {
+			code = "refused"
+		}
+		return &apiError{ce.Status, code, sentence(ce.Message)}
+	}
+	return err
+}
+
+// dialBody is POST /v1/calls, read strictly.
+type dialBody struct {
+	FromUser   *string `json:"from_user"`
+	To         *string `json:"to"`
+	OnBehalfOf *string `json:"on_behalf_of"`
+}
+
+// dial is click-to-call: from_user's devices ring, and the one answered
+// dials to as if from_user had dialed it from a phone. A user token places
+// calls only as itself; whether it may call on on_behalf_of's line is the
+// call grain's rule, as over SIP.
+func (a *api) dial(c *fiber.Ctx) error {
+	var in dialBody
+	if err := decode(c.Body(), &in); err != nil {
 		return err
 	}
+	switch {
+	case in.FromUser == nil || *in.FromUser == "":
+		return bad("invalid_field", "from_user: is required (a user id).")
+	case in.To == nil || *in.To == "":
+		return bad("invalid_field", "to: is required (a user id, extension or E.164 number).")
+	}
+	if p := principal(c); !p.Admin && p.UserID != *in.FromUser {
+		return forbidden("A user token may place calls only as its own user.")
+	}
+	d := DialRequest{From: *in.FromUser, To: *in.To}
+	if in.OnBehalfOf != nil {
+		d.OnBehalfOf = *in.OnBehalfOf
+	}
+	for _, f := range [][2]string{{"from_user", d.From}, {"on_behalf_of", d.OnBehalfOf}} {
+		if _, ok := a.d.Directory.UserByID(f[1]); f[1] != "" && !ok {
+			return &apiError{fiber.StatusNotFound, "not_found", f[0] + ": user " + f[1] + " was not found."}
+		}
+	}
+	cl, err := a.d.Calls.Dial(c.UserContext(), d)
+	if err != nil {
+		return callError(err, "place")
+	}
+	return c.Status(fiber.StatusCreated).JSON(cl)
 }
 
 func (a *api) cluster(c *fiber.Ctx) error {

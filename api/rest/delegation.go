@@ -61,6 +61,9 @@ type (
 	contactBody struct {
 		Contact *string `json:"contact"`
 	}
+	privacyBody struct {
+		JoinChime bool `json:"join_chime"`
+	}
 )
 
 func (a *api) delegationRoutes(v1 fiber.Router) {
@@ -75,6 +78,8 @@ func (a *api) delegationRoutes(v1 fiber.Router) {
 	v1.Put("/users/:id/vip", a.knownUser, a.putVIP)
 	v1.Post("/users/:id/vip/contacts", a.knownUser, a.addContact)
 	v1.Delete("/users/:id/vip/contacts/:contact", a.knownUser, a.delegate("remove_contact", "contact"))
+	v1.Get("/users/:id/privacy", a.knownUser, a.delegate("get_privacy", ""))
+	v1.Put("/users/:id/privacy", a.knownUser, a.putPrivacy)
 	v1.Get("/users/:id/lines", a.selfOrAdmin, a.knownUser, a.lines)
 }
 
@@ -164,6 +169,17 @@ func (a *api) putVIP(c *fiber.Ctx) error {
 	}
 	body, _ := json.Marshal(in)
 	return a.run(c, &pb.DelegatorCommand{Delegator: c.Params("id"), Action: "put_vip", Body: body})
+}
+
+// putPrivacy replaces the delegator's privacy settings (missing fields
+// take their defaults, as for VIP).
+func (a *api) putPrivacy(c *fiber.Ctx) error {
+	var in privacyBody
+	if err := decode(c.Body(), &in); err != nil {
+		return err
+	}
+	body, _ := json.Marshal(in)
+	return a.run(c, &pb.DelegatorCommand{Delegator: c.Params("id"), Action: "put_privacy", Body: body})
 }
 
 func (a *api) addContact(c *fiber.Ctx) error {

@@ -34,6 +34,16 @@ type Calls interface {
 	// grain decides; refusals are ErrNotFound, ErrForbidden, ErrConflict or
 	// a *ControlError (422 and others, with the message).
 	Control(ctx context.Context, id string, cmd Command, by Principal) error
+	// Dial places a click-to-call and returns the new call; refusals are
+	// *ControlError (404 target unknown, 403 on a line without place_calls,
+	// 409 no_devices or unreachable, 503 draining).
+	Dial(ctx context.Context, d DialRequest) (Call, error)
+}
+
+// DialRequest is a click-to-call: ring From's devices, then dial To as if
+// From had dialed it, on OnBehalfOf's line when set.
+type DialRequest struct {
+	From, To, OnBehalfOf string
 }
 
 // Command is a call control: hold, resume, hangup, pickup, join, lock,

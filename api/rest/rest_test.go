@@ -70,6 +70,21 @@ func (f *fakeCalls) Control(_ context.Context, id string, cmd Command, by Princi
 	return nil
 }
 
+// Dial answers like a call grain: "nodev" has no device, "cat" has no
+// place_calls on "dan"'s line; otherwise a ringing call on from's line.
+func (f *fakeCalls) Dial(_ context.Context, d DialRequest) (Call, error) {
+	f.mu.Lock()
+	f.done = append(f.done, "dial "+d.From+" -> "+d.To+" for "+d.OnBehalfOf)
+	f.mu.Unlock()
+	switch {
+	case d.From == "nodev":
+		return Call{}, AsControlError(409, "no_devices", "from_user has no registered device to ring")
+	case d.From == "cat" && d.OnBehalfOf == "dan":
+		return Call{}, AsControlError(403, "missing_privilege", "a delegate needs the place_calls privilege to call on this line")
+	}
+	return Call{ID: "c2c", State: "ringing", Line: d.From, Legs: []Leg{{ID: "c2c-b1", Party: d.From, State: "trying", Node: "n1"}}, Monitors: []string{}, Node: "n1"}, nil
+}
+
 type fakeCluster []Member
 
 func (f fakeCluster) Members() []Member { return f }
@@ -433,6 +448,40 @@ func TestCalls(t *testing.T) {
 	defer e.calls.mu.Unlock()
 	if strings.Join(e.calls.done, ";") != "hold call-a by alice;resume call-a by alice;hangup call-b by admin" {
 		t.Fatalf("controls: %v", e.calls.done)
+	}
+}
+
+// POST /v1/calls: the body read strictly (400 naming the field), a user
+// places calls only as itself (403), unknown users 404, the grain's
+// refusals with their status and code, and 201 with the new call.
+func TestDial(t *testing.T) {
+	e := newEnv(t)
+	alice := e.user("alice", "1001")
+	e.user("dan", "1002")
+	e.user("cat", "1003")
+	e.user("nodev", "1004")
+	e.expect("not JSON", e.do("POST", "/v1/calls", alice.Token, `[1]`), 400, "invalid_json", "JSON object")
+	e.expect("unknown field", e.do("POST", "/v1/calls", alice.Token, `{"from_user":"alice","to":"1002","from":"x"}`), 400, "unknown_field", "from")
+	e.expect("wrong type", e.do("POST", "/v1/calls", alice.Token, `{"from_user":"alice","to":1002}`), 400, "invalid_field", "to")
+	e.expect("no from_user", e.do("POST", "/v1/calls", alice.Token, `{"to":"1002"}`), 400, "invalid_field", "from_user")
+	e.expect("no to", e.do("POST", "/v1/calls", alice.Token, `{"from_user":"alice","to":""}`), 400, "invalid_field", "to")
+	e.expect("as someone else", e.do("POST", "/v1/calls", alice.Token, `{"from_user":"dan","to":"1001"}`), 403, "forbidden", "own user")
+	e.expect("unknown from_user", e.do("POST", "/v1/calls", adminTok, `{"from_user":"zed","to":"1001"}`), 404, "not_found", "from_user")
+	e.expect("unknown on_behalf_of", e.do("POST", "/v1/calls", alice.Token, `{"from_user":"alice","to":"1002","on_behalf_of":"zed"}`), 404, "not_found", "on_behalf_of")
+	e.expect("no device", e.do("POST", "/v1/calls", adminTok, `{"from_user":"nodev","to":"1001"}`), 409, "no_devices", "device")
+	e.expect("no place_calls", e.do("POST", "/v1/calls", adminTok, `{"from_user":"cat","to":"+12125550100","on_behalf_of":"dan"}`), 403, "missing_privilege", "place_calls")
+	e.expect("no token", e.do("POST", "/v1/calls", "", `{"from_user":"alice","to":"1002"}`), 401, "unauthorized", "Bearer")
+	r := e.do("POST", "/v1/calls", alice.Token, `{"from_user":"alice","to":"+12125550100","on_behalf_of":"dan"}`)
+	var cl Call
+	r.decode(t, &cl)
+	if r.status != 201 || cl.ID != "c2c" || cl.State != "ringing" || len(cl.Legs) != 1 {
+		t.Fatalf("dial: %d %s", r.status, r.body)
+	}
+	e.expect("admin for a user", e.do("POST", "/v1/calls", adminTok, `{"from_user":"alice","to":"1002"}`), 201, "", "")
+	e.calls.mu.Lock()
+	defer e.calls.mu.Unlock()
+	if got := strings.Join(e.calls.done, ";"); got != "dial nodev -> 1001 for ;dial cat -> +12125550100 for dan;dial alice -> +12125550100 for dan;dial alice -> 1002 for " {
+		t.Fatalf("dials reaching the grains: %s", got)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -78,6 +79,9 @@ type Config struct {
 	// Pickup names the call a *8<target> pickup takes (the line grain's
 	// answer); nil or false: nothing to pick up.
 	Pickup func(target string) (callID string, ok bool)
+	// Join names the active call a *7<target> join takes; nil or false:
+	// nothing to join.
+	Join func(target string) (callID string, ok bool)
 	// LineState is a line's calls now; LineUpdates streams every change of
 	// any line (stop ends it). Both feed busy lamp subscriptions.
 	LineState   func(line string) ([]LineCall, error)
@@ -128,9 +132,8 @@ func New(cfg Config) (*Edge, error) {
 func (e *Edge) Serve(ctx context.Context, addr string) error {
 	errc := make(chan error, 2)
 	go e.followLines(ctx)
-	for _, n := range []string{"udp", "tcp"} {
-		go func(network string) { errc <- e.srv.ListenAndServe(ctx, network, addr) }(n)
-	}
+	go func() { errc <- e.serveUDP(ctx, addr) }()
+	go func() { errc <- e.srv.ListenAndServe(ctx, "tcp", addr) }()
 	select {
 	case <-ctx.Done():
 		return nil
@@ -140,6 +143,42 @@ func (e *Edge) Serve(ctx context.Context, addr string) error {
 		}
 		return fmt.Errorf("sip: listen %s: %w", addr, err)
 	}
+}
+
+// udpBuffer is the SIP socket's receive buffer. The kernel default (208
+// KiB, a few hundred requests) overflows whenever the process is off the
+// CPU for a moment at a few hundred calls/s, and every dropped request
+// costs its sender a 500 ms retransmission timer.
+const udpBuffer = 8 << 20
+
+// serveUDP is sipgo's UDP listener with a receive buffer sized for load.
+func (e *Edge) serveUDP(ctx context.Context, addr string) error {
+	la, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return err
+	}
+	conn, err := net.ListenUDP("udp", la)
+	if err != nil {
+		return err
+	}
+	growBuffers(conn, udpBuffer)
+	go func() { <-ctx.Done(); conn.Close() }()
+	return e.srv.ServeUDP(conn)
+}
+
+// growBuffers asks for size bytes of socket buffers: past
+// net.core.rmem_max when the process may (CAP_NET_ADMIN), else up to it.
+func growBuffers(conn *net.UDPConn, size int) {
+	_ = conn.SetReadBuffer(size)
+	_ = conn.SetWriteBuffer(size)
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = raw.Control(func(fd uintptr) {
+		_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, size)
+		_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, size)
+	})
 }
 
 // ServeTLS listens for SIP over TLS on addr until ctx ends.

@@ -108,16 +108,21 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	callID, legID := newID(), ""
-	// *8<ext>: pick up the held (or ringing) call on ext's line. The INVITE
-	// becomes a leg of that call; its grain decides whether the caller may.
-	target, pickup := strings.CutPrefix(req.Recipient.User, "*8")
-	if pickup && target != "" && from.UserID != "" {
+	// *8<ext>: pick up the held (or ringing) call on ext's line; *7<ext>:
+	// join its active call. The INVITE becomes a leg of that call; its
+	// grain decides whether the caller may.
+	action, target, find := e.featureCode(req.Recipient.User)
+	if action != "" && target != "" && from.UserID != "" {
 		id, ok := "", false
-		if e.cfg.Pickup != nil {
-			id, ok = e.cfg.Pickup(target)
+		if find != nil {
+			id, ok = find(target)
 		}
 		if !ok {
-			e.respond(req, tx, 404, "Nothing To Pick Up", nil)
+			reason := "Nothing To Pick Up"
+			if action == "join" {
+				reason = "Nothing To Join"
+			}
+			e.respond(req, tx, 404, reason, nil)
 			return
 		}
 		callID, legID = id, id+"-p"+newID()[:8]
@@ -139,8 +144,8 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		l.finish()
 	})
 	go l.runInbound()
-	if pickup && legID != callID+"-a" {
-		e.toGrain(callID, &pb.CallControl{CallId: callID, Action: "pickup", ByUser: from.UserID, LegId: l.id, Node: e.node(), Offer: req.Body()})
+	if action != "" && legID != callID+"-a" {
+		e.toGrain(callID, &pb.CallControl{CallId: callID, Action: action, ByUser: from.UserID, LegId: l.id, Node: e.node(), Offer: req.Body()})
 	} else {
 		e.toGrain(callID, &pb.CallStart{
 			CallId: callID, LegId: l.id, Node: e.node(),
@@ -468,6 +473,19 @@ func reasonFor(code int) string {
 		return "Service Unavailable"
 	}
 	return "Error"
+}
+
+// featureCode reads a feature code dialed as the Request-URI user part:
+// the call control it asks for, its target extension, and how the line's
+// call is found ("" when user is no feature code).
+func (e *Edge) featureCode(user string) (action, target string, find func(string) (string, bool)) {
+	if t, ok := strings.CutPrefix(user, "*8"); ok {
+		return "pickup", t, e.cfg.Pickup
+	}
+	if t, ok := strings.CutPrefix(user, "*7"); ok {
+		return "join", t, e.cfg.Join
+	}
+	return "", "", nil
 }
 
 // preferredIdentity is the user part of a user's P-Preferred-Identity

@@ -448,7 +448,15 @@ func (c *Call) Hold(ctx context.Context, direction string) error {
 func (c *Call) Resume(ctx context.Context) error { return c.Hold(ctx, "sendrecv") }
 
 // SendRTP sends n PCMU packets, one every interval (0: as fast as possible).
-func (c *Call) SendRTP(n int, interval time.Duration) error { return c.media.send(n, interval) }
+func (c *Call) SendRTP(n int, interval time.Duration) error {
+	return c.media.send(n, interval, silence[:])
+}
+
+// SendPayload is SendRTP with payload (one 20 ms PCMU frame, 160 bytes)
+// instead of silence, so a test can tell who is heard.
+func (c *Call) SendPayload(n int, interval time.Duration, payload []byte) error {
+	return c.media.send(n, interval, payload)
+}
 
 // Sent is how many RTP packets this call sent.
 func (c *Call) Sent() int64 { return c.media.sent.Load() }
@@ -558,7 +566,7 @@ func (m *rtpLeg) setRemote(sdp []byte) error {
 	return nil
 }
 
-func (m *rtpLeg) send(n int, interval time.Duration) error {
+func (m *rtpLeg) send(n int, interval time.Duration, payload []byte) error {
 	if m.conn == nil {
 		return errors.New("sipphone: media is owned by Config.MediaAddr's socket")
 	}
@@ -572,7 +580,7 @@ func (m *rtpLeg) send(n int, interval time.Duration) error {
 		if err != nil {
 			return err
 		}
-		raw := append(m.out[:hl], silence[:]...)
+		raw := append(m.out[:hl], payload...)
 		if m.srtp != nil {
 			if raw, err = m.srtp.protect(m.enc[:0], raw); err != nil {
 				return err

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -147,6 +149,29 @@ func (c *calls) Control(ctx context.Context, id string, cmd rest.Command, by res
 		return errors.New("call: unexpected answer")
 	}
 	return rest.AsControlError(int(res.Status), res.Code, res.Message)
+}
+
+// Dial asks a new call grain to place a click-to-call; this node's media
+// relay anchors it, as the edge that takes an INVITE anchors that call.
+func (c *calls) Dial(ctx context.Context, d rest.DialRequest) (rest.Call, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return rest.Call{}, fmt.Errorf("call id: %w", err)
+	}
+	id := hex.EncodeToString(b[:])
+	r, err := c.n.cluster.Request(id, call.KindName, &pb.CallDial{CallId: id, FromUser: d.From, To: d.To, OnBehalfOf: d.OnBehalfOf,
+		Node: &pb.Node{Id: c.n.cfg.NodeID, Address: c.n.system.Address()}})
+	if err != nil {
+		return rest.Call{}, fmt.Errorf("call %s: %w", id, err)
+	}
+	res, ok := r.(*pb.CallControlResult)
+	if !ok {
+		return rest.Call{}, fmt.Errorf("call %s: unexpected answer %T", id, r)
+	}
+	if res.Status != 201 || res.Call == nil {
+		return rest.Call{}, rest.AsControlError(int(res.Status), res.Code, res.Message)
+	}
+	return restCall(res.Call), nil
 }
 
 func restCall(ci *pb.CallInfo) rest.Call {

@@ -51,7 +51,7 @@ func (n *Node) access(_ actor.Context, lineID, user string) (call.Access, error)
 	if !ok {
 		return call.Access{}, fmt.Errorf("delegator %s: unexpected answer %T", lineID, r)
 	}
-	return call.Access{Role: a.Role, Privileges: a.Privileges}, nil
+	return call.Access{Role: a.Role, Privileges: a.Privileges, JoinChime: a.JoinChime}, nil
 }
 
 // lineUpdate is fire-and-forget: the line shows what the call last said.
@@ -84,12 +84,18 @@ func (n *Node) clearLock(callID string) {
 }
 
 // pickupTarget is the call a *8<ext> pickup takes on ext's line.
-func (n *Node) pickupTarget(ext string) (string, bool) {
+func (n *Node) pickupTarget(ext string) (string, bool) { return n.lineCall(ext, false) }
+
+// joinTarget is the call a *7<ext> join takes on ext's line.
+func (n *Node) joinTarget(ext string) (string, bool) { return n.lineCall(ext, true) }
+
+// lineCall asks ext's line grain which call a pickup (or join) takes.
+func (n *Node) lineCall(ext string, join bool) (string, bool) {
 	u, ok := n.dir.Resolve(ext)
 	if !ok {
 		return "", false
 	}
-	r, err := n.cluster.Request(u.ID, line.KindName, &pb.LineCallFind{Line: u.ID})
+	r, err := n.cluster.Request(u.ID, line.KindName, &pb.LineCallFind{Line: u.ID, Join: join})
 	if err != nil {
 		n.log.Warn("pickup: line lookup failed", "line", u.ID, "err", err)
 		return "", false
@@ -185,6 +191,36 @@ func (n *Node) lineState(lineID string) ([]sipedge.LineCall, error) {
 	return out, nil
 }
 
+// lineUpdateOf reads a line.updated event: the line grain's Go values when
+// it is local (no JSON round trip on every call's way), else the raw JSON
+// another node sent.
+func lineUpdateOf(data any) (sipedge.LineUpdate, bool) {
+	if m, ok := data.(map[string]any); ok {
+		name, _ := m["line"].(string)
+		views, ok := m["calls"].([]line.CallView)
+		if !ok {
+			return sipedge.LineUpdate{}, false
+		}
+		u := sipedge.LineUpdate{Line: name, Calls: make([]sipedge.LineCall, len(views))}
+		for i, v := range views {
+			u.Calls[i] = sipedge.LineCall{ID: v.ID, State: v.State, Peer: v.Peer, Locked: v.Locked}
+		}
+		return u, true
+	}
+	raw, ok := data.(json.RawMessage)
+	if !ok {
+		return sipedge.LineUpdate{}, false
+	}
+	var d struct {
+		Line  string             `json:"line"`
+		Calls []sipedge.LineCall `json:"calls"`
+	}
+	if json.Unmarshal(raw, &d) != nil {
+		return sipedge.LineUpdate{}, false
+	}
+	return sipedge.LineUpdate{Line: d.Line, Calls: d.Calls}, true
+}
+
 // lineUpdates turns the cluster's line.updated events into lamp updates.
 func (n *Node) lineUpdates() (<-chan sipedge.LineUpdate, func()) {
 	sub := n.events.Subscribe(256)
@@ -195,20 +231,12 @@ func (n *Node) lineUpdates() (<-chan sipedge.LineUpdate, func()) {
 			if ev.Type != "line.updated" {
 				continue
 			}
-			// Local events carry Go values, other nodes' raw JSON: read both as JSON.
-			b, err := json.Marshal(ev.Data)
-			if err != nil {
-				continue
-			}
-			var d struct {
-				Line  string             `json:"line"`
-				Calls []sipedge.LineCall `json:"calls"`
-			}
-			if json.Unmarshal(b, &d) != nil {
+			u, ok := lineUpdateOf(ev.Data)
+			if !ok {
 				continue
 			}
 			select {
-			case out <- sipedge.LineUpdate{Line: d.Line, Calls: d.Calls}:
+			case out <- u:
 			default: // a lamp misses a state; the next change carries the full state again
 			}
 		}
