@@ -72,7 +72,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	if os.Getenv("BENCH_KEEP") == "" {
+		defer os.RemoveAll(dir)
+	} else {
+		fmt.Printf("keeping %s\n", dir)
+	}
 
 	n := &node{sip: *sipAddr, http: *httpAddr, token: *token}
 	if *sipAddr == "" {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,15 +35,23 @@ type node struct {
 // startNode builds switchboard and runs it on loopback in dir.
 func startNode(dir, token, pprof string) (*node, error) {
 	bin := filepath.Join(dir, "switchboard")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/switchboard")
+	build := exec.Command("go", "build", "-o", bin, "github.com/switchboard/switchboard/cmd/switchboard")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		return nil, fmt.Errorf("build switchboard: %w", err)
 	}
-	n := &node{sip: "127.0.0.1:25060", http: "127.0.0.1:28080", token: token}
+	sipPort, err := freePort("udp")
+	if err != nil {
+		return nil, err
+	}
+	httpPort, err := freePort("tcp")
+	if err != nil {
+		return nil, err
+	}
+	n := &node{sip: fmt.Sprintf("127.0.0.1:%d", sipPort), http: fmt.Sprintf("127.0.0.1:%d", httpPort), token: token}
 	args := []string{"--sip-addr", n.sip, "--http-addr", n.http, "--media-ip", "127.0.0.1",
 		"--rtp-ports", "40000-59999", "--data-dir", filepath.Join(dir, "data"), "--etcd-listen", "127.0.0.1:0",
-		"--node-id", "bench", "--admin-token", token, "--log-level", "error"}
+		"--node-id", "bench", "--admin-token", token, "--log-level", cmp.Or(os.Getenv("BENCH_NODE_LOG"), "error")}
 	if pprof != "" {
 		args = append(args, "--pprof-addr", pprof)
 	}
@@ -68,6 +78,24 @@ func startNode(dir, token, pprof string) (*node, error) {
 	}
 	p.Stop()
 	return nil, fmt.Errorf("switchboard not ready within 30 s (log: %s)", filepath.Join(dir, "node.log"))
+}
+
+// freePort is a port free on loopback now (the node binds it right after).
+func freePort(network string) (int, error) {
+	if network == "udp" {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port, nil
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (n *node) stop() {

@@ -52,6 +52,9 @@ func dial(ctx context.Context, p *sipphone.Phone, number string) (*sipphone.Call
 		if errors.As(err, &rej) {
 			return nil, 0, strconv.Itoa(rej.Code)
 		}
+		if os.Getenv("BENCH_DEBUG") != "" {
+			fmt.Fprintln(os.Stderr, "dial:", err)
+		}
 		return nil, 0, "timeout_or_transport"
 	}
 	once.Do(func() { setup = time.Since(start) })

@@ -62,19 +62,14 @@ func NewID(t time.Time) string {
 // Append stores e for owner and returns it with its id (a new one, from
 // StartedAt, unless e has one).
 func Append(ctx context.Context, st store.Store, owner string, e Entry) (Entry, error) {
-	if !validName(owner) {
-		return e, fmt.Errorf("history: owner %q is not a valid key segment", owner)
-	}
 	if e.ID == "" {
 		e.ID = NewID(e.StartedAt)
-	} else if !validName(e.ID) {
-		return e, fmt.Errorf("history: entry id %q is not a valid key segment", e.ID)
 	}
-	v, err := json.Marshal(e)
+	key, v, err := encode(owner, e)
 	if err != nil {
-		return e, fmt.Errorf("history %s: encode entry: %w", owner, err)
+		return e, err
 	}
-	if _, err := st.Put(ctx, prefix(owner)+e.ID, v); err != nil {
+	if _, err := st.Put(ctx, key, v); err != nil {
 		return e, fmt.Errorf("history %s: append: %w", owner, err)
 	}
 	return e, nil

@@ -30,7 +30,7 @@ const (
 	frame      = 20 * time.Millisecond
 	payloadLen = 160 // 20 ms of PCMU
 	pktLen     = 12 + payloadLen
-	batch      = 256 // messages per sendmmsg/recvmmsg
+	batch      = 256    // messages per sendmmsg/recvmmsg
 	magic      = 0x5342 // "SB": a payload written by this generator
 	// Latency histogram: 50 µs buckets up to 2 s; later packets count in the last.
 	bucket   = 50 * time.Microsecond

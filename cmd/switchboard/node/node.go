@@ -30,6 +30,7 @@ import (
 	"github.com/switchboard/switchboard/actors/call"
 	"github.com/switchboard/switchboard/actors/delegator"
 	"github.com/switchboard/switchboard/actors/directory"
+	"github.com/switchboard/switchboard/actors/history"
 	"github.com/switchboard/switchboard/actors/line"
 	"github.com/switchboard/switchboard/actors/mediasvc"
 	"github.com/switchboard/switchboard/api/rest"
@@ -74,6 +75,7 @@ type Node struct {
 	log       *slog.Logger
 	etcd      *etcdembed.Server
 	store     store.Store
+	history   *history.Writer
 	dir       *directory.Directory
 	media     *media.Service
 	mediaSvc  *mediasvc.Service
@@ -175,8 +177,9 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	if cfg.NoAnswer > 0 {
 		settings.NoAnswer = cfg.NoAnswer
 	}
+	n.history = history.NewWriter(n.store, n.log, historyQueue)
 	callDeps := &call.Deps{
-		Router: router{n.dir}, Store: n.store, Events: fanout{n}, Index: n.index, Settings: settings,
+		Router: router{n.dir}, History: n.history, Events: fanout{n}, Index: n.index, Settings: settings,
 		Draining: n.draining.Load, Now: time.Now, Log: n.log,
 		LineContacts: n.lineContacts, RingPlan: n.ringPlan, Access: n.access, LineUpdate: n.lineUpdate, PersistLock: n.persistLock, ClearLock: n.clearLock,
 	}
@@ -207,7 +210,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	n.edge, err = sipedge.New(sipedge.Config{
 		NodeID: cfg.NodeID, NodeAddr: nodeAddr, Domain: cfg.Domain, Host: advertise, Port: sipPort,
 		Dir: edgeDir{n.dir}, Auth: digestAuth{auth}, Cluster: func() *cluster.Cluster { return n.cluster },
-		Draining: n.draining.Load, Pickup: n.pickupTarget, LineState: n.lineState, LineUpdates: n.lineUpdates, Log: n.log,
+		Draining: n.draining.Load, Pickup: n.pickupTarget, Join: n.joinTarget, LineState: n.lineState, LineUpdates: n.lineUpdates, Log: n.log,
 	})
 	if err != nil {
 		return err
@@ -342,6 +345,10 @@ func (n *Node) Close() { n.stop(true) }
 // deregister, so the cluster learns of its death when its lease runs out.
 func (n *Node) Abort() { n.stop(false) }
 
+// historyQueue is how many history entries may wait for etcd: minutes of
+// calls at full rate, so only an etcd outage longer than that loses any.
+const historyQueue = 100000
+
 // stop tears down in the reverse order of start.
 func (n *Node) stop(graceful bool) {
 	if n.cancel != nil {
@@ -363,6 +370,13 @@ func (n *Node) stop(graceful bool) {
 	}
 	if n.media != nil {
 		_ = n.media.Close()
+	}
+	if n.history != nil && graceful {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := n.history.Close(ctx); err != nil {
+			n.log.Warn("history: not all entries written at shutdown", "err", err)
+		}
+		cancel()
 	}
 	if n.store != nil {
 		_ = n.store.Close()
