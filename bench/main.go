@@ -62,6 +62,7 @@ func main() {
 	sipAddr := flag.String("sip", "", "SIP address of a running node (empty: build and start one)")
 	httpAddr := flag.String("http", "", "HTTP address of a running node")
 	token := flag.String("token", "bench-token", "admin token")
+	bin := flag.String("bin", "", "switchboard binary to start (empty: build this checkout), e.g. an older build for a before/after")
 	pprof := flag.String("pprof", "", "start the node with --pprof-addr here (e.g. 127.0.0.1:6060)")
 	flag.Parse()
 
@@ -80,7 +81,7 @@ func main() {
 
 	n := &node{sip: *sipAddr, http: *httpAddr, token: *token}
 	if *sipAddr == "" {
-		if n, err = startNode(dir, *token, *pprof); err != nil {
+		if n, err = startNode(dir, *bin, *token, *pprof); err != nil {
 			log.Fatal(err)
 		}
 		defer n.stop()

@@ -32,13 +32,16 @@ type node struct {
 	readyMs   int64
 }
 
-// startNode builds switchboard and runs it on loopback in dir.
-func startNode(dir, token, pprof string) (*node, error) {
-	bin := filepath.Join(dir, "switchboard")
-	build := exec.Command("go", "build", "-o", bin, "github.com/switchboard/switchboard/cmd/switchboard")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("build switchboard: %w", err)
+// startNode runs switchboard on loopback in dir: bin, or one it builds
+// from this checkout when bin is empty.
+func startNode(dir, bin, token, pprof string) (*node, error) {
+	if bin == "" {
+		bin = filepath.Join(dir, "switchboard")
+		build := exec.Command("go", "build", "-o", bin, "github.com/switchboard/switchboard/cmd/switchboard")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			return nil, fmt.Errorf("build switchboard: %w", err)
+		}
 	}
 	sipPort, err := freePort("udp")
 	if err != nil {

@@ -18,7 +18,7 @@ func TestSmoke(t *testing.T) {
 		t.Skip("builds and runs a node")
 	}
 	dir := t.TempDir()
-	n, err := startNode(dir, "smoke-token", "")
+	n, err := startNode(dir, "", "smoke-token", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,17 @@ import (
 	"github.com/switchboard/switchboard/cluster/store"
 )
 
-// maxBatch stays under etcd's default --max-txn-ops (128).
-const maxBatch = 100
+const (
+	// maxBatch stays under etcd's default --max-txn-ops (128).
+	maxBatch = 100
+	// linger is how long a batch waits for more entries: at most 40 etcd
+	// writes (and fsyncs) a second, whatever the call rate.
+	linger = 25 * time.Millisecond
+)
 
-// Writer writes history after calls end, off the call's path: every entry
-// that arrives while one etcd transaction is in flight goes into the next
-// one, so a thousand calls a second cost a few dozen writes, not a
+// Writer writes history after calls end, off the call's path: entries are
+// gathered for up to 25 ms (or 100 of them) into one etcd transaction, so a
+// thousand calls a second cost a few dozen writes and fsyncs, not a
 // thousand. Entries are durable once written, not when Append returns: a
 // node that dies loses the last few milliseconds of history, never a call.
 type Writer struct {
@@ -75,8 +80,10 @@ func (w *Writer) Close(ctx context.Context) error {
 func (w *Writer) run() {
 	defer close(w.done)
 	batch := make([]store.Op, 0, maxBatch)
+	t := time.NewTimer(linger)
 	for p := range w.in {
 		batch = append(batch[:0], store.Op{Key: p.key, Value: p.val})
+		t.Reset(linger)
 	fill:
 		for len(batch) < maxBatch {
 			select {
@@ -85,7 +92,7 @@ func (w *Writer) run() {
 					break fill
 				}
 				batch = append(batch, store.Op{Key: p.key, Value: p.val})
-			default:
+			case <-t.C:
 				break fill
 			}
 		}

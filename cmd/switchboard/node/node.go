@@ -36,6 +36,7 @@ import (
 	"github.com/switchboard/switchboard/api/rest"
 	sipedge "github.com/switchboard/switchboard/api/sip"
 	"github.com/switchboard/switchboard/api/sip/digest"
+	"github.com/switchboard/switchboard/cluster/dispatch"
 	"github.com/switchboard/switchboard/cluster/etcdembed"
 	"github.com/switchboard/switchboard/cluster/events"
 	"github.com/switchboard/switchboard/cluster/membership"
@@ -187,20 +188,20 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	delegatorDeps := &delegator.Deps{Store: n.store, Person: n.person, Events: fanout{n}, Now: time.Now, Log: n.log}
 	rcfg := remote.Configure(chost, cport)
 	ccfg := cluster.Configure(ClusterName, n.provider, disthash.New(), rcfg,
-		cluster.WithKinds(call.NewKind(callDeps), line.NewKind(lineDeps), delegator.NewKind(delegatorDeps)),
+		cluster.WithKinds(onPool(call.NewKind(callDeps)), onPool(line.NewKind(lineDeps)), onPool(delegator.NewKind(delegatorDeps))),
 		cluster.WithRequestTimeout(5*time.Second))
 	n.cluster = cluster.New(n.system, ccfg)
 	n.cluster.StartMember()
 	nodeAddr := n.system.Address()
 
 	n.mediaSvc = mediasvc.New(n.media, func() *cluster.Cluster { return n.cluster }, call.KindName, n.log)
-	if _, err := n.system.Root.SpawnNamed(n.mediaSvc.Props(), call.MediaActor); err != nil {
+	if _, err := n.system.Root.SpawnNamed(n.mediaSvc.Props().Configure(actor.WithDispatcher(pool)), call.MediaActor); err != nil {
 		return fmt.Errorf("spawn media actor: %w", err)
 	}
-	if _, err := n.system.Root.SpawnNamed(eventsProps(n.events), eventsActor); err != nil {
+	if _, err := n.system.Root.SpawnNamed(eventsProps(n.events).Configure(actor.WithDispatcher(pool)), eventsActor); err != nil {
 		return fmt.Errorf("spawn events actor: %w", err)
 	}
-	if _, err := n.system.Root.SpawnNamed(call.IndexProps(n.index, n.actorCount), call.IndexActor); err != nil {
+	if _, err := n.system.Root.SpawnNamed(call.IndexProps(n.index, n.actorCount).Configure(actor.WithDispatcher(pool)), call.IndexActor); err != nil {
 		return fmt.Errorf("spawn calls actor: %w", err)
 	}
 
@@ -215,7 +216,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := n.system.Root.SpawnNamed(n.edge.Props(), call.EdgeActor); err != nil {
+	if _, err := n.system.Root.SpawnNamed(n.edge.Props().Configure(actor.WithDispatcher(pool)), call.EdgeActor); err != nil {
 		return fmt.Errorf("spawn sip actor: %w", err)
 	}
 	ln, err := listenSIP(cfg.SIPAddr)
@@ -344,6 +345,15 @@ func (n *Node) Close() { n.stop(true) }
 // Abort stops the node as a crash would look to the others: it does not
 // deregister, so the cluster learns of its death when its lease runs out.
 func (n *Node) Abort() { n.stop(false) }
+
+// pool runs every mailbox of this process's actors (cluster/dispatch).
+var pool = dispatch.New(300)
+
+// onPool puts a grain kind's mailboxes on the pool.
+func onPool(k *cluster.Kind) *cluster.Kind {
+	k.Props = k.Props.Configure(actor.WithDispatcher(pool))
+	return k
+}
 
 // historyQueue is how many history entries may wait for etcd: minutes of
 // calls at full rate, so only an etcd outage longer than that loses any.
