@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strconv"
@@ -18,7 +19,7 @@ import (
 // media, when valid, is the generator socket its SDP advertises.
 func (n *node) phone(user string, answer bool, media netip.AddrPort) (*sipphone.Phone, error) {
 	p, err := sipphone.New(sipphone.Config{User: user, Password: password, Domain: domain, Server: n.sip,
-		AutoAnswerOn: answer, Backlog: 1 << 17, MediaAddr: media})
+		AutoAnswerOn: answer, Backlog: 1 << 17, MediaAddr: media, Log: debugLog()})
 	if err != nil {
 		return nil, err
 	}
@@ -33,7 +34,7 @@ func (n *node) phone(user string, answer bool, media netip.AddrPort) (*sipphone.
 
 // carrier is the trunk's side: a phone on the trunk's trusted address.
 func (n *node) carrier(media netip.AddrPort) (*sipphone.Phone, error) {
-	return sipphone.New(sipphone.Config{User: "carrier", Domain: domain, Server: n.sip, IP: trunkIP, MediaAddr: media})
+	return sipphone.New(sipphone.Config{User: "carrier", Domain: domain, Server: n.sip, IP: trunkIP, MediaAddr: media, Log: debugLog()})
 }
 
 // dial places one call and returns its setup time (INVITE to the first
@@ -162,6 +163,14 @@ func register(n *node, rate float64, d time.Duration) (sipp.Step, error) {
 		st.CPUPerCall = st.TargetCPU * 1000 / float64(st.Succeeded)
 	}
 	return st, nil
+}
+
+// debugLog shows the phones' SIP stack warnings with BENCH_DEBUG set.
+func debugLog() *slog.Logger {
+	if os.Getenv("BENCH_DEBUG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 func failures(m map[string]int) int {

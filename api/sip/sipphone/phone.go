@@ -318,7 +318,9 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if p.cfg.AutoAnswerOn {
 		go func() {
 			time.Sleep(p.cfg.AutoAnswer)
-			_ = c.Answer()
+			if err := c.Answer(); err != nil {
+				p.cfg.Log.Warn("sipphone: auto-answer failed", "call_id", req.CallID().Value(), "err", err)
+			}
 		}()
 	}
 	// Hold the transaction until answered or cancelled (sipgo ends it when
@@ -344,8 +346,12 @@ func (c *Call) Answer() error {
 	c.media = m
 	res := sip.NewResponseFromRequest(c.in.InviteRequest, 200, "OK", m.answer())
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	// The INVITE handler holds the transaction open until answered is
+	// closed: close it only once the 200 is out, or sipgo may end the
+	// transaction under the write ("transaction terminated").
+	err = c.in.WriteResponse(res)
 	close(c.answered)
-	return c.in.WriteResponse(res)
+	return err
 }
 
 // Reject answers an incoming call with code.
