@@ -38,9 +38,11 @@ func delegated(n *node, rates []float64, step, bound time.Duration) ([]ladderRes
 			return out, err
 		}
 		fmt.Printf("delegated ladder: %s\n", m.name)
-		out = append(out, climb(m.name, rates, step, bound, func(r float64, d time.Duration) (sipp.Step, error) {
+		res := climb(m.name, rates, step, bound, func(r float64, d time.Duration) (sipp.Step, error) {
 			return goRung(n, caller, m.number, r, d), nil
-		}))
+		})
+		res.TargetRSS = n.rss()
+		out = append(out, res)
 	}
 	return out, nil
 }

@@ -128,6 +128,7 @@ func run(ctx context.Context, rep *report, n *node, dir string, o options) error
 		return err
 	case "register":
 		res := climb("register", o.rates, o.step, o.bound, func(r float64, d time.Duration) (sipp.Step, error) { return register(n, r, d) })
+		res.TargetRSS = n.rss()
 		rep.Ladders = []ladderResult{res}
 		printLadders(rep.Ladders, nil)
 		return nil
@@ -222,23 +223,33 @@ func ladderRatios(ls []ladderResult) map[string]float64 {
 	return r
 }
 
-// concurrentRatios: switchboard over rtpengine, at the largest count both
-// carried cleanly, and in relay CPU per call there.
+// concurrentRatios: switchboard over rtpengine in the largest count each
+// carried cleanly, and in relay CPU per call at the largest count both did.
 func concurrentRatios(rs []concurrentResult) map[string]float64 {
-	best := map[string]concurrentResult{}
+	best := map[string]int{}
+	clean := map[string]map[int]concurrentResult{}
 	for _, r := range rs {
-		if r.Clean() && r.Calls > best[r.Relay].Calls {
-			best[r.Relay] = r
+		if !r.Clean() {
+			continue
 		}
+		if clean[r.Relay] == nil {
+			clean[r.Relay] = map[int]concurrentResult{}
+		}
+		clean[r.Relay][r.Calls] = r
+		best[r.Relay] = max(best[r.Relay], r.Calls)
 	}
-	sb, ok1 := best["switchboard"]
-	re, ok2 := best["rtpengine"]
-	if !ok1 || !ok2 {
+	if best["switchboard"] == 0 || best["rtpengine"] == 0 {
 		return nil
 	}
-	out := map[string]float64{"switchboard/rtpengine clean concurrent calls": float64(sb.Calls) / float64(re.Calls)}
-	if sb.CPUPerCallMs > 0 {
-		out["rtpengine/switchboard relay CPU per call (>1: switchboard is cheaper)"] = re.CPUPerCallMs / sb.CPUPerCallMs
+	out := map[string]float64{"switchboard/rtpengine clean concurrent calls": float64(best["switchboard"]) / float64(best["rtpengine"])}
+	both := 0
+	for n := range clean["switchboard"] {
+		if _, ok := clean["rtpengine"][n]; ok {
+			both = max(both, n)
+		}
+	}
+	if sb := clean["switchboard"][both]; both > 0 && sb.CPUPerCallMs > 0 {
+		out[fmt.Sprintf("rtpengine/switchboard relay CPU per call at %d calls (>1: switchboard is cheaper)", both)] = clean["rtpengine"][both].CPUPerCallMs / sb.CPUPerCallMs
 	}
 	return out
 }
