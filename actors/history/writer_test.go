@@ -56,34 +56,47 @@ func TestWriterBatchesAndFlushesOnClose(t *testing.T) {
 }
 
 func TestWriterRefusesBadOwnersAndDropsWhenFull(t *testing.T) {
-	blocked := make(chan struct{})
-	w := NewWriter(&stallingStore{Store: st, until: blocked}, slog.New(slog.DiscardHandler), 2)
+	stall := &stallingStore{Store: st, entered: make(chan struct{}, 1), until: make(chan struct{})}
+	w := NewWriter(stall, slog.New(slog.DiscardHandler), 2)
 	if err := w.Append("a/b", Entry{}); err == nil {
 		t.Fatal("an owner with a slash was accepted")
 	}
 	o := owner("carol")
+	if err := w.Append(o, Entry{StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	<-stall.entered // the first batch is stuck in etcd
 	var refused int
 	for range 10 {
 		if w.Append(o, Entry{StartedAt: time.Now()}) != nil {
 			refused++
 		}
 	}
-	// One batch is stuck in etcd, two wait in the queue; the rest is dropped.
-	if refused < 6 || w.Dropped() != int64(refused) {
-		t.Fatalf("refused %d, counted %d dropped", refused, w.Dropped())
+	// Two wait in the queue; the rest is dropped and counted.
+	if refused != 8 || w.Dropped() != 8 {
+		t.Fatalf("refused %d, counted %d dropped; want 8", refused, w.Dropped())
 	}
-	close(blocked)
+	close(stall.until)
 	if err := w.Close(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
+	if got, _, _ := List(ctx(t), st, o, "", 50); len(got) != 3 {
+		t.Fatalf("%d entries written, want the 3 that were queued", len(got))
+	}
 }
 
+// stallingStore holds every transaction until until is closed.
 type stallingStore struct {
 	store.Store
-	until chan struct{}
+	entered chan struct{}
+	until   chan struct{}
 }
 
 func (s *stallingStore) Txn(ctx context.Context, conds []store.Cond, ops []store.Op) (int64, error) {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
 	<-s.until
 	return s.Store.Txn(ctx, conds, ops)
 }
