@@ -62,9 +62,9 @@ func dial(ctx context.Context, p *sipphone.Phone, number string) (*sipphone.Call
 	return c, setup, ""
 }
 
-// goRung offers calls from the trunk to number at rate for d with Go
-// phones; each answered call is hung up at once.
-func goRung(n *node, caller *sipphone.Phone, number string, rate float64, d time.Duration) sipp.Step {
+// paced runs attempt rate times a second for d, each on its own goroutine,
+// and gathers a rung: an attempt returns its latency, or a failure reason.
+func paced(n *node, label string, rate float64, d time.Duration, attempt func() (time.Duration, string)) sipp.Step {
 	st := sipp.Step{Rate: rate, Failed: map[string]int{}}
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -72,34 +72,29 @@ func goRung(n *node, caller *sipphone.Phone, number string, rate float64, d time
 	cpu0 := n.cpu()
 	start := time.Now()
 	total := int(rate * d.Seconds())
-	for i := 0; i < total; i++ {
+	for i := range total {
 		if wait := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); wait > 0 {
 			time.Sleep(wait)
 		}
 		wg.Add(1)
+		mu.Lock()
 		st.Attempted++
+		if i%int(max(rate, 1)) == 0 {
+			progress("%s %.0f/s: %d offered, %d ok, %d failed", label, rate, st.Attempted, st.Succeeded, failures(st.Failed))
+		}
+		mu.Unlock()
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, setup, reason := dial(ctx, caller, number)
+			took, reason := attempt()
 			mu.Lock()
+			defer mu.Unlock()
 			if reason != "" {
 				st.Failed[reason]++
-			} else {
-				st.Succeeded++
-				lat = append(lat, setup)
+				return
 			}
-			mu.Unlock()
-			if c != nil {
-				_ = c.Hangup(ctx)
-			}
+			st.Succeeded++
+			lat = append(lat, took)
 		}()
-		if i%int(max(rate, 1)) == 0 {
-			mu.Lock()
-			progress("%.0f/s: %d offered, %d ok, %d failed", rate, st.Attempted, st.Succeeded, failures(st.Failed))
-			mu.Unlock()
-		}
 	}
 	wg.Wait()
 	st.Seconds = time.Since(start).Seconds()
@@ -112,6 +107,20 @@ func goRung(n *node, caller *sipphone.Phone, number string, rate float64, d time
 	return st
 }
 
+// goRung offers calls from the trunk to number at rate for d with Go
+// phones; each answered call is hung up at once.
+func goRung(n *node, caller *sipphone.Phone, number string, rate float64, d time.Duration) sipp.Step {
+	return paced(n, "calls", rate, d, func() (time.Duration, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, setup, reason := dial(ctx, caller, number)
+		if c != nil {
+			_ = c.Hangup(ctx)
+		}
+		return setup, reason
+	})
+}
+
 // register offers REGISTERs with digest at rate per second for d.
 func register(n *node, rate float64, d time.Duration) (sipp.Step, error) {
 	p, err := sipphone.New(sipphone.Config{User: "callee", Password: password, Domain: domain, Server: n.sip})
@@ -119,50 +128,19 @@ func register(n *node, rate float64, d time.Duration) (sipp.Step, error) {
 		return sipp.Step{}, err
 	}
 	defer p.Close()
-	st := sipp.Step{Rate: rate, Failed: map[string]int{}}
-	var mu sync.Mutex
-	var lat []time.Duration
-	var wg sync.WaitGroup
-	cpu0 := n.cpu()
-	start := time.Now()
-	total := int(rate * d.Seconds())
-	for i := 0; i < total; i++ {
-		if wait := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); wait > 0 {
-			time.Sleep(wait)
+	return paced(n, "register", rate, d, func() (time.Duration, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		t0 := time.Now()
+		res, err := p.Register(ctx, 3600)
+		switch {
+		case err != nil:
+			return 0, "timeout_or_transport"
+		case res.StatusCode != 200:
+			return 0, strconv.Itoa(res.StatusCode)
 		}
-		st.Attempted++
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			t0 := time.Now()
-			res, err := p.Register(ctx, 3600)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil:
-				st.Failed["timeout_or_transport"]++
-			case res.StatusCode != 200:
-				st.Failed[strconv.Itoa(res.StatusCode)]++
-			default:
-				st.Succeeded++
-				lat = append(lat, time.Since(t0))
-			}
-		}()
-		if i%int(max(rate, 1)) == 0 {
-			progress("register %.0f/s: %d offered", rate, st.Attempted)
-		}
-	}
-	wg.Wait()
-	st.Seconds = time.Since(start).Seconds()
-	st.Achieved = float64(st.Succeeded) / d.Seconds()
-	st.SetupP50ms, st.SetupP95ms, st.SetupP99ms = pct(lat, 0.5), pct(lat, 0.95), pct(lat, 0.99)
-	st.TargetCPU = n.cpu() - cpu0
-	if st.Succeeded > 0 {
-		st.CPUPerCall = st.TargetCPU * 1000 / float64(st.Succeeded)
-	}
-	return st, nil
+		return time.Since(t0), ""
+	}), nil
 }
 
 // debugLog shows the phones' SIP stack warnings with BENCH_DEBUG set.
