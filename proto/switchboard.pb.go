@@ -392,8 +392,9 @@ type CallDial struct {
 	CallId        string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
 	FromUser      string                 `protobuf:"bytes,2,opt,name=from_user,json=fromUser,proto3" json:"from_user,omitempty"`
 	To            string                 `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
-	OnBehalfOf    string                 `protobuf:"bytes,4,opt,name=on_behalf_of,json=onBehalfOf,proto3" json:"on_behalf_of,omitempty"` // the delegator's line the call is placed on (user id, extension or number)
+	OnBehalfOf    string                 `protobuf:"bytes,4,opt,name=on_behalf_of,json=onBehalfOf,proto3" json:"on_behalf_of,omitempty"` // the delegator's line the call is placed on (a user id)
 	Node          *Node                  `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`                                 // the node whose media relay anchors the call
+	Draining      bool                   `protobuf:"varint,6,opt,name=draining,proto3" json:"draining,omitempty"`                        // that node drains: the call is refused (503)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -461,6 +462,13 @@ func (x *CallDial) GetNode() *Node {
 		return x.Node
 	}
 	return nil
+}
+
+func (x *CallDial) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
 }
 
 type LegEvent struct {
@@ -2838,14 +2846,15 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x05offer\x18\x06 \x01(\fR\x05offer\x12,\n" +
 	"\x12received_unix_nano\x18\a \x01(\x03R\x10receivedUnixNano\x12 \n" +
 	"\fon_behalf_of\x18\b \x01(\tR\n" +
-	"onBehalfOf\"\x9c\x01\n" +
+	"onBehalfOf\"\xb8\x01\n" +
 	"\bCallDial\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x1b\n" +
 	"\tfrom_user\x18\x02 \x01(\tR\bfromUser\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\tR\x02to\x12 \n" +
 	"\fon_behalf_of\x18\x04 \x01(\tR\n" +
 	"onBehalfOf\x12(\n" +
-	"\x04node\x18\x05 \x01(\v2\x14.switchboard.v1.NodeR\x04node\"\x88\x02\n" +
+	"\x04node\x18\x05 \x01(\v2\x14.switchboard.v1.NodeR\x04node\x12\x1a\n" +
+	"\bdraining\x18\x06 \x01(\bR\bdraining\"\x88\x02\n" +
 	"\bLegEvent\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x15\n" +
 	"\x06leg_id\x18\x02 \x01(\tR\x05legId\x121\n" +

@@ -83,6 +83,7 @@ type grain struct {
 	lockRev    int64             // etcd revision of the call's lock: its fence
 	lockErr    bool              // the last PersistLock failed
 	line       lineView          // what the line grain was last told
+	lineUsers  []string          // and who it was told to show the call to
 }
 
 type lineView struct {
@@ -190,7 +191,9 @@ func (g *grain) dial(ctx actor.Context, m *pb.CallDial) *pb.CallControlResult {
 	g.mediaNode, g.mediaID = m.Node.GetAddress(), m.Node.GetId()
 	g.callerSRTP = srtp
 	in := Dial{From: *from, Dialed: m.To}
-	if g.d.Draining != nil && g.d.Draining() {
+	// Either node draining refuses it: this grain's, or the one whose relay
+	// would anchor the call.
+	if m.Draining || (g.d.Draining != nil && g.d.Draining()) {
 		in.Draining = true
 	} else {
 		in.Lookup = g.lookup(ctx, m.To, *from)
@@ -453,10 +456,12 @@ func (g *grain) step(ctx actor.Context, in any) error {
 	if err != nil {
 		return err
 	}
-	g.apply(ctx, effs)
+	// The index (GET /v1/calls) shows the new state before the effects
+	// reach the phones: a client that sees the 200 finds the call active.
 	if g.call.State != Ended {
 		g.d.Index.Put(g.info())
 	}
+	g.apply(ctx, effs)
 	g.tellLine(ctx)
 	return nil
 }
@@ -473,12 +478,13 @@ func (g *grain) tellLine(ctx actor.Context) {
 	}
 	if old := g.line.line; old != "" && old != c.Line {
 		// A click-to-call rang the caller's line first and now rings the
-		// target's: the caller's line no longer shows it.
-		g.d.LineUpdate(ctx, &pb.LineCall{Line: old, CallId: c.ID, State: string(Ended)})
+		// target's: the caller's line, and the delegates who saw the call
+		// on it, no longer show it.
+		g.d.LineUpdate(ctx, &pb.LineCall{Line: old, CallId: c.ID, State: string(Ended), Viewers: g.lineUsers})
 	}
-	g.line = lineView{c.Line, state, locked}
+	g.line, g.lineUsers = lineView{c.Line, state, locked}, c.Viewers()
 	g.d.LineUpdate(ctx, &pb.LineCall{Line: c.Line, CallId: c.ID, State: state, Peer: c.peerOf(c.Shown), Locked: locked,
-		Viewers: c.Viewers(), SinceUnixNano: c.CreatedAt.UnixNano()})
+		Viewers: g.lineUsers, SinceUnixNano: c.CreatedAt.UnixNano()})
 }
 
 func (g *grain) apply(ctx actor.Context, effs []Effect) {
@@ -540,7 +546,12 @@ func (g *grain) apply(ctx actor.Context, effs []Effect) {
 			g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_BRIDGE, Leg: e.A, Peer: e.B})
 		case AcceptAnswer:
 			if res := g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_ACCEPT_ANSWER, Leg: e.Leg, Sdp: g.sdp[e.Leg]}); res.Code != 0 {
+				// As for Connect: what the batch builds on this answer (a
+				// click-to-call's target ringing) must not happen; the core
+				// ends the leg and the call.
 				g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)})
+				g.applyOnly(ctx, effs[i+1:], func(e Effect) bool { _, ok := e.(EndLeg); return ok })
+				return
 			}
 		case Adopt:
 			res := g.media(ctx,

@@ -859,21 +859,27 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 	}
 	wasAnswered := l.State == LegAnswered
 	l.State = LegEnded
+	// An established leg that our side gave up on (its answer unusable, no
+	// ACK) is still a dialog at the far end until it gets a BYE.
+	var bye []Effect
+	if wasAnswered {
+		bye = []Effect{EndLeg{Leg: l.ID}}
+	}
 	if l.Role == Device {
-		return c.deviceGone(now)
+		return append(bye, c.deviceGone(now)...)
 	}
 	if in.Code == 486 || in.Code == 600 || in.Code == 603 {
 		c.sawBusy = true
 	}
 	if c.Pickup != nil && slices.Contains(c.Pickup.Legs, l.ID) {
-		return c.pickupLegGone(now)
+		return append(bye, c.pickupLegGone(now)...)
 	}
 	if l.ID == c.Joined {
-		return c.unjoin()
+		return append(bye, c.unjoin()...)
 	}
 	if l.Role == Caller || wasAnswered {
 		// A failure on an established leg (no ACK, transport gone) ends the call.
-		return c.hangupAll("failed", now)
+		return append(bye, c.hangupAll("failed", now)...)
 	}
 	if c.State != Ringing {
 		return nil
@@ -927,6 +933,14 @@ func (c *Call) bye(in Bye, now time.Time) []Effect {
 		return nil
 	}
 	l.State = LegEnded
+	if l.Role == Device {
+		if c.Callback != nil {
+			// The phone answered and hung up before its answer was taken:
+			// the caller gave up.
+			return c.endUnanswered(0, "", "cancelled", now)
+		}
+		return nil // a device that lost the race
+	}
 	if l.ID == c.Joined {
 		return c.unjoin()
 	}

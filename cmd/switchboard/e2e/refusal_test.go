@@ -96,6 +96,8 @@ func TestDrainRefusesNewCalls(t *testing.T) {
 	if _, err := alice.Dial(ctx, "1002", nil); !errors.As(err, &rej) || rej.Code != 503 {
 		t.Fatalf("new call while draining: want 503, got %v", err)
 	}
+	// Click-to-call is a new call too, and its media would anchor here.
+	s.expect("POST", "/v1/calls", "", map[string]any{"from_user": "alice", "to": "1002"}, 503, "draining")
 	_ = b.SendRTP(10, 2*time.Millisecond)
 	eventually(t, 3*time.Second, "the active call still carries audio", func() bool { return a.Received() >= 9 })
 	_ = a.Hangup(ctx)

@@ -160,7 +160,7 @@ func (c *calls) Dial(ctx context.Context, d rest.DialRequest) (rest.Call, error)
 	}
 	id := hex.EncodeToString(b[:])
 	r, err := c.n.cluster.Request(id, call.KindName, &pb.CallDial{CallId: id, FromUser: d.From, To: d.To, OnBehalfOf: d.OnBehalfOf,
-		Node: &pb.Node{Id: c.n.cfg.NodeID, Address: c.n.system.Address()}})
+		Node: &pb.Node{Id: c.n.cfg.NodeID, Address: c.n.system.Address()}, Draining: c.n.draining.Load()})
 	if err != nil {
 		return rest.Call{}, fmt.Errorf("call %s: %w", id, err)
 	}
