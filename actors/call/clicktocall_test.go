@@ -89,6 +89,14 @@ func TestClickToCall(t *testing.T) {
 				want:  effs([]Effect{EndLeg{Leg: lb1}, EndLeg{Leg: lb2}}, ended("cancelled", aliceOnlyOut("cancelled"))...),
 				state: "ended(cancelled) ended=+2s | b1:ended b2:ended"},
 		}},
+		{"bob moved to his softphone while alice's phones rang: her answer routes with the lookup taken then", []step{
+			{in: dialBob, want: ringAliceEffects, state: aliceRinging},
+			{at: 3 * time.Second, in: Answered{Leg: lb2, Lookup: &Lookup{Target: &bob, Contacts: []Contact{soft}}},
+				want: []Effect{AcceptAnswer{Leg: lb2}, EndLeg{Leg: lb1},
+					Originate{Leg: lb3c, Contact: soft, FromUser: "101", Display: "Alice", ToUser: "102"},
+					WakeAt{At: t0.Add(33 * time.Second)}, Event{Type: "call.ringing"}},
+				state: bobRingsForAlice},
+		}},
 		{"alice's softphone answers and hangs up before its answer is taken: the desk phone stops, the call was cancelled", []step{
 			{in: dialBob, want: ringAliceEffects, state: aliceRinging},
 			{at: 3 * time.Second, in: Bye{Leg: lb2},

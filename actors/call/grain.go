@@ -196,16 +196,17 @@ func (g *grain) dial(ctx actor.Context, m *pb.CallDial) *pb.CallControlResult {
 	if m.Draining || (g.d.Draining != nil && g.d.Draining()) {
 		in.Draining = true
 	} else {
-		in.Lookup = g.lookup(ctx, m.To, *from)
+		in.Lookup = g.dialLookup(ctx, m.To, *from)
 		if m.OnBehalfOf != "" {
 			in.OnBehalf = g.onBehalf(ctx, m.OnBehalfOf, from.UserID)
 		}
-		if t := in.Lookup.OutboundTrunk; t != nil {
-			t.NodeID, t.NodeAddr = g.mediaID, g.mediaNode
-		}
 		cts, err := g.d.LineContacts(ctx, from.UserID)
 		if err != nil {
+			// Not "no devices": the phones may be there, we cannot tell.
 			g.d.Log.Warn("call: caller's contacts lookup failed", "call", m.CallId, "user", from.UserID, "err", err)
+			g.call = nil
+			ctx.Stop(ctx.Self())
+			return &pb.CallControlResult{Status: 503, Code: "unavailable", Message: "from_user's phones cannot be looked up now; try again"}
 		}
 		in.Devices = cts
 	}
@@ -313,7 +314,12 @@ func (g *grain) legEvent(ctx actor.Context, m *pb.LegEvent) {
 		g.step(ctx, Rang{Leg: m.LegId})
 	case pb.LegEvent_ANSWERED:
 		g.sdp[m.LegId] = m.Sdp
-		g.step(ctx, Answered{Leg: m.LegId})
+		in := Answered{Leg: m.LegId}
+		if l := g.call.Leg(m.LegId); l != nil && l.Role == Device && g.call.Callback != nil {
+			lk := g.dialLookup(ctx, g.call.Dialed, g.call.From)
+			in.Lookup = &lk
+		}
+		g.step(ctx, in)
 	case pb.LegEvent_FAILED:
 		g.step(ctx, Failed{Leg: m.LegId, Code: int(m.Code)})
 	case pb.LegEvent_CANCELLED:
@@ -464,6 +470,16 @@ func (g *grain) step(ctx actor.Context, in any) error {
 	g.apply(ctx, effs)
 	g.tellLine(ctx)
 	return nil
+}
+
+// dialLookup routes a click-to-call's target: at the request, to refuse
+// what cannot ring, and again when the caller answers.
+func (g *grain) dialLookup(ctx actor.Context, dialed string, from Party) Lookup {
+	lk := g.lookup(ctx, dialed, from)
+	if t := lk.OutboundTrunk; t != nil {
+		t.NodeID, t.NodeAddr = g.mediaID, g.mediaNode
+	}
+	return lk
 }
 
 // tellLine reports the call's line state to the line grain when it changed.

@@ -236,7 +236,13 @@ type Dial struct {
 type Rang struct{ Leg string }
 
 // Answered: a callee sent 2xx.
-type Answered struct{ Leg string }
+type Answered struct {
+	Leg string
+	// Lookup, for a click-to-call device's answer: the target routed again
+	// now, since phones and ring plans may have changed while the caller's
+	// phones rang (nil: use the one taken at the request).
+	Lookup *Lookup
+}
 
 // Failed: a leg's INVITE got a final non-2xx, it could not be sent, or an
 // established leg broke (no ACK, media refused).
@@ -661,9 +667,12 @@ func (c *Call) dial(in Dial, now time.Time, s Settings) ([]Effect, error) {
 // calledBack: a device of the caller answered a click-to-call. It is the
 // caller's leg from now on (media takes its answer to our offer), the other
 // devices stop, and the dialed string rings as from a phone.
-func (c *Call) calledBack(l *Leg, now time.Time, s Settings) []Effect {
+func (c *Call) calledBack(l *Leg, fresh *Lookup, now time.Time, s Settings) []Effect {
 	cb := c.Callback
 	c.Callback = nil
+	if fresh != nil {
+		cb.Lookup = *fresh
+	}
 	l.Role, l.State = Caller, LegAnswered
 	effs := []Effect{AcceptAnswer{Leg: l.ID}}
 	for _, id := range cb.Legs {
@@ -812,7 +821,7 @@ func (c *Call) answered(in Answered, now time.Time, s Settings) []Effect {
 	l := c.Leg(in.Leg)
 	if l != nil && l.Role == Device {
 		if c.Callback != nil && l.State != LegEnded {
-			return c.calledBack(l, now, s)
+			return c.calledBack(l, in.Lookup, now, s)
 		}
 		// Another device won and our CANCEL crossed this 2xx.
 		l.State = LegEnded

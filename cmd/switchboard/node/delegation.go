@@ -97,7 +97,7 @@ func (n *Node) lineCall(ext string, join bool) (string, bool) {
 	}
 	r, err := n.cluster.Request(u.ID, line.KindName, &pb.LineCallFind{Line: u.ID, Join: join})
 	if err != nil {
-		n.log.Warn("pickup: line lookup failed", "line", u.ID, "err", err)
+		n.log.Warn("pickup or join: line lookup failed", "line", u.ID, "err", err)
 		return "", false
 	}
 	res, ok := r.(*pb.LineCalls)
