@@ -11,7 +11,7 @@ import (
 // user, and calls to a delegator (Dan) whose two delegates (Ann, Bob) ring
 // with him at once, or delegates first (Ann answers in both; Dan and Bob
 // ring and are cancelled). The difference is what delegation costs.
-func delegated(n *node, rates []float64, step, bound time.Duration) ([]ladderResult, error) {
+func delegated(n *node, rates []float64, step, bound time.Duration, hold bool) ([]ladderResult, error) {
 	caller, err := n.carrier(noMedia)
 	if err != nil {
 		return nil, err
@@ -39,7 +39,7 @@ func delegated(n *node, rates []float64, step, bound time.Duration) ([]ladderRes
 		}
 		fmt.Printf("delegated ladder: %s\n", m.name)
 		res := climb(m.name, rates, step, bound, func(r float64, d time.Duration) (sipp.Step, error) {
-			return goRung(n, caller, m.number, r, d), nil
+			return goRung(n, caller, m.number, r, d, hold), nil
 		})
 		res.TargetRSS = n.rss()
 		out = append(out, res)

@@ -75,7 +75,7 @@ func fmtFailed(m map[string]int) string {
 // ladders runs the setup-rate ladder against each target in the same run:
 // sipp straight to sipp (the generator's own ceiling), Kamailio as a
 // stateful record-routing proxy, and switchboard.
-func ladders(ctx context.Context, n *node, dir string, targets []string, gen string, rates []float64, step, bound time.Duration) ([]ladderResult, error) {
+func ladders(ctx context.Context, n *node, dir string, targets []string, gen string, rates []float64, step, bound time.Duration, hold bool) ([]ladderResult, error) {
 	var out []ladderResult
 	if gen == "go" {
 		caller, err := n.carrier(noMedia)
@@ -91,7 +91,7 @@ func ladders(ctx context.Context, n *node, dir string, targets []string, gen str
 		go drain(callee)
 		fmt.Println("calls ladder, Go phones → switchboard → Go phone")
 		res := climb("switchboard", rates, step, bound, func(r float64, d time.Duration) (sipp.Step, error) {
-			return goRung(n, caller, calleeNum, r, d), nil
+			return goRung(n, caller, calleeNum, r, d, hold), nil
 		})
 		res.TargetRSS = n.rss()
 		return append(out, res), nil

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/bench/proc"
+	"github.com/switchboard/switchboard/bench/rtpengine"
 	"github.com/switchboard/switchboard/bench/sipp"
 )
 
@@ -54,6 +55,7 @@ func main() {
 	gen := flag.String("gen", "sipp", "calls: load generator, sipp or go (Go phones; switchboard only)")
 	rates := flag.String("rates", "250,500,1000,1500,2000,2500,3000", "calls/register/delegated: rates of the ladder, per second")
 	step := flag.Duration("step", 10*time.Second, "how long each rung of a ladder offers load")
+	hold := flag.Bool("hold", false, "calls -gen go, delegated: the caller holds and resumes each call before hanging up")
 	bound := flag.Duration("bound", 100*time.Millisecond, "a rung is clean with 0 failed calls and setup p99 within this")
 	calls := flag.String("calls", "250,500,1000", "concurrent: calls held open, one run per count")
 	duration := flag.Duration("duration", 20*time.Second, "concurrent: how long RTP flows at each count")
@@ -92,7 +94,7 @@ func main() {
 	}
 	if err := run(ctx, &rep, n, dir, options{
 		scenario: *scenario, targets: list(*targets), gen: *gen, rates: floats(*rates), step: *step, bound: *bound,
-		calls: ints(*calls), duration: *duration, self: *self,
+		calls: ints(*calls), duration: *duration, self: *self, hold: *hold,
 	}); err != nil {
 		log.Print(err)
 		defer os.Exit(1)
@@ -113,6 +115,7 @@ type options struct {
 	calls       []int
 	duration    time.Duration
 	self        int
+	hold        bool
 }
 
 func run(ctx context.Context, rep *report, n *node, dir string, o options) error {
@@ -121,7 +124,7 @@ func run(ctx context.Context, rep *report, n *node, dir string, o options) error
 		if len(o.targets) == 0 {
 			o.targets = []string{"sipp", "kamailio", "switchboard"}
 		}
-		ls, err := ladders(ctx, n, dir, o.targets, o.gen, o.rates, o.step, o.bound)
+		ls, err := ladders(ctx, n, dir, o.targets, o.gen, o.rates, o.step, o.bound, o.hold)
 		rep.Ladders = ls
 		rep.Ratios = ladderRatios(ls)
 		printLadders(ls, rep.Ratios)
@@ -133,7 +136,7 @@ func run(ctx context.Context, rep *report, n *node, dir string, o options) error
 		printLadders(rep.Ladders, nil)
 		return nil
 	case "delegated":
-		ls, err := delegated(n, o.rates, o.step, o.bound)
+		ls, err := delegated(n, o.rates, o.step, o.bound, o.hold)
 		rep.Ladders = ls
 		printLadders(ls, nil)
 		return err
@@ -164,6 +167,10 @@ func concurrentRuns(ctx context.Context, n *node, dir string, targets []string, 
 		out = append(out, r)
 	}
 	for _, t := range targets {
+		if _, err := os.Stat(rtpengine.DefaultBinary); t == "rtpengine" && err != nil {
+			fmt.Println("  rtpengine is not installed (apt-get install rtpengine-daemon): skipped")
+			continue
+		}
 		fmt.Printf("concurrent calls through %s, %s of 20 ms PCMU both ways per count\n", t, d)
 		for _, count := range counts {
 			r, err := concurrentOnce(ctx, n, dir, t, count, d)

@@ -108,16 +108,27 @@ func paced(n *node, label string, rate float64, d time.Duration, attempt func() 
 }
 
 // goRung offers calls from the trunk to number at rate for d with Go
-// phones; each answered call is hung up at once.
-func goRung(n *node, caller *sipphone.Phone, number string, rate float64, d time.Duration) sipp.Step {
+// phones; each answered call is hung up at once, or with hold first held
+// and resumed by the caller (two re-INVITEs: the callee hears music, then
+// the caller again).
+func goRung(n *node, caller *sipphone.Phone, number string, rate float64, d time.Duration, hold bool) sipp.Step {
 	return paced(n, "calls", rate, d, func() (time.Duration, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		c, setup, reason := dial(ctx, caller, number)
-		if c != nil {
-			_ = c.Hangup(ctx)
+		if c == nil {
+			return setup, reason
 		}
-		return setup, reason
+		defer func() { _ = c.Hangup(ctx) }()
+		if hold {
+			if err := c.Hold(ctx, "sendonly"); err != nil {
+				return 0, "hold"
+			}
+			if err := c.Resume(ctx); err != nil {
+				return 0, "resume"
+			}
+		}
+		return setup, ""
 	})
 }
 

@@ -10,9 +10,9 @@ import (
 )
 
 // TestSmoke is the harness's short run in CI: it builds and starts a node,
-// provisions it over REST, sets up calls through the trunk and carries RTP
-// both ways through the relay. The full ladders are run by hand
-// (bench/RESULTS.md).
+// provisions it over REST, sets up calls through the trunk (each held and
+// resumed), and carries RTP both ways through the relay. The full ladders
+// are run by hand (bench/RESULTS.md).
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a node")
@@ -27,13 +27,13 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ls, err := ladders(context.Background(), n, dir, []string{"switchboard"}, "go", []float64{20}, 2*time.Second, 2*time.Second)
+	ls, err := ladders(context.Background(), n, dir, []string{"switchboard"}, "go", []float64{20}, 2*time.Second, 2*time.Second, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := ls[0].Steps[0]
 	if st.Attempted != 40 || st.Succeeded != st.Attempted || len(st.Failed) != 0 {
-		t.Fatalf("calls at 20/s for 2 s: %d attempted, %d ok, failed %v", st.Attempted, st.Succeeded, st.Failed)
+		t.Fatalf("calls held and resumed at 20/s for 2 s: %d attempted, %d ok, failed %v", st.Attempted, st.Succeeded, st.Failed)
 	}
 
 	rs, err := concurrentRuns(context.Background(), n, dir, []string{"switchboard"}, []int{10}, 2*time.Second, 1)
@@ -55,7 +55,7 @@ func TestSmoke(t *testing.T) {
 	if !sipp.Available() {
 		return // CI installs sipp (.ci/run); a laptop may not have it
 	}
-	ls, err = ladders(context.Background(), n, dir, []string{"sipp", "switchboard"}, "sipp", []float64{50}, 2*time.Second, time.Second)
+	ls, err = ladders(context.Background(), n, dir, []string{"sipp", "switchboard"}, "sipp", []float64{50}, 2*time.Second, time.Second, false)
 	if err != nil {
 		t.Fatal(err)
 	}
