@@ -86,7 +86,10 @@ type Config struct {
 	// any line (stop ends it). Both feed busy lamp subscriptions.
 	LineState   func(line string) ([]LineCall, error)
 	LineUpdates func() (updates <-chan LineUpdate, stop func())
-	Log         *slog.Logger
+	// MaxRouting: new calls waiting for their grain beyond which INVITEs
+	// get 503 (0: defaultMaxRouting).
+	MaxRouting int
+	Log        *slog.Logger
 }
 
 // Edge is the node's SIP edge.
@@ -103,6 +106,7 @@ type Edge struct {
 	dialogs map[string]*leg          // dialog id -> leg
 	subs    map[string]*subscription // dialog id -> busy lamp subscription
 	active  atomic.Int64             // legs up, for drain
+	admit   *admission               // new calls waiting for their grain
 }
 
 // New builds the edge; Serve starts listening.
@@ -121,7 +125,7 @@ func New(cfg Config) (*Edge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
-	e := &Edge{cfg: cfg, ua: ua, srv: srv, cli: cli, legs: map[string]*leg{}, dialogs: map[string]*leg{}, subs: map[string]*subscription{}}
+	e := &Edge{cfg: cfg, ua: ua, srv: srv, cli: cli, legs: map[string]*leg{}, dialogs: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(cfg.MaxRouting)}
 	e.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "switchboard", Host: cfg.Host, Port: cfg.Port}}
 	e.dua = sipgo.DialogUA{Client: cli, ContactHDR: e.contact}
 	e.routes()
@@ -200,14 +204,17 @@ func (e *Edge) Props() *actor.Props {
 	return actor.PropsFromFunc(func(ctx actor.Context) {
 		switch m := ctx.Message().(type) {
 		case *pb.LegRespond:
+			e.admit.routed(m.CallId)
 			if l := e.leg(m.LegId); l != nil {
 				l.push(m)
 			}
 		case *pb.LegEnd:
+			e.admit.routed(m.CallId)
 			if l := e.leg(m.LegId); l != nil {
 				l.end(m)
 			}
 		case *pb.LegOriginate:
+			e.admit.routed(m.CallId)
 			e.originate(m)
 		}
 	})

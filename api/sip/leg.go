@@ -71,6 +71,7 @@ func (l *leg) isEnded() bool {
 
 func (l *leg) finish() {
 	l.doneOnce.Do(func() {
+		l.e.admit.routed(l.callID)
 		l.mu.Lock()
 		l.ended = true
 		l.mu.Unlock()
@@ -127,8 +128,14 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		callID, legID = id, id+"-p"+newID()[:8]
 	}
+	if legID == "" && !e.admit.admit(callID) {
+		metrics.SIPDropped.WithLabelValues("overload").Inc()
+		e.respond(req, tx, 503, "Service Unavailable", nil, sip.NewHeader("Retry-After", "5"))
+		return
+	}
 	dtx, err := e.dua.ReadInvite(req, tx)
 	if err != nil {
+		e.admit.routed(callID)
 		e.warn(req, tx, 400, "Bad Request", err.Error())
 		return
 	}
@@ -140,6 +147,7 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	e.addLeg(l)
 	e.bindDialog(dtx.ID, l)
 	tx.OnCancel(func(*sip.Request) {
+		e.admit.routed(callID)
 		l.report(pb.LegEvent_CANCELLED, 487, nil)
 		l.finish()
 	})
