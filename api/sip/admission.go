@@ -2,13 +2,13 @@ package sipedge
 
 import "sync"
 
-// defaultMaxRouting is how many new calls may wait for their grain's first
+// maxRouting is how many new calls may wait for their grain's first
 // word before new INVITEs are shed. Routing takes a few milliseconds; at
 // 800 calls/s fewer than a hundred wait. Hundreds waiting means the node is
 // past what it can route, and every late call drags the others with it
 // (retransmissions add load): a prompt 503 lets the caller's proxy try
 // another node.
-const defaultMaxRouting = 500
+const maxRouting = 500
 
 // admission counts calls from their INVITE until their grain first acts
 // for them (rings a callee, or answers the caller).
@@ -19,9 +19,6 @@ type admission struct {
 }
 
 func newAdmission(limit int) *admission {
-	if limit <= 0 {
-		limit = defaultMaxRouting
-	}
 	return &admission{limit: limit, pending: map[string]struct{}{}}
 }
 

@@ -23,7 +23,4 @@ func TestAdmissionShedsPastTheLimitAndRecovers(t *testing.T) {
 	if a.admit("5") {
 		t.Fatal("the limit did not hold after recovering")
 	}
-	if newAdmission(0).limit != defaultMaxRouting {
-		t.Fatal("no default limit")
-	}
 }

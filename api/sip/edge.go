@@ -86,10 +86,7 @@ type Config struct {
 	// any line (stop ends it). Both feed busy lamp subscriptions.
 	LineState   func(line string) ([]LineCall, error)
 	LineUpdates func() (updates <-chan LineUpdate, stop func())
-	// MaxRouting: new calls waiting for their grain beyond which INVITEs
-	// get 503 (0: defaultMaxRouting).
-	MaxRouting int
-	Log        *slog.Logger
+	Log         *slog.Logger
 }
 
 // Edge is the node's SIP edge.
@@ -125,7 +122,7 @@ func New(cfg Config) (*Edge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
-	e := &Edge{cfg: cfg, ua: ua, srv: srv, cli: cli, legs: map[string]*leg{}, dialogs: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(cfg.MaxRouting)}
+	e := &Edge{cfg: cfg, ua: ua, srv: srv, cli: cli, legs: map[string]*leg{}, dialogs: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(maxRouting)}
 	e.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "switchboard", Host: cfg.Host, Port: cfg.Port}}
 	e.dua = sipgo.DialogUA{Client: cli, ContactHDR: e.contact}
 	e.routes()
