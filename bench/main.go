@@ -32,6 +32,7 @@ import (
 
 	"github.com/switchboard/switchboard/bench/proc"
 	"github.com/switchboard/switchboard/bench/rtpengine"
+	"github.com/switchboard/switchboard/bench/rtpgen"
 	"github.com/switchboard/switchboard/bench/sipp"
 )
 
@@ -188,12 +189,12 @@ func concurrentRuns(ctx context.Context, n *node, dir string, targets []string, 
 }
 
 func concurrentOnce(ctx context.Context, n *node, dir, target string, count int, d time.Duration) (concurrentResult, error) {
-	a, err := rtpgenListen()
+	a, err := rtpgen.Listen("127.0.0.1")
 	if err != nil {
 		return concurrentResult{}, err
 	}
 	defer a.Close()
-	b, err := rtpgenListen()
+	b, err := rtpgen.Listen("127.0.0.1")
 	if err != nil {
 		return concurrentResult{}, err
 	}

@@ -10,8 +10,6 @@ import (
 	"github.com/switchboard/switchboard/bench/rtpgen"
 )
 
-func rtpgenListen() (*rtpgen.Side, error) { return rtpgen.Listen("127.0.0.1") }
-
 // rtpengineCalls starts rtpengine in userspace mode (one worker thread per
 // core, as switchboard uses every core) and opens count calls over its ng
 // protocol, both ends on the generator's sockets. Each count gets a fresh

@@ -51,16 +51,6 @@ func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 // Exited is closed when the process has ended.
 func (p *Proc) Exited() <-chan struct{} { return p.done }
 
-// Wait waits for the process to end by itself, at most d.
-func (p *Proc) Wait(d time.Duration) error {
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(d):
-		return fmt.Errorf("proc: %s (pid %d) still running after %s", p.Name, p.Pid(), d)
-	}
-}
-
 // Stop sends SIGTERM to the process group, then SIGKILL after 3 s.
 func (p *Proc) Stop() {
 	if p == nil {
