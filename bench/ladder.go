@@ -75,7 +75,7 @@ func fmtFailed(m map[string]int) string {
 // ladders runs the setup-rate ladder against each target in the same run:
 // sipp straight to sipp (the generator's own ceiling), Kamailio as a
 // stateful record-routing proxy, and switchboard.
-func ladders(ctx context.Context, n *node, dir string, targets []string, gen string, rates []float64, step, bound time.Duration, hold bool) ([]ladderResult, error) {
+func ladders(ctx context.Context, n *node, dir string, targets []string, gen string, rates []float64, step, bound time.Duration, hold bool, users int) ([]ladderResult, error) {
 	var out []ladderResult
 	if gen == "go" {
 		caller, err := n.carrier(noMedia)
@@ -108,12 +108,23 @@ func ladders(ctx context.Context, n *node, dir string, targets []string, gen str
 	if err := sipp.Register(ctx, sdir, "127.0.0.1", uasPort, "callee", password, n.sip); err != nil {
 		return nil, err
 	}
+	uasAddr := fmt.Sprintf("127.0.0.1:%d", uasPort)
+	numbers := []string{calleeNum}
+	if users > 1 {
+		ids, nums, err := n.spreadUsers(users)
+		if err != nil {
+			return nil, err
+		}
+		if err := sipp.RegisterMany(ctx, sdir, "127.0.0.1", uasPort, ids, password, n.sip); err != nil {
+			return nil, err
+		}
+		numbers = nums
+	}
 	uas, err := sipp.UAS(sdir, "127.0.0.1", uasPort)
 	if err != nil {
 		return nil, err
 	}
 	defer uas.Stop()
-	uasAddr := fmt.Sprintf("127.0.0.1:%d", uasPort)
 	for _, t := range targets {
 		var addr string
 		var target *proc.Proc
@@ -135,13 +146,13 @@ func ladders(ctx context.Context, n *node, dir string, targets []string, gen str
 		default:
 			return out, fmt.Errorf("unknown target %q (sipp, kamailio, switchboard)", t)
 		}
-		fmt.Printf("calls ladder, sipp → %s → sipp (%s per rung, clean = 0 failed and p99 ≤ %s)\n", t, step, bound)
+		fmt.Printf("calls ladder, sipp → %s → sipp, calls to %d user(s) (%s per rung, clean = 0 failed and p99 ≤ %s)\n", t, len(numbers), step, bound)
 		res := climb(t, rates, step, bound, func(r float64, d time.Duration) (sipp.Step, error) {
 			var cpu0 float64
 			if target != nil {
 				cpu0 = target.CPU()
 			}
-			st, err := sipp.UAC(ctx, sdir, trunkIP, addr, calleeNum, r, d, 0)
+			st, err := sipp.UAC(ctx, sdir, trunkIP, addr, numbers, r, d, 0)
 			if target != nil {
 				st.TargetCPU = target.CPU() - cpu0
 				if st.Succeeded > 0 {

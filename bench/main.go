@@ -56,6 +56,7 @@ func main() {
 	gen := flag.String("gen", "sipp", "calls: load generator, sipp or go (Go phones; switchboard only)")
 	rates := flag.String("rates", "250,500,1000,1500,2000,2500,3000", "calls/register/delegated: rates of the ladder, per second")
 	step := flag.Duration("step", 10*time.Second, "how long each rung of a ladder offers load")
+	users := flag.Int("users", 1, "calls with sipp: spread the calls over this many users (1: all to one user, the worst case for its line)")
 	hold := flag.Bool("hold", false, "calls -gen go, delegated: the caller holds and resumes each call before hanging up")
 	bound := flag.Duration("bound", 100*time.Millisecond, "a rung is clean with 0 failed calls and setup p99 within this")
 	calls := flag.String("calls", "250,500,1000", "concurrent: calls held open, one run per count")
@@ -95,7 +96,7 @@ func main() {
 	}
 	if err := run(ctx, &rep, n, dir, options{
 		scenario: *scenario, targets: list(*targets), gen: *gen, rates: floats(*rates), step: *step, bound: *bound,
-		calls: ints(*calls), duration: *duration, self: *self, hold: *hold,
+		calls: ints(*calls), duration: *duration, self: *self, hold: *hold, users: *users,
 	}); err != nil {
 		log.Print(err)
 		defer os.Exit(1)
@@ -117,6 +118,7 @@ type options struct {
 	duration    time.Duration
 	self        int
 	hold        bool
+	users       int
 }
 
 func run(ctx context.Context, rep *report, n *node, dir string, o options) error {
@@ -125,7 +127,7 @@ func run(ctx context.Context, rep *report, n *node, dir string, o options) error
 		if len(o.targets) == 0 {
 			o.targets = []string{"sipp", "kamailio", "switchboard"}
 		}
-		ls, err := ladders(ctx, n, dir, o.targets, o.gen, o.rates, o.step, o.bound, o.hold)
+		ls, err := ladders(ctx, n, dir, o.targets, o.gen, o.rates, o.step, o.bound, o.hold, o.users)
 		rep.Ladders = ls
 		rep.Ratios = ladderRatios(ls)
 		printLadders(ls, rep.Ratios)

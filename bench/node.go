@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/switchboard/switchboard/bench/proc"
@@ -164,6 +165,28 @@ func (n *node) provision() error {
 		}
 	}
 	return nil
+}
+
+// spreadUsers provisions count more users, u000…, with numbers
+// +14155560000…, and returns their ids and numbers: setup load spread over
+// many lines, as a business's traffic is, instead of every call on one
+// user's line.
+func (n *node) spreadUsers(count int) (ids, numbers []string, err error) {
+	ids, numbers = make([]string, count), make([]string, count)
+	for i := range count {
+		ids[i] = fmt.Sprintf("u%03d", i)
+		numbers[i] = fmt.Sprintf("+1415556%04d", i)
+		body := map[string]any{"id": ids[i], "name": fmt.Sprintf("User %d", i), "extension": strconv.Itoa(3000 + i),
+			"numbers": []string{numbers[i]}, "sip_password": password}
+		code, err := n.api("POST", "/v1/users", body)
+		if err != nil {
+			return nil, nil, err
+		}
+		if code >= 300 && code != 409 {
+			return nil, nil, fmt.Errorf("provision user %s: status %d", ids[i], code)
+		}
+	}
+	return ids, numbers, nil
 }
 
 // ringMode sets the delegator's everybody-else mode ("" turns VIP

@@ -27,7 +27,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ls, err := ladders(context.Background(), n, dir, []string{"switchboard"}, "go", []float64{20}, 2*time.Second, 2*time.Second, true)
+	ls, err := ladders(context.Background(), n, dir, []string{"switchboard"}, "go", []float64{20}, 2*time.Second, 2*time.Second, true, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestSmoke(t *testing.T) {
 	if !sipp.Available() {
 		return // CI installs sipp (.ci/run); a laptop may not have it
 	}
-	ls, err = ladders(context.Background(), n, dir, []string{"sipp", "switchboard"}, "sipp", []float64{50}, 2*time.Second, time.Second, false)
+	ls, err = ladders(context.Background(), n, dir, []string{"sipp", "switchboard"}, "sipp", []float64{50}, 2*time.Second, time.Second, false, 20)
 	if err != nil {
 		t.Fatal(err)
 	}

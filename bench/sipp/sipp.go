@@ -52,6 +52,31 @@ func Register(ctx context.Context, dir, localIP string, port int, user, password
 	return nil
 }
 
+// RegisterMany registers every user (with the same password) from
+// localIP:port, one REGISTER with digest each, so calls to any of them reach
+// the UAS that later listens there.
+func RegisterMany(ctx context.Context, dir, localIP string, port int, users []string, password, server string) error {
+	var csv strings.Builder
+	csv.WriteString("SEQUENTIAL\n")
+	for _, u := range users {
+		// sipp takes credentials from the injection file only as a whole
+		// [authentication] keyword.
+		fmt.Fprintf(&csv, "%s;[authentication username=%s password=%s]\n", u, u, password)
+	}
+	inf := filepath.Join(dir, "users.csv")
+	if err := os.WriteFile(inf, []byte(csv.String()), 0o644); err != nil {
+		return fmt.Errorf("sipp: users: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, "sipp", "-sf", filepath.Join(dir, "register-many.xml"), "-inf", inf,
+		"-i", localIP, "-p", strconv.Itoa(port), "-m", strconv.Itoa(len(users)), "-r", "100", "-nostdin",
+		"-timeout", "60s", "-timeout_error", server)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("sipp: register %d users: %w: %s", len(users), err, lastLines(out, 5))
+	}
+	return nil
+}
+
 // UAS starts an answering sipp on localIP:port.
 func UAS(dir, localIP string, port int) (*proc.Proc, error) {
 	p, err := proc.Start("sipp", filepath.Join(dir, fmt.Sprintf("uas-%d.log", port)),
@@ -92,20 +117,28 @@ func (s Step) Clean() bool {
 	return s.Attempted > 0 && s.Succeeded == s.Attempted && len(s.Failed) == 0
 }
 
-// UAC offers calls at rate for d from localIP to target and dials number;
-// holdMs keeps each call up that long before the BYE.
-func UAC(ctx context.Context, dir, localIP, target, number string, rate float64, d time.Duration, holdMs int) (Step, error) {
+// UAC offers calls at rate for d from localIP to target, dialing numbers in
+// turn; holdMs keeps each call up that long before the BYE.
+func UAC(ctx context.Context, dir, localIP, target string, numbers []string, rate float64, d time.Duration, holdMs int) (Step, error) {
 	calls := int(rate * d.Seconds())
 	run, err := os.MkdirTemp(dir, "uac-")
 	if err != nil {
 		return Step{}, err
 	}
+	dial := []string{"-sf", filepath.Join(dir, "uac.xml"), "-s", numbers[0]}
+	if len(numbers) > 1 {
+		csv := filepath.Join(run, "numbers.csv")
+		if err := os.WriteFile(csv, []byte("SEQUENTIAL\n"+strings.Join(numbers, "\n")+"\n"), 0o644); err != nil {
+			return Step{}, fmt.Errorf("sipp: numbers: %w", err)
+		}
+		dial = []string{"-sf", filepath.Join(dir, "uac-many.xml"), "-inf", csv}
+	}
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "sipp", "-sf", filepath.Join(dir, "uac.xml"), "-s", number, "-i", localIP, "-p", "5062",
+	cmd := exec.CommandContext(ctx, "sipp", append(dial, "-i", localIP, "-p", "5062",
 		"-r", strconv.FormatFloat(rate, 'f', -1, 64), "-m", strconv.Itoa(calls), "-d", strconv.Itoa(holdMs), "-l", "100000",
-		"-buff_size", bufSize, "-nostdin", "-timeout", (d + 30*time.Second).String(), "-recv_timeout", "10000",
+		"-buff_size", bufSize, "-nostdin", "-timeout", (d+30*time.Second).String(), "-recv_timeout", "10000",
 		"-trace_stat", "-stf", "stat.csv", "-fd", "3600", "-trace_rtt", "-rtt_freq", "1",
-		"-default_behaviors", "all,-abortunexp", target)
+		"-default_behaviors", "all,-abortunexp", target)...)
 	cmd.Dir = run
 	cmd.WaitDelay = 5 * time.Second
 	out, runErr := cmd.CombinedOutput() // exit 1: some calls failed; that is a result, not an error
