@@ -137,18 +137,49 @@ collect:
 	return rc, nil
 }
 
-// selfCheck runs the generator looped back (no relay) at factor times the
-// calls, to show it can offer several times what it reports for a relay.
-func selfCheck(ctx context.Context, calls, factor int, d time.Duration) (concurrentResult, error) {
-	a, err := rtpgen.Listen("127.0.0.1")
+// concurrentOnce sets up count calls through one relay and carries them.
+func concurrentOnce(ctx context.Context, n *node, dir, target string, count int, d time.Duration) (concurrentResult, error) {
+	a, b, err := sides()
 	if err != nil {
 		return concurrentResult{}, err
 	}
 	defer a.Close()
-	b, err := rtpgen.Listen("127.0.0.1")
+	defer b.Close()
+	var rc relayCalls
+	switch target {
+	case "switchboard":
+		rc, err = switchboardCalls(n, count, a, b)
+	case "rtpengine":
+		rc, err = rtpengineCalls(ctx, dir, count, a, b)
+	default:
+		err = fmt.Errorf("unknown relay %q (rtpengine, switchboard)", target)
+	}
+	if err != nil {
+		return concurrentResult{Relay: target}, err
+	}
+	return carry(ctx, target, a, b, rc, d)
+}
+
+// sides opens the generator's two sockets on loopback.
+func sides() (a, b *rtpgen.Side, err error) {
+	if a, err = rtpgen.Listen("127.0.0.1"); err != nil {
+		return nil, nil, err
+	}
+	if b, err = rtpgen.Listen("127.0.0.1"); err != nil {
+		a.Close()
+		return nil, nil, err
+	}
+	return a, b, nil
+}
+
+// selfCheck runs the generator looped back (no relay) at factor times the
+// calls, to show it can offer several times what it reports for a relay.
+func selfCheck(ctx context.Context, calls, factor int, d time.Duration) (concurrentResult, error) {
+	a, b, err := sides()
 	if err != nil {
 		return concurrentResult{}, err
 	}
+	defer a.Close()
 	defer b.Close()
 	cs := make([]rtpgen.Call, calls*factor)
 	for i := range cs {

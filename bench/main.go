@@ -32,7 +32,6 @@ import (
 
 	"github.com/switchboard/switchboard/bench/proc"
 	"github.com/switchboard/switchboard/bench/rtpengine"
-	"github.com/switchboard/switchboard/bench/rtpgen"
 	"github.com/switchboard/switchboard/bench/sipp"
 )
 
@@ -188,32 +187,6 @@ func concurrentRuns(ctx context.Context, n *node, dir string, targets []string, 
 		}
 	}
 	return out, nil
-}
-
-func concurrentOnce(ctx context.Context, n *node, dir, target string, count int, d time.Duration) (concurrentResult, error) {
-	a, err := rtpgen.Listen("127.0.0.1")
-	if err != nil {
-		return concurrentResult{}, err
-	}
-	defer a.Close()
-	b, err := rtpgen.Listen("127.0.0.1")
-	if err != nil {
-		return concurrentResult{}, err
-	}
-	defer b.Close()
-	var rc relayCalls
-	switch target {
-	case "switchboard":
-		rc, err = switchboardCalls(n, count, a, b)
-	case "rtpengine":
-		rc, err = rtpengineCalls(ctx, dir, count, a, b)
-	default:
-		err = fmt.Errorf("unknown relay %q (rtpengine, switchboard)", target)
-	}
-	if err != nil {
-		return concurrentResult{Relay: target}, err
-	}
-	return carry(ctx, target, a, b, rc, d)
 }
 
 // ladderRatios: switchboard's clean setup rate over each peer's.
