@@ -4,6 +4,7 @@
 package sipphone
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -474,6 +475,11 @@ func (c *Call) Received() int64 { return c.media.received.Load() }
 // LastPayload returns a copy of the last RTP payload received.
 func (c *Call) LastPayload() []byte { return c.media.lastPayload() }
 
+// VariedFrames counts received frames that are not one byte repeated:
+// silence and a test's constant voices are; a tone (hold music, a chime)
+// is not.
+func (c *Call) VariedFrames() int64 { return c.media.varied.Load() }
+
 // RemoteSDP is the SDP the far end (switchboard) sent us.
 func (c *Call) RemoteSDP() string { return c.media.remoteSDP }
 
@@ -494,6 +500,7 @@ type rtpLeg struct {
 	seq       uint16
 	ts        uint32
 	received  atomic.Int64
+	varied    atomic.Int64 // frames that are not one repeated byte
 	sent      atomic.Int64
 	srtp      *srtpPair // nil for plain RTP
 	mu        sync.Mutex
@@ -622,6 +629,9 @@ func (m *rtpLeg) read() {
 			continue
 		}
 		m.received.Add(1)
+		if len(p.Payload) > 0 && !bytes.Equal(p.Payload, bytes.Repeat(p.Payload[:1], len(p.Payload))) {
+			m.varied.Add(1)
+		}
 		m.mu.Lock()
 		m.last = append(m.last[:0], p.Payload...)
 		m.mu.Unlock()
