@@ -230,6 +230,14 @@ type CallView struct {
 	Locked bool   `json:"locked"`
 }
 
+// Update is a line.updated event's data: the call that changed and every
+// call on the line after it (SSE sends it as JSON; lamps read it as is).
+type Update struct {
+	Line  string     `json:"line"`
+	Call  CallView   `json:"call"`
+	Calls []CallView `json:"calls"`
+}
+
 // publish tells the owner and the line's delegates how the line stands.
 func (g *grain) publish(c Call) {
 	if g.d.Events == nil {
@@ -241,5 +249,5 @@ func (g *grain) publish(c Call) {
 	}
 	users := append([]string{g.line.User}, c.Viewers...)
 	g.d.Events.Publish(events.Event{Type: "line.updated", Subject: g.line.User, Users: users, Time: g.d.Now(),
-		Data: map[string]any{"line": g.line.User, "call": CallView{ID: c.ID, State: c.State, Peer: c.Peer, Locked: c.Locked}, "calls": calls}})
+		Data: Update{Line: g.line.User, Call: CallView{ID: c.ID, State: c.State, Peer: c.Peer, Locked: c.Locked}, Calls: calls}})
 }

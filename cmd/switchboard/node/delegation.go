@@ -191,34 +191,26 @@ func (n *Node) lineState(lineID string) ([]sipedge.LineCall, error) {
 	return out, nil
 }
 
-// lineUpdateOf reads a line.updated event: the line grain's Go values when
-// it is local (no JSON round trip on every call's way), else the raw JSON
+// lineUpdateOf reads a line.updated event: the line grain's Update when it
+// is local (no JSON round trip on every call's way), else the raw JSON
 // another node sent.
 func lineUpdateOf(data any) (sipedge.LineUpdate, bool) {
-	if m, ok := data.(map[string]any); ok {
-		name, _ := m["line"].(string)
-		views, ok := m["calls"].([]line.CallView)
-		if !ok {
+	var u line.Update
+	switch d := data.(type) {
+	case line.Update:
+		u = d
+	case json.RawMessage:
+		if json.Unmarshal(d, &u) != nil {
 			return sipedge.LineUpdate{}, false
 		}
-		u := sipedge.LineUpdate{Line: name, Calls: make([]sipedge.LineCall, len(views))}
-		for i, v := range views {
-			u.Calls[i] = sipedge.LineCall{ID: v.ID, State: v.State, Peer: v.Peer, Locked: v.Locked}
-		}
-		return u, true
-	}
-	raw, ok := data.(json.RawMessage)
-	if !ok {
+	default:
 		return sipedge.LineUpdate{}, false
 	}
-	var d struct {
-		Line  string             `json:"line"`
-		Calls []sipedge.LineCall `json:"calls"`
+	out := sipedge.LineUpdate{Line: u.Line, Calls: make([]sipedge.LineCall, len(u.Calls))}
+	for i, v := range u.Calls {
+		out.Calls[i] = sipedge.LineCall{ID: v.ID, State: v.State, Peer: v.Peer, Locked: v.Locked}
 	}
-	if json.Unmarshal(raw, &d) != nil {
-		return sipedge.LineUpdate{}, false
-	}
-	return sipedge.LineUpdate{Line: d.Line, Calls: d.Calls}, true
+	return out, true
 }
 
 // lineUpdates turns the cluster's line.updated events into lamp updates.
