@@ -59,22 +59,6 @@ func NewID(t time.Time) string {
 	return fmt.Sprintf("%019d-%s", math.MaxInt64-ns, hex.EncodeToString(b[:]))
 }
 
-// Append stores e for owner and returns it with its id (a new one, from
-// StartedAt, unless e has one).
-func Append(ctx context.Context, st store.Store, owner string, e Entry) (Entry, error) {
-	if e.ID == "" {
-		e.ID = NewID(e.StartedAt)
-	}
-	key, v, err := encode(owner, e)
-	if err != nil {
-		return e, err
-	}
-	if _, err := st.Put(ctx, key, v); err != nil {
-		return e, fmt.Errorf("history %s: append: %w", owner, err)
-	}
-	return e, nil
-}
-
 // List returns owner's entries newest first, starting after the cursor
 // `after` (an entry id; empty: from the newest), at most limit (0: 50, at
 // most 500); next is the cursor of the following page, "" at the end.

@@ -43,6 +43,21 @@ func TestMain(m *testing.M) {
 // do not see each other's entries.
 func owner(name string) string { return fmt.Sprintf("%s-%d", name, time.Now().UnixNano()) }
 
+// write stores entries for owner as the call grains do, through a Writer,
+// and waits until they are in etcd.
+func write(t *testing.T, owner string, es ...Entry) {
+	t.Helper()
+	w := NewWriter(st, slog.New(slog.DiscardHandler), len(es))
+	for _, e := range es {
+		if err := w.Append(owner, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
@@ -69,9 +84,7 @@ func TestAppendListPagesNewestFirst(t *testing.T) {
 		ans := base.Add(time.Duration(i)*time.Minute + time.Second)
 		e := Entry{CallID: "c" + string(rune('0'+i)), Direction: "inbound", Peer: "bob", Line: "alice", Label: "Answered",
 			StartedAt: base.Add(time.Duration(i) * time.Minute), AnsweredAt: &ans, EndedAt: ans.Add(time.Minute), Outcome: "answered"}
-		if _, err := Append(ctx(t), st, pager, e); err != nil {
-			t.Fatal(err)
-		}
+		write(t, pager, e)
 	}
 	var got []string
 	cursor := ""
@@ -100,14 +113,11 @@ func TestAppendListPagesNewestFirst(t *testing.T) {
 func TestDeleteIsPerOwner(t *testing.T) {
 	ann, bob := owner("ann"), owner("bob")
 	e := Entry{CallID: "call-1", Direction: "outbound", Peer: "bob", Line: "ann", StartedAt: time.Now(), EndedAt: time.Now(), Outcome: "missed"}
-	mine, err := Append(ctx(t), st, ann, e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.Direction = "inbound"
-	if _, err := Append(ctx(t), st, bob, e); err != nil {
-		t.Fatal(err)
-	}
+	e.ID = NewID(e.StartedAt)
+	mine := e
+	write(t, ann, e)
+	e.Direction, e.ID = "inbound", NewID(e.StartedAt) // bob's own entry of the same call
+	write(t, bob, e)
 	if err := Delete(ctx(t), st, bob, mine.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deleting ann's id as bob: %v", err)
 	}
@@ -128,7 +138,7 @@ func TestDeleteIsPerOwner(t *testing.T) {
 			t.Errorf("delete %q: %v", bad, err)
 		}
 	}
-	if _, err := Append(ctx(t), st, "a/b", e); err == nil {
+	if err := NewWriter(st, slog.New(slog.DiscardHandler), 1).Append("a/b", e); err == nil {
 		t.Error("an owner with a slash was accepted")
 	}
 }
