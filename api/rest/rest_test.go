@@ -318,19 +318,23 @@ func TestHistory(t *testing.T) {
 	alice, bob := e.user("alice", "1001"), e.user("bob", "1002")
 	start := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	var aliceIDs []string
+	w := history.NewWriter(e.deps.Store, slog.New(slog.DiscardHandler), 6)
 	for i := range 3 {
 		at := start.Add(time.Duration(i) * time.Minute)
 		call := fmt.Sprintf("call-%d", i)
-		a, err := history.Append(context.Background(), e.deps.Store, "alice", history.Entry{CallID: call, Direction: "outbound", Peer: "1002",
-			Line: "alice", Label: "You called Bob", StartedAt: at, EndedAt: at.Add(30 * time.Second), Outcome: "missed"})
-		if err != nil {
+		a := history.Entry{ID: history.NewID(at), CallID: call, Direction: "outbound", Peer: "1002",
+			Line: "alice", Label: "You called Bob", StartedAt: at, EndedAt: at.Add(30 * time.Second), Outcome: "missed"}
+		if err := w.Append("alice", a); err != nil {
 			t.Fatal(err)
 		}
 		aliceIDs = append(aliceIDs, a.ID)
-		if _, err := history.Append(context.Background(), e.deps.Store, "bob", history.Entry{CallID: call, Direction: "inbound", Peer: "1001",
+		if err := w.Append("bob", history.Entry{CallID: call, Direction: "inbound", Peer: "1001",
 			Line: "bob", Label: "Missed", StartedAt: at, EndedAt: at.Add(30 * time.Second), Outcome: "missed"}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	e.expect("alice reads bob's", e.do("GET", "/v1/users/bob/history", alice.Token, ""), 403, "forbidden", "own")
 	e.expect("alice deletes bob's", e.do("DELETE", "/v1/users/bob/history/"+aliceIDs[0], alice.Token, ""), 403, "forbidden", "own")
