@@ -180,10 +180,15 @@ func (g *grain) dial(ctx actor.Context, m *pb.CallDial) *pb.CallControlResult {
 	if g.call != nil {
 		return &pb.CallControlResult{Status: 409, Code: "call_exists", Message: "this call has already been placed"}
 	}
+	// A refused dial leaves no grain behind.
+	abandon := func(err error) *pb.CallControlResult {
+		g.call = nil
+		ctx.Stop(ctx.Self())
+		return refusalResult(err)
+	}
 	from, srtp, _, _ := g.d.Router.Lookup(m.FromUser, false)
 	if from == nil || from.UserID != m.FromUser {
-		ctx.Stop(ctx.Self())
-		return &pb.CallControlResult{Status: 404, Code: "not_found", Message: "from_user: no such user"}
+		return abandon(&Refusal{Status: 404, Code: "not_found", Message: "from_user: no such user"})
 	}
 	g.call = New(m.CallId, g.now())
 	g.sdp = map[string][]byte{}
@@ -204,20 +209,12 @@ func (g *grain) dial(ctx actor.Context, m *pb.CallDial) *pb.CallControlResult {
 		if err != nil {
 			// Not "no devices": the phones may be there, we cannot tell.
 			g.d.Log.Warn("call: caller's contacts lookup failed", "call", m.CallId, "user", from.UserID, "err", err)
-			g.call = nil
-			ctx.Stop(ctx.Self())
-			return &pb.CallControlResult{Status: 503, Code: "unavailable", Message: "from_user's phones cannot be looked up now; try again"}
+			return abandon(&Refusal{Status: 503, Code: "unavailable", Message: "from_user's phones cannot be looked up now; try again"})
 		}
 		in.Devices = cts
 	}
 	if err := g.step(ctx, in); err != nil {
-		g.call = nil
-		ctx.Stop(ctx.Self())
-		r, ok := err.(*Refusal)
-		if !ok {
-			return &pb.CallControlResult{Status: 500, Code: "internal", Message: err.Error()}
-		}
-		return &pb.CallControlResult{Status: int32(r.Status), Code: r.Code, Message: r.Message}
+		return abandon(err)
 	}
 	metrics.CallsActive.Inc()
 	return &pb.CallControlResult{Status: 201, Call: g.info()}
@@ -436,14 +433,11 @@ func (g *grain) transferTarget(ctx actor.Context, m *pb.CallControl, in *Control
 // refuseLeg turns a refusal into the REST answer and, for a pickup that
 // arrived as an INVITE, into that INVITE's final response.
 func (g *grain) refuseLeg(ctx actor.Context, m *pb.CallControl, err error) *pb.CallControlResult {
-	r, ok := err.(*Refusal)
-	if !ok {
-		r = &Refusal{Status: 500, Code: "internal", Message: err.Error()}
-	}
+	res := refusalResult(err)
 	if m.LegId != "" {
 		delete(g.offers, m.LegId)
 		code, reason := 403, "Forbidden"
-		switch r.Status {
+		switch res.Status {
 		case 409:
 			code, reason = 486, "Busy Here"
 		case 404:
@@ -452,6 +446,15 @@ func (g *grain) refuseLeg(ctx actor.Context, m *pb.CallControl, err error) *pb.C
 			code, reason = 503, "Service Unavailable"
 		}
 		ctx.Send(actor.NewPID(m.Node.GetAddress(), EdgeActor), &pb.LegRespond{CallId: g.call.ID, LegId: m.LegId, Code: int32(code), Reason: reason})
+	}
+	return res
+}
+
+// refusalResult is the REST answer to a refusal (500 for any other error).
+func refusalResult(err error) *pb.CallControlResult {
+	r, ok := err.(*Refusal)
+	if !ok {
+		r = &Refusal{Status: 500, Code: "internal", Message: err.Error()}
 	}
 	return &pb.CallControlResult{Status: int32(r.Status), Code: r.Code, Message: r.Message}
 }
@@ -552,7 +555,7 @@ func (g *grain) apply(ctx actor.Context, effs []Effect) {
 				// The callee's answer is unusable: the rest of this batch
 				// (200 to the caller) must not happen; the core ends the call.
 				g.later(ctx, Failed{Leg: e.Callee, Code: int(res.Code)})
-				g.applyOnly(ctx, effs[i+1:], func(e Effect) bool { _, ok := e.(EndLeg); return ok })
+				g.abortBatch(ctx, effs[i+1:])
 				return
 			}
 			g.answerSDP = res.Sdp
@@ -566,7 +569,7 @@ func (g *grain) apply(ctx actor.Context, effs []Effect) {
 				// click-to-call's target ringing) must not happen; the core
 				// ends the leg and the call.
 				g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)})
-				g.applyOnly(ctx, effs[i+1:], func(e Effect) bool { _, ok := e.(EndLeg); return ok })
+				g.abortBatch(ctx, effs[i+1:])
 				return
 			}
 		case Adopt:
@@ -621,14 +624,17 @@ func (g *grain) apply(ctx actor.Context, effs []Effect) {
 	}
 }
 
-func (g *grain) applyOnly(ctx actor.Context, effs []Effect, keep func(Effect) bool) {
-	var kept []Effect
-	for _, e := range effs {
-		if keep(e) {
-			kept = append(kept, e)
+// abortBatch carries out only the leg endings of what is left of a batch
+// whose media step failed: what it built on that step must not happen, and
+// the core ends the call when the failure comes back through the mailbox.
+func (g *grain) abortBatch(ctx actor.Context, rest []Effect) {
+	var ends []Effect
+	for _, e := range rest {
+		if _, ok := e.(EndLeg); ok {
+			ends = append(ends, e)
 		}
 	}
-	g.apply(ctx, kept)
+	g.apply(ctx, ends)
 }
 
 // later feeds an input after the current batch, through the mailbox, so

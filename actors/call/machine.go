@@ -109,7 +109,7 @@ type Call struct {
 	Shown       Party     // who the far end sees calling: the caller, or the delegator it calls for
 	Callback    *Callback // a click-to-call whose caller's devices ring
 	CalledBack  bool      // click-to-call: the caller's leg is one we placed, so it gets EndLeg, never a response
-	chime       bool      // the line's owner wants the join/leave chime (000 L114)
+	chime       bool      // the line's owner wants the join/leave chime (000 L114), as the last join asked
 	contacts    map[string][]Contact
 	parties     map[string]Party
 	names       map[string]string
@@ -153,7 +153,6 @@ type Pickup struct {
 	Transfer   bool
 	Keep, Drop string
 	WasHeld    bool // the call was on hold (by Drop) before the transfer
-	Chime      bool // a join: the line's owner wants the chime
 }
 
 // Callback is a click-to-call whose caller's devices ring: Lookup is

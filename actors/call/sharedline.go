@@ -54,6 +54,9 @@ func (c *Call) pickup(in Control) ([]Effect, error) {
 	if l := c.partyLeg(in.ByUser); l != nil && !in.Admin && l.ID != c.HeldBy {
 		return nil, &Refusal{Status: 409, Code: "already_on_call", Message: "you are already on this call"}
 	}
+	if join {
+		c.chime = in.Access.JoinChime // for this join, and the leave that ends it
+	}
 	party := in.Party
 	if party.UserID == "" {
 		party.UserID = in.ByUser
@@ -61,7 +64,7 @@ func (c *Call) pickup(in Control) ([]Effect, error) {
 	if in.Leg != "" {
 		l := &Leg{ID: in.Leg, Role: Callee, Party: party, State: LegAnswered, NodeID: in.NodeID, NodeAddr: in.NodeAddr}
 		c.Legs = append(c.Legs, l)
-		c.Pickup = &Pickup{By: in.ByUser, Legs: []string{l.ID}, Join: join, Chime: join && in.Access.JoinChime}
+		c.Pickup = &Pickup{By: in.ByUser, Legs: []string{l.ID}, Join: join}
 		// The picker's own INVITE is answered with our SDP (Adopt), not
 		// taken as an answer to our offer.
 		return c.pickedUp(l, Adopt{Leg: l.ID, Peer: c.pickupPeer(join)}), nil
@@ -69,7 +72,7 @@ func (c *Call) pickup(in Control) ([]Effect, error) {
 	if len(in.Contacts) == 0 {
 		return nil, &Refusal{Status: 409, Code: "no_devices", Message: "the picker has no registered device to ring"}
 	}
-	c.Pickup = &Pickup{By: in.ByUser, Join: join, Chime: join && in.Access.JoinChime}
+	c.Pickup = &Pickup{By: in.ByUser, Join: join}
 	peer := c.pickupPeer(join)
 	var effs []Effect
 	for _, ct := range in.Contacts {
@@ -125,7 +128,7 @@ func (c *Call) pickedUp(l *Leg, media Effect) []Effect {
 		return append(effs, Event{Type: "call.transferred"})
 	}
 	if p.Join {
-		c.Joined, c.chime = l.ID, p.Chime
+		c.Joined = l.ID
 		effs = append(effs, Mix{Legs: []string{c.Sides[0], c.Sides[1], l.ID}})
 		if c.chime {
 			effs = append(effs, Chime{Legs: c.Sides[:]})

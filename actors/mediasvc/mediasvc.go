@@ -16,10 +16,10 @@ import (
 	pb "github.com/switchboard/switchboard/proto"
 )
 
-// DefaultCodecs is what an OFFER with no peer leg carries (the first leg of
+// defaultCodecs is what an OFFER with no peer leg carries (the first leg of
 // a click-to-call): the G.711 pair the relay decodes, mixes and plays tones
 // in; the relay adds telephone-event itself.
-var DefaultCodecs = []sdp.Format{{PT: 0, Name: "PCMU", Rate: 8000}, {PT: 8, Name: "PCMA", Rate: 8000}}
+var defaultCodecs = []sdp.Format{{PT: 0, Name: "PCMU", Rate: 8000}, {PT: 8, Name: "PCMA", Rate: 8000}}
 
 // Service owns the workers of the calls whose media this node anchors.
 type Service struct {
@@ -125,7 +125,7 @@ func (s *Service) op(callID string, op *pb.MediaOp) *pb.MediaResult {
 		if err != nil {
 			return fail(err)
 		}
-		codecs := DefaultCodecs
+		codecs := defaultCodecs
 		if op.Peer != "" {
 			p := w.Leg(op.Peer)
 			if p == nil {
