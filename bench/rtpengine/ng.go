@@ -213,29 +213,22 @@ func (c *Client) Ping(ctx context.Context) error {
 // Offer sends an offer and returns the SDP rewritten for the callee. flags
 // holds extra ng keys ("replace", "flags", "ICE", ...); it may be nil.
 func (c *Client) Offer(ctx context.Context, callID, fromTag, sdp string, flags map[string]any) (string, error) {
-	req := maps.Clone(flags)
-	if req == nil {
-		req = map[string]any{}
-	}
-	req["command"] = "offer"
-	req["call-id"] = callID
-	req["from-tag"] = fromTag
-	req["sdp"] = sdp
-	return sdpReply(c.Request(ctx, req))
+	return c.sdpCommand(ctx, flags, map[string]any{"command": "offer", "call-id": callID, "from-tag": fromTag, "sdp": sdp})
 }
 
 // Answer sends the callee's answer and returns the SDP rewritten for the
 // caller. flags is as for Offer.
 func (c *Client) Answer(ctx context.Context, callID, fromTag, toTag, sdp string, flags map[string]any) (string, error) {
+	return c.sdpCommand(ctx, flags, map[string]any{"command": "answer", "call-id": callID, "from-tag": fromTag, "to-tag": toTag, "sdp": sdp})
+}
+
+// sdpCommand sends keys on top of flags and returns the reply's SDP.
+func (c *Client) sdpCommand(ctx context.Context, flags, keys map[string]any) (string, error) {
 	req := maps.Clone(flags)
 	if req == nil {
 		req = map[string]any{}
 	}
-	req["command"] = "answer"
-	req["call-id"] = callID
-	req["from-tag"] = fromTag
-	req["to-tag"] = toTag
-	req["sdp"] = sdp
+	maps.Copy(req, keys)
 	return sdpReply(c.Request(ctx, req))
 }
 
