@@ -9,7 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-func TestRunsEverythingAndReusesWorkers(t *testing.T) {
+func TestRunsEverything(t *testing.T) {
 	p := New(10)
 	var wg sync.WaitGroup
 	var ran atomic.Int64
