@@ -28,7 +28,11 @@ type Router interface {
 }
 
 // Publisher delivers domain events to SSE clients of the whole cluster.
-type Publisher interface{ Publish(events.Event) }
+type Publisher interface {
+	Publish(events.Event)
+	// Listening is false when nobody anywhere could receive an event of typ.
+	Listening(typ string) bool
+}
 
 // Deps is what every call grain on a node shares.
 type Deps struct {
@@ -53,6 +57,17 @@ type Deps struct {
 	PersistLock func(callID string, locked bool, by string, rev int64) (int64, error)
 	// ClearLock removes a finished call's lock record.
 	ClearLock func(callID string)
+	// Local is this node: a grain reaches the media worker and SIP legs of
+	// its own node by call rather than by message, saving a mailbox hop (and
+	// for media a future) per operation.
+	Local Local
+}
+
+// Local is this node's actor address and its in-process handlers.
+type Local struct {
+	Addr  string
+	Media func(*pb.MediaRequest) *pb.MediaResponse
+	Edge  func(msg any)
 }
 
 // HistoryWriter takes the history entries of a finished call; it writes
@@ -445,7 +460,7 @@ func (g *grain) refuseLeg(ctx actor.Context, m *pb.CallControl, err error) *pb.C
 		case 503:
 			code, reason = 503, "Service Unavailable"
 		}
-		ctx.Send(actor.NewPID(m.Node.GetAddress(), EdgeActor), &pb.LegRespond{CallId: g.call.ID, LegId: m.LegId, Code: int32(code), Reason: reason})
+		g.sendEdge(ctx, m.Node.GetAddress(), &pb.LegRespond{CallId: g.call.ID, LegId: m.LegId, Code: int32(code), Reason: reason})
 	}
 	return res
 }
@@ -675,7 +690,7 @@ func (g *grain) finish(ctx actor.Context, f Finished) {
 }
 
 func (g *grain) publish(typ string) {
-	if g.d.Events == nil {
+	if g.d.Events == nil || !g.d.Events.Listening(typ) {
 		return
 	}
 	users := append([]string{}, g.call.Viewers()...)
@@ -692,7 +707,15 @@ func (g *grain) toEdge(ctx actor.Context, legID string, msg any) {
 	if l == nil {
 		return
 	}
-	ctx.Send(actor.NewPID(l.NodeAddr, EdgeActor), msg)
+	g.sendEdge(ctx, l.NodeAddr, msg)
+}
+
+func (g *grain) sendEdge(ctx actor.Context, addr string, msg any) {
+	if addr == g.d.Local.Addr && g.d.Local.Edge != nil {
+		g.d.Local.Edge(msg)
+		return
+	}
+	ctx.Send(actor.NewPID(addr, EdgeActor), msg)
 }
 
 // media runs ops on the call's media worker. It returns the first failure,
@@ -700,13 +723,18 @@ func (g *grain) toEdge(ctx actor.Context, legID string, msg any) {
 // or else the last result.
 func (g *grain) media(ctx actor.Context, ops ...*pb.MediaOp) *pb.MediaResult {
 	req := &pb.MediaRequest{CallId: g.call.ID, Ops: ops}
-	r, err := ctx.RequestFuture(actor.NewPID(g.mediaNode, MediaActor), req, 5*time.Second).Result()
-	if err != nil {
-		g.d.Log.Error("call: media request failed", "call", g.call.ID, "err", err)
-		return &pb.MediaResult{Code: 503, Error: err.Error()}
+	var resp *pb.MediaResponse
+	if g.mediaNode == g.d.Local.Addr && g.d.Local.Media != nil {
+		resp = g.d.Local.Media(req)
+	} else {
+		r, err := ctx.RequestFuture(actor.NewPID(g.mediaNode, MediaActor), req, 5*time.Second).Result()
+		if err != nil {
+			g.d.Log.Error("call: media request failed", "call", g.call.ID, "err", err)
+			return &pb.MediaResult{Code: 503, Error: err.Error()}
+		}
+		resp, _ = r.(*pb.MediaResponse)
 	}
-	resp, ok := r.(*pb.MediaResponse)
-	if !ok || len(resp.Results) == 0 {
+	if resp == nil || len(resp.Results) == 0 {
 		return &pb.MediaResult{Code: 500, Error: "media: empty response"}
 	}
 	var withSDP *pb.MediaResult

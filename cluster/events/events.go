@@ -4,6 +4,7 @@
 package events
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -29,6 +30,7 @@ type Hub struct {
 type Subscription struct {
 	C       <-chan Event
 	c       chan Event
+	types   []string // nil: every type
 	hub     *Hub
 	dropped int64
 	mu      sync.Mutex
@@ -36,14 +38,32 @@ type Subscription struct {
 
 func NewHub() *Hub { return &Hub{subs: map[*Subscription]struct{}{}} }
 
-// Subscribe returns a subscription with a buffer of n events.
-func (h *Hub) Subscribe(n int) *Subscription {
+// Subscribe returns a subscription with a buffer of n events, of the given
+// types only (none: every type).
+func (h *Hub) Subscribe(n int, types ...string) *Subscription {
 	c := make(chan Event, n)
-	s := &Subscription{C: c, c: c, hub: h}
+	s := &Subscription{C: c, c: c, hub: h, types: types}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
 	return s
+}
+
+// Listening reports whether anyone subscribes to events of type typ, so a
+// publisher can skip building an event nobody would receive.
+func (h *Hub) Listening(typ string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		if s.wants(typ) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Subscription) wants(typ string) bool {
+	return s.types == nil || slices.Contains(s.types, typ)
 }
 
 // Publish delivers e to every subscriber that has room.
@@ -54,6 +74,9 @@ func (h *Hub) Publish(e Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs {
+		if !s.wants(e.Type) {
+			continue
+		}
 		select {
 		case s.c <- e:
 		default:

@@ -215,14 +215,11 @@ func lineUpdateOf(data any) (sipedge.LineUpdate, bool) {
 
 // lineUpdates turns the cluster's line.updated events into lamp updates.
 func (n *Node) lineUpdates() (<-chan sipedge.LineUpdate, func()) {
-	sub := n.events.Subscribe(256)
+	sub := n.events.Subscribe(256, "line.updated")
 	out := make(chan sipedge.LineUpdate, 64)
 	go func() {
 		defer close(out)
 		for ev := range sub.C {
-			if ev.Type != "line.updated" {
-				continue
-			}
 			u, ok := lineUpdateOf(ev.Data)
 			if !ok {
 				continue

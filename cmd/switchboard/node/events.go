@@ -17,6 +17,11 @@ const eventsActor = "events"
 // fanout publishes an event on this node and sends it to every other member.
 type fanout struct{ n *Node }
 
+// Listening: a subscriber here, or another member whose subscribers might be.
+func (f fanout) Listening(typ string) bool {
+	return f.n.events.Listening(typ) || f.n.cluster.MemberList.Members().Len() > 1
+}
+
 func (f fanout) Publish(e events.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()

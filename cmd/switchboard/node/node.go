@@ -195,6 +195,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	nodeAddr := n.system.Address()
 
 	n.mediaSvc = mediasvc.New(n.media, func() *cluster.Cluster { return n.cluster }, call.KindName, n.log)
+	callDeps.Local = call.Local{Addr: nodeAddr, Media: n.mediaSvc.Handle, Edge: func(m any) { n.edge.Command(m) }}
 	if _, err := n.system.Root.SpawnNamed(n.mediaSvc.Props().Configure(actor.WithDispatcher(pool)), call.MediaActor); err != nil {
 		return fmt.Errorf("spawn media actor: %w", err)
 	}
