@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -97,6 +98,7 @@ type Edge struct {
 	cli     *sipgo.Client
 	dua     sipgo.DialogUA
 	contact sip.ContactHeader
+	addr    string // host:port of our Contact and Via: the source of our requests
 
 	mu      sync.RWMutex
 	legs    map[string]*leg          // leg id -> leg
@@ -124,6 +126,7 @@ func New(cfg Config) (*Edge, error) {
 	}
 	e := &Edge{cfg: cfg, ua: ua, srv: srv, cli: cli, legs: map[string]*leg{}, dialogs: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(maxRouting)}
 	e.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "switchboard", Host: cfg.Host, Port: cfg.Port}}
+	e.addr = net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	e.dua = sipgo.DialogUA{Client: cli, ContactHDR: e.contact}
 	e.routes()
 	return e, nil
@@ -294,7 +297,7 @@ func (e *Edge) respond(req *sip.Request, tx sip.ServerTransaction, code int, rea
 		e.cfg.Log.Debug("sip: respond failed", "code", code, "err", err)
 		return
 	}
-	metrics.SIPMessagesOut.WithLabelValues(strconv.Itoa(code)).Inc()
+	msgsOut.code(code)
 }
 
 func (e *Edge) refuse(req *sip.Request, tx sip.ServerTransaction, r *validate.Refusal) {
@@ -367,7 +370,7 @@ func (e *Edge) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy bo
 func (e *Edge) routes() {
 	wrap := func(h sipgo.RequestHandler) sipgo.RequestHandler {
 		return func(req *sip.Request, tx sip.ServerTransaction) {
-			metrics.SIPMessagesIn.WithLabelValues(string(req.Method)).Inc()
+			msgsIn.method(req.Method)
 			if r := validate.Request(req); r != nil {
 				if req.IsAck() {
 					metrics.SIPDropped.WithLabelValues("invalid_ack").Inc()
@@ -419,7 +422,7 @@ func (e *Edge) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 func newID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%x", b)
+	return hex.EncodeToString(b[:])
 }
 
 func grainTimeout() time.Duration { return 5 * time.Second }

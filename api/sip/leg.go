@@ -16,8 +16,9 @@ import (
 )
 
 // leg is one SIP dialog of a call held by this node. Commands from the call
-// grain are queued and carried out in order by the leg's own goroutine, so a
-// 2xx that waits for its ACK never blocks the edge actor.
+// grain are queued and carried out in order by the goroutine that carries
+// the leg (an inbound leg's is its INVITE's handler), so a 2xx that waits for
+// its ACK never blocks the edge actor.
 type leg struct {
 	e        *Edge
 	id       string
@@ -26,7 +27,6 @@ type leg struct {
 	cli      *sipgo.DialogClientSession // outbound leg
 	cmds     chan any
 	done     chan struct{}
-	final    chan struct{} // inbound: the INVITE got its final response
 	dialogID string
 
 	mu          sync.Mutex
@@ -35,11 +35,10 @@ type leg struct {
 	ringCancel  context.CancelFunc
 	reAcks      chan uint32 // CSeq of ACKs to our re-INVITE 2xx
 	doneOnce    sync.Once
-	finalOnce   sync.Once
 }
 
 func (e *Edge) newLeg(id, callID string) *leg {
-	return &leg{e: e, id: id, callID: callID, cmds: make(chan any, 8), done: make(chan struct{}), final: make(chan struct{}), reAcks: make(chan uint32, 4)}
+	return &leg{e: e, id: id, callID: callID, cmds: make(chan any, 8), done: make(chan struct{}), reAcks: make(chan uint32, 4)}
 }
 
 func (l *leg) push(m any) {
@@ -76,12 +75,9 @@ func (l *leg) finish() {
 		l.ended = true
 		l.mu.Unlock()
 		close(l.done)
-		l.closeFinal()
 		l.e.dropLeg(l)
 	})
 }
-
-func (l *leg) closeFinal() { l.finalOnce.Do(func() { close(l.final) }) }
 
 func (l *leg) report(kind pb.LegEvent_Kind, code int, body []byte) {
 	l.e.toGrain(l.callID, &pb.LegEvent{CallId: l.callID, LegId: l.id, Kind: kind, Code: int32(code), Sdp: body})
@@ -151,7 +147,6 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		l.report(pb.LegEvent_CANCELLED, 487, nil)
 		l.finish()
 	})
-	go l.runInbound()
 	if action != "" && legID != callID+"-a" {
 		e.toGrain(callID, &pb.CallControl{CallId: callID, Action: action, ByUser: from.UserID, LegId: l.id, Node: e.node(), Offer: req.Body()})
 	} else {
@@ -162,12 +157,11 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			OnBehalfOf: preferredIdentity(req, from),
 		})
 	}
-	// sipgo ends the transaction when the handler returns: stay until the
-	// final response has gone out (or the caller cancelled).
-	select {
-	case <-l.final:
-	case <-tx.Done():
-	}
+	// The leg runs on the INVITE's handler: sipgo ends the transaction when
+	// the handler returns, so the handler waits for the final response (or
+	// the caller's CANCEL) anyway, and a goroutine per call would cost its
+	// start and a second stack grown as deep.
+	l.runInbound()
 }
 
 func (l *leg) runInbound() {
@@ -198,7 +192,7 @@ func (l *leg) runInbound() {
 					}
 					cancel()
 				}
-				metrics.SIPMessagesOut.WithLabelValues("BYE").Inc()
+				msgsOut.method(sip.BYE)
 				l.finish()
 				return
 			}
@@ -206,32 +200,34 @@ func (l *leg) runInbound() {
 	}
 }
 
+// sdpType is the Content-Type of every SDP body sent. sipgo never changes a
+// ContentTypeHeader (its clones share it), so one serves every message.
+var (
+	sdpType = sip.ContentTypeHeader("application/sdp")
+	withSDP = []sip.Header{&sdpType}
+)
+
 // respond sends a response on the inbound INVITE; true when the leg is over.
 func (l *leg) respond(m *pb.LegRespond) bool {
 	code := int(m.Code)
-	metrics.SIPMessagesOut.WithLabelValues(strconv.Itoa(code)).Inc()
+	msgsOut.code(code)
 	reason := m.Reason
 	if reason == "" {
 		reason = reasonFor(code)
 	}
 	var hdrs []sip.Header
 	if len(m.Sdp) > 0 {
-		hdrs = append(hdrs, sip.NewHeader("Content-Type", "application/sdp"))
+		hdrs = withSDP
 	}
 	switch {
 	case code < 200:
 		_ = l.srv.Respond(code, reason, m.Sdp, hdrs...)
 		return false
 	case code < 300:
-		res := sip.NewResponseFromRequest(l.srv.InviteRequest, code, reason, m.Sdp)
-		for _, h := range hdrs {
-			res.AppendHeader(h)
-		}
 		l.mu.Lock()
 		l.established = true
 		l.mu.Unlock()
-		err := l.srv.WriteResponse(res) // retransmits until the ACK (or a BYE) arrives
-		l.closeFinal()
+		err := l.srv.Respond(code, reason, m.Sdp, hdrs...) // retransmits until the ACK (or a BYE) arrives
 		if err != nil && !l.isEnded() {
 			// No ACK: the call cannot go on (RFC 3261 13.3.1.4).
 			l.e.cfg.Log.Info("sip: no ACK for 2xx", "leg", l.id, "err", err)
@@ -284,7 +280,7 @@ func (e *Edge) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	if err != nil {
 		e.respond(req, tx, 200, "OK", nil)
 	} else {
-		metrics.SIPMessagesOut.WithLabelValues("200").Inc()
+		msgsOut.code(200)
 	}
 	l.report(pb.LegEvent_BYE, 0, nil)
 	l.finish()
@@ -307,9 +303,9 @@ func (e *Edge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	resp := sip.NewResponseFromRequest(req, 200, "OK", res.Sdp)
-	resp.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	resp.AppendHeader(&sdpType)
 	resp.AppendHeader(&e.contact)
-	metrics.SIPMessagesOut.WithLabelValues("200").Inc()
+	msgsOut.code(200)
 	if err := tx.Respond(resp); err != nil {
 		return
 	}
@@ -343,19 +339,17 @@ func (e *Edge) originate(m *pb.LegOriginate) {
 	go l.runOutbound(m)
 }
 
-func (l *leg) runOutbound(m *pb.LegOriginate) {
-	e := l.e
+// newInvite builds the INVITE of an outbound leg.
+func (e *Edge) newInvite(m *pb.LegOriginate) (*sip.Request, error) {
 	var uri sip.Uri
 	if err := sip.ParseUri(m.RequestUri, &uri); err != nil {
-		l.report(pb.LegEvent_FAILED, 404, nil)
-		l.finish()
-		return
+		return nil, err
 	}
 	req := sip.NewRequest(sip.INVITE, uri)
 	from := &sip.FromHeader{DisplayName: m.FromDisplay, Address: sip.Uri{Scheme: "sip", User: m.FromUser, Host: e.cfg.Domain}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(from)
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: m.ToUser, Host: e.cfg.Domain}, Params: sip.NewParams()})
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: m.ToUser, Host: e.cfg.Domain}})
 	if m.AssertedIdentity != "" {
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+m.AssertedIdentity+"@"+e.cfg.Domain+">"))
 	}
@@ -364,13 +358,27 @@ func (l *leg) runOutbound(m *pb.LegOriginate) {
 			req.AppendHeader(sip.NewHeader(strings.TrimSpace(name), strings.TrimSpace(val)))
 		}
 	}
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.AppendHeader(&sdpType)
 	req.SetBody(m.Sdp)
 	if m.Destination != "" {
 		req.SetDestination(m.Destination)
 	}
 	if m.Transport != "" {
 		req.SetTransport(strings.ToUpper(m.Transport))
+	}
+	// sipgo copies the source into the ACK and BYE it builds and into
+	// every clone; unset, each copy formats it anew from the Via.
+	req.SetSource(e.addr)
+	return req, nil
+}
+
+func (l *leg) runOutbound(m *pb.LegOriginate) {
+	e := l.e
+	req, err := e.newInvite(m)
+	if err != nil {
+		l.report(pb.LegEvent_FAILED, 404, nil)
+		l.finish()
+		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.mu.Lock()
@@ -384,7 +392,7 @@ func (l *leg) runOutbound(m *pb.LegOriginate) {
 	l.mu.Unlock()
 	defer cancel()
 
-	metrics.SIPMessagesOut.WithLabelValues("INVITE").Inc()
+	msgsOut.method(sip.INVITE)
 	dtx, err := e.dua.WriteInvite(ctx, req)
 	if err != nil {
 		e.cfg.Log.Info("sip: invite not sent", "leg", l.id, "err", err)
@@ -394,7 +402,7 @@ func (l *leg) runOutbound(m *pb.LegOriginate) {
 	}
 	l.cli = dtx
 	err = dtx.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
-		metrics.SIPMessagesIn.WithLabelValues(strconv.Itoa(r.StatusCode)).Inc()
+		msgsIn.code(r.StatusCode)
 		switch {
 		case r.StatusCode == 183 && len(r.Body()) > 0:
 			l.report(pb.LegEvent_EARLY, 183, r.Body())
@@ -417,9 +425,9 @@ func (l *leg) runOutbound(m *pb.LegOriginate) {
 		return
 	}
 	e.bindDialog(dtx.ID, l)
-	ackCtx, ackCancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = dtx.Ack(ackCtx)
-	ackCancel()
+	// WriteAck takes a context but uses none (the transport dials with its
+	// own): a deadline would only cost a timer.
+	_ = dtx.WriteAck(context.Background(), dialogRequest(dtx, sip.ACK))
 	l.mu.Lock()
 	l.established = true
 	ended := l.ended
@@ -443,11 +451,53 @@ func (l *leg) runOutbound(m *pb.LegOriginate) {
 	}
 }
 
+// dialogRequest builds an ACK or BYE in the answered dialog dtx: the
+// request DialogClientSession.Ack or Bye would build, header for header and
+// in the same order, without their copies of every header of the INVITE
+// and its 2xx, and of the destination formatted with fmt by each layer the
+// request passes. Those headers are shared instead: nothing changes them
+// once sent. WriteAck and WriteBye add the route set, Contact (BYE), Via
+// and CSeq number as Ack and Bye have them.
+func dialogRequest(dtx *sipgo.DialogClientSession, method sip.RequestMethod) *sip.Request {
+	inv, res := dtx.InviteRequest, dtx.InviteResponse
+	target := inv.Recipient
+	if c := res.Contact(); c != nil {
+		target = c.Address
+	}
+	req := sip.NewRequest(method, target)
+	req.SipVersion = inv.SipVersion
+	maxFwd := sip.MaxForwardsHeader(70)
+	if method == sip.BYE {
+		req.AppendHeader(&maxFwd)
+	}
+	req.AppendHeader(inv.From())
+	req.AppendHeader(res.To())
+	req.AppendHeader(inv.CallID())
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: method})
+	if method == sip.ACK {
+		req.AppendHeader(&maxFwd)
+		req.AppendHeader(inv.Contact())
+		req.Laddr = inv.Laddr
+	}
+	req.SetBody(nil)
+	req.SetTransport(inv.Transport())
+	req.SetSource(inv.Source())
+	if res.GetHeader("Record-Route") == nil {
+		// Without a route set the request goes to its Request-URI.
+		port := target.Port
+		if port == 0 {
+			port = sip.DefaultPort(req.Transport())
+		}
+		req.SetDestination(target.Host + ":" + strconv.Itoa(port))
+	}
+	return req
+}
+
 func (l *leg) bye() {
 	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
 	defer cancel()
-	metrics.SIPMessagesOut.WithLabelValues("BYE").Inc()
-	if err := l.cli.Bye(ctx); err != nil {
+	msgsOut.method(sip.BYE)
+	if err := l.cli.WriteBye(ctx, dialogRequest(l.cli, sip.BYE)); err != nil {
 		l.e.cfg.Log.Debug("sip: bye failed", "leg", l.id, "err", err)
 	}
 	l.finish()

@@ -162,6 +162,15 @@ type headerFacts struct {
 	accept  []string // values of every Accept (an empty one included)
 }
 
+// lenWriter counts what is written to it. Value() would serialise every
+// parsed header again just to be measured.
+type lenWriter int
+
+func (n *lenWriter) WriteString(s string) (int, error) {
+	*n += lenWriter(len(s))
+	return len(s), nil
+}
+
 func scanHeaders(req *sip.Request) (headerFacts, *Refusal) {
 	var f headerFacts
 	all := req.Headers()
@@ -169,10 +178,12 @@ func scanHeaders(req *sip.Request) (headerFacts, *Refusal) {
 		return f, refuse(sip.StatusMessageTooLarge, "Message Too Large", "more than %d header fields", MaxHeaders)
 	}
 	var counts [len(singular)]int
+	n := new(lenWriter) // one per request: as an interface it escapes
 	for _, hdr := range all {
 		name := hdr.Name()
-		v := hdr.Value()
-		if len(v) > MaxHeaderValue {
+		*n = 0
+		hdr.StringWrite(n) // "Name: value", measured without being built
+		if int(*n)-len(name)-2 > MaxHeaderValue {
 			return f, refuse(sip.StatusMessageTooLarge, "Message Too Large", "%s header longer than %d bytes", name, MaxHeaderValue)
 		}
 		for i, s := range singular {
@@ -182,9 +193,9 @@ func scanHeaders(req *sip.Request) (headerFacts, *Refusal) {
 		}
 		switch {
 		case strings.EqualFold(name, "Require"):
-			f.require = append(f.require, v)
+			f.require = append(f.require, hdr.Value())
 		case strings.EqualFold(name, "Accept"):
-			f.accept = append(f.accept, v)
+			f.accept = append(f.accept, hdr.Value())
 		}
 	}
 	for i, s := range singular {
