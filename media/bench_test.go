@@ -2,6 +2,7 @@ package media
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"math"
 	"net"
 	"net/netip"
@@ -170,4 +171,47 @@ func unalaw(a byte) int {
 		return t
 	}
 	return -t
+}
+
+// The bodies of the load test's SIPp caller and callee (bench/sipp).
+const (
+	benchCallerSDP = "v=0\r\no=carrier 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+		"m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n"
+	benchCalleeSDP = "v=0\r\no=phone 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+		"m=audio 40002 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n"
+)
+
+// BenchmarkCallMedia is one call's media set up and torn down the way the
+// call grain does it: a worker, two legs (a port pair bound each), the
+// caller's offer taken, the callee offered and its answer taken, the caller
+// answered, the legs bridged, and the worker closed.
+func BenchmarkCallMedia(b *testing.B) {
+	s, err := NewService(Config{IP: testIP, PortMin: 39000, PortMax: 39399}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	offer, answer := []byte(benchCallerSDP), []byte(benchCalleeSDP)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := s.NewWorker("bench", nil)
+		la, err := w.AddLeg("a")
+		if err != nil {
+			b.Fatal(err)
+		}
+		lb, err := w.AddLeg("b")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := la.AcceptOffer(offer, false); err != nil {
+			b.Fatal(err)
+		}
+		lb.Offer(la.Codecs(), false)
+		if err := lb.AcceptAnswer(answer); err != nil {
+			b.Fatal(err)
+		}
+		la.Answer(lb.Codecs())
+		w.Bridge("a", "b")
+		w.Close()
+	}
 }

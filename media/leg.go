@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/pion/srtp/v3"
 
@@ -23,13 +24,14 @@ const suite = "AES_CM_128_HMAC_SHA1_80"
 // Leg is one SIP leg's media: its sockets, what its remote agreed to, and
 // the outbound stream (SSRC, sequence, timestamp) of what it hears.
 type Leg struct {
-	w          *Worker
-	id         string
-	conn, rtcp *net.UDPConn
-	port       int
-	ssrc       uint32
-	done       chan struct{} // closed when the reader has returned
-	closeOnce  sync.Once
+	w         *Worker
+	id        string
+	conn      *net.UDPConn
+	rtcp      int // the RTCP port's socket, bound and never read
+	port      int
+	ssrc      uint32
+	done      chan struct{} // closed when the reader has returned
+	closeOnce sync.Once
 
 	// Negotiation, under mu.
 	mu        sync.Mutex
@@ -57,7 +59,9 @@ type Leg struct {
 	outMu sync.Mutex
 	out   outState // what this leg hears; written by other legs' readers, the tone clock and the mix clock
 
-	cap      capture     // this leg's audio while it is a mix source (mix.go)
+	// This leg's audio while it is a mix source, else nil (mix.go): most
+	// legs never are, so its buffers are not part of every leg.
+	cap      atomic.Pointer[capture]
 	mixo     mixOut      // the mix clock's state for what this leg hears
 	chimeReq atomic.Bool // a chime is asked for; the mix clock starts it
 
@@ -72,7 +76,7 @@ type peer struct {
 	recv    bool           // the remote wants media (not sendonly/inactive)
 }
 
-func newLeg(w *Worker, id string, conn, rtcp *net.UDPConn, port int) (*Leg, error) {
+func newLeg(w *Worker, id string, conn *net.UDPConn, rtcp, port int) (*Leg, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("media: leg %s: random: %w", id, err)
@@ -82,9 +86,9 @@ func newLeg(w *Worker, id string, conn, rtcp *net.UDPConn, port int) (*Leg, erro
 	// RFC 3550: random initial sequence number and timestamp.
 	l.out.seq = binary.BigEndian.Uint16(b[8:])
 	l.out.ts = binary.BigEndian.Uint32(b[10:])
-	l.table.Store(newTable(nil))
+	l.table.Store(noCodecs)
 	l.dest.Store(&peer{recv: true})
-	l.listeners.Store(&[]*Leg{})
+	l.listeners.Store(noListeners)
 	return l, nil
 }
 
@@ -135,7 +139,7 @@ func (l *Leg) AcceptOffer(offer []byte, requireSRTP bool) error {
 		return err
 	}
 	l.offer, l.offerIdx = s, idx
-	l.codecs = slices.Clone(m.Formats)
+	l.codecs = m.Formats
 	l.setRemote(s, m)
 	return nil
 }
@@ -239,7 +243,7 @@ func (l *Leg) AcceptAnswer(answer []byte) error {
 		return err
 	}
 	l.encrypt(l.sentSRTP)
-	l.codecs = slices.Clone(m.Formats)
+	l.codecs = m.Formats
 	l.setRemote(s, m)
 	return nil
 }
@@ -326,17 +330,25 @@ func (l *Leg) setRemoteKey(k []byte) error {
 // describe wraps media in a session with our address; the o= version goes
 // up only when the description changes (RFC 3264 section 8). Under mu.
 func (l *Leg) describe(media []*sdp.Media) []byte {
-	ip := l.w.s.cfg.IP.String()
-	s := &sdp.Session{Origin: sdp.Origin{Username: "switchboard", SessID: l.sessID, SessVersion: l.version, IP: ip},
+	ip := l.w.s.ip
+	s := &sdp.Session{Origin: sdp.Origin{Username: "switchboard", SessID: l.sessID, SessVersion: l.version + 1, IP: ip},
 		Name: "switchboard", ConnIP: ip, Media: media}
+	// Written once, with the next version: when all but the o= line matches
+	// the last description, that one (and its version) is the answer.
 	b := s.Marshal()
-	if !bytes.Equal(b, l.lastSDP) {
-		l.version++
-		s.Origin.SessVersion = l.version
-		b = s.Marshal()
+	if l.lastSDP != nil && bytes.Equal(afterOrigin(b), afterOrigin(l.lastSDP)) {
+		return slices.Clone(l.lastSDP)
 	}
+	l.version++
 	l.lastSDP = b
 	return slices.Clone(b)
+}
+
+// afterOrigin is a description from the line after o= on.
+func afterOrigin(b []byte) []byte {
+	_, rest, _ := bytes.Cut(b, []byte("\no="))
+	_, rest, _ = bytes.Cut(rest, []byte("\n"))
+	return rest
 }
 
 // audioIndex is the first audio m= line we can relay: not rejected, an RTP
@@ -407,12 +419,12 @@ func withDTMF(codecs []sdp.Format) []sdp.Format {
 	return append(fs, sdp.Format{PT: uint8(pt), Name: "telephone-event", Rate: 8000, Fmtp: "0-16"})
 }
 
-// codecTable maps one leg's payload types to codecs and back.
+// codecTable maps one leg's payload types to codecs and back. It is never
+// changed once stored, so legs share the empty one.
 type codecTable struct {
-	key   [128]string // "pcmu/8000"; "" unknown
-	rate  [128]uint32
-	fmts  []ptKey // reverse lookup, first PT of each codec
-	dtmf  int16   // PT of telephone-event, -1 none
+	at    [128]uint8 // 1 + the index in fmts of a payload type's codec; 0 unknown
+	fmts  []ptKey    // each codec once, with its first PT
+	dtmf  int16      // PT of telephone-event, -1 none
 	pcmu  int16
 	pcma  int16
 	g711  int16 // PT of the first G.711 codec agreed (what the mixer sends), -1 none
@@ -425,7 +437,41 @@ type ptKey struct {
 	rate uint32
 }
 
-func codecKey(f sdp.Format) string { return strings.ToLower(f.Name) + "/" + strconv.Itoa(f.Rate) }
+var (
+	noCodecs    = newTable(nil)
+	noListeners = &[]*Leg{}
+)
+
+// commonKeys are the keys of common codecs, interned so that building a
+// table for them allocates no strings.
+var commonKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"pcmu/8000", "pcma/8000", "telephone-event/8000", "cn/8000", "g722/8000", "g729/8000", "gsm/8000", "opus/48000"} {
+		m[k] = k
+	}
+	return m
+}()
+
+// codecKey is the codec's lower-case name and rate, "pcmu/8000".
+func codecKey(f sdp.Format) string {
+	var buf [40]byte
+	b := buf[:0]
+	for i := 0; i < len(f.Name); i++ {
+		c := f.Name[i]
+		if c >= utf8.RuneSelf {
+			return strings.ToLower(f.Name) + "/" + strconv.Itoa(f.Rate)
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	b = strconv.AppendInt(append(b, '/'), int64(f.Rate), 10)
+	if k, ok := commonKeys[string(b)]; ok {
+		return k
+	}
+	return string(b)
+}
 
 func newTable(fs []sdp.Format) *codecTable {
 	t := &codecTable{dtmf: -1, pcmu: -1, pcma: -1, g711: -1}
@@ -434,11 +480,15 @@ func newTable(fs []sdp.Format) *codecTable {
 			continue
 		}
 		k := codecKey(f)
-		t.key[f.PT], t.rate[f.PT] = k, uint32(f.Rate)
-		if slices.ContainsFunc(t.fmts, func(p ptKey) bool { return p.key == k }) {
+		if i := slices.IndexFunc(t.fmts, func(p ptKey) bool { return p.key == k }); i >= 0 {
+			t.at[f.PT] = uint8(i + 1)
 			continue
 		}
+		if t.fmts == nil {
+			t.fmts = make([]ptKey, 0, len(fs))
+		}
 		t.fmts = append(t.fmts, ptKey{key: k, pt: f.PT, rate: uint32(f.Rate)})
+		t.at[f.PT] = uint8(len(t.fmts))
 		switch k {
 		case "telephone-event/8000":
 			t.dtmf = int16(f.PT)
@@ -452,6 +502,15 @@ func newTable(fs []sdp.Format) *codecTable {
 		}
 	}
 	return t
+}
+
+// codec is a payload type's codec key and clock rate, "" and 0 unknown.
+func (t *codecTable) codec(pt uint8) (key string, rate uint32) {
+	if i := t.at[pt&0x7f]; i > 0 {
+		p := &t.fmts[i-1]
+		return p.key, p.rate
+	}
+	return "", 0
 }
 
 // lookup is this leg's payload type for a codec key: a scan of a handful of

@@ -30,7 +30,6 @@ const capLen = 3 * frameSamples
 // capture is a leg's audio as a mix source: written by the leg's reader,
 // taken by its worker's mix clock.
 type capture struct {
-	on   atomic.Bool // the leg is a source of some mix in its worker
 	mu   sync.Mutex
 	ring [capLen]int16
 	r, n int // read position and samples held, under mu
@@ -77,21 +76,18 @@ func (c *capture) pull() {
 // setCapture makes the leg a mix source or not; a new source starts empty.
 // Under the worker's mu.
 func (l *Leg) setCapture(on bool) {
-	if on == l.cap.on.Load() {
-		return
+	switch c := l.cap.Load(); {
+	case on && c == nil:
+		l.cap.Store(new(capture))
+	case !on && c != nil:
+		l.cap.Store(nil)
 	}
-	if on {
-		l.cap.mu.Lock()
-		l.cap.r, l.cap.n = 0, 0
-		l.cap.mu.Unlock()
-	}
-	l.cap.on.Store(on)
 }
 
 // capturePacket keeps a received packet's audio for the mixer when it is
 // PCMU or PCMA; telephone-events, comfort noise and other codecs are not
 // mixed. Reader goroutine, only while the leg is a mix source.
-func (l *Leg) capturePacket(pkt []byte, hl int, key string) {
+func (c *capture) capturePacket(pkt []byte, hl int, key string) {
 	var table *[256]int16
 	switch key {
 	case "pcmu/8000":
@@ -107,7 +103,7 @@ func (l *Leg) capturePacket(pkt []byte, hl int, key string) {
 			end -= pad
 		}
 	}
-	l.cap.put(pkt[hl:end], table)
+	c.put(pkt[hl:end], table)
 }
 
 // mixOut is the mix clock's own state for what one leg hears.
@@ -144,13 +140,13 @@ func makeChime() (c [chimeFrames][frameSamples]int16) {
 
 // mixPlan is who hears what through the mixer; replaced whole by replan.
 type mixPlan struct {
-	srcs []*Leg // every leg captured, pulled once per tick
+	srcs []*capture // every leg captured, pulled once per tick
 	dsts []mixDst
 }
 
 type mixDst struct {
 	leg   *Leg
-	srcs  []*Leg
+	srcs  []*capture
 	tone  bool // the leg is on hold and hears a chime: the tone is mixed in
 	chime bool // a chime is asked for or playing on this leg
 }
@@ -166,9 +162,15 @@ type mixer struct {
 
 	// The clock goroutine's own.
 	n     uint64 // ticks
-	acc   [frameSamples]int32
-	pcm   [frameSamples]int16
+	buf   *mixBuf
 	ended []*Leg // legs whose chime ended this tick
+}
+
+// mixBuf is the mix clock's scratch, made on its first tick: most workers
+// never mix.
+type mixBuf struct {
+	acc [frameSamples]int32
+	pcm [frameSamples]int16
 }
 
 // Mix makes dst hear the sum of the legs srcs, replacing a bridge, the tone,
@@ -224,6 +226,7 @@ func (w *Worker) Chime(legs ...string) error {
 func (w *Worker) replan() {
 	listen := map[*Leg][]*Leg{}
 	captured := map[*Leg]bool{}
+	var srcs []*capture
 	var dsts []mixDst
 	for id, d := range w.legs {
 		r := w.routes[id]
@@ -243,18 +246,20 @@ func (w *Worker) replan() {
 		}
 		for _, sid := range ids {
 			if s := w.legs[sid]; s != nil && s != d {
-				md.srcs = append(md.srcs, s)
-				captured[s] = true
+				if !captured[s] {
+					captured[s] = true
+					s.setCapture(true)
+					srcs = append(srcs, s.cap.Load())
+				}
+				md.srcs = append(md.srcs, s.cap.Load())
 			}
 		}
 		dsts = append(dsts, md)
 	}
-	var srcs []*Leg
 	for _, l := range w.legs {
 		l.setListeners(listen[l])
-		l.setCapture(captured[l])
-		if captured[l] {
-			srcs = append(srcs, l)
+		if !captured[l] {
+			l.setCapture(false)
 		}
 	}
 	if len(dsts) == 0 {
@@ -342,20 +347,25 @@ func (w *Worker) mixOnce(now int64) bool {
 }
 
 // tick pulls a frame from every source, then builds and sends what each
-// destination hears. It allocates nothing (but for the first chime ending).
+// destination hears. It allocates nothing (but for the first tick and the
+// first chime ending).
 func (m *mixer) tick(p *mixPlan, now int64) {
 	m.n++
-	for _, s := range p.srcs {
-		s.cap.pull()
+	if m.buf == nil {
+		m.buf = new(mixBuf)
+	}
+	acc, pcm := &m.buf.acc, &m.buf.pcm
+	for _, c := range p.srcs {
+		c.pull()
 	}
 	for i := range p.dsts {
 		md := &p.dsts[i]
 		d := md.leg
-		clear(m.acc[:])
+		clear(acc[:])
 		heard := false
-		for _, s := range md.srcs {
-			if s.cap.has {
-				mixAdd(&m.acc, &s.cap.frame)
+		for _, c := range md.srcs {
+			if c.has {
+				mixAdd(acc, &c.frame)
 				heard = true
 			}
 		}
@@ -365,7 +375,7 @@ func (m *mixer) tick(p *mixPlan, now int64) {
 				mo.chimeLeft = chimeFrames
 			}
 			if mo.chimeLeft > 0 {
-				mixAdd(&m.acc, &chimeLin[chimeFrames-mo.chimeLeft])
+				mixAdd(acc, &chimeLin[chimeFrames-mo.chimeLeft])
 				mo.chimeLeft--
 				heard = true
 				if mo.chimeLeft == 0 {
@@ -374,7 +384,7 @@ func (m *mixer) tick(p *mixPlan, now int64) {
 			}
 			if md.tone {
 				for j, b := range &toneULaw[mo.tonePos] {
-					m.acc[j] += int32(ulawLin[b])
+					acc[j] += int32(ulawLin[b])
 				}
 				mo.tonePos = (mo.tonePos + 1) % toneFrames
 				heard = true
@@ -383,8 +393,8 @@ func (m *mixer) tick(p *mixPlan, now int64) {
 		if !heard {
 			continue
 		}
-		saturate(&m.pcm, &m.acc)
-		d.sendMix(&m.pcm, m.n, now)
+		saturate(pcm, acc)
+		d.sendMix(pcm, m.n, now)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pion/rtp"
@@ -17,6 +18,10 @@ import (
 )
 
 const maxPacket = 2048 // larger datagrams are truncated and fail as malformed or SRTP auth
+
+// srtpTagRoom is what SRTP adds to a packet (AES_CM_128_HMAC_SHA1_80 adds
+// 10 bytes), so a packet can be encrypted in place in its buffer.
+const srtpTagRoom = 16
 
 // Reasons a packet is not forwarded, as RTPDropped labels.
 const (
@@ -46,9 +51,10 @@ type counters struct {
 	flushedDrops                [nDrops]uint64
 }
 
-// rxState is the reader goroutine's: buffers and receive statistics.
+// rxState is the reader goroutine's: its buffer (SRTP is decrypted in
+// place) and receive statistics.
 type rxState struct {
-	buf, dec    [maxPacket]byte
+	buf         [maxPacket]byte
 	hdr         rtp.Header // reused by DecryptRTP
 	ssrc        uint32
 	started     bool
@@ -75,8 +81,8 @@ type outState struct {
 	sentAt    int64  // unix nano, 0 before the first packet
 	toneStart int    // the tone clock's frame when this leg's tone began
 	mixTick   uint64 // the mix clock's tick of the last mixed frame sent
-	buf       [maxPacket]byte
-	enc       [maxPacket + 16]byte
+
+	buf [maxPacket + srtpTagRoom]byte // the packet sent, encrypted in place
 }
 
 // toneSource marks the hold tone as what a leg hears.
@@ -117,7 +123,7 @@ func (l *Leg) handle(pkt []byte, from netip.AddrPort, now int64) {
 	}
 	r := &l.rx
 	if ctx := l.rxCtx.Load(); ctx != nil {
-		out, err := ctx.DecryptRTP(r.dec[:0], pkt, &r.hdr)
+		out, err := ctx.DecryptRTP(pkt, pkt, &r.hdr)
 		if err != nil {
 			l.drops[dropAuth].Add(1)
 			return
@@ -141,6 +147,7 @@ func (l *Leg) handle(pkt []byte, from netip.AddrPort, now int64) {
 	ts := binary.BigEndian.Uint32(pkt[4:])
 	ssrc := binary.BigEndian.Uint32(pkt[8:])
 	t := l.table.Load()
+	key, rate := t.codec(pt)
 	if !r.started || ssrc != r.ssrc {
 		r.started, r.ssrc, r.maxSeq, r.timed = true, ssrc, seq, false
 	} else if d := seq - r.maxSeq; d != 0 && d < 0x8000 {
@@ -149,7 +156,7 @@ func (l *Leg) handle(pkt []byte, from netip.AddrPort, now int64) {
 		}
 		r.maxSeq = seq
 	}
-	if rate := t.rate[pt]; rate > 0 && int16(pt) != t.dtmf {
+	if rate > 0 && int16(pt) != t.dtmf {
 		l.interarrival(rate, ts, now)
 	}
 	if int16(pt) == t.dtmf && len(pkt) >= hl+4 && pkt[hl+1]&0x80 != 0 && (!r.dtmfSeen || ts != r.dtmfTS) {
@@ -159,14 +166,13 @@ func (l *Leg) handle(pkt []byte, from netip.AddrPort, now int64) {
 			l.w.emit(Event{LegID: l.id, Kind: EventDTMF, Digit: d})
 		}
 	}
-	key := t.key[pt]
 	for _, d := range *l.listeners.Load() {
 		if !d.forward(l, pkt, key, now) {
 			l.drops[dropNoCodec].Add(1)
 		}
 	}
-	if l.cap.on.Load() {
-		l.capturePacket(pkt, hl, key)
+	if c := l.cap.Load(); c != nil {
+		c.capturePacket(pkt, hl, key)
 	}
 }
 
@@ -304,7 +310,7 @@ func (l *Leg) sendTone(frame int, now int64) {
 // send encrypts when the leg is SRTP and writes. Under outMu.
 func (l *Leg) send(out []byte, to netip.AddrPort) bool {
 	if tx := l.out.tx; tx != nil {
-		enc, err := tx.EncryptRTP(l.out.enc[:0], out, &l.out.hdr)
+		enc, err := tx.EncryptRTP(out, out, &l.out.hdr)
 		if err != nil {
 			return false
 		}
@@ -371,7 +377,7 @@ func (l *Leg) close() {
 	l.closeOnce.Do(func() {
 		l.w.s.setTone(l, false)
 		l.conn.Close()
-		l.rtcp.Close()
+		syscall.Close(l.rtcp)
 		<-l.done
 		l.flushMetrics()
 		l.w.s.release(l.port)

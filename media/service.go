@@ -16,8 +16,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/api/metrics"
@@ -79,6 +81,7 @@ type Event struct {
 // Service owns the port pool, the workers and the shared 20 ms tone clock.
 type Service struct {
 	cfg  Config
+	ip   string // cfg.IP, as written into SDP
 	log  *slog.Logger
 	stop chan struct{}
 	done sync.WaitGroup
@@ -116,7 +119,7 @@ func NewService(cfg Config, log *slog.Logger) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{cfg: cfg, log: log.With("component", "media"), stop: make(chan struct{}),
+	s := &Service{cfg: cfg, ip: cfg.IP.String(), log: log.With("component", "media"), stop: make(chan struct{}),
 		workers: map[*Worker]struct{}{}, tone: map[*Leg]struct{}{}}
 	s.ports.init(cfg.PortMin, cfg.PortMax)
 	s.toneSet.Store(&[]*Leg{})
@@ -180,7 +183,7 @@ func (s *Service) forget(w *Worker) {
 
 // bind takes the next free port pair and binds both ports; a pair someone
 // else holds goes to the back of the queue and the next one is tried.
-func (s *Service) bind() (rtp, rtcp *net.UDPConn, port int, err error) {
+func (s *Service) bind() (rtp *net.UDPConn, rtcp, port int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for range s.ports.len() {
@@ -191,24 +194,45 @@ func (s *Service) bind() (rtp, rtcp *net.UDPConn, port int, err error) {
 		s.log.Warn("RTP port pair busy, skipped", "port", p, "err", err)
 		s.ports.put(p)
 	}
-	return nil, nil, 0, ErrNoPorts
+	return nil, -1, 0, ErrNoPorts
 }
 
-func (s *Service) listenPair(p int) (*net.UDPConn, *net.UDPConn, error) {
-	ip := s.cfg.IP.AsSlice()
-	rtp, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: p})
+func (s *Service) listenPair(p int) (*net.UDPConn, int, error) {
+	rtp, err := net.ListenUDP("udp", &net.UDPAddr{IP: s.cfg.IP.AsSlice(), Port: p})
 	if err != nil {
-		return nil, nil, fmt.Errorf("bind RTP port %d: %w", p, err)
+		return nil, -1, fmt.Errorf("bind RTP port %d: %w", p, err)
 	}
-	rtcp, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: p + 1})
+	rtcp, err := s.listenRTCP(p + 1)
 	if err != nil {
 		rtp.Close()
-		return nil, nil, fmt.Errorf("bind RTCP port %d: %w", p+1, err)
+		return nil, -1, fmt.Errorf("bind RTCP port %d: %w", p+1, err)
 	}
 	_ = rtp.SetReadBuffer(256 << 10)
 	_ = rtp.SetWriteBuffer(256 << 10)
-	_ = rtcp.SetReadBuffer(1) // never read: the kernel's minimum caps what it holds
 	return rtp, rtcp, nil
+}
+
+// listenRTCP binds the RTCP port with bare syscalls: it is never read, so it
+// needs neither the runtime's poller nor a net.UDPConn, which cost twice as
+// much to set up and tear down.
+func (s *Service) listenRTCP(p int) (int, error) {
+	var family int
+	var sa syscall.Sockaddr
+	if ip := s.cfg.IP.Unmap(); ip.Is4() { // as net does for the RTP port
+		family, sa = syscall.AF_INET, &syscall.SockaddrInet4{Port: p, Addr: ip.As4()}
+	} else {
+		family, sa = syscall.AF_INET6, &syscall.SockaddrInet6{Port: p, Addr: ip.As16()}
+	}
+	fd, err := syscall.Socket(family, syscall.SOCK_DGRAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1) // never read: the kernel's minimum caps what it holds
+	if err := syscall.Bind(fd, sa); err != nil {
+		syscall.Close(fd)
+		return -1, os.NewSyscallError("bind", err)
+	}
+	return fd, nil
 }
 
 func (s *Service) release(port int) {

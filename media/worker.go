@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -27,8 +28,7 @@ type Worker struct {
 
 func newWorker(s *Service, callID string, onEvent func(Event)) *Worker {
 	return &Worker{s: s, callID: callID, onEvent: onEvent, created: s.cfg.Now().UnixNano(),
-		legs: map[string]*Leg{}, routes: map[string]Source{}, chiming: map[string]bool{},
-		mixer: mixer{ended: make([]*Leg, 0, 4)}}
+		legs: map[string]*Leg{}, routes: map[string]Source{}, chiming: map[string]bool{}}
 }
 
 type sourceKind uint8
@@ -91,7 +91,7 @@ func (w *Worker) AddLeg(id string) (*Leg, error) {
 	l, err := newLeg(w, id, conn, rtcp, port)
 	if err != nil {
 		conn.Close()
-		rtcp.Close()
+		syscall.Close(rtcp)
 		w.s.release(port)
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func (w *Worker) RemoveLeg(id string) {
 	delete(w.routes, id)
 	delete(w.chiming, id)
 	if l != nil {
-		l.listeners.Store(&[]*Leg{})
+		l.listeners.Store(noListeners)
 		w.replan()
 	}
 	w.mu.Unlock()

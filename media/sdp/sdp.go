@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Session is one SDP description.
@@ -99,9 +101,11 @@ func Parse(b []byte) (*Session, error) {
 	var m *Media
 	sessDir := ""
 	sawV, sawO := false, false
-	for i, raw := range strings.Split(string(b), "\n") {
-		n := i + 1
-		line := strings.TrimRight(raw, "\r")
+	var fb [8]string // fields of the line at hand, on the stack
+	for n, rest := 1, string(b); rest != ""; n++ {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		line = strings.TrimRight(line, "\r")
 		if line == "" {
 			continue
 		}
@@ -118,7 +122,7 @@ func Parse(b []byte) (*Session, error) {
 		}
 		switch typ {
 		case 'o':
-			f := strings.Fields(val)
+			f := fields(fb[:0], val)
 			if len(f) != 6 {
 				return nil, syntax(n, "o= needs 6 fields, has %d", len(f))
 			}
@@ -132,7 +136,7 @@ func Parse(b []byte) (*Session, error) {
 		case 's':
 			s.Name = strings.TrimSpace(val)
 		case 'c':
-			ip, err := parseConn(val)
+			ip, err := parseConn(fields(fb[:0], val))
 			if err != nil {
 				return nil, syntax(n, "%v", err)
 			}
@@ -142,7 +146,7 @@ func Parse(b []byte) (*Session, error) {
 				s.ConnIP = ip
 			}
 		case 'm':
-			nm, err := parseMedia(val)
+			nm, err := parseMedia(fields(fb[:0], val))
 			if err != nil {
 				return nil, syntax(n, "%v", err)
 			}
@@ -191,10 +195,30 @@ func trunc(s string) string {
 	return s
 }
 
-// parseConn reads "IN IP4|IP6 <address>[/ttl]". A host name is kept (it is
-// legal SDP) but AudioAddr will not resolve it; an IP must match its family.
-func parseConn(v string) (string, error) {
-	f := strings.Fields(v)
+// fields is strings.Fields appending to dst, so a caller's stack array
+// spares the allocation.
+func fields(dst []string, s string) []string {
+	start := -1
+	for i, r := range s {
+		if unicode.IsSpace(r) {
+			if start >= 0 {
+				dst = append(dst, s[start:i])
+				start = -1
+			}
+		} else if start < 0 {
+			start = i
+		}
+	}
+	if start >= 0 {
+		dst = append(dst, s[start:])
+	}
+	return dst
+}
+
+// parseConn reads the fields of "IN IP4|IP6 <address>[/ttl]". A host name is
+// kept (it is legal SDP) but AudioAddr will not resolve it; an IP must match
+// its family.
+func parseConn(f []string) (string, error) {
 	if len(f) != 3 || f[0] != "IN" || (f[1] != "IP4" && f[1] != "IP6") {
 		return "", errors.New("c= must be IN IP4|IP6 <address>")
 	}
@@ -208,8 +232,8 @@ func parseConn(v string) (string, error) {
 	return addr, nil
 }
 
-func parseMedia(v string) (*Media, error) {
-	f := strings.Fields(v)
+// parseMedia reads the fields of an m= line.
+func parseMedia(f []string) (*Media, error) {
 	if len(f) < 4 {
 		return nil, errors.New("m= needs media, port, proto and at least one format")
 	}
@@ -220,10 +244,11 @@ func parseMedia(v string) (*Media, error) {
 	}
 	m := &Media{Type: f[0], Port: port, Proto: f[2]}
 	if !m.IsRTP() {
-		m.OtherFormats = f[3:]
+		m.OtherFormats = slices.Clone(f[3:])
 		return m, nil
 	}
-	seen := map[int]bool{}
+	var seen [128]bool
+	m.Formats = make([]Format, 0, len(f)-3)
 	for _, p := range f[3:] {
 		pt, err := strconv.Atoi(p)
 		if err != nil || pt < 0 || pt > 127 {
@@ -298,22 +323,24 @@ func (m *Media) rtpmap(val string) error {
 	if !ok || err != nil || pt < 0 || pt > 127 {
 		return fmt.Errorf("rtpmap %q: bad payload type", trunc(val))
 	}
-	parts := strings.Split(strings.TrimSpace(enc), "/")
-	if len(parts) < 2 || parts[0] == "" {
+	name, rest, ok := strings.Cut(strings.TrimSpace(enc), "/")
+	if !ok || name == "" {
 		return fmt.Errorf("rtpmap %q needs encoding/rate", trunc(val))
 	}
-	rate, err := strconv.Atoi(parts[1])
+	rateS, rest, hasCh := strings.Cut(rest, "/")
+	rate, err := strconv.Atoi(rateS)
 	if err != nil || rate <= 0 {
 		return fmt.Errorf("rtpmap %q: bad rate", trunc(val))
 	}
 	ch := 0
-	if len(parts) > 2 {
-		if ch, err = strconv.Atoi(parts[2]); err != nil || ch <= 0 {
+	if hasCh {
+		chS, _, _ := strings.Cut(rest, "/")
+		if ch, err = strconv.Atoi(chS); err != nil || ch <= 0 {
 			return fmt.Errorf("rtpmap %q: bad channels", trunc(val))
 		}
 	}
 	if f := m.format(pt); f != nil {
-		f.Name, f.Rate, f.Channels = parts[0], rate, ch
+		f.Name, f.Rate, f.Channels = name, rate, ch
 	}
 	return nil
 }
@@ -322,7 +349,8 @@ func (m *Media) rtpmap(val string) error {
 // ok is false for lines that are well formed but unusable (another key
 // method, or an MKI, which the relay does not put on the wire).
 func parseCrypto(v string) (c Crypto, ok bool, err error) {
-	f := strings.Fields(v)
+	var fb [6]string
+	f := fields(fb[:0], v)
 	if len(f) < 3 {
 		return c, false, errors.New("crypto needs tag, suite and key")
 	}
@@ -383,17 +411,9 @@ func (s *Session) AudioAddr() (netip.AddrPort, bool) {
 	return s.Addr(m)
 }
 
-func ipv(ip string) string {
-	if strings.Contains(ip, ":") {
-		return "IP6"
-	}
-	return "IP4"
-}
-
 // Marshal writes the session with CRLF line ends in RFC 4566 order
 // (v o s c t m), the direction last in each m= section.
 func (s *Session) Marshal() []byte {
-	var b strings.Builder
 	user := s.Origin.Username
 	if user == "" {
 		user = "-"
@@ -409,55 +429,118 @@ func (s *Session) Marshal() []byte {
 	if name == "" {
 		name = " " // RFC 4566: "s= " when there is no name
 	}
-	fmt.Fprintf(&b, "v=0\r\no=%s %d %d IN %s %s\r\ns=%s\r\n", user, s.Origin.SessID, s.Origin.SessVersion, ipv(oip), oip, name)
+	b := make([]byte, 0, s.size())
+	b = append(b, "v=0\r\no="...)
+	b = append(b, user...)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, s.Origin.SessID, 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, s.Origin.SessVersion, 10)
+	b = append(b, " IN "...)
+	b = appendAddr(b, oip)
+	b = append(b, "\r\ns="...)
+	b = append(b, name...)
+	b = append(b, "\r\n"...)
 	if s.ConnIP != "" {
-		fmt.Fprintf(&b, "c=IN %s %s\r\n", ipv(s.ConnIP), s.ConnIP)
+		b = appendConn(b, s.ConnIP)
 	}
-	b.WriteString("t=0 0\r\n")
+	b = append(b, "t=0 0\r\n"...)
 	for _, m := range s.Media {
-		m.marshal(&b)
+		b = m.marshal(b)
 	}
-	return []byte(b.String())
+	return b
 }
 
-func (m *Media) marshal(b *strings.Builder) {
-	fmt.Fprintf(b, "m=%s %d %s", m.Type, m.Port, m.Proto)
+// size bounds what Marshal writes (numbers of the widths SDP uses), so it
+// allocates once.
+func (s *Session) size() int {
+	n := 96 + len(s.Origin.Username) + len(s.Origin.IP) + len(s.Name) + 2*len(s.ConnIP)
+	for _, m := range s.Media {
+		n += 48 + len(m.Type) + len(m.Proto) + len(m.ConnIP) + len(m.Direction)
+		for _, f := range m.Formats {
+			n += 40 + len(f.Name) + len(f.Fmtp)
+		}
+		for _, f := range m.OtherFormats {
+			n += 1 + len(f)
+		}
+		for _, c := range m.Crypto {
+			n += 40 + len(c.Suite) + base64.StdEncoding.EncodedLen(len(c.Key)) + len(c.Params)
+		}
+		for _, a := range m.Attrs {
+			n += 4 + len(a)
+		}
+	}
+	return n
+}
+
+// appendAddr writes "IP4|IP6 <ip>".
+func appendAddr(b []byte, ip string) []byte {
+	if strings.Contains(ip, ":") {
+		b = append(b, "IP6 "...)
+	} else {
+		b = append(b, "IP4 "...)
+	}
+	return append(b, ip...)
+}
+
+func appendConn(b []byte, ip string) []byte {
+	b = appendAddr(append(b, "c=IN "...), ip)
+	return append(b, "\r\n"...)
+}
+
+func (m *Media) marshal(b []byte) []byte {
+	b = append(b, "m="...)
+	b = append(b, m.Type...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(m.Port), 10)
+	b = append(b, ' ')
+	b = append(b, m.Proto...)
 	for _, f := range m.Formats {
-		fmt.Fprintf(b, " %d", f.PT)
+		b = strconv.AppendUint(append(b, ' '), uint64(f.PT), 10)
 	}
 	for _, f := range m.OtherFormats {
-		b.WriteString(" " + f)
+		b = append(append(b, ' '), f...)
 	}
-	b.WriteString("\r\n")
+	b = append(b, "\r\n"...)
 	if m.ConnIP != "" {
-		fmt.Fprintf(b, "c=IN %s %s\r\n", ipv(m.ConnIP), m.ConnIP)
+		b = appendConn(b, m.ConnIP)
 	}
 	for _, f := range m.Formats {
 		if f.Name != "" {
-			fmt.Fprintf(b, "a=rtpmap:%d %s/%d", f.PT, f.Name, f.Rate)
+			b = strconv.AppendUint(append(b, "a=rtpmap:"...), uint64(f.PT), 10)
+			b = append(append(b, ' '), f.Name...)
+			b = strconv.AppendInt(append(b, '/'), int64(f.Rate), 10)
 			if f.Channels > 0 {
-				fmt.Fprintf(b, "/%d", f.Channels)
+				b = strconv.AppendInt(append(b, '/'), int64(f.Channels), 10)
 			}
-			b.WriteString("\r\n")
+			b = append(b, "\r\n"...)
 		}
 		if f.Fmtp != "" {
-			fmt.Fprintf(b, "a=fmtp:%d %s\r\n", f.PT, f.Fmtp)
+			b = strconv.AppendUint(append(b, "a=fmtp:"...), uint64(f.PT), 10)
+			b = append(append(b, ' '), f.Fmtp...)
+			b = append(b, "\r\n"...)
 		}
 	}
 	if m.Ptime > 0 {
-		fmt.Fprintf(b, "a=ptime:%d\r\n", m.Ptime)
+		b = strconv.AppendInt(append(b, "a=ptime:"...), int64(m.Ptime), 10)
+		b = append(b, "\r\n"...)
 	}
 	for _, c := range m.Crypto {
-		fmt.Fprintf(b, "a=crypto:%d %s inline:%s", c.Tag, c.Suite, base64.StdEncoding.EncodeToString(c.Key))
+		b = strconv.AppendInt(append(b, "a=crypto:"...), int64(c.Tag), 10)
+		b = append(append(b, ' '), c.Suite...)
+		b = base64.StdEncoding.AppendEncode(append(b, " inline:"...), c.Key)
 		if c.Params != "" {
-			b.WriteString(" " + c.Params)
+			b = append(append(b, ' '), c.Params...)
 		}
-		b.WriteString("\r\n")
+		b = append(b, "\r\n"...)
 	}
 	for _, a := range m.Attrs {
-		b.WriteString("a=" + a + "\r\n")
+		b = append(append(b, "a="...), a...)
+		b = append(b, "\r\n"...)
 	}
 	if m.Direction != "" {
-		b.WriteString("a=" + m.Direction + "\r\n")
+		b = append(append(b, "a="...), m.Direction...)
+		b = append(b, "\r\n"...)
 	}
+	return b
 }
