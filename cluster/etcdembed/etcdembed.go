@@ -16,7 +16,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/switchboard/switchboard/cluster/store"
@@ -127,6 +129,11 @@ func Start(ctx context.Context, c Config, log *slog.Logger) (*Server, error) {
 	log.Info("embedded etcd ready", "endpoints", s.endpoints, "dir", dir)
 	return s, nil
 }
+
+// Client is a client of this server that calls it in process: no gRPC, no
+// loopback socket, no protobuf round trip per request. Close it before the
+// server.
+func (s *Server) Client() *clientv3.Client { return v3client.New(s.etcd.Server) }
 
 // Endpoints are client URLs a clientv3 client in this process can dial.
 func (s *Server) Endpoints() []string { return s.endpoints }

@@ -71,3 +71,43 @@ func dial(t *testing.T, endpoints []string) *clientv3.Client {
 	t.Cleanup(func() { cli.Close() })
 	return cli
 }
+
+// The in-process client sees what a socket client writes, and its watches
+// and leases work: the node's store runs on it.
+func TestInProcessClient(t *testing.T) {
+	s, err := Start(context.Background(), Config{Name: "t", DataDir: t.TempDir(), ClientAddr: "127.0.0.1:0"}, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	local := s.Client()
+	defer local.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	w := local.Watch(ctx, "k")
+	put(t, s.Endpoints(), "k", "from-socket")
+	select {
+	case ev := <-w:
+		if len(ev.Events) != 1 || string(ev.Events[0].Kv.Value) != "from-socket" {
+			t.Fatalf("watch got %+v", ev.Events)
+		}
+	case <-ctx.Done():
+		t.Fatal("the in-process watch saw nothing")
+	}
+
+	lease, err := local.Grant(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := local.Put(ctx, "leased", "v", clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := dial(t, s.Endpoints()).Get(ctx, "leased")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) != 1 || resp.Kvs[0].Lease != int64(lease.ID) {
+		t.Fatalf("socket client got %v, want the leased key", resp.Kvs)
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/gofiber/fiber/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/switchboard/switchboard/actors/call"
 	"github.com/switchboard/switchboard/actors/delegator"
@@ -135,8 +136,10 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		}
 		endpoints = n.etcd.Endpoints()
 	}
-	cli, err := store.Dial(endpoints)
-	if err != nil {
+	var cli *clientv3.Client
+	if n.etcd != nil {
+		cli = n.etcd.Client()
+	} else if cli, err = store.Dial(endpoints); err != nil {
 		return fmt.Errorf("etcd: %w", err)
 	}
 	n.store = store.NewEtcd(cli)
@@ -169,6 +172,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(quieter{actorLog.Handler()})
 	}))
+	n.system.Root.WithSpawnMiddleware(placementOnPool)
 	chost, cport, err := splitHostPort(cfg.ClusterAddr)
 	if err != nil {
 		return fmt.Errorf("--cluster-addr: %w", err)
@@ -349,6 +353,19 @@ func (n *Node) Abort() { n.stop(false) }
 
 // pool runs every mailbox of this process's actors (cluster/dispatch).
 var pool = dispatch.New(300)
+
+// placementOnPool puts the mailbox of disthash's placement actor, which
+// activates every grain (one per call), on the pool as well: the library
+// spawns it with no dispatcher option, and on the default one each burst of
+// activations starts a goroutine and grows its stack anew.
+func placementOnPool(next actor.SpawnFunc) actor.SpawnFunc {
+	return func(sys *actor.ActorSystem, id string, props *actor.Props, parent actor.SpawnerContext) (*actor.PID, error) {
+		if id == disthash.PartitionActivatorActorName {
+			props = props.Configure(actor.WithDispatcher(pool))
+		}
+		return next(sys, id, props, parent)
+	}
+}
 
 // onPool puts a grain kind's mailboxes on the pool.
 func onPool(k *cluster.Kind) *cluster.Kind {
