@@ -136,7 +136,8 @@ func UAC(ctx context.Context, dir, localIP, target string, numbers []string, rat
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "sipp", append(dial, "-i", localIP, "-p", "5062",
 		"-r", strconv.FormatFloat(rate, 'f', -1, 64), "-m", strconv.Itoa(calls), "-d", strconv.Itoa(holdMs), "-l", "100000",
-		"-buff_size", bufSize, "-nostdin", "-timeout", (d+30*time.Second).String(), "-recv_timeout", "10000",
+		"-buff_size", bufSize, "-nostdin", "-timeout", strconv.Itoa(int((d+30*time.Second).Seconds()))+"s", // sipp reads "90s", not "1m30s"
+		"-recv_timeout", "10000",
 		"-trace_stat", "-stf", "stat.csv", "-fd", "3600", "-trace_rtt", "-rtt_freq", "1",
 		"-default_behaviors", "all,-abortunexp", target)...)
 	cmd.Dir = run
