@@ -287,14 +287,22 @@ func (e *Edge) inDialog(req *sip.Request) *leg {
 	return nil
 }
 
-// toGrain sends a message to the call grain without waiting.
-func (e *Edge) toGrain(callID string, msg any) {
-	cl := e.cfg.Cluster()
-	if pid := cl.Get(callID, "call"); pid != nil {
-		cl.ActorSystem.Root.Send(pid, msg)
-		return
+// toGrain sends a message to the leg's call grain without waiting. The
+// grain's PID is looked up once per leg: Cluster.Get asks the placement
+// actor every time, and a leg reports half a dozen events. A grain that is
+// gone stays gone (its call state went with it), so the PID cannot go stale
+// in a way a new lookup would mend.
+func (l *leg) toGrain(msg any) {
+	cl := l.e.cfg.Cluster()
+	pid := l.grain.Load()
+	if pid == nil {
+		if pid = cl.Get(l.callID, "call"); pid == nil {
+			l.e.cfg.Log.Warn("sip: no call grain", "call", l.callID)
+			return
+		}
+		l.grain.Store(pid)
 	}
-	e.cfg.Log.Warn("sip: no call grain", "call", callID)
+	cl.ActorSystem.Root.Send(pid, msg)
 }
 
 func (e *Edge) node() *pb.Node { return &pb.Node{Id: e.cfg.NodeID, Address: e.cfg.NodeAddr} }

@@ -6,8 +6,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
@@ -28,6 +30,7 @@ type leg struct {
 	cmds     chan any
 	done     chan struct{}
 	dialogID string
+	grain    atomic.Pointer[actor.PID] // the call grain, once looked up
 
 	mu          sync.Mutex
 	established bool
@@ -80,7 +83,7 @@ func (l *leg) finish() {
 }
 
 func (l *leg) report(kind pb.LegEvent_Kind, code int, body []byte) {
-	l.e.toGrain(l.callID, &pb.LegEvent{CallId: l.callID, LegId: l.id, Kind: kind, Code: int32(code), Sdp: body})
+	l.toGrain(&pb.LegEvent{CallId: l.callID, LegId: l.id, Kind: kind, Code: int32(code), Sdp: body})
 }
 
 // ---- inbound ------------------------------------------------------------------
@@ -148,9 +151,9 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		l.finish()
 	})
 	if action != "" && legID != callID+"-a" {
-		e.toGrain(callID, &pb.CallControl{CallId: callID, Action: action, ByUser: from.UserID, LegId: l.id, Node: e.node(), Offer: req.Body()})
+		l.toGrain(&pb.CallControl{CallId: callID, Action: action, ByUser: from.UserID, LegId: l.id, Node: e.node(), Offer: req.Body()})
 	} else {
-		e.toGrain(callID, &pb.CallStart{
+		l.toGrain(&pb.CallStart{
 			CallId: callID, LegId: l.id, Node: e.node(),
 			From: &pb.Party{UserId: from.UserID, Number: from.Number, Display: from.Display, TrunkId: from.TrunkID},
 			To:   req.Recipient.User, Offer: req.Body(), ReceivedUnixNano: start.UnixNano(),

@@ -55,11 +55,17 @@ func (n *Node) access(_ actor.Context, lineID, user string) (call.Access, error)
 }
 
 // lineUpdate is fire-and-forget: the line shows what the call last said.
+// The line grain's PID comes from the cluster's cache, as for requests
+// (Cluster.Get would ask the placement actor each time). A line grain never
+// stops on its own, and the cluster drops the PIDs of a member that leaves.
 func (n *Node) lineUpdate(ctx actor.Context, u *pb.LineCall) {
-	pid := n.cluster.Get(u.Line, line.KindName)
-	if pid == nil {
-		n.log.Warn("line: no activation for update", "line", u.Line, "call", u.CallId)
-		return
+	pid, ok := n.cluster.PidCache.Get(u.Line, line.KindName)
+	if !ok {
+		if pid = n.cluster.Get(u.Line, line.KindName); pid == nil {
+			n.log.Warn("line: no activation for update", "line", u.Line, "call", u.CallId)
+			return
+		}
+		n.cluster.PidCache.Set(u.Line, line.KindName, pid)
 	}
 	ctx.Send(pid, u)
 }
