@@ -38,6 +38,26 @@ func TestBlockedRunDoesNotBlockOthers(t *testing.T) {
 	}
 }
 
+// With every core worker blocked, the pool still grows.
+func TestGrowsPastCore(t *testing.T) {
+	p := New(10)
+	release := make(chan struct{})
+	defer close(release)
+	for range core + 5 {
+		p.Schedule(func() { <-release })
+	}
+	done := make(chan struct{})
+	p.Schedule(func() { close(done) })
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("blocked core workers starved a run")
+	}
+	if n := p.cores.Load(); n != core {
+		t.Fatalf("%d core workers, want %d", n, core)
+	}
+}
+
 // TestAsProtoactorDispatcher: request/response between two actors on the
 // pool, one waiting on the other inside its receive.
 func TestAsProtoactorDispatcher(t *testing.T) {
