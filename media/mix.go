@@ -443,7 +443,7 @@ func (l *Leg) sendMix(pcm *[frameSamples]int16, tick uint64, now int64) {
 	o.seq++
 	o.ts += adv
 	o.sentAt = now
-	out := o.buf[:12+frameSamples]
+	out := o.packet(12 + frameSamples)
 	out[0] = 0x80
 	out[1] = marker | byte(t.g711)
 	binary.BigEndian.PutUint16(out[2:], o.seq)

@@ -82,7 +82,17 @@ type outState struct {
 	toneStart int    // the tone clock's frame when this leg's tone began
 	mixTick   uint64 // the mix clock's tick of the last mixed frame sent
 
-	buf [maxPacket + srtpTagRoom]byte // the packet sent, encrypted in place
+	// The packet sent, encrypted in place; made with the first one, as many
+	// legs never send (forks that are cancelled, calls refused).
+	buf *[maxPacket + srtpTagRoom]byte
+}
+
+// packet is the send buffer cut to n bytes. Under outMu.
+func (o *outState) packet(n int) []byte {
+	if o.buf == nil {
+		o.buf = new([maxPacket + srtpTagRoom]byte)
+	}
+	return o.buf[:n]
 }
 
 // toneSource marks the hold tone as what a leg hears.
@@ -239,7 +249,7 @@ func (l *Leg) forward(src *Leg, pkt []byte, key string, now int64) bool {
 		o.tsOff = o.ts + o.advance(now, rate) - ts
 		marker = 0x80 // a new talk spurt: the receiver resyncs its jitter buffer
 	}
-	out := o.buf[:len(pkt)]
+	out := o.packet(len(pkt))
 	copy(out, pkt)
 	nseq, nts := seq+o.seqOff, ts+o.tsOff
 	out[1] = marker | pt
@@ -297,7 +307,7 @@ func (l *Leg) sendTone(frame int, now int64) {
 	o.seq++
 	o.ts += adv
 	o.sentAt = now
-	out := o.buf[:12+160]
+	out := o.packet(12 + 160)
 	out[0] = 0x80
 	out[1] = marker | byte(pt)
 	binary.BigEndian.PutUint16(out[2:], o.seq)
