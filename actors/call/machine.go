@@ -544,12 +544,13 @@ func (c *Call) route(lk Lookup, now time.Time, s Settings) []Effect {
 		if c.OnBehalfOf == "" || lk.Target.UserID == c.OnBehalfOf {
 			c.Line = lk.Target.UserID
 		}
-		c.Plan = RingPlan{Stages: []RingStage{{Users: []string{lk.Target.UserID}}}}
-		c.contacts = map[string][]Contact{lk.Target.UserID: lk.Contacts}
-		c.parties = map[string]Party{lk.Target.UserID: *lk.Target}
 		if lk.Plan != nil {
 			c.Plan, c.contacts, c.parties = *lk.Plan, lk.UserContacts, lk.Parties
 			maps.Copy(c.names, lk.Plan.Names)
+		} else {
+			c.Plan = RingPlan{Stages: []RingStage{{Users: []string{lk.Target.UserID}}}}
+			c.contacts = map[string][]Contact{lk.Target.UserID: lk.Contacts}
+			c.parties = map[string]Party{lk.Target.UserID: *lk.Target}
 		}
 		c.Stage = -1
 		if !c.hasStageAfter(-1) {
