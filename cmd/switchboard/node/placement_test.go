@@ -20,7 +20,7 @@ func TestPlacementActorRunsOnPool(t *testing.T) {
 		props := actor.PropsFromFunc(func(ctx actor.Context) {
 			if _, ok := ctx.Message().(string); ok {
 				buf := make([]byte, 64<<10)
-				got <- strings.Contains(string(buf[:runtime.Stack(buf, false)]), "dispatch.(*Pool).worker")
+				got <- strings.Contains(string(buf[:runtime.Stack(buf, false)]), "switchboard/cluster/dispatch.(*Pool).")
 			}
 		})
 		pid, err := sys.Root.SpawnNamed(props, name)
