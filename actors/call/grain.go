@@ -2,6 +2,7 @@ package call
 
 import (
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -57,10 +58,10 @@ type Deps struct {
 	PersistLock func(callID string, locked bool, by string, rev int64) (int64, error)
 	// ClearLock removes a finished call's lock record.
 	ClearLock func(callID string)
-	// Local is this node: a grain reaches the media worker and SIP legs of
-	// its own node by call rather than by message, saving a mailbox hop (and
-	// for media a future) per operation.
-	Local Local
+	// Local is this node, once its media service and SIP edge run: a grain
+	// reaches them by call rather than by message, saving a mailbox hop (and
+	// for media a future) per operation. Until it is set, messages.
+	Local atomic.Pointer[Local]
 }
 
 // Local is this node's actor address and its in-process handlers.
@@ -711,8 +712,8 @@ func (g *grain) toEdge(ctx actor.Context, legID string, msg any) {
 }
 
 func (g *grain) sendEdge(ctx actor.Context, addr string, msg any) {
-	if addr == g.d.Local.Addr && g.d.Local.Edge != nil {
-		g.d.Local.Edge(msg)
+	if local := g.d.Local.Load(); local != nil && addr == local.Addr {
+		local.Edge(msg)
 		return
 	}
 	ctx.Send(actor.NewPID(addr, EdgeActor), msg)
@@ -724,8 +725,8 @@ func (g *grain) sendEdge(ctx actor.Context, addr string, msg any) {
 func (g *grain) media(ctx actor.Context, ops ...*pb.MediaOp) *pb.MediaResult {
 	req := &pb.MediaRequest{CallId: g.call.ID, Ops: ops}
 	var resp *pb.MediaResponse
-	if g.mediaNode == g.d.Local.Addr && g.d.Local.Media != nil {
-		resp = g.d.Local.Media(req)
+	if local := g.d.Local.Load(); local != nil && g.mediaNode == local.Addr {
+		resp = local.Media(req)
 	} else {
 		r, err := ctx.RequestFuture(actor.NewPID(g.mediaNode, MediaActor), req, 5*time.Second).Result()
 		if err != nil {

@@ -108,21 +108,8 @@ type Edge struct {
 	admit   *admission               // new calls waiting for their grain
 }
 
-// linger is how long a finished transaction stays to absorb retransmissions
-// (RFC 3261 Timers D, J, L and M, 32 s over UDP). A request is retransmitted
-// only until the first response reaches its sender, at most T2 (4 s) apart,
-// so 5 s covers one still in flight, as Kamailio's wait timer does. At 32 s
-// every call's transactions, messages and dialogs stayed in memory half a
-// minute: at 1,000 calls/s, over half a gigabyte for each GC cycle to mark,
-// which stalled setups by hundreds of milliseconds (bench/RESULTS.md).
-const linger = 5 * time.Second
-
-var setTimers sync.Once
-
 // New builds the edge; Serve starts listening.
 func New(cfg Config) (*Edge, error) {
-	// sipgo's timers are globals: set them once, before any transaction.
-	setTimers.Do(func() { sip.Timer_D, sip.Timer_J, sip.Timer_L, sip.Timer_M = linger, linger, linger, linger })
 	tpLog := slog.New(parseFailures{cfg.Log.Handler()})
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("switchboard"), sipgo.WithUserAgentHostname(cfg.Domain),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(tpLog)))

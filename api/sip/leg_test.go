@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"regexp"
 	"testing"
-	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -87,21 +86,5 @@ func TestDialogRequestAsSipgo(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// A finished transaction lingers 5 s, not RFC 3261's 32 s: long enough for a
-// retransmission in flight, short enough that calls do not pile up in memory.
-func TestTransactionsLingerFiveSeconds(t *testing.T) {
-	if _, err := New(Config{NodeID: "n1", Domain: "example.com", Host: "10.0.0.1", Port: 5060, Log: slog.New(slog.DiscardHandler)}); err != nil {
-		t.Fatal(err)
-	}
-	for name, got := range map[string]time.Duration{"D": sip.Timer_D, "J": sip.Timer_J, "L": sip.Timer_L, "M": sip.Timer_M} {
-		if got != linger {
-			t.Errorf("Timer %s = %v, want %v", name, got, linger)
-		}
-	}
-	if sip.Timer_B != 64*sip.T1 {
-		t.Errorf("Timer B = %v: retransmission and timeout timers must stay as RFC 3261 has them", sip.Timer_B)
 	}
 }

@@ -55,17 +55,13 @@ func (n *Node) access(_ actor.Context, lineID, user string) (call.Access, error)
 }
 
 // lineUpdate is fire-and-forget: the line shows what the call last said.
-// The line grain's PID comes from the cluster's cache, as for requests
-// (Cluster.Get would ask the placement actor each time). A line grain never
-// stops on its own, and the cluster drops the PIDs of a member that leaves.
+// The PID is looked up each time, not cached: when a member joins, disthash
+// moves line grains, and a send to the old PID would be lost without a word.
 func (n *Node) lineUpdate(ctx actor.Context, u *pb.LineCall) {
-	pid, ok := n.cluster.PidCache.Get(u.Line, line.KindName)
-	if !ok {
-		if pid = n.cluster.Get(u.Line, line.KindName); pid == nil {
-			n.log.Warn("line: no activation for update", "line", u.Line, "call", u.CallId)
-			return
-		}
-		n.cluster.PidCache.Set(u.Line, line.KindName, pid)
+	pid := n.cluster.Get(u.Line, line.KindName)
+	if pid == nil {
+		n.log.Warn("line: no activation for update", "line", u.Line, "call", u.CallId)
+		return
 	}
 	ctx.Send(pid, u)
 }

@@ -199,7 +199,6 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	nodeAddr := n.system.Address()
 
 	n.mediaSvc = mediasvc.New(n.media, func() *cluster.Cluster { return n.cluster }, call.KindName, n.log)
-	callDeps.Local = call.Local{Addr: nodeAddr, Media: n.mediaSvc.Handle, Edge: func(m any) { n.edge.Command(m) }}
 	if _, err := n.system.Root.SpawnNamed(n.mediaSvc.Props().Configure(actor.WithDispatcher(pool)), call.MediaActor); err != nil {
 		return fmt.Errorf("spawn media actor: %w", err)
 	}
@@ -224,6 +223,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	if _, err := n.system.Root.SpawnNamed(n.edge.Props().Configure(actor.WithDispatcher(pool)), call.EdgeActor); err != nil {
 		return fmt.Errorf("spawn sip actor: %w", err)
 	}
+	callDeps.Local.Store(&call.Local{Addr: nodeAddr, Media: n.mediaSvc.Handle, Edge: n.edge.Command})
 	ln, err := listenSIP(cfg.SIPAddr)
 	if err != nil {
 		return err
