@@ -116,6 +116,12 @@ func (g *grain) Receive(ctx actor.Context) {
 		g.cl = m.Cluster
 		metrics.Actors.WithLabelValues(KindName).Inc()
 	case *actor.Stopped:
+		// A pending wake's closure holds our PID, and a PID holds its
+		// process: stop it, or it keeps this grain in memory until it fires.
+		if g.timer != nil {
+			g.timer.Stop()
+			g.timer = nil
+		}
 		metrics.Actors.WithLabelValues(KindName).Dec()
 		if g.call != nil && g.call.State != Ended {
 			metrics.CallsActive.Dec()

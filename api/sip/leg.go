@@ -78,6 +78,10 @@ func (l *leg) finish() {
 		l.ended = true
 		l.mu.Unlock()
 		close(l.done)
+		// sipgo keeps the leg (through its transactions' callbacks) for
+		// 64·T1 after the call; a cached PID holds its grain and all the
+		// call's state that long.
+		l.grain.Store(nil)
 		l.e.dropLeg(l)
 	})
 }
