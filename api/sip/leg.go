@@ -26,7 +26,7 @@ type leg struct {
 	id       string
 	callID   string
 	srv      *sipgo.DialogServerSession // inbound leg
-	cli      *sipgo.DialogClientSession // outbound leg
+	cli      *sipgo.DialogClientSession // outbound leg; written under mu once the INVITE is sent
 	cmds     chan any
 	done     chan struct{}
 	dialogID string
@@ -57,9 +57,9 @@ func (l *leg) end(m *pb.LegEnd) {
 	l.mu.Lock()
 	l.ended = true
 	cancel := l.ringCancel
-	est := l.established
+	ringing := l.cli != nil && !l.established
 	l.mu.Unlock()
-	if l.cli != nil && !est && cancel != nil {
+	if ringing && cancel != nil {
 		cancel()
 	}
 	l.push(m)
@@ -407,7 +407,9 @@ func (l *leg) runOutbound(m *pb.LegOriginate) {
 		l.finish()
 		return
 	}
+	l.mu.Lock() // end reads it from the grain's goroutine
 	l.cli = dtx
+	l.mu.Unlock()
 	err = dtx.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
 		msgsIn.code(r.StatusCode)
 		switch {
