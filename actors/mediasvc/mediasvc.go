@@ -30,12 +30,11 @@ type Service struct {
 
 	mu      sync.Mutex
 	workers map[string]*media.Worker
-	srtp    map[string]bool // leg -> its offer asked for SRTP (kept for re-offers)
 }
 
 // New wraps a media service; events go to grains of kind callKind.
 func New(m *media.Service, cl func() *cluster.Cluster, callKind string, log *slog.Logger) *Service {
-	return &Service{media: m, log: log, cluster: cl, kind: callKind, workers: map[string]*media.Worker{}, srtp: map[string]bool{}}
+	return &Service{media: m, log: log, cluster: cl, kind: callKind, workers: map[string]*media.Worker{}}
 }
 
 // Props is the actor to spawn under the name "media".
