@@ -41,6 +41,11 @@ func makeG711Tables() (u, a [256]int16) {
 	return
 }
 
+// EncodeULaw and DecodeULaw are G.711 mu-law for one sample, as the relay's
+// mixer and tones code it, for callers that build or read PCMU audio.
+func EncodeULaw(s int16) byte { return ulaw(s) }
+func DecodeULaw(b byte) int16 { return ulawLin[b] }
+
 // decodeG711 writes the len(payload) linear samples of one law's payload
 // into dst, which must be at least as long.
 func decodeG711(dst []int16, payload []byte, table *[256]int16) {

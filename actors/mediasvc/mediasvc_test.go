@@ -76,26 +76,7 @@ func (p *phone) packets() []rtp.Packet {
 	return slices.Clone(p.got)
 }
 
-// unulaw is the G.711 mu-law decoder (ITU-T reference).
-func unulaw(u byte) int {
-	u = ^u
-	t := (int(u&0x0f)<<3 + 0x84) << ((u & 0x70) >> 4)
-	if u&0x80 != 0 {
-		return 0x84 - t
-	}
-	return t - 0x84
-}
-
-// ulawOf is the mu-law code nearest to a level.
-func ulawOf(level int) byte {
-	best := byte(0xff)
-	for c := range 256 {
-		if abs(unulaw(byte(c))-level) < abs(unulaw(best)-level) {
-			best = byte(c)
-		}
-	}
-	return best
-}
+func unulaw(u byte) int { return int(media.DecodeULaw(u)) }
 
 func abs(x int) int {
 	if x < 0 {
@@ -162,7 +143,7 @@ func TestMixAndChime(t *testing.T) {
 
 	b, c := make([]byte, 160), make([]byte, 160)
 	for i := range b {
-		b[i], c[i] = ulawOf(2000), ulawOf(-500)
+		b[i], c[i] = media.EncodeULaw(2000), media.EncodeULaw(-500)
 	}
 	want := unulaw(b[0]) + unulaw(c[0])
 	tick := time.NewTicker(20 * time.Millisecond)

@@ -18,7 +18,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
@@ -433,4 +432,3 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func grainTimeout() time.Duration { return 5 * time.Second }

@@ -8,28 +8,15 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/api/sip/sipphone"
+	"github.com/switchboard/switchboard/media"
 )
 
-// unulaw decodes G.711 mu-law (ITU-T reference, 16-bit scale), as the
-// relay's mixer does.
-func unulaw(u byte) int {
-	u = ^u
-	t := (int(u&0x0f)<<3 + 0x84) << ((u & 0x70) >> 4)
-	if u&0x80 != 0 {
-		return 0x84 - t
-	}
-	return t - 0x84
-}
+// unulaw decodes a PCMU byte as the relay's mixer does.
+func unulaw(u byte) int { return int(media.DecodeULaw(u)) }
 
 // ulawFrame is a 20 ms PCMU frame of a constant level: one voice.
 func ulawFrame(level int) []byte {
-	best := byte(0xff)
-	for c := range 256 {
-		if abs(unulaw(byte(c))-level) < abs(unulaw(best)-level) {
-			best = byte(c)
-		}
-	}
-	return bytes.Repeat([]byte{best}, 160)
+	return bytes.Repeat([]byte{media.EncodeULaw(int16(level))}, 160)
 }
 
 func abs(x int) int {
