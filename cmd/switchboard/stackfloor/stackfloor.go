@@ -1,0 +1,40 @@
+// Package stackfloor raises the stack size Go gives a new goroutine.
+//
+// Go starts a goroutine with the average stack in use at the last GC
+// (GODEBUG adaptivestackstart). In a node that average is set by idle
+// goroutines parked a few frames deep (worker pools, socket readers), so it
+// sits at the 2 KB minimum. sipgo starts a goroutine for every SIP message
+// and every transaction timer, and each one then grows 2→4→8→16 KB, copying
+// its stack at every step: 8% of the node's CPU at 1000 calls/s
+// (bench/RESULTS.md). Goroutines parked with deep stacks move the average up,
+// so the new ones start large enough and never copy.
+package stackfloor
+
+// frameBytes is the stack one call of hold uses: big frames keep the
+// goroutine a few dozen frames deep, which the GC scans quickly.
+const frameBytes = 1024
+
+// Hold parks n goroutines that each use about kb KiB of stack, for the life
+// of the process. It costs n·kb KiB of memory.
+func Hold(n, kb int) {
+	for range n {
+		go hold(kb)
+	}
+}
+
+// parked is never closed: the goroutines wait on it for ever.
+var parked = make(chan struct{})
+
+// hold recurses kb times with a frameBytes frame and then parks. The frame's
+// array is written and read so the compiler keeps it.
+//
+//go:noinline
+func hold(kb int) byte {
+	var frame [frameBytes]byte
+	frame[kb%frameBytes] = byte(kb)
+	if kb <= 1 {
+		<-parked
+		return frame[0]
+	}
+	return hold(kb-1) + frame[kb%frameBytes]
+}
