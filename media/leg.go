@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -26,10 +25,9 @@ const suite = "AES_CM_128_HMAC_SHA1_80"
 type Leg struct {
 	w         *Worker
 	id        string
-	conn      *net.UDPConn
-	rtcp      int // the RTCP port's socket, bound and never read
-	port      int
+	sock      sockets
 	ssrc      uint32
+	stopping  atomic.Bool   // close has asked the reader to return
 	done      chan struct{} // closed when the reader has returned
 	closeOnce sync.Once
 
@@ -76,12 +74,12 @@ type peer struct {
 	recv    bool           // the remote wants media (not sendonly/inactive)
 }
 
-func newLeg(w *Worker, id string, conn *net.UDPConn, rtcp, port int) (*Leg, error) {
+func newLeg(w *Worker, id string, sock sockets) (*Leg, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("media: leg %s: random: %w", id, err)
 	}
-	l := &Leg{w: w, id: id, conn: conn, rtcp: rtcp, port: port, done: make(chan struct{}),
+	l := &Leg{w: w, id: id, sock: sock, done: make(chan struct{}),
 		ssrc: binary.BigEndian.Uint32(b[0:]), sessID: uint64(binary.BigEndian.Uint32(b[4:]))}
 	// RFC 3550: random initial sequence number and timestamp.
 	l.out.seq = binary.BigEndian.Uint16(b[8:])
@@ -93,7 +91,7 @@ func newLeg(w *Worker, id string, conn *net.UDPConn, rtcp, port int) (*Leg, erro
 }
 
 // LocalPort is the leg's RTP port.
-func (l *Leg) LocalPort() int { return l.port }
+func (l *Leg) LocalPort() int { return l.sock.port }
 
 // Codecs is what the remote of this leg agreed to (or offered, before an answer).
 func (l *Leg) Codecs() []sdp.Format {
@@ -180,7 +178,7 @@ func (l *Leg) Answer(codecs []sdp.Format) []byte {
 			media[i] = &sdp.Media{Type: m.Type, Port: 0, Proto: m.Proto, Formats: m.Formats, OtherFormats: m.OtherFormats}
 			continue
 		}
-		a := &sdp.Media{Type: "audio", Port: l.port, Proto: m.Proto, Formats: fs, Direction: mirror(l.direction), Ptime: 20}
+		a := &sdp.Media{Type: "audio", Port: l.sock.port, Proto: m.Proto, Formats: fs, Direction: mirror(l.direction), Ptime: 20}
 		if l.remoteKey != nil {
 			a.Crypto = []sdp.Crypto{{Tag: l.offerTag, Suite: suite, Key: l.localKey}}
 		}
@@ -198,7 +196,7 @@ func (l *Leg) Offer(codecs []sdp.Format, useSRTP bool) []byte {
 }
 
 func (l *Leg) offerLocked(codecs []sdp.Format, useSRTP bool) []byte {
-	m := &sdp.Media{Type: "audio", Port: l.port, Proto: "RTP/AVP", Formats: withDTMF(codecs), Direction: "sendrecv", Ptime: 20}
+	m := &sdp.Media{Type: "audio", Port: l.sock.port, Proto: "RTP/AVP", Formats: withDTMF(codecs), Direction: "sendrecv", Ptime: 20}
 	l.sentSRTP = false
 	if useSRTP {
 		if err := l.ensureLocalKey(); err != nil {

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/pion/rtp"
@@ -103,9 +102,9 @@ func (l *Leg) read() {
 	defer close(l.done)
 	now := l.w.s.cfg.Now
 	for {
-		n, from, err := l.conn.ReadFromUDPAddrPort(l.rx.buf[:])
+		n, from, err := l.sock.rtp.ReadFromUDPAddrPort(l.rx.buf[:])
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if l.stopping.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			l.w.s.log.Debug("RTP read", "call", l.w.callID, "leg", l.id, "err", err)
@@ -326,7 +325,7 @@ func (l *Leg) send(out []byte, to netip.AddrPort) bool {
 		}
 		out = enc
 	}
-	n, err := l.conn.WriteToUDPAddrPort(out, to)
+	n, err := l.sock.rtp.WriteToUDPAddrPort(out, to)
 	if err != nil {
 		return false
 	}
@@ -382,14 +381,20 @@ var dropCounters = func() (cs [nDrops]interface{ Add(float64) }) {
 	return cs
 }()
 
-// close stops the reader, frees the ports and flushes the counters.
+// close stops the reader, returns the ports to the pool and flushes the
+// counters. The reader is woken by a deadline in the past, not by closing
+// its socket, which the next leg on this port pair reuses.
 func (l *Leg) close() {
 	l.closeOnce.Do(func() {
 		l.w.s.setTone(l, false)
-		l.conn.Close()
-		syscall.Close(l.rtcp)
+		l.stopping.Store(true)
+		sock := l.sock
+		if err := sock.rtp.SetReadDeadline(time.Unix(1, 0)); err != nil {
+			sock.close() // the reader returns on net.ErrClosed; the pair is bound afresh
+			sock = sockets{port: sock.port, rtcp: -1}
+		}
 		<-l.done
 		l.flushMetrics()
-		l.w.s.release(l.port)
+		l.w.s.release(sock)
 	})
 }

@@ -193,3 +193,59 @@ func TestRTPTimeout(t *testing.T) {
 		t.Fatalf("want one timeout event, got %d", fired.Load())
 	}
 }
+
+// A pair goes back to the pool bound: what its old peer sends while it is
+// idle, or after the next call takes it, must not reach or latch that call;
+// closing the service unbinds every pooled pair.
+func TestReusedPairDropsLatePackets(t *testing.T) {
+	s, err := NewService(Config{IP: netip.MustParseAddr("127.0.0.1"), PortMin: 35400, PortMax: 35401}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, next := newEndpoint(t), newEndpoint(t)
+
+	w1 := s.NewWorker("c1", nil)
+	l1, err := w1.AddLeg("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l1.LocalPort()
+	if err := l1.AcceptOffer(old.sdp("0"), false); err != nil {
+		t.Fatal(err)
+	}
+	old.send(t, port, 3, 0)
+	waitFor(t, "the first call's packets", func() bool { return w1.Stats()[0].PacketsIn == 3 })
+	w1.Close()
+
+	old.send(t, port, 5, 0) // lands on the idle pair
+	time.Sleep(50 * time.Millisecond)
+
+	w2 := s.NewWorker("c2", nil)
+	l2, err := w2.AddLeg("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l2.LocalPort() != port {
+		t.Fatalf("one pair in the range, but the next leg got port %d, not %d", l2.LocalPort(), port)
+	}
+	if err := l2.AcceptOffer(next.sdp("0"), false); err != nil {
+		t.Fatal(err)
+	}
+	next.send(t, port, 4, 0)
+	waitFor(t, "the second call's packets", func() bool { return w2.Stats()[0].PacketsIn >= 4 })
+	time.Sleep(50 * time.Millisecond) // a late packet read after the new ones would show here
+	st := w2.Stats()[0]
+	if st.PacketsIn != 4 || st.Latched.Port() != uint16(next.conn.LocalAddr().(*net.UDPAddr).Port) {
+		t.Fatalf("second call: %d packets in, latched to %v; want 4 from the new peer", st.PacketsIn, st.Latched)
+	}
+	w2.Close()
+
+	s.Close()
+	for _, p := range []int{port, port + 1} {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.1"), Port: p})
+		if err != nil {
+			t.Fatalf("port %d still bound after the service closed: %v", p, err)
+		}
+		c.Close()
+	}
+}

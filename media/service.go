@@ -14,12 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/api/metrics"
@@ -145,6 +142,9 @@ func (s *Service) Close() error {
 	for _, w := range ws {
 		w.Close()
 	}
+	s.mu.Lock()
+	s.ports.closeAll()
+	s.mu.Unlock()
 	close(s.stop)
 	s.done.Wait()
 	return nil
@@ -181,64 +181,32 @@ func (s *Service) forget(w *Worker) {
 	}
 }
 
-// bind takes the next free port pair and binds both ports; a pair someone
-// else holds goes to the back of the queue and the next one is tried.
-func (s *Service) bind() (rtp *net.UDPConn, rtcp, port int, err error) {
+// bind takes the next free port pair and readies it; a pair someone else
+// holds goes to the back of the queue and the next one is tried.
+func (s *Service) bind() (sockets, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for range s.ports.len() {
-		p := s.ports.take()
-		if rtp, rtcp, err = s.listenPair(p); err == nil {
-			return rtp, rtcp, p, nil
+		p, err := s.open(s.ports.take())
+		if err == nil {
+			return p, nil
 		}
-		s.log.Warn("RTP port pair busy, skipped", "port", p, "err", err)
+		s.log.Warn("RTP port pair unusable, skipped", "port", p.port, "err", err)
 		s.ports.put(p)
 	}
-	return nil, -1, 0, ErrNoPorts
+	return sockets{}, ErrNoPorts
 }
 
-func (s *Service) listenPair(p int) (*net.UDPConn, int, error) {
-	rtp, err := net.ListenUDP("udp", &net.UDPAddr{IP: s.cfg.IP.AsSlice(), Port: p})
-	if err != nil {
-		return nil, -1, fmt.Errorf("bind RTP port %d: %w", p, err)
-	}
-	rtcp, err := s.listenRTCP(p + 1)
-	if err != nil {
-		rtp.Close()
-		return nil, -1, fmt.Errorf("bind RTCP port %d: %w", p+1, err)
-	}
-	_ = rtp.SetReadBuffer(256 << 10)
-	_ = rtp.SetWriteBuffer(256 << 10)
-	return rtp, rtcp, nil
-}
-
-// listenRTCP binds the RTCP port with bare syscalls: it is never read, so it
-// needs neither the runtime's poller nor a net.UDPConn, which cost twice as
-// much to set up and tear down.
-func (s *Service) listenRTCP(p int) (int, error) {
-	var family int
-	var sa syscall.Sockaddr
-	if ip := s.cfg.IP.Unmap(); ip.Is4() { // as net does for the RTP port
-		family, sa = syscall.AF_INET, &syscall.SockaddrInet4{Port: p, Addr: ip.As4()}
-	} else {
-		family, sa = syscall.AF_INET6, &syscall.SockaddrInet6{Port: p, Addr: ip.As16()}
-	}
-	fd, err := syscall.Socket(family, syscall.SOCK_DGRAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return -1, os.NewSyscallError("socket", err)
-	}
-	_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1) // never read: the kernel's minimum caps what it holds
-	if err := syscall.Bind(fd, sa); err != nil {
-		syscall.Close(fd)
-		return -1, os.NewSyscallError("bind", err)
-	}
-	return fd, nil
-}
-
-func (s *Service) release(port int) {
+// release returns a pair to the pool, bound, or closes it once the service
+// is closed.
+func (s *Service) release(p sockets) {
 	s.mu.Lock()
-	s.ports.put(port)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if s.closed {
+		p.close()
+		return
+	}
+	s.ports.put(p)
 }
 
 func (s *Service) setTone(l *Leg, on bool) {
@@ -313,33 +281,4 @@ func (s *Service) Check() {
 	for _, w := range ws {
 		w.housekeep(now)
 	}
-}
-
-// portPool is a FIFO of free even ports: a freed port is reused last, so a
-// late packet of an ended call is unlikely to reach a new one.
-type portPool struct {
-	free []int
-	head int
-}
-
-func (p *portPool) init(lo, hi int) {
-	for port := lo; port+1 <= hi; port += 2 {
-		p.free = append(p.free, port)
-	}
-}
-
-func (p *portPool) len() int { return len(p.free) - p.head }
-
-func (p *portPool) take() int {
-	port := p.free[p.head]
-	p.head++
-	return port
-}
-
-func (p *portPool) put(port int) {
-	if p.head > 0 && p.head >= len(p.free)/2 {
-		n := copy(p.free, p.free[p.head:])
-		p.free, p.head = p.free[:n], 0
-	}
-	p.free = append(p.free, port)
 }

@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -84,15 +83,13 @@ func (w *Worker) AddLeg(id string) (*Leg, error) {
 	if l := w.legs[id]; l != nil {
 		return l, nil
 	}
-	conn, rtcp, port, err := w.s.bind()
+	sock, err := w.s.bind()
 	if err != nil {
 		return nil, err
 	}
-	l, err := newLeg(w, id, conn, rtcp, port)
+	l, err := newLeg(w, id, sock)
 	if err != nil {
-		conn.Close()
-		syscall.Close(rtcp)
-		w.s.release(port)
+		w.s.release(sock)
 		return nil, err
 	}
 	w.legs[id] = l
