@@ -390,8 +390,8 @@ func (l *Leg) close() {
 		l.stopping.Store(true)
 		sock := l.sock
 		if err := sock.rtp.SetReadDeadline(time.Unix(1, 0)); err != nil {
-			sock.close() // the reader returns on net.ErrClosed; the pair is bound afresh
-			sock = sockets{port: sock.port, rtcp: -1}
+			sock.close() // the reader returns on net.ErrClosed; the port is bound afresh
+			sock.rtp = nil
 		}
 		<-l.done
 		l.flushMetrics()

@@ -181,20 +181,11 @@ func (s *Service) forget(w *Worker) {
 	}
 }
 
-// bind takes the next free port pair and readies it; a pair someone else
-// holds goes to the back of the queue and the next one is tried.
+// bind takes a port pair for a new leg.
 func (s *Service) bind() (sockets, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for range s.ports.len() {
-		p, err := s.open(s.ports.take())
-		if err == nil {
-			return p, nil
-		}
-		s.log.Warn("RTP port pair unusable, skipped", "port", p.port, "err", err)
-		s.ports.put(p)
-	}
-	return sockets{}, ErrNoPorts
+	return s.take()
 }
 
 // release returns a pair to the pool, bound, or closes it once the service
@@ -206,7 +197,7 @@ func (s *Service) release(p sockets) {
 		p.close()
 		return
 	}
-	s.ports.put(p)
+	s.ports.rest(p, s.cfg.Now())
 }
 
 func (s *Service) setTone(l *Leg, on bool) {
