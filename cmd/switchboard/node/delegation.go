@@ -55,10 +55,11 @@ func (n *Node) access(_ actor.Context, lineID, user string) (call.Access, error)
 }
 
 // lineUpdate is fire-and-forget: the line shows what the call last said.
-// The PID is looked up each time, not cached: when a member joins, disthash
-// moves line grains, and a send to the old PID would be lost without a word.
+// The PID comes from linePIDs, which keeps only a local activation that is
+// still running: when a member joins, disthash moves line grains, and a send
+// to a PID kept past that would be lost without a word.
 func (n *Node) lineUpdate(ctx actor.Context, u *pb.LineCall) {
-	pid := n.cluster.Get(u.Line, line.KindName)
+	pid := n.linePIDs.Get(u.Line, line.KindName)
 	if pid == nil {
 		n.log.Warn("line: no activation for update", "line", u.Line, "call", u.CallId)
 		return

@@ -39,6 +39,7 @@ import (
 	"github.com/switchboard/switchboard/api/sip/digest"
 	"github.com/switchboard/switchboard/cluster/dispatch"
 	"github.com/switchboard/switchboard/cluster/etcdembed"
+	"github.com/switchboard/switchboard/cluster/grainpid"
 	"github.com/switchboard/switchboard/cluster/events"
 	"github.com/switchboard/switchboard/cluster/membership"
 	"github.com/switchboard/switchboard/cluster/store"
@@ -83,6 +84,7 @@ type Node struct {
 	mediaSvc  *mediasvc.Service
 	system    *actor.ActorSystem
 	cluster   *cluster.Cluster
+	linePIDs  *grainpid.Cache // line grains activated on this node, for line updates
 	provider  *membership.Provider
 	edge      *sipedge.Edge
 	http      *fiber.App
@@ -195,6 +197,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		cluster.WithKinds(onPool(call.NewKind(callDeps)), onPool(line.NewKind(lineDeps)), onPool(delegator.NewKind(delegatorDeps))),
 		cluster.WithRequestTimeout(5*time.Second))
 	n.cluster = cluster.New(n.system, ccfg)
+	n.linePIDs = grainpid.New(n.system, n.cluster.Get)
 	n.cluster.StartMember()
 	nodeAddr := n.system.Address()
 
