@@ -53,7 +53,6 @@ type counters struct {
 // rxState is the reader goroutine's: its buffer (SRTP is decrypted in
 // place) and receive statistics.
 type rxState struct {
-	buf         [maxPacket]byte
 	hdr         rtp.Header // reused by DecryptRTP
 	ssrc        uint32
 	started     bool
@@ -102,7 +101,7 @@ func (l *Leg) read() {
 	defer close(l.done)
 	now := l.w.s.cfg.Now
 	for {
-		n, from, err := l.sock.rtp.ReadFromUDPAddrPort(l.rx.buf[:])
+		n, from, err := l.sock.rtp.ReadFromUDPAddrPort(l.sock.buf[:])
 		if err != nil {
 			if l.stopping.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -110,7 +109,7 @@ func (l *Leg) read() {
 			l.w.s.log.Debug("RTP read", "call", l.w.callID, "leg", l.id, "err", err)
 			continue
 		}
-		l.handle(l.rx.buf[:n], from, now().UnixNano())
+		l.handle(l.sock.buf[:n], from, now().UnixNano())
 	}
 }
 

@@ -18,6 +18,9 @@ type sockets struct {
 	port int
 	rtp  *net.UDPConn // nil while the pair is not bound
 	rtcp int          // the RTCP port's socket, bound and never read; only while rtp is set
+	// buf is the RTP socket's read buffer. Only the leg's reader uses it,
+	// and a pair is reused only after that reader has returned.
+	buf *[maxPacket]byte
 }
 
 func (p sockets) bound() bool { return p.rtp != nil }
@@ -106,7 +109,7 @@ func (s *Service) bindPair(port int) (sockets, error) {
 	}
 	_ = rtp.SetReadBuffer(rtpBuffer)
 	_ = rtp.SetWriteBuffer(rtpBuffer)
-	return sockets{port: port, rtp: rtp, rtcp: rtcp}, nil
+	return sockets{port: port, rtp: rtp, rtcp: rtcp, buf: new([maxPacket]byte)}, nil
 }
 
 // drain reads and drops every datagram waiting on c, without blocking.
