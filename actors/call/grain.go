@@ -68,7 +68,7 @@ type Deps struct {
 type Local struct {
 	Addr  string
 	Media func(*pb.MediaRequest) *pb.MediaResponse
-	Edge  func(msg any)
+	Edge  func(msg any, grain *actor.PID)
 }
 
 // HistoryWriter takes the history entries of a finished call; it writes
@@ -719,10 +719,10 @@ func (g *grain) toEdge(ctx actor.Context, legID string, msg any) {
 
 func (g *grain) sendEdge(ctx actor.Context, addr string, msg any) {
 	if local := g.d.Local.Load(); local != nil && addr == local.Addr {
-		local.Edge(msg)
+		local.Edge(msg, ctx.Self())
 		return
 	}
-	ctx.Send(actor.NewPID(addr, EdgeActor), msg)
+	ctx.Request(actor.NewPID(addr, EdgeActor), msg) // a request, so the edge learns the grain's PID
 }
 
 // media runs ops on the call's media worker. It returns the first failure,

@@ -201,12 +201,14 @@ func (e *Edge) ActiveLegs() int64 { return e.active.Load() }
 // Props is the "sip" actor that receives leg commands from grains on other
 // nodes.
 func (e *Edge) Props() *actor.Props {
-	return actor.PropsFromFunc(func(ctx actor.Context) { e.Command(ctx.Message()) })
+	return actor.PropsFromFunc(func(ctx actor.Context) { e.Command(ctx.Message(), ctx.Sender()) })
 }
 
 // Command carries out a grain's leg command. It is safe for concurrent use:
-// a grain on this node calls it directly, which saves a mailbox hop.
-func (e *Edge) Command(msg any) {
+// a grain on this node calls it directly, which saves a mailbox hop. grain
+// is the sending call grain, when known: a leg it originates reports to it
+// without looking it up.
+func (e *Edge) Command(msg any, grain *actor.PID) {
 	switch m := msg.(type) {
 	case *pb.LegRespond:
 		e.admit.routed(m.CallId)
@@ -220,7 +222,7 @@ func (e *Edge) Command(msg any) {
 		}
 	case *pb.LegOriginate:
 		e.admit.routed(m.CallId)
-		e.originate(m)
+		e.originate(m, grain)
 	}
 }
 

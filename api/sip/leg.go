@@ -340,8 +340,11 @@ func (e *Edge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 
 // ---- outbound -------------------------------------------------------------------
 
-func (e *Edge) originate(m *pb.LegOriginate) {
+func (e *Edge) originate(m *pb.LegOriginate, grain *actor.PID) {
 	l := e.newLeg(m.LegId, m.CallId)
+	if grain != nil {
+		l.grain.Store(grain)
+	}
 	e.addLeg(l)
 	go l.runOutbound(m)
 }
