@@ -149,10 +149,14 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	l.srv = dtx
 	e.addLeg(l)
 	e.bindDialog(dtx.ID, l)
+	// The callback finds the leg by id rather than holding it: sipgo keeps
+	// the transaction, and its callbacks, for 64·T1 after the call.
 	tx.OnCancel(func(*sip.Request) {
 		e.admit.routed(callID)
-		l.report(pb.LegEvent_CANCELLED, 487, nil)
-		l.finish()
+		if l := e.leg(legID); l != nil {
+			l.report(pb.LegEvent_CANCELLED, 487, nil)
+			l.finish()
+		}
 	})
 	if action != "" && legID != callID+"-a" {
 		l.toGrain(&pb.CallControl{CallId: callID, Action: action, ByUser: from.UserID, LegId: l.id, Node: e.node(), Offer: req.Body()})
