@@ -53,8 +53,10 @@ func startNode(dir, bin, token, pprof string) (*node, error) {
 		return nil, err
 	}
 	n := &node{sip: fmt.Sprintf("127.0.0.1:%d", sipPort), http: fmt.Sprintf("127.0.0.1:%d", httpPort), token: token}
+	// As many RTP port pairs as the default range (5000), apart from
+	// rtpengine's 20000-29999.
 	args := []string{"--sip-addr", n.sip, "--http-addr", n.http, "--media-ip", "127.0.0.1",
-		"--rtp-ports", "40000-59999", "--data-dir", filepath.Join(dir, "data"), "--etcd-listen", "127.0.0.1:0",
+		"--rtp-ports", "40000-49999", "--data-dir", filepath.Join(dir, "data"), "--etcd-listen", "127.0.0.1:0",
 		"--node-id", "bench", "--admin-token", token, "--log-level", cmp.Or(os.Getenv("BENCH_NODE_LOG"), "error")}
 	if pprof != "" {
 		args = append(args, "--pprof-addr", pprof)

@@ -25,7 +25,7 @@ const suite = "AES_CM_128_HMAC_SHA1_80"
 type Leg struct {
 	w         *Worker
 	id        string
-	sock      sockets
+	sock      sockets // its reader's until done; the pool's after close
 	ssrc      uint32
 	stopping  atomic.Bool   // close has asked the reader to return
 	done      chan struct{} // closed when the reader has returned
@@ -53,9 +53,10 @@ type Leg struct {
 	rxCtx     atomic.Pointer[srtp.Context] // used by the reader goroutine only
 	listeners atomic.Pointer[[]*Leg]       // legs that hear this one
 
-	rx    rxState // the reader goroutine's own
-	outMu sync.Mutex
-	out   outState // what this leg hears; written by other legs' readers, the tone clock and the mix clock
+	rx        rxState // the reader goroutine's own
+	outMu     sync.Mutex
+	outClosed bool     // under outMu: the leg has ended, and its socket may be another leg's now
+	out       outState // what this leg hears; written by other legs' readers, the tone clock and the mix clock
 
 	// This leg's audio while it is a mix source, else nil (mix.go): most
 	// legs never are, so its buffers are not part of every leg.

@@ -50,8 +50,8 @@ type counters struct {
 	flushedDrops                [nDrops]uint64
 }
 
-// rxState is the reader goroutine's: its buffer (SRTP is decrypted in
-// place) and receive statistics.
+// rxState is the reader goroutine's receive state and statistics (its
+// buffer, in which SRTP is decrypted in place, is its socket pair's).
 type rxState struct {
 	hdr         rtp.Header // reused by DecryptRTP
 	ssrc        uint32
@@ -315,8 +315,13 @@ func (l *Leg) sendTone(frame int, now int64) {
 	l.send(out, p.addr)
 }
 
-// send encrypts when the leg is SRTP and writes. Under outMu.
+// send encrypts when the leg is SRTP and writes. Under outMu. A sender that
+// still holds an ended leg (a forwarder, the tone or mix clock a moment
+// late) sends nothing: the leg's socket may carry another call by now.
 func (l *Leg) send(out []byte, to netip.AddrPort) bool {
+	if l.outClosed {
+		return false
+	}
 	if tx := l.out.tx; tx != nil {
 		enc, err := tx.EncryptRTP(out, out, &l.out.hdr)
 		if err != nil {
@@ -393,6 +398,9 @@ func (l *Leg) close() {
 			sock.rtp = nil
 		}
 		<-l.done
+		l.outMu.Lock()
+		l.outClosed = true
+		l.outMu.Unlock()
 		l.flushMetrics()
 		l.w.s.release(sock)
 	})

@@ -194,14 +194,16 @@ func TestRTPTimeout(t *testing.T) {
 	}
 }
 
-// A pair goes back to the pool bound: what its old peer sends while it is
-// idle, or after the next call takes it, must not reach or latch that call;
-// closing the service unbinds every pooled pair.
+// A pair goes back to the pool bound: what its old peer sends while it rests
+// must not reach or latch the next call on it; closing the service unbinds
+// every pair at rest. (Loopback queues a datagram before sendto returns, so
+// no sleep is needed for the packets to be waiting.)
 func TestReusedPairDropsLatePackets(t *testing.T) {
 	s, err := NewService(Config{IP: netip.MustParseAddr("127.0.0.1"), PortMin: 35400, PortMax: 35401}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	old, next := newEndpoint(t), newEndpoint(t)
 
 	w1 := s.NewWorker("c1", nil)
@@ -217,8 +219,7 @@ func TestReusedPairDropsLatePackets(t *testing.T) {
 	waitFor(t, "the first call's packets", func() bool { return w1.Stats()[0].PacketsIn == 3 })
 	w1.Close()
 
-	old.send(t, port, 5, 0) // lands on the idle pair
-	time.Sleep(50 * time.Millisecond)
+	old.send(t, port, 5, 0) // lands on the resting pair
 
 	w2 := s.NewWorker("c2", nil)
 	l2, err := w2.AddLeg("a")
@@ -233,7 +234,6 @@ func TestReusedPairDropsLatePackets(t *testing.T) {
 	}
 	next.send(t, port, 4, 0)
 	waitFor(t, "the second call's packets", func() bool { return w2.Stats()[0].PacketsIn >= 4 })
-	time.Sleep(50 * time.Millisecond) // a late packet read after the new ones would show here
 	st := w2.Stats()[0]
 	if st.PacketsIn != 4 || st.Latched.Port() != uint16(next.conn.LocalAddr().(*net.UDPAddr).Port) {
 		t.Fatalf("second call: %d packets in, latched to %v; want 4 from the new peer", st.PacketsIn, st.Latched)

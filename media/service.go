@@ -83,12 +83,13 @@ type Service struct {
 	stop chan struct{}
 	done sync.WaitGroup
 
-	mu      sync.Mutex
-	ports   portPool
-	workers map[*Worker]struct{}
-	closed  bool
-	tone    map[*Leg]struct{}      // legs that hear the hold tone
-	toneSet atomic.Pointer[[]*Leg] // a copy of tone the clock reads without the lock
+	mu       sync.Mutex
+	ports    portPool
+	fdWarned time.Time // last "out of file descriptors" warning
+	workers  map[*Worker]struct{}
+	closed   bool
+	tone     map[*Leg]struct{}      // legs that hear the hold tone
+	toneSet  atomic.Pointer[[]*Leg] // a copy of tone the clock reads without the lock
 
 	manualMix bool // tests: workers start no mix clock, the test ticks them
 }
@@ -268,6 +269,7 @@ func (s *Service) Check() {
 	for w := range s.workers {
 		ws = append(ws, w)
 	}
+	s.ports.expire(now.Add(-restAtMost))
 	s.mu.Unlock()
 	for _, w := range ws {
 		w.housekeep(now)

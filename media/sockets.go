@@ -39,58 +39,70 @@ const drainLimit = 4096
 // rtpBuffer is the RTP socket's send and receive buffer.
 const rtpBuffer = 256 << 10
 
-// reuseAfter is how long an ended leg's pair rests before another leg takes
-// it while unbound pairs remain: a peer that missed the BYE may still send
-// for a while, and those packets are drained, not heard, only if they arrive
-// before the reuse.
-const reuseAfter = time.Second
+// restAtMost is how long a pair stays bound with no leg. After that it is
+// closed: a burst's sockets should not hold descriptors, and receive buffer
+// space for stray packets, for ever.
+const restAtMost = time.Minute
 
-// take readies a pair for a new leg: one that has rested long enough, else a
-// fresh one bound, else (out of ports or file descriptors) the pair that has
-// rested longest.
+// take readies the least recently used free pair for a new leg: a bound one
+// is drained and reused, an unbound one is bound. Reuse keeps the order a
+// fresh bind would have, so a freed pair comes back as late as before, and
+// a peer that missed the BYE has as long to stop before it could reach a
+// new call. Out of descriptors, only pairs still bound are taken.
 func (s *Service) take() (sockets, error) {
-	now := s.cfg.Now()
-	if p, ok := s.ports.takeIdle(now.Add(-reuseAfter)); ok {
-		if p, err := s.reuse(p); err == nil {
-			return p, nil
-		}
-	}
+	noFDs := false
+	var err error
 	for range s.ports.len() {
-		port := s.ports.take()
-		p, err := s.bindPair(port)
-		if err == nil {
+		r := s.ports.take()
+		if r.p.bound() {
+			p, rerr := s.reuse(r.p)
+			if rerr == nil {
+				return p, nil
+			}
+			r.p = sockets{port: r.p.port} // reuse closed it; bind it afresh
+		}
+		if noFDs {
+			s.ports.put(r)
+			continue
+		}
+		var p sockets
+		if p, err = s.bindPair(r.p.port); err == nil {
 			return p, nil
 		}
-		s.ports.put(port)
+		s.ports.put(r)
 		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-			s.log.Warn("RTP port pair not bound: out of file descriptors", "port", port, "err", err)
-			break // every other port would fail the same way
+			noFDs = true // every unbound pair would fail the same way
+			s.warnNoFDs(err)
+			continue
 		}
-		s.log.Warn("RTP port pair busy, skipped", "port", port, "err", err)
+		s.log.Warn("RTP port pair busy, skipped", "port", r.p.port, "err", err)
 	}
-	for {
-		p, ok := s.ports.takeIdle(now)
-		if !ok {
-			return sockets{}, ErrNoPorts
-		}
-		if p, err := s.reuse(p); err == nil {
-			return p, nil
-		}
+	if err != nil {
+		return sockets{}, fmt.Errorf("%w: %w", ErrNoPorts, err)
+	}
+	return sockets{}, ErrNoPorts
+}
+
+// warnNoFDs logs running out of descriptors at most once a second: at a
+// high call rate every new leg would log it. Under s.mu.
+func (s *Service) warnNoFDs(err error) {
+	if now := s.cfg.Now(); now.Sub(s.fdWarned) >= time.Second {
+		s.fdWarned = now
+		s.log.Warn("RTP port pairs not bound: out of file descriptors; reusing bound ones only", "err", err)
 	}
 }
 
-// reuse makes a rested pair readable again and empties it of the previous
-// call's late packets, so they neither reach the new call nor latch its
-// peer's address. A pair that fails is closed and its port freed.
+// reuse makes a pair at rest readable again and empties it of what arrived
+// meanwhile, so the previous call's late packets neither reach the new call
+// nor latch its peer's address. A pair that fails is closed.
 func (s *Service) reuse(p sockets) (sockets, error) {
 	err := p.rtp.SetReadDeadline(time.Time{})
 	if err == nil {
 		err = drain(p.rtp)
 	}
 	if err != nil {
-		s.log.Warn("RTP port pair not reusable, closed", "port", p.port, "err", err)
+		s.log.Warn("RTP port pair not reusable, bound afresh", "port", p.port, "err", err)
 		p.close()
-		s.ports.put(p.port)
 		return sockets{}, err
 	}
 	return p, nil
@@ -112,22 +124,25 @@ func (s *Service) bindPair(port int) (sockets, error) {
 	return sockets{port: port, rtp: rtp, rtcp: rtcp, buf: new([maxPacket]byte)}, nil
 }
 
-// drain reads and drops every datagram waiting on c, without blocking.
+// drain reads and drops every datagram waiting on c, without blocking. A
+// pair still receiving after drainLimit datagrams is someone's target: it is
+// reported, and closed by the caller.
 func drain(c *net.UDPConn) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var rerr error
+	rerr := fmt.Errorf("still receiving after %d datagrams", drainLimit)
 	var b [1]byte // a datagram longer than b is truncated: dropping is the point
 	err = rc.Read(func(fd uintptr) bool {
 		for range drainLimit {
-			_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_DONTWAIT)
+			_, err := syscall.Read(int(fd), b[:])
 			if errors.Is(err, syscall.EAGAIN) {
+				rerr = nil
 				return true
 			}
 			if err != nil {
-				rerr = os.NewSyscallError("recvfrom", err)
+				rerr = os.NewSyscallError("read", err)
 				return true
 			}
 		}
@@ -162,67 +177,75 @@ func (s *Service) listenRTCP(p int) (int, error) {
 	return fd, nil
 }
 
-// portPool holds the pairs no leg has: unbound ports, and bound pairs at
-// rest, each oldest first. A freed pair is reused last, so a late packet of
-// an ended call is unlikely to reach a new one at all.
+// portPool holds the pairs no leg has, least recently used first; some are
+// still bound, the rest are closed.
 type portPool struct {
-	free    fifo[int]
-	idle    fifo[idlePair]
-	maxIdle int // bound pairs kept at rest; the rest are closed
+	free     fifo[restingPair]
+	bound    int // pairs in free that are bound
+	maxBound int
 }
 
-type idlePair struct {
+type restingPair struct {
 	p     sockets
-	since time.Time
+	since time.Time // when its last leg ended
 }
 
-// init fills the pool with lo..hi and caps the pairs kept bound at rest to
-// an eighth of the file descriptors the process may open, so that idle
-// sockets never starve SIP connections or new calls of descriptors.
+// init fills the pool with lo..hi, and caps the pairs kept bound at rest to
+// half the file descriptors the process may open (two per pair): resting
+// sockets must leave room for SIP connections and the store. Go raises the
+// soft limit to the hard one at start, so the cap rarely binds.
 func (p *portPool) init(lo, hi int) {
 	for port := lo; port+1 <= hi; port += 2 {
-		p.free.put(port)
+		p.free.put(restingPair{p: sockets{port: port}})
 	}
-	p.maxIdle = p.free.len()
+	p.maxBound = p.free.len()
 	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur/8 < uint64(p.maxIdle) {
-		p.maxIdle = int(lim.Cur / 8)
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur/4 < uint64(p.maxBound) {
+		p.maxBound = int(lim.Cur / 4)
 	}
 }
 
 func (p *portPool) len() int { return p.free.len() }
 
-func (p *portPool) take() int { return p.free.take() }
-
-func (p *portPool) put(port int) { p.free.put(port) }
-
-// rest keeps a freed bound pair for reuse, or closes it when enough rest.
-func (p *portPool) rest(s sockets, now time.Time) {
-	if !s.bound() || p.idle.len() >= p.maxIdle {
-		s.close()
-		p.free.put(s.port)
-		return
+func (p *portPool) take() restingPair {
+	r := p.free.take()
+	if r.p.bound() {
+		p.bound--
 	}
-	p.idle.put(idlePair{p: s, since: now})
+	return r
 }
 
-// takeIdle takes the pair that has rested longest if it has rested since
-// before cutoff.
-func (p *portPool) takeIdle(cutoff time.Time) (sockets, bool) {
-	if p.idle.len() == 0 || p.idle.peek().since.After(cutoff) {
-		return sockets{}, false
+func (p *portPool) put(r restingPair) {
+	if r.p.bound() {
+		p.bound++
 	}
-	return p.idle.take().p, true
+	p.free.put(r)
+}
+
+// rest takes back an ended leg's pair: bound while there is room, else
+// closed.
+func (p *portPool) rest(s sockets, now time.Time) {
+	if s.bound() && p.bound >= p.maxBound {
+		s.close()
+		s = sockets{port: s.port}
+	}
+	p.put(restingPair{p: s, since: now})
+}
+
+// expire closes the pairs that have rested since before cutoff.
+func (p *portPool) expire(cutoff time.Time) {
+	for i := p.free.head; i < len(p.free.items); i++ {
+		r := &p.free.items[i]
+		if r.p.bound() && r.since.Before(cutoff) {
+			r.p.close()
+			r.p = sockets{port: r.p.port}
+			p.bound--
+		}
+	}
 }
 
 // closeAll closes every pair at rest.
-func (p *portPool) closeAll() {
-	for p.idle.len() > 0 {
-		s := p.idle.take().p
-		s.close()
-		p.free.put(s.port)
-	}
-}
+func (p *portPool) closeAll() { p.expire(time.Unix(1<<62, 0)) }
 
 // fifo is a queue on a slice that compacts when half of it is taken.
 type fifo[T any] struct {
@@ -231,8 +254,6 @@ type fifo[T any] struct {
 }
 
 func (q *fifo[T]) len() int { return len(q.items) - q.head }
-
-func (q *fifo[T]) peek() T { return q.items[q.head] }
 
 func (q *fifo[T]) take() T {
 	v := q.items[q.head]

@@ -7,15 +7,14 @@ import (
 	"time"
 )
 
-// Which pair a new leg gets: a fresh one while an ended leg's pair rests, the
-// rested pair once reuseAfter has passed, and a resting pair rather than
-// nothing when no port is left. Pairs beyond the rest cap are closed.
-func TestPairsRestThenAreReused(t *testing.T) {
+// Pairs are reused least recently used first, bound or not; at most maxBound
+// rest bound, and a pair that rests longer than restAtMost is closed.
+func TestPairsReusedInOrderCappedAndExpired(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Unix(1000, 0).UnixNano())
-	s := testService(t, 36300, Config{Now: func() time.Time { return time.Unix(0, now.Load()) }}) // 10 pairs
+	s := testService(t, 36500, Config{Now: func() time.Time { return time.Unix(0, now.Load()) }, CheckEvery: time.Hour}) // 10 pairs
 	w := s.NewWorker("c", nil)
-	port := func(id string) int {
+	add := func(id string) int {
 		t.Helper()
 		l, err := w.AddLeg(id)
 		if err != nil {
@@ -23,46 +22,81 @@ func TestPairsRestThenAreReused(t *testing.T) {
 		}
 		return l.LocalPort()
 	}
-
-	first := port("a")
-	w.RemoveLeg("a")
-	if p := port("b"); p == first {
-		t.Fatal("a pair that has just been freed was reused while fresh ones remain")
-	}
-	now.Add(int64(reuseAfter))
-	if p := port("c"); p != first {
-		t.Fatalf("after resting, the pair of port %d should be reused; got %d", first, p)
-	}
-
-	// Every other pair taken: the next leg waits for none to rest.
-	w.RemoveLeg("b")
-	for i := range 8 {
-		port(string(rune('d' + i)))
-	}
-	if _, err := w.AddLeg("last"); err != nil {
-		t.Fatalf("a resting pair should be taken when no port is free: %v", err)
-	}
-
-	// With room for one pair at rest, a second one freed is closed.
-	s.mu.Lock()
-	s.ports.maxIdle = 1
-	s.mu.Unlock()
-	w.RemoveLeg("c")
-	w.RemoveLeg("d")
-	bindable := 0
-	for _, p := range []int{first, first + 1} {
-		if c, err := net.ListenUDP("udp", &net.UDPAddr{IP: testIP.AsSlice(), Port: p}); err == nil {
+	bound := func(port int) bool {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: testIP.AsSlice(), Port: port})
+		if err == nil {
 			c.Close()
-			bindable++
+		}
+		return err != nil
+	}
+
+	first := add("a")
+	w.RemoveLeg("a")
+	if !bound(first) || !bound(first+1) {
+		t.Fatal("an ended leg's pair should rest bound")
+	}
+	seen := map[int]bool{}
+	for i := range 9 { // the nine pairs never used come first
+		p := add(string(rune('b' + i)))
+		if p == first || seen[p] {
+			t.Fatalf("leg %d got port %d: the rested pair (%d) or a pair in use came before an unused one", i, p, first)
+		}
+		seen[p] = true
+	}
+	if p := add("last"); p != first {
+		t.Fatalf("with every other pair taken, the rested pair %d should be reused; got %d", first, p)
+	}
+
+	// Room for one pair at rest: the second pair freed is closed.
+	s.mu.Lock()
+	s.ports.maxBound = 1
+	s.mu.Unlock()
+	w.RemoveLeg("last")
+	w.RemoveLeg("b")
+	bPort := -1
+	for p := range seen {
+		if !bound(p) {
+			bPort = p
 		}
 	}
-	if bindable != 0 {
-		t.Fatalf("the first pair freed should rest bound; %d of its ports were free", bindable)
+	if !bound(first) || bPort < 0 {
+		t.Fatalf("over the cap of one pair at rest: %d should rest bound, another freed pair should be closed", first)
 	}
-	s.mu.Lock()
-	resting := s.ports.idle.len()
-	s.mu.Unlock()
-	if resting != 1 {
-		t.Fatalf("%d pairs at rest, cap 1", resting)
+
+	// After restAtMost at rest the pair is closed too.
+	now.Add(int64(restAtMost + time.Second))
+	s.Check()
+	if bound(first) || bound(first+1) {
+		t.Fatalf("pair %d still bound after resting %v", first, restAtMost)
+	}
+}
+
+// A sender still holding an ended leg (a forwarder or a clock a moment late)
+// sends nothing: the leg's socket may already carry another call.
+func TestEndedLegSendsNothing(t *testing.T) {
+	s := testService(t, 36540, Config{})
+	w := s.NewWorker("c", nil)
+	l, err := w.AddLeg("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := newEndpoint(t)
+	to := peer.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	pkt := func() bool {
+		l.outMu.Lock()
+		defer l.outMu.Unlock()
+		return l.send([]byte{0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xff}, to)
+	}
+	if !pkt() {
+		t.Fatal("a live leg should send")
+	}
+	waitFor(t, "the live leg's packet", func() bool { return peer.got.Load() == 1 })
+	w.RemoveLeg("a")
+	if pkt() {
+		t.Fatal("an ended leg sent a packet")
+	}
+	time.Sleep(20 * time.Millisecond) // loopback delivers at once; this only lets the reader count
+	if n := peer.got.Load(); n != 1 {
+		t.Fatalf("peer got %d packets; the ended leg's must not arrive", n)
 	}
 }

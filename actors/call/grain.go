@@ -143,6 +143,10 @@ func (g *grain) Receive(ctx actor.Context) {
 			return
 		}
 		ctx.Respond(g.info())
+	case *actor.DeadLetterResponse:
+		// A leg command sent to another node's edge found no one there (the
+		// node is gone or unreachable): the leg it was for is lost with it.
+		g.d.Log.Warn("call: leg command undelivered", "grain", ctx.Self().Id, "target", m.Target)
 	case *pb.MediaEvent:
 		switch m.Kind {
 		case "rtp_timeout":

@@ -6,16 +6,17 @@
 // a registry entry and a timer, 4.5% of the node's CPU at 1000 calls/s. Its
 // own PID cache serves only Request, and it keeps a PID after disthash has
 // moved the grain to a member that joined, so a Send to it is lost silently.
-// This cache keeps only PIDs of activations on this member, and uses one only
-// while that activation is still registered: when a join moves a grain, the
-// placement actor stops the local activation, the PID stops resolving here,
-// and the next Get asks the placement again.
+// This cache keeps only PIDs of activations on this member, forgets them all
+// when the cluster's topology changes (a join may move any grain, and the
+// placement actor stops the local activation only once its queue is done),
+// and uses one only while that activation is still registered.
 package grainpid
 
 import (
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
 )
 
 // Placement finds or activates a grain (cluster.Cluster.Get).
@@ -34,11 +35,24 @@ type key struct{ kind, identity string }
 
 // New returns a cache over place for grains of system's cluster.
 func New(system *actor.ActorSystem, place Placement) *Cache {
-	return &Cache{system: system, place: place, pids: map[key]*actor.PID{}}
+	c := &Cache{system: system, place: place, pids: map[key]*actor.PID{}}
+	system.EventStream.Subscribe(func(evt any) {
+		if _, ok := evt.(*cluster.ClusterTopology); ok {
+			c.forget()
+		}
+	})
+	return c
 }
 
-// Get returns the PID of grain identity of kind, or nil when the cluster has
-// no member for it.
+// forget drops every PID: the next Get of each grain asks the placement.
+func (c *Cache) forget() {
+	c.mu.Lock()
+	clear(c.pids)
+	c.mu.Unlock()
+}
+
+// Get returns the PID of grain identity of kind, or nil when the placement
+// has none (no member for it, or the request failed).
 func (c *Cache) Get(identity, kind string) *actor.PID {
 	k := key{kind, identity}
 	c.mu.RLock()

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
 )
 
 // A fake placement over a plain actor system: it activates a grain the first
@@ -66,13 +67,20 @@ func TestGetAsksPlacementOnlyWhenTheActivationIsGone(t *testing.T) {
 		t.Fatalf("after the activation stopped: %v (old %v), asked %d; want a new PID from the placement", moved, first, p.asked)
 	}
 
+	// A topology change forgets every PID, running or not.
+	before := p.asked
+	system.EventStream.Publish(&cluster.ClusterTopology{})
+	if again := c.Get("alice", "line"); !again.Equal(moved) || p.asked != before+1 {
+		t.Fatalf("after a topology change: %v, asked %d times more; want the placement asked again", again, p.asked-before)
+	}
+
 	// A PID on another member cannot be checked from here: never kept.
 	for range 2 {
 		if got := c.Get("far", "line"); !got.Equal(p.remote) {
 			t.Fatalf("remote grain: %v", got)
 		}
 	}
-	if p.asked != 5 {
-		t.Fatalf("placement asked %d times; a remote PID must be asked for each time (want 5)", p.asked)
+	if p.asked != 6 {
+		t.Fatalf("placement asked %d times; a remote PID must be asked for each time (want 6)", p.asked)
 	}
 }

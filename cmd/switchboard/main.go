@@ -27,9 +27,10 @@ const gcPercent = 400
 
 // Goroutines parked with deep stacks so that sipgo's goroutine per message
 // starts with a stack it does not have to grow (see stackfloor): 300 × 20 KiB
-// make new goroutines start at 16 KiB and took the node from 1.08–1.17 to
-// 0.96–1.04 ms of CPU per call at 1000 calls/s (bench/RESULTS.md). Starting
-// at 32 KiB saved no more CPU and doubles what every RTP reader holds.
+// make new goroutines start at 16 KiB under setup load and took the node from
+// 1.08–1.17 to 0.96–1.05 ms of CPU per call at 1000 calls/s
+// (bench/RESULTS.md). Holders of 32 KiB saved no more CPU and double what
+// every RTP reader holds.
 const (
 	stackHolders = 300
 	stackHoldKiB = 20
