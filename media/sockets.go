@@ -13,7 +13,7 @@ import (
 // the leg ends its sockets go back to the pool still bound, and the next leg
 // to take the pair drains what arrived meanwhile. Binding and closing a pair
 // (two sockets, their options, the poller's registration) cost 5–7% of the
-// node's CPU at 1000 calls/s; reuse costs one recvfrom.
+// node's CPU at 1000 calls/s; reuse costs one non-blocking read.
 type sockets struct {
 	port int
 	rtp  *net.UDPConn // nil while the pair is not bound
