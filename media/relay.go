@@ -395,7 +395,7 @@ func (l *Leg) close() {
 		sock := l.sock
 		if err := sock.rtp.SetReadDeadline(time.Unix(1, 0)); err != nil {
 			sock.close() // the reader returns on net.ErrClosed; the port is bound afresh
-			sock.rtp = nil
+			sock = sockets{port: sock.port}
 		}
 		<-l.done
 		l.outMu.Lock()

@@ -36,12 +36,16 @@ func TestPairsReusedInOrderCappedAndExpired(t *testing.T) {
 		t.Fatal("an ended leg's pair should rest bound")
 	}
 	seen := map[int]bool{}
+	var bPort int
 	for i := range 9 { // the nine pairs never used come first
 		p := add(string(rune('b' + i)))
 		if p == first || seen[p] {
 			t.Fatalf("leg %d got port %d: the rested pair (%d) or a pair in use came before an unused one", i, p, first)
 		}
 		seen[p] = true
+		if i == 0 {
+			bPort = p
+		}
 	}
 	if p := add("last"); p != first {
 		t.Fatalf("with every other pair taken, the rested pair %d should be reused; got %d", first, p)
@@ -53,14 +57,16 @@ func TestPairsReusedInOrderCappedAndExpired(t *testing.T) {
 	s.mu.Unlock()
 	w.RemoveLeg("last")
 	w.RemoveLeg("b")
-	bPort := -1
-	for p := range seen {
-		if !bound(p) {
-			bPort = p
-		}
+	if !bound(first) || !bound(first+1) {
+		t.Fatalf("the first pair freed (%d) should rest bound", first)
 	}
-	if !bound(first) || bPort < 0 {
-		t.Fatalf("over the cap of one pair at rest: %d should rest bound, another freed pair should be closed", first)
+	if bound(bPort) || bound(bPort+1) {
+		t.Fatalf("over the cap of one pair at rest, the second pair freed (%d) should be closed", bPort)
+	}
+	for p := range seen {
+		if p != bPort && !bound(p) {
+			t.Fatalf("pair %d, still in use, is not bound", p)
+		}
 	}
 
 	// After restAtMost at rest the pair is closed too.

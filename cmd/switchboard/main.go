@@ -25,22 +25,12 @@ import (
 // setup load (bench/RESULTS.md). Heap headroom is cheap next to that.
 const gcPercent = 400
 
-// Goroutines parked with deep stacks so that sipgo's goroutine per message
-// starts with a stack it does not have to grow (see stackfloor): 300 × 20 KiB
-// make new goroutines start at 16 KiB under setup load and took the node from
-// 1.08–1.17 to 0.96–1.05 ms of CPU per call at 1000 calls/s
-// (bench/RESULTS.md). Holders of 32 KiB saved no more CPU and double what
-// every RTP reader holds.
-const (
-	stackHolders = 300
-	stackHoldKiB = 20
-)
-
 func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
-	stackfloor.Hold(stackHolders, stackHoldKiB)
+	// sipgo's goroutine per message starts with a stack it need not grow.
+	stackfloor.Hold(stackfloor.Holders, stackfloor.HoldKiB)
 	cfg, err := parseFlags(os.Args[1:], os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -4,7 +4,6 @@
 package sipphone
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -629,7 +628,7 @@ func (m *rtpLeg) read() {
 			continue
 		}
 		m.received.Add(1)
-		if len(p.Payload) > 0 && !bytes.Equal(p.Payload, bytes.Repeat(p.Payload[:1], len(p.Payload))) {
+		if varied(p.Payload) {
 			m.varied.Add(1)
 		}
 		m.mu.Lock()
@@ -648,4 +647,15 @@ func (m *rtpLeg) close() {
 	if m.closed.CompareAndSwap(false, true) && m.conn != nil {
 		m.conn.Close()
 	}
+}
+
+// varied reports whether a payload holds more than one byte value. The bench
+// runs these phones by the thousand, so it allocates nothing.
+func varied(b []byte) bool {
+	for _, c := range b {
+		if c != b[0] {
+			return true
+		}
+	}
+	return false
 }

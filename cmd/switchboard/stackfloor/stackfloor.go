@@ -13,6 +13,15 @@
 // calls), and 8 KiB once thousands of held calls' RTP readers dominate it.
 package stackfloor
 
+// The node's setting: 300 × 20 KiB make new goroutines start at 16 KiB under
+// setup load and took the node from 1.08–1.17 to 0.96–1.05 ms of CPU per
+// call at 1000 calls/s (bench/RESULTS.md). Holders of 32 KiB saved no more
+// CPU and double what every RTP reader holds.
+const (
+	Holders = 300
+	HoldKiB = 20
+)
+
 // frameBytes is the stack one call of hold uses: big frames keep the
 // goroutine a few dozen frames deep, which the GC scans quickly.
 const frameBytes = 1024
