@@ -11,7 +11,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/switchboard/switchboard/api/metrics"
+	"github.com/switchboard/switchboard/api/sip/txn"
 )
 
 // Busy lamp fields: SUBSCRIBE with Event: dialog (RFC 6665, RFC 4235) to a
@@ -42,8 +42,8 @@ type LineUpdate struct {
 }
 
 type subscription struct {
-	mu        sync.Mutex // one NOTIFY at a time, in CSeq and version order
-	id        string     // dialog id
+	mu        sync.Mutex // NOTIFYs leave in CSeq and version order
+	id        string     // dialog key
 	line      string
 	entity    string
 	callID    string
@@ -68,7 +68,7 @@ func eventPackage(req *sip.Request) string {
 	return strings.ToLower(strings.TrimSpace(pkg))
 }
 
-func (e *Edge) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
+func (e *Edge) onSubscribe(req *sip.Request, tx *txn.ServerTx) {
 	if eventPackage(req) != "dialog" {
 		e.respond(req, tx, 489, "Bad Event", nil, sip.NewHeader("Allow-Events", "dialog"))
 		return
@@ -121,28 +121,26 @@ func (e *Edge) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
 	res.AppendHeader(&e.contact)
 	if expires > 0 {
-		if id, err := sip.DialogIDFromResponse(res); err == nil {
-			s.id = id
-			e.mu.Lock()
-			e.subs[id] = s
-			e.mu.Unlock()
-		}
+		s.id = dialogKey(s.callID, s.localTag, s.remoteTag)
+		e.mu.Lock()
+		e.subs[s.id] = s
+		e.mu.Unlock()
 	}
 	if err := tx.Respond(res); err != nil {
 		e.dropSubscription(s)
 		return
 	}
-	metrics.SIPMessagesOut.WithLabelValues("200").Inc()
+	msgsOut.code(200)
 	// RFC 6665: the subscription's first NOTIFY follows the 2xx at once;
 	// Expires: 0 is a fetch, answered with one final NOTIFY.
 	go e.notifyCurrent(s, expires == 0)
 }
 
-func (e *Edge) refreshSubscription(req *sip.Request, tx sip.ServerTransaction, expires int) {
+func (e *Edge) refreshSubscription(req *sip.Request, tx *txn.ServerTx, expires int) {
 	var s *subscription
-	if id, err := sip.DialogIDFromRequestUAS(req); err == nil {
+	if key, ok := requestKey(req); ok {
 		e.mu.RLock()
-		s = e.subs[id]
+		s = e.subs[key]
 		e.mu.RUnlock()
 	}
 	if s == nil {
@@ -229,7 +227,7 @@ func (e *Edge) subscriptions(line string) []*subscription {
 }
 
 // notify sends one NOTIFY with the full dialog state of the line. A
-// subscriber that answers 481 or not at all loses the subscription.
+// subscriber that answers 481, 5xx or not at all loses the subscription.
 func (e *Edge) notify(s *subscription, calls []LineCall, final bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -256,11 +254,15 @@ func (e *Edge) notify(s *subscription, calls []LineCall, final bool) {
 	req.SetBody(DialogInfo(s.entity, s.version, calls))
 	req.SetDestination(s.dest)
 	req.SetTransport(s.transport)
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
-	defer cancel()
-	res, err := e.cli.Do(ctx, req)
-	metrics.SIPMessagesOut.WithLabelValues("NOTIFY").Inc()
-	if err != nil || res.StatusCode == 481 || res.StatusCode >= 500 {
+	msgsOut.method(sip.NOTIFY)
+	_, err := e.layer.Request(req, func(res *sip.Response) {
+		msgsIn.code(res.StatusCode)
+		if res.StatusCode == 481 || res.StatusCode >= 500 || res.StatusCode == 408 {
+			e.dropSubscription(s)
+		}
+	})
+	if err != nil {
+		e.cfg.Log.Debug("sip: notify not sent", "line", s.line, "err", err)
 		e.dropSubscription(s)
 	}
 }

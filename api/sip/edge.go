@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,10 +22,10 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/switchboard/switchboard/api/metrics"
+	"github.com/switchboard/switchboard/api/sip/txn"
 	"github.com/switchboard/switchboard/api/sip/validate"
 	pb "github.com/switchboard/switchboard/proto"
 )
@@ -92,59 +93,78 @@ type Config struct {
 // Edge is the node's SIP edge.
 type Edge struct {
 	cfg     Config
-	ua      *sipgo.UserAgent
-	srv     *sipgo.Server
-	cli     *sipgo.Client
-	dua     sipgo.DialogUA
+	layer   *txn.Layer
 	contact sip.ContactHeader
-	addr    string // host:port of our Contact and Via: the source of our requests
+	udp     *net.UDPConn
+	tcp     net.Listener
 
 	mu      sync.RWMutex
 	legs    map[string]*leg          // leg id -> leg
-	dialogs map[string]*leg          // dialog id -> leg
-	subs    map[string]*subscription // dialog id -> busy lamp subscription
+	dialogs map[string]*leg          // dialog key -> leg
+	subs    map[string]*subscription // dialog key -> busy lamp subscription
 	active  atomic.Int64             // legs up, for drain
 	admit   *admission               // new calls waiting for their grain
 }
 
-// New builds the edge; Serve starts listening.
+// New builds the edge; Listen and Serve put it on the wire.
 func New(cfg Config) (*Edge, error) {
-	tpLog := slog.New(parseFailures{cfg.Log.Handler()})
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("switchboard"), sipgo.WithUserAgentHostname(cfg.Domain),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(tpLog)))
-	if err != nil {
-		return nil, fmt.Errorf("sip: user agent: %w", err)
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Log))
-	if err != nil {
-		return nil, fmt.Errorf("sip: server: %w", err)
-	}
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.Host), sipgo.WithClientPort(cfg.Port), sipgo.WithClientLogger(cfg.Log))
-	if err != nil {
-		return nil, fmt.Errorf("sip: client: %w", err)
-	}
-	e := &Edge{cfg: cfg, ua: ua, srv: srv, cli: cli, legs: map[string]*leg{}, dialogs: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(maxRouting)}
+	e := &Edge{cfg: cfg, legs: map[string]*leg{}, dialogs: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(maxRouting)}
 	e.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "switchboard", Host: cfg.Host, Port: cfg.Port}}
-	e.addr = net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-	e.dua = sipgo.DialogUA{Client: cli, ContactHDR: e.contact}
-	e.routes()
+	e.layer = txn.New(txn.Config{
+		Host: cfg.Host, Port: cfg.Port, Log: cfg.Log,
+		TransportLog: slog.New(parseFailures{cfg.Log.Handler()}),
+		OnRequest:    e.onRequest, OnResponse: e.onStray2xx,
+		OnDrop: func(reason string) { metrics.SIPDropped.WithLabelValues(reason).Inc() },
+	})
 	return e, nil
 }
 
-// Serve listens on addr over UDP and TCP until ctx ends.
-func (e *Edge) Serve(ctx context.Context, addr string) error {
+// Listen binds the SIP port at addr, over UDP and TCP on the same port, and
+// returns the UDP address bound.
+func (e *Edge) Listen(addr string) (net.Addr, error) {
+	la, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("sip: listen %s: %w", addr, err)
+	}
+	udp, err := net.ListenUDP("udp", la)
+	if err != nil {
+		return nil, fmt.Errorf("sip: listen %s: %w", addr, err)
+	}
+	growBuffers(udp, udpBuffer)
+	bound := udp.LocalAddr().(*net.UDPAddr)
+	tcp, err := net.Listen("tcp", net.JoinHostPort(bound.IP.String(), strconv.Itoa(bound.Port)))
+	if err != nil {
+		udp.Close()
+		return nil, fmt.Errorf("sip: listen tcp %s: %w", addr, err)
+	}
+	e.udp, e.tcp = udp, tcp
+	return bound, nil
+}
+
+// Serve serves what Listen bound until ctx ends.
+func (e *Edge) Serve(ctx context.Context) error {
+	if e.udp == nil {
+		return errors.New("sip: serve before listen")
+	}
 	errc := make(chan error, 2)
 	go e.followLines(ctx)
-	go func() { errc <- e.serveUDP(ctx, addr) }()
-	go func() { errc <- e.srv.ListenAndServe(ctx, "tcp", addr) }()
+	go func() { errc <- e.layer.ServeUDP(e.udp) }()
+	go func() { errc <- e.layer.ServeTCP(e.tcp) }()
 	select {
 	case <-ctx.Done():
+		e.udp.Close()
+		e.tcp.Close()
 		return nil
 	case err := <-errc:
+		e.udp.Close()
+		e.tcp.Close()
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("sip: listen %s: %w", addr, err)
+		return fmt.Errorf("sip: serve: %w", err)
 	}
 }
 
@@ -153,21 +173,6 @@ func (e *Edge) Serve(ctx context.Context, addr string) error {
 // CPU for a moment at a few hundred calls/s, and every dropped request
 // costs its sender a 500 ms retransmission timer.
 const udpBuffer = 8 << 20
-
-// serveUDP is sipgo's UDP listener with a receive buffer sized for load.
-func (e *Edge) serveUDP(ctx context.Context, addr string) error {
-	la, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return err
-	}
-	conn, err := net.ListenUDP("udp", la)
-	if err != nil {
-		return err
-	}
-	growBuffers(conn, udpBuffer)
-	go func() { <-ctx.Done(); conn.Close() }()
-	return e.srv.ServeUDP(conn)
-}
 
 // growBuffers asks for size bytes of socket buffers: past
 // net.core.rmem_max when the process may (CAP_NET_ADMIN), else up to it.
@@ -186,14 +191,19 @@ func growBuffers(conn *net.UDPConn, size int) {
 
 // ServeTLS listens for SIP over TLS on addr until ctx ends.
 func (e *Edge) ServeTLS(ctx context.Context, addr string, conf *tls.Config) error {
-	if err := e.srv.ListenAndServeTLS(ctx, "tls", addr, conf); err != nil && ctx.Err() == nil {
+	ln, err := tls.Listen("tcp", addr, conf)
+	if err != nil {
 		return fmt.Errorf("sip: listen tls %s: %w", addr, err)
+	}
+	go func() { <-ctx.Done(); ln.Close() }()
+	if err := e.layer.ServeTLS(ln); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("sip: serve tls %s: %w", addr, err)
 	}
 	return nil
 }
 
-// Close stops the user agent (transactions and transports).
-func (e *Edge) Close() error { return e.ua.Close() }
+// Close stops the transaction layer (timers and connections).
+func (e *Edge) Close() error { return e.layer.Close() }
 
 // ActiveLegs is how many legs this node holds.
 func (e *Edge) ActiveLegs() int64 { return e.active.Load() }
@@ -213,7 +223,7 @@ func (e *Edge) Command(msg any, grain *actor.PID) {
 	case *pb.LegRespond:
 		e.admit.routed(m.CallId)
 		if l := e.leg(m.LegId); l != nil {
-			l.push(m)
+			l.respond(m)
 		}
 	case *pb.LegEnd:
 		e.admit.routed(m.CallId)
@@ -262,17 +272,13 @@ func (e *Edge) dropLeg(l *leg) {
 // inDialog finds the leg an in-dialog request belongs to, whichever side
 // of the dialog we are on.
 func (e *Edge) inDialog(req *sip.Request) *leg {
+	key, ok := requestKey(req)
+	if !ok {
+		return nil
+	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	if id, err := sip.DialogIDFromRequestUAS(req); err == nil {
-		if l := e.dialogs[id]; l != nil {
-			return l
-		}
-	}
-	if id, err := sip.DialogIDFromRequestUAC(req); err == nil {
-		return e.dialogs[id]
-	}
-	return nil
+	return e.dialogs[key]
 }
 
 // toGrain sends a message to the leg's call grain without waiting. The
@@ -295,27 +301,32 @@ func (l *leg) toGrain(msg any) {
 
 func (e *Edge) node() *pb.Node { return &pb.Node{Id: e.cfg.NodeID, Address: e.cfg.NodeAddr} }
 
-// respond sends a stateful response built from req.
-func (e *Edge) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, body []byte, hdrs ...sip.Header) {
+// respond sends a response built from req in its transaction.
+func (e *Edge) respond(req *sip.Request, tx *txn.ServerTx, code int, reason string, body []byte, hdrs ...sip.Header) {
 	res := sip.NewResponseFromRequest(req, code, reason, body)
 	res.SipVersion = "SIP/2.0" // the request's may be what we are refusing (505)
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
-	if err := tx.Respond(res); err != nil {
-		e.cfg.Log.Debug("sip: respond failed", "code", code, "err", err)
-		return
-	}
-	msgsOut.code(code)
+	e.send(tx, res)
 }
 
-func (e *Edge) refuse(req *sip.Request, tx sip.ServerTransaction, r *validate.Refusal) {
+// send sends res in tx and counts it.
+func (e *Edge) send(tx *txn.ServerTx, res *sip.Response) {
+	if err := tx.Respond(res); err != nil {
+		e.cfg.Log.Debug("sip: respond failed", "code", res.StatusCode, "err", err)
+		return
+	}
+	msgsOut.code(res.StatusCode)
+}
+
+func (e *Edge) refuse(req *sip.Request, tx *txn.ServerTx, r *validate.Refusal) {
 	metrics.SIPDropped.WithLabelValues("refused_" + strconv.Itoa(r.Code)).Inc()
 	e.respond(req, tx, r.Code, r.Reason, nil, r.Headers(e.cfg.Host)...)
 }
 
 // warn refuses with a Warning saying why.
-func (e *Edge) warn(req *sip.Request, tx sip.ServerTransaction, code int, reason, why string) {
+func (e *Edge) warn(req *sip.Request, tx *txn.ServerTx, code int, reason, why string) {
 	e.refuse(req, tx, &validate.Refusal{Code: code, Reason: reason, Warning: why})
 }
 
@@ -331,7 +342,7 @@ func sourceIP(req *sip.Request) (netip.Addr, bool) {
 // authenticate identifies the sender of an out-of-dialog request: a trunk by
 // source address, else a user by digest. It answers the challenge or 403
 // itself and returns ok=false then.
-func (e *Edge) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy bool) (Identity, bool) {
+func (e *Edge) authenticate(req *sip.Request, tx *txn.ServerTx, proxy bool) (Identity, bool) {
 	if ip, ok := sourceIP(req); ok {
 		if trunk, ok := e.cfg.Dir.TrunkBySource(ip); ok {
 			id := Identity{TrunkID: trunk}
@@ -375,49 +386,53 @@ func (e *Edge) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy bo
 	return Identity{}, false
 }
 
-// routes registers the request handlers.
-func (e *Edge) routes() {
-	wrap := func(h sipgo.RequestHandler) sipgo.RequestHandler {
-		return func(req *sip.Request, tx sip.ServerTransaction) {
-			msgsIn.method(req.Method)
-			if r := validate.Request(req); r != nil {
-				if req.IsAck() {
-					metrics.SIPDropped.WithLabelValues("invalid_ack").Inc()
-					return
-				}
-				e.refuse(req, tx, r)
-				return
-			}
-			h(req, tx)
+// onRequest takes every new request from the transaction layer, on the
+// goroutine that read it. What may wait (for a grain's answer, or an etcd
+// write) goes on a goroutine of its own.
+func (e *Edge) onRequest(req *sip.Request, tx *txn.ServerTx) {
+	msgsIn.method(req.Method)
+	if r := validate.Request(req); r != nil {
+		if tx == nil || req.IsAck() {
+			metrics.SIPDropped.WithLabelValues("invalid_ack").Inc()
+			return
 		}
+		e.refuse(req, tx, r)
+		return
 	}
-	e.srv.OnRegister(wrap(e.onRegister))
-	e.srv.OnInvite(wrap(e.onInvite))
-	e.srv.OnAck(wrap(e.onAck))
-	e.srv.OnBye(wrap(e.onBye))
-	e.srv.OnCancel(wrap(func(req *sip.Request, tx sip.ServerTransaction) {
+	if tx == nil {
+		e.onAck(req)
+		return
+	}
+	switch req.Method {
+	case sip.INVITE:
+		if req.To().Params.Has("tag") {
+			go e.onReinvite(req, tx)
+		} else {
+			go e.onInvite(req, tx)
+		}
+	case sip.BYE:
+		e.onBye(req, tx)
+	case sip.CANCEL:
 		// A CANCEL that matched a transaction was taken by the transaction
 		// layer; this one matched nothing.
 		e.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
-	}))
-	e.srv.OnOptions(wrap(e.onOptions))
-	// Methods we know but do not serve (yet) get 405 with Allow; methods
-	// nobody knows get 501 (validate refuses them before routing).
-	notHere := wrap(func(req *sip.Request, tx sip.ServerTransaction) {
+	case sip.OPTIONS:
+		e.onOptions(req, tx)
+	case sip.REGISTER:
+		go e.onRegister(req, tx)
+	case sip.SUBSCRIBE:
+		e.onSubscribe(req, tx)
+	case sip.NOTIFY, sip.MESSAGE, sip.REFER, sip.INFO, sip.UPDATE, sip.PRACK, sip.PUBLISH:
+		// Methods we know but do not serve (yet) get 405 with Allow.
 		e.respond(req, tx, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", allow))
-	})
-	e.srv.OnSubscribe(wrap(e.onSubscribe))
-	for _, m := range []sip.RequestMethod{sip.NOTIFY, sip.MESSAGE, sip.REFER, sip.INFO, sip.UPDATE, sip.PRACK, sip.PUBLISH} {
-		e.srv.OnRequest(m, notHere)
-	}
-	e.srv.OnNoRoute(wrap(func(req *sip.Request, tx sip.ServerTransaction) {
+	default:
 		e.respond(req, tx, 501, "Not Implemented", nil, sip.NewHeader("Allow", allow))
-	}))
+	}
 }
 
 const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE"
 
-func (e *Edge) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+func (e *Edge) onOptions(req *sip.Request, tx *txn.ServerTx) {
 	if req.To() != nil && req.To().Params.Has("tag") {
 		e.respond(req, tx, 200, "OK", nil, sip.NewHeader("Allow", allow), sip.NewHeader("Accept", "application/sdp"))
 		return

@@ -1,68 +1,48 @@
 package sipedge
 
 import (
-	"context"
-	"errors"
-	"strconv"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/switchboard/switchboard/api/metrics"
+	"github.com/switchboard/switchboard/api/sip/txn"
 	pb "github.com/switchboard/switchboard/proto"
 )
 
-// leg is one SIP dialog of a call held by this node. Commands from the call
-// grain are queued and carried out in order by the goroutine that carries
-// the leg (an inbound leg's is its INVITE's handler), so a 2xx that waits for
-// its ACK never blocks the edge actor.
+// leg is one SIP dialog of a call held by this node. It has no goroutine:
+// the call grain's commands run on the grain's goroutine, SIP on the one
+// that read it, each under the leg's lock.
 type leg struct {
-	e        *Edge
-	id       string
-	callID   string
-	srv      *sipgo.DialogServerSession // inbound leg
-	cli      *sipgo.DialogClientSession // outbound leg; written under mu once the INVITE is sent
-	cmds     chan any
-	done     chan struct{}
-	dialogID string
-	grain    atomic.Pointer[actor.PID] // the call grain, once looked up
+	e      *Edge
+	id     string
+	callID string
+	grain  atomic.Pointer[actor.PID] // the call grain, once looked up
 
 	mu          sync.Mutex
+	inv         *txn.ServerTx // inbound: the INVITE, until its final response
+	invReq      *sip.Request
+	tag         string        // inbound: our To tag
+	out         *txn.ClientTx // outbound: the INVITE, until answered
+	outReq      *sip.Request
+	dlg         *dialog
+	ack         *sip.Request  // outbound: our ACK, again for each retransmitted 2xx
+	awaitAck    *txn.ServerTx // a 2xx of ours not yet acknowledged
+	awaitSeq    uint32
 	established bool
 	ended       bool
-	ringCancel  context.CancelFunc
-	reAcks      chan uint32 // CSeq of ACKs to our re-INVITE 2xx
-	doneOnce    sync.Once
+	done        bool
+	dialogID    string // under the edge's lock
 }
 
 func (e *Edge) newLeg(id, callID string) *leg {
-	return &leg{e: e, id: id, callID: callID, cmds: make(chan any, 8), done: make(chan struct{}), reAcks: make(chan uint32, 4)}
-}
-
-func (l *leg) push(m any) {
-	select {
-	case l.cmds <- m:
-	case <-l.done:
-	}
-}
-
-// end marks the leg as ending now: a ringing outbound INVITE is cancelled at
-// once, everything else goes through the queue.
-func (l *leg) end(m *pb.LegEnd) {
-	l.mu.Lock()
-	l.ended = true
-	cancel := l.ringCancel
-	ringing := l.cli != nil && !l.established
-	l.mu.Unlock()
-	if ringing && cancel != nil {
-		cancel()
-	}
-	l.push(m)
+	return &leg{e: e, id: id, callID: callID}
 }
 
 func (l *leg) isEnded() bool {
@@ -71,32 +51,86 @@ func (l *leg) isEnded() bool {
 	return l.ended
 }
 
+// finish forgets the leg; safe to call more than once.
 func (l *leg) finish() {
-	l.doneOnce.Do(func() {
-		l.e.admit.routed(l.callID)
-		l.mu.Lock()
-		l.ended = true
+	l.mu.Lock()
+	if l.done {
 		l.mu.Unlock()
-		close(l.done)
-		// sipgo keeps the leg (through its transactions' callbacks) for
-		// 64·T1 after the call; a cached PID holds its grain and all the
-		// call's state that long.
-		l.grain.Store(nil)
-		l.e.dropLeg(l)
-	})
+		return
+	}
+	l.done, l.ended = true, true
+	l.inv, l.invReq, l.out, l.outReq = nil, nil, nil, nil
+	l.mu.Unlock()
+	l.e.admit.routed(l.callID)
+	l.e.dropLeg(l)
 }
 
 func (l *leg) report(kind pb.LegEvent_Kind, code int, body []byte) {
 	l.toGrain(&pb.LegEvent{CallId: l.callID, LegId: l.id, Kind: kind, Code: int32(code), Sdp: body})
 }
 
-// ---- inbound ------------------------------------------------------------------
-
-func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
-	if req.To() != nil && req.To().Params.Has("tag") {
-		e.onReinvite(req, tx)
+// end carries out the grain's LegEnd: a final response to an INVITE not yet
+// answered, a CANCEL of ours not yet answered, else a BYE.
+func (l *leg) end(m *pb.LegEnd) {
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
 		return
 	}
+	l.ended = true
+	switch {
+	case l.inv != nil:
+		code := int(m.Code)
+		if code < 300 {
+			code = 480
+		}
+		res := sip.NewResponseFromRequest(l.invReq, code, reasonFor(code), nil)
+		res.To().Params.Add("tag", l.tag)
+		tx := l.inv
+		l.mu.Unlock()
+		l.e.send(tx, res)
+		l.finish()
+	case l.out != nil && !l.established:
+		// The INVITE's answer (487, or a 2xx that crossed the CANCEL)
+		// finishes the leg.
+		tx := l.out
+		l.mu.Unlock()
+		tx.Cancel()
+	case l.dlg != nil:
+		l.mu.Unlock()
+		l.bye()
+	default:
+		l.mu.Unlock()
+		l.finish()
+	}
+}
+
+// bye ends the established dialog and the leg.
+func (l *leg) bye() {
+	l.mu.Lock()
+	d := l.dlg
+	var req *sip.Request
+	if d != nil {
+		req = d.request(sip.BYE, nil)
+	}
+	tx := l.awaitAck
+	l.awaitAck = nil
+	l.mu.Unlock()
+	if tx != nil {
+		tx.Acked() // no use resending a 2xx we are hanging up
+	}
+	if req != nil {
+		msgsOut.method(sip.BYE)
+		if _, err := l.e.layer.Request(req, func(res *sip.Response) { msgsIn.code(res.StatusCode) }); err != nil {
+			l.e.cfg.Log.Debug("sip: bye not sent", "leg", l.id, "err", err)
+		}
+	}
+	l.finish()
+}
+
+// ---- inbound ------------------------------------------------------------------
+
+func (e *Edge) onInvite(req *sip.Request, tx *txn.ServerTx) {
 	start := time.Now()
 	if e.cfg.Draining != nil && e.cfg.Draining() {
 		e.respond(req, tx, 503, "Service Unavailable", nil, sip.NewHeader("Retry-After", "30"))
@@ -109,6 +143,10 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if len(req.Body()) == 0 {
 		// Offerless INVITEs (offer in the ACK) are not supported.
 		e.warn(req, tx, 488, "Not Acceptable Here", "an SDP offer is required")
+		return
+	}
+	if req.Contact() == nil {
+		e.warn(req, tx, 400, "Bad Request", "an INVITE needs a Contact")
 		return
 	}
 	callID, legID := newID(), ""
@@ -136,28 +174,14 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		e.respond(req, tx, 503, "Service Unavailable", nil, sip.NewHeader("Retry-After", "5"))
 		return
 	}
-	dtx, err := e.dua.ReadInvite(req, tx)
-	if err != nil {
-		e.admit.routed(callID)
-		e.warn(req, tx, 400, "Bad Request", err.Error())
-		return
-	}
 	if legID == "" {
 		legID = callID + "-a"
 	}
 	l := e.newLeg(legID, callID)
-	l.srv = dtx
+	l.inv, l.invReq, l.tag = tx, req, sip.GenerateTagN(16)
+	l.dlg = uasDialog(req, l.tag)
 	e.addLeg(l)
-	e.bindDialog(dtx.ID, l)
-	// The callback finds the leg by id rather than holding it: sipgo keeps
-	// the transaction, and its callbacks, for 64·T1 after the call.
-	tx.OnCancel(func(*sip.Request) {
-		e.admit.routed(callID)
-		if l := e.leg(legID); l != nil {
-			l.report(pb.LegEvent_CANCELLED, 487, nil)
-			l.finish()
-		}
-	})
+	e.bindDialog(l.dlg.key(), l)
 	if action != "" && legID != callID+"-a" {
 		l.toGrain(&pb.CallControl{CallId: callID, Action: action, ByUser: from.UserID, LegId: l.id, Node: e.node(), Offer: req.Body()})
 	} else {
@@ -168,141 +192,126 @@ func (e *Edge) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			OnBehalfOf: preferredIdentity(req, from),
 		})
 	}
-	// The leg runs on the INVITE's handler: sipgo ends the transaction when
-	// the handler returns, so the handler waits for the final response (or
-	// the caller's CANCEL) anyway, and a goroutine per call would cost its
-	// start and a second stack grown as deep.
-	l.runInbound()
+	// Set after the grain has the call, so that a CANCEL already taken
+	// reaches it second.
+	tx.OnCancel(func() {
+		l.report(pb.LegEvent_CANCELLED, 487, nil)
+		l.finish()
+	})
 }
 
-func (l *leg) runInbound() {
-	for {
-		select {
-		case <-l.done:
-			return
-		case cmd := <-l.cmds:
-			switch m := cmd.(type) {
-			case *pb.LegRespond:
-				if l.respond(m) {
-					return
-				}
-			case *pb.LegEnd:
-				l.mu.Lock()
-				est := l.established
-				l.mu.Unlock()
-				if !est {
-					code := int(m.Code)
-					if code < 300 {
-						code = 480
-					}
-					_ = l.srv.Respond(code, reasonFor(code), nil)
-				} else {
-					ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
-					if err := l.srv.Bye(ctx); err != nil {
-						l.e.cfg.Log.Debug("sip: bye failed", "leg", l.id, "err", err)
-					}
-					cancel()
-				}
-				msgsOut.method(sip.BYE)
-				l.finish()
-				return
-			}
-		}
-	}
-}
-
-// sdpType is the Content-Type of every SDP body sent. sipgo never changes a
-// ContentTypeHeader (its clones share it), so one serves every message.
+// sdpType is the Content-Type of every SDP body sent. Nothing changes a
+// header once sent, so one serves every message.
 var (
 	sdpType = sip.ContentTypeHeader("application/sdp")
-	withSDP = []sip.Header{&sdpType}
 )
 
-// respond sends a response on the inbound INVITE; true when the leg is over.
-func (l *leg) respond(m *pb.LegRespond) bool {
+// respond sends the grain's response on the inbound INVITE.
+func (l *leg) respond(m *pb.LegRespond) {
 	code := int(m.Code)
-	msgsOut.code(code)
 	reason := m.Reason
 	if reason == "" {
 		reason = reasonFor(code)
 	}
-	var hdrs []sip.Header
-	if len(m.Sdp) > 0 {
-		hdrs = withSDP
+	l.mu.Lock()
+	tx, req := l.inv, l.invReq
+	if tx == nil || l.done {
+		l.mu.Unlock()
+		return
+	}
+	body := m.Sdp
+	if code >= 300 {
+		body = nil
+	}
+	res := sip.NewResponseFromRequest(req, code, reason, body)
+	res.To().Params.Add("tag", l.tag)
+	if code < 300 && code > 100 {
+		res.AppendHeader(&l.e.contact)
+	}
+	if len(body) > 0 {
+		res.AppendHeader(&sdpType)
 	}
 	switch {
 	case code < 200:
-		_ = l.srv.Respond(code, reason, m.Sdp, hdrs...)
-		return false
-	case code < 300:
-		l.mu.Lock()
-		l.established = true
 		l.mu.Unlock()
-		err := l.srv.Respond(code, reason, m.Sdp, hdrs...) // retransmits until the ACK (or a BYE) arrives
-		if err != nil && !l.isEnded() {
+		l.e.send(tx, res)
+	case code < 300:
+		l.established = true
+		l.inv, l.invReq = nil, nil
+		l.awaitAck, l.awaitSeq = tx, req.CSeq().SeqNo
+		l.mu.Unlock()
+		tx.OnNoAck(func() {
 			// No ACK: the call cannot go on (RFC 3261 13.3.1.4).
-			l.e.cfg.Log.Info("sip: no ACK for 2xx", "leg", l.id, "err", err)
-			l.report(pb.LegEvent_FAILED, 408, nil)
-		}
-		return false
+			if !l.isEnded() {
+				l.e.cfg.Log.Info("sip: no ACK for 2xx", "leg", l.id)
+				l.report(pb.LegEvent_FAILED, 408, nil)
+			}
+		})
+		l.e.send(tx, res)
 	default:
-		_ = l.srv.Respond(code, reason, nil, hdrs...)
+		l.mu.Unlock()
+		l.e.send(tx, res)
 		l.finish()
-		return true
 	}
 }
 
-func (e *Edge) onAck(req *sip.Request, tx sip.ServerTransaction) {
+// acked takes the ACK (or a request that implies it) of our 2xx with CSeq
+// seq; any seq when seq is 0.
+func (l *leg) acked(seq uint32) {
+	l.mu.Lock()
+	tx := l.awaitAck
+	if tx == nil || (seq != 0 && seq != l.awaitSeq) {
+		l.mu.Unlock()
+		return
+	}
+	l.awaitAck = nil
+	l.mu.Unlock()
+	tx.Acked()
+}
+
+func (e *Edge) onAck(req *sip.Request) {
 	l := e.inDialog(req)
 	if l == nil {
-		return // ACK to a non-2xx is absorbed by the transaction layer
-	}
-	if l.srv != nil {
-		if err := l.srv.ReadAck(req, tx); err == nil {
-			return
-		}
+		metrics.SIPDropped.WithLabelValues("stray_ack").Inc()
+		return
 	}
 	if c := req.CSeq(); c != nil {
-		select {
-		case l.reAcks <- c.SeqNo:
-		default:
-		}
+		l.acked(c.SeqNo)
 	}
 }
 
-func (e *Edge) onBye(req *sip.Request, tx sip.ServerTransaction) {
+func (e *Edge) onBye(req *sip.Request, tx *txn.ServerTx) {
 	l := e.inDialog(req)
 	if l == nil {
 		e.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
 		return
 	}
 	// A BYE can overtake the ACK of our 2xx: it confirms the dialog all the
-	// same (the ACK is implied), so it is taken whatever the dialog state.
-	// Mark the leg ended first so the 2xx sender does not report a lost ACK.
+	// same (the ACK is implied).
 	l.mu.Lock()
 	l.ended = true
+	inv, invReq := l.inv, l.invReq
 	l.mu.Unlock()
-	var err error
-	if l.srv != nil {
-		err = l.srv.ReadBye(req, tx)
-	} else {
-		err = l.cli.ReadBye(req, tx)
-	}
-	if err != nil {
-		e.respond(req, tx, 200, "OK", nil)
-	} else {
-		msgsOut.code(200)
+	l.acked(0)
+	e.respond(req, tx, 200, "OK", nil)
+	if inv != nil {
+		// A BYE in an early dialog: the INVITE ends too.
+		res := sip.NewResponseFromRequest(invReq, 487, "Request Terminated", nil)
+		res.To().Params.Add("tag", l.tag)
+		e.send(inv, res)
 	}
 	l.report(pb.LegEvent_BYE, 0, nil)
 	l.finish()
 }
 
-func (e *Edge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+func (e *Edge) onReinvite(req *sip.Request, tx *txn.ServerTx) {
 	l := e.inDialog(req)
 	if l == nil {
 		e.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
 		return
 	}
+	// A new INVITE in the dialog means its sender had our last 2xx.
+	l.acked(0)
 	r, err := e.cfg.Cluster().Request(l.callID, "call", &pb.LegReinvite{CallId: l.callID, LegId: l.id, Sdp: req.Body()})
 	res, _ := r.(*pb.LegReinviteResult)
 	if err != nil || res == nil {
@@ -316,30 +325,10 @@ func (e *Edge) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	resp := sip.NewResponseFromRequest(req, 200, "OK", res.Sdp)
 	resp.AppendHeader(&sdpType)
 	resp.AppendHeader(&e.contact)
-	msgsOut.code(200)
-	if err := tx.Respond(resp); err != nil {
-		return
-	}
-	if req.Transport() != "UDP" {
-		return
-	}
-	// Over UDP the 2xx is ours to retransmit until its ACK (RFC 6026).
-	seq := req.CSeq().SeqNo
-	wait := sip.T1
-	deadline := time.Now().Add(64 * sip.T1)
-	for time.Now().Before(deadline) {
-		select {
-		case got := <-l.reAcks:
-			if got == seq {
-				return
-			}
-		case <-l.done:
-			return
-		case <-time.After(wait):
-			_ = tx.Respond(resp)
-			wait = min(2*wait, sip.T2)
-		}
-	}
+	l.mu.Lock()
+	l.awaitAck, l.awaitSeq = tx, req.CSeq().SeqNo
+	l.mu.Unlock()
+	e.send(tx, resp)
 }
 
 // ---- outbound -------------------------------------------------------------------
@@ -350,7 +339,19 @@ func (e *Edge) originate(m *pb.LegOriginate, grain *actor.PID) {
 		l.grain.Store(grain)
 	}
 	e.addLeg(l)
-	go l.runOutbound(m)
+	req, err := e.newInvite(m)
+	if err != nil {
+		l.report(pb.LegEvent_FAILED, 404, nil)
+		l.finish()
+		return
+	}
+	if host, _, err := net.SplitHostPort(req.Destination()); err == nil {
+		if _, err := netip.ParseAddr(host); err != nil {
+			go l.dial(req) // a name to look up first: not on the grain's goroutine
+			return
+		}
+	}
+	l.dial(req)
 }
 
 // newInvite builds the INVITE of an outbound leg.
@@ -364,6 +365,10 @@ func (e *Edge) newInvite(m *pb.LegOriginate) (*sip.Request, error) {
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(from)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: m.ToUser, Host: e.cfg.Domain}})
+	callID := sip.CallIDHeader(newID() + newID())
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
+	req.AppendHeader(&e.contact)
 	if m.AssertedIdentity != "" {
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+m.AssertedIdentity+"@"+e.cfg.Domain+">"))
 	}
@@ -380,143 +385,109 @@ func (e *Edge) newInvite(m *pb.LegOriginate) (*sip.Request, error) {
 	if m.Transport != "" {
 		req.SetTransport(strings.ToUpper(m.Transport))
 	}
-	// sipgo copies the source into the ACK and BYE it builds and into
-	// every clone; unset, each copy formats it anew from the Via.
-	req.SetSource(e.addr)
 	return req, nil
 }
 
-func (l *leg) runOutbound(m *pb.LegOriginate) {
-	e := l.e
-	req, err := e.newInvite(m)
-	if err != nil {
-		l.report(pb.LegEvent_FAILED, 404, nil)
-		l.finish()
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+func (l *leg) dial(req *sip.Request) {
 	l.mu.Lock()
 	if l.ended {
 		l.mu.Unlock()
-		cancel()
 		l.finish()
 		return
 	}
-	l.ringCancel = cancel
-	l.mu.Unlock()
-	defer cancel()
-
 	msgsOut.method(sip.INVITE)
-	dtx, err := e.dua.WriteInvite(ctx, req)
+	// The lock is held across the send so that the answer, read on another
+	// goroutine, finds the transaction set.
+	tx, err := l.e.layer.Request(req, l.onResponse)
 	if err != nil {
-		e.cfg.Log.Info("sip: invite not sent", "leg", l.id, "err", err)
+		l.mu.Unlock()
+		l.e.cfg.Log.Info("sip: invite not sent", "leg", l.id, "err", err)
 		l.report(pb.LegEvent_FAILED, 503, nil)
 		l.finish()
 		return
 	}
-	l.mu.Lock() // end reads it from the grain's goroutine
-	l.cli = dtx
+	l.out, l.outReq = tx, req
 	l.mu.Unlock()
-	err = dtx.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
-		msgsIn.code(r.StatusCode)
+}
+
+// onResponse takes each response to the outbound INVITE.
+func (l *leg) onResponse(res *sip.Response) {
+	msgsIn.code(res.StatusCode)
+	code := res.StatusCode
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return
+	}
+	switch {
+	case code < 200:
+		ended := l.ended
+		l.mu.Unlock()
 		switch {
-		case r.StatusCode == 183 && len(r.Body()) > 0:
-			l.report(pb.LegEvent_EARLY, 183, r.Body())
-		case r.StatusCode > 100 && r.StatusCode < 200:
-			l.report(pb.LegEvent_RINGING, r.StatusCode, nil)
+		case ended:
+		case code == 183 && len(res.Body()) > 0:
+			l.report(pb.LegEvent_EARLY, 183, res.Body())
+		case code > 100:
+			l.report(pb.LegEvent_RINGING, code, nil)
 		}
-		return nil
-	}})
-	if err != nil {
-		var de *sipgo.ErrDialogResponse
-		switch {
-		case ctx.Err() != nil:
-			// We cancelled: the grain already knows.
-		case errors.As(err, &de):
-			l.report(pb.LegEvent_FAILED, de.Res.StatusCode, nil)
-		default:
-			l.report(pb.LegEvent_FAILED, 408, nil)
+	case code < 300:
+		if l.established || l.outReq == nil {
+			l.mu.Unlock()
+			return // a second fork's answer: not ours to take
+		}
+		l.established = true
+		l.dlg = uacDialog(l.outReq, res)
+		l.out, l.outReq = nil, nil
+		ack, ended := l.dlg.request(sip.ACK, nil), l.ended
+		l.mu.Unlock()
+		l.e.bindDialog(l.dlg.key(), l)
+		l.e.sendAck(ack) // stamps it with our Via: done before a retransmitted 2xx can find it
+		l.mu.Lock()
+		l.ack = ack
+		l.mu.Unlock()
+		if ended {
+			// The call no longer wants this branch (another one answered
+			// first, or the caller left).
+			l.bye()
+			return
+		}
+		l.report(pb.LegEvent_ANSWERED, 200, res.Body())
+	default:
+		ended := l.ended
+		l.mu.Unlock()
+		if !ended {
+			l.report(pb.LegEvent_FAILED, code, nil)
 		}
 		l.finish()
+	}
+}
+
+// onStray2xx acknowledges again a 2xx whose ACK was lost.
+func (e *Edge) onStray2xx(res *sip.Response) {
+	msgsIn.code(res.StatusCode)
+	key, ok := responseKey(res)
+	if !ok {
 		return
 	}
-	e.bindDialog(dtx.ID, l)
-	// WriteAck takes a context but uses none (the transport dials with its
-	// own): a deadline would only cost a timer.
-	_ = dtx.WriteAck(context.Background(), dialogRequest(dtx, sip.ACK))
+	e.mu.RLock()
+	l := e.dialogs[key]
+	e.mu.RUnlock()
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
-	l.established = true
-	ended := l.ended
+	ack := l.ack
 	l.mu.Unlock()
-	if ended {
-		// The call no longer wants this branch (another one answered first).
-		l.bye()
-		return
-	}
-	l.report(pb.LegEvent_ANSWERED, 200, dtx.InviteResponse.Body())
-	for {
-		select {
-		case <-l.done:
-			return
-		case cmd := <-l.cmds:
-			if _, ok := cmd.(*pb.LegEnd); ok {
-				l.bye()
-				return
-			}
-		}
+	if ack != nil {
+		e.sendAck(ack)
 	}
 }
 
-// dialogRequest builds an ACK or BYE in the answered dialog dtx: the
-// request DialogClientSession.Ack or Bye would build, header for header and
-// in the same order, without their copies of every header of the INVITE
-// and its 2xx, and of the destination formatted with fmt by each layer the
-// request passes. Those headers are shared instead: nothing changes them
-// once sent. WriteAck and WriteBye add the route set, Contact (BYE), Via
-// and CSeq number as Ack and Bye have them.
-func dialogRequest(dtx *sipgo.DialogClientSession, method sip.RequestMethod) *sip.Request {
-	inv, res := dtx.InviteRequest, dtx.InviteResponse
-	target := inv.Recipient
-	if c := res.Contact(); c != nil {
-		target = c.Address
+func (e *Edge) sendAck(ack *sip.Request) {
+	msgsOut.method(sip.ACK)
+	if err := e.layer.Send(ack); err != nil {
+		e.cfg.Log.Debug("sip: ack not sent", "err", err)
 	}
-	req := sip.NewRequest(method, target)
-	req.SipVersion = inv.SipVersion
-	maxFwd := sip.MaxForwardsHeader(70)
-	if method == sip.BYE {
-		req.AppendHeader(&maxFwd)
-	}
-	req.AppendHeader(inv.From())
-	req.AppendHeader(res.To())
-	req.AppendHeader(inv.CallID())
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: method})
-	if method == sip.ACK {
-		req.AppendHeader(&maxFwd)
-		req.AppendHeader(inv.Contact())
-		req.Laddr = inv.Laddr
-	}
-	req.SetBody(nil)
-	req.SetTransport(inv.Transport())
-	req.SetSource(inv.Source())
-	if res.GetHeader("Record-Route") == nil {
-		// Without a route set the request goes to its Request-URI.
-		port := target.Port
-		if port == 0 {
-			port = sip.DefaultPort(req.Transport())
-		}
-		req.SetDestination(target.Host + ":" + strconv.Itoa(port))
-	}
-	return req
-}
-
-func (l *leg) bye() {
-	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
-	defer cancel()
-	msgsOut.method(sip.BYE)
-	if err := l.cli.WriteBye(ctx, dialogRequest(l.cli, sip.BYE)); err != nil {
-		l.e.cfg.Log.Debug("sip: bye failed", "leg", l.id, "err", err)
-	}
-	l.finish()
 }
 
 func reasonFor(code int) string {

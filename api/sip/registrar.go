@@ -8,7 +8,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/switchboard/switchboard/api/metrics"
+	"github.com/switchboard/switchboard/api/sip/txn"
 	pb "github.com/switchboard/switchboard/proto"
 )
 
@@ -16,7 +16,7 @@ import (
 // leaves it to the registrar).
 const defaultExpires = 3600
 
-func (e *Edge) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+func (e *Edge) onRegister(req *sip.Request, tx *txn.ServerTx) {
 	to := req.To()
 	if to == nil {
 		e.warn(req, tx, 400, "Bad Request", "missing To")
@@ -120,12 +120,5 @@ func (e *Edge) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	for _, b := range last.Bindings {
 		hdrs = append(hdrs, sip.NewHeader("Contact", fmt.Sprintf("<%s>;expires=%d", b.Contact, max(b.ExpiresUnix-now, 0))))
 	}
-	metrics.SIPMessagesOut.WithLabelValues("200").Inc()
-	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-	for _, h := range hdrs {
-		res.AppendHeader(h)
-	}
-	if err := tx.Respond(res); err != nil {
-		e.cfg.Log.Debug("sip: register respond", "err", err)
-	}
+	e.respond(req, tx, 200, "OK", nil, hdrs...)
 }

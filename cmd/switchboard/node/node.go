@@ -227,14 +227,14 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		return fmt.Errorf("spawn sip actor: %w", err)
 	}
 	callDeps.Local.Store(&call.Local{Addr: nodeAddr, Media: n.mediaSvc.Handle, Edge: n.edge.Command})
-	ln, err := listenSIP(cfg.SIPAddr)
+	ln, err := n.edge.Listen(cfg.SIPAddr)
 	if err != nil {
-		return err
+		return fmt.Errorf("--sip-addr: %w", err)
 	}
-	n.sipAddr = ln
+	n.sipAddr = ln.String()
 	n.sipPublic = net.JoinHostPort(advertise, strconv.Itoa(sipPort))
 	go func() {
-		if err := n.edge.Serve(runCtx, cfg.SIPAddr); err != nil {
+		if err := n.edge.Serve(runCtx); err != nil {
 			n.log.Error("sip: serve stopped", "err", err)
 			n.ready.Store(false)
 		}
@@ -272,18 +272,6 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		}
 	}()
 	return nil
-}
-
-// listenSIP checks the SIP port is free before sipgo binds it, so a taken
-// port fails the start instead of a background goroutine.
-func listenSIP(addr string) (string, error) {
-	c, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return "", fmt.Errorf("--sip-addr %s: %w", addr, err)
-	}
-	a := c.LocalAddr().String()
-	c.Close()
-	return a, nil
 }
 
 func (n *Node) readiness() error {

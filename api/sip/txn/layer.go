@@ -1,0 +1,446 @@
+// Package txn is the edge's SIP transaction layer (RFC 3261 section 17,
+// with the Accepted states of RFC 6026) over sipgo's parser and transports.
+//
+// Every message is matched on the goroutine that read it: retransmissions
+// are absorbed (or answered with the last response) there, and only new
+// requests and new responses reach the transaction user. A finished
+// transaction keeps just its key and, where the peer may still retransmit,
+// the bytes of its last message on the wire; one timer wheel drives every
+// retransmission and timeout. Nothing here starts a goroutine per message or
+// per transaction.
+package txn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Timers of RFC 3261 (section 17.1.1.1, table 4).
+const (
+	T1 = 500 * time.Millisecond
+	T2 = 4 * time.Second
+	T4 = 5 * time.Second
+	// linger is 64·T1: timers B, D, F, H, J, L and M.
+	linger = 64 * T1
+)
+
+// ErrFinal: the transaction has sent its final response already.
+var ErrFinal = errors.New("txn: final response already sent")
+
+// Config of a layer.
+type Config struct {
+	// Host and Port are written in the Via of every request sent.
+	Host string
+	Port int
+	// OnRequest gets each new request and its server transaction; an ACK
+	// that no transaction takes (the ACK of a 2xx) comes with a nil tx. It
+	// runs on the reading goroutine: it must not block.
+	OnRequest func(req *sip.Request, tx *ServerTx)
+	// OnResponse gets responses no transaction takes: retransmitted 2xx to
+	// an INVITE, which the dialog acknowledges again. Others are dropped.
+	OnResponse func(res *sip.Response)
+	// OnDrop counts a message dropped, by reason.
+	OnDrop func(reason string)
+	// Log is the layer's logger; the transports' is TransportLog.
+	Log          *slog.Logger
+	TransportLog *slog.Logger
+	// Now, when set, is the clock, and the timers run only when the test
+	// calls advance.
+	Now func() time.Time
+}
+
+// Layer is the transaction layer of one SIP edge.
+type Layer struct {
+	cfg    Config
+	now    func() time.Time
+	parser *sip.Parser
+	tp     *sip.TransportLayer // reliable transports
+	udp    atomic.Pointer[net.UDPConn]
+	timers *wheel
+	stop   chan struct{}
+	closed sync.Once
+
+	srvMu   sync.Mutex
+	servers map[string]*ServerTx
+	cliMu   sync.Mutex
+	clients map[string]*ClientTx
+}
+
+// New builds a layer; Serve* feed it.
+func New(cfg Config) *Layer {
+	l := &Layer{cfg: cfg, now: cfg.Now, parser: sip.NewParser(), stop: make(chan struct{}),
+		servers: map[string]*ServerTx{}, clients: map[string]*ClientTx{}}
+	if cfg.Log == nil {
+		l.cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TransportLog == nil {
+		l.cfg.TransportLog = l.cfg.Log
+	}
+	if l.cfg.OnDrop == nil {
+		l.cfg.OnDrop = func(string) {}
+	}
+	var opts []sip.TransportLayerOption
+	opts = append(opts, sip.WithTransportLayerLogger(l.cfg.TransportLog))
+	l.tp = sip.NewTransportLayer(net.DefaultResolver, l.parser, nil, opts...)
+	l.tp.OnMessage(l.handle)
+	if l.now == nil {
+		l.now = time.Now
+		l.timers = newWheel(time.Now())
+		go l.timers.run(l.stop)
+	} else {
+		l.timers = newWheel(l.now())
+	}
+	return l
+}
+
+// Close stops the timers and the reliable transports.
+func (l *Layer) Close() error {
+	l.closed.Do(func() { close(l.stop) })
+	return l.tp.Close()
+}
+
+// advance runs the timers due by the test clock's now.
+func (l *Layer) advance() { l.timers.advance(l.now()) }
+
+// ServeUDP reads SIP from conn until it is closed; responses and requests
+// over UDP leave through it.
+func (l *Layer) ServeUDP(conn *net.UDPConn) error {
+	l.udp.CompareAndSwap(nil, conn)
+	buf := make([]byte, 65535)
+	for {
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("txn: read udp: %w", err)
+		}
+		data := buf[:n]
+		if len(bytes.Trim(data, "\r\n\x00")) == 0 {
+			continue // keepalive
+		}
+		msg, err := l.parser.ParseSIP(data)
+		if err != nil {
+			l.cfg.OnDrop("unparseable")
+			l.cfg.Log.Debug("sip: dropped unparseable message", "from", from, "err", err)
+			continue
+		}
+		msg.SetTransport("UDP")
+		msg.SetSource(netip.AddrPortFrom(from.Addr().Unmap(), from.Port()).String())
+		l.handle(msg)
+	}
+}
+
+// ServeTCP serves SIP over TCP connections accepted from ln.
+func (l *Layer) ServeTCP(ln net.Listener) error { return l.tp.ServeTCP(ln) }
+
+// ServeTLS serves SIP over TLS connections accepted from ln (a tls listener).
+func (l *Layer) ServeTLS(ln net.Listener) error { return l.tp.ServeTLS(ln) }
+
+func (l *Layer) handle(msg sip.Message) {
+	switch m := msg.(type) {
+	case *sip.Request:
+		l.onRequest(m)
+	case *sip.Response:
+		l.onResponse(m)
+	}
+}
+
+// ---- the wire -----------------------------------------------------------------
+
+// peer is where a transaction's messages go.
+type peer struct {
+	network string         // UDP, TCP, TLS, WS, WSS
+	addr    netip.AddrPort // UDP
+	conn    string         // reliable: the connection's remote address
+}
+
+func (p peer) reliable() bool { return p.network != "UDP" }
+
+// responsePeer is where responses to req go (RFC 3261 18.2.2, RFC 3581):
+// over UDP to the source address, and to the Via's port unless the client
+// asked for rport; over a connection, back on it.
+func responsePeer(req *sip.Request) (peer, error) {
+	p := peer{network: strings.ToUpper(req.Transport())}
+	if p.network == "" {
+		p.network = "UDP"
+	}
+	if p.reliable() {
+		p.conn = req.Source()
+		return p, nil
+	}
+	src, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return p, fmt.Errorf("txn: source %q: %w", req.Source(), err)
+	}
+	p.addr = src
+	if via := req.Via(); via != nil && !via.Params.Has("rport") {
+		port := via.Port
+		if port == 0 {
+			port = 5060
+		}
+		if port < 0 || port > 65535 {
+			return p, fmt.Errorf("txn: Via port %d", port)
+		}
+		p.addr = netip.AddrPortFrom(src.Addr(), uint16(port))
+	}
+	return p, nil
+}
+
+// requestPeer is where req goes: its destination (by default its first
+// Route's or its Request-URI's host and port). A name is looked up, which
+// blocks.
+func requestPeer(req *sip.Request) (peer, error) {
+	p := peer{network: strings.ToUpper(req.Transport())}
+	if p.reliable() {
+		return p, nil // sipgo's transport resolves and dials
+	}
+	dest := req.Destination()
+	host, ps, err := net.SplitHostPort(dest)
+	if err != nil {
+		return p, fmt.Errorf("txn: destination %q: %w", dest, err)
+	}
+	port, err := strconv.Atoi(ps)
+	if err != nil || port <= 0 || port > 65535 {
+		return p, fmt.Errorf("txn: destination %q: bad port", dest)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ips, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+		if lerr != nil || len(ips) == 0 {
+			return p, fmt.Errorf("txn: resolve %q: %w", host, lerr)
+		}
+		ip = ips[0]
+	}
+	p.addr = netip.AddrPortFrom(ip.Unmap(), uint16(port))
+	return p, nil
+}
+
+var wires = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// send puts msg on the wire to p and returns its bytes when they may be
+// sent again (over UDP).
+func (l *Layer) send(p peer, msg sip.Message) ([]byte, error) {
+	if p.reliable() {
+		var err error
+		switch m := msg.(type) {
+		case *sip.Request:
+			err = l.tp.WriteMsg(m)
+		case *sip.Response:
+			err = l.tp.WriteMsgTo(m, p.conn, p.network)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("txn: write %s: %w", p.network, err)
+		}
+		return nil, nil
+	}
+	buf := wires.Get().(*bytes.Buffer)
+	buf.Reset()
+	msg.StringWrite(buf)
+	wire := bytes.Clone(buf.Bytes())
+	wires.Put(buf)
+	return wire, l.resend(p, wire)
+}
+
+// resend writes bytes already on the wire once more.
+func (l *Layer) resend(p peer, wire []byte) error {
+	conn := l.udp.Load()
+	if conn == nil {
+		return errors.New("txn: no UDP socket")
+	}
+	if _, err := conn.WriteToUDPAddrPort(wire, p.addr); err != nil {
+		return fmt.Errorf("txn: write udp %s: %w", p.addr, err)
+	}
+	return nil
+}
+
+// ---- matching -----------------------------------------------------------------
+
+const magicCookie = "z9hG4bK"
+
+// serverKey identifies the server transaction of req (RFC 3261 17.2.3):
+// branch, sent-by and method, with an ACK matching its INVITE. Requests of
+// RFC 2543 peers (no magic cookie) fall back to the fields that identify a
+// transaction there.
+func serverKey(req *sip.Request, method sip.RequestMethod) (string, bool) {
+	via := req.Via()
+	if via == nil {
+		return "", false
+	}
+	branch, _ := via.Params.Get("branch")
+	var b strings.Builder
+	b.WriteString(string(method))
+	b.WriteByte(' ')
+	if strings.HasPrefix(branch, magicCookie) && len(branch) > len(magicCookie) {
+		b.WriteString(branch)
+	} else {
+		cseq, callID, from := req.CSeq(), req.CallID(), req.From()
+		if cseq == nil || callID == nil || from == nil {
+			return "", false
+		}
+		tag, _ := from.Params.Get("tag")
+		b.WriteString(callID.Value())
+		b.WriteByte(' ')
+		b.WriteString(tag)
+		b.WriteByte(' ')
+		b.WriteString(strconv.FormatUint(uint64(cseq.SeqNo), 10))
+	}
+	b.WriteByte(' ')
+	b.WriteString(via.Host)
+	b.WriteByte(':')
+	b.WriteString(strconv.Itoa(via.Port))
+	return b.String(), true
+}
+
+// clientKey identifies the client transaction a response belongs to: the
+// branch we put in its top Via and the CSeq method (RFC 3261 17.1.3).
+func clientKey(branch string, method sip.RequestMethod) string {
+	return string(method) + " " + branch
+}
+
+func (l *Layer) onRequest(req *sip.Request) {
+	method := req.Method
+	if req.IsAck() {
+		method = sip.INVITE
+	}
+	key, ok := serverKey(req, method)
+	if !ok {
+		// Unmatchable (no Via, say): the transaction user refuses it, and
+		// nothing is kept.
+		if req.IsAck() {
+			l.cfg.OnDrop("invalid_ack")
+			return
+		}
+		p, err := responsePeer(req)
+		if err != nil {
+			l.cfg.OnDrop("unroutable")
+			return
+		}
+		l.cfg.OnRequest(req, &ServerTx{l: l, req: req, to: p, invite: req.IsInvite()})
+		return
+	}
+	l.srvMu.Lock()
+	tx := l.servers[key]
+	l.srvMu.Unlock()
+	if tx != nil {
+		if req.IsAck() {
+			if tx.ack() {
+				return
+			}
+			// The ACK of a 2xx that reused its INVITE's branch: the
+			// dialog's to take.
+			l.cfg.OnRequest(req, nil)
+			return
+		}
+		tx.retransmitted()
+		return
+	}
+	if req.IsAck() {
+		l.cfg.OnRequest(req, nil)
+		return
+	}
+	p, err := responsePeer(req)
+	if err != nil {
+		l.cfg.OnDrop("unroutable")
+		return
+	}
+	tx = &ServerTx{l: l, key: key, req: req, to: p, invite: req.IsInvite()}
+	l.srvMu.Lock()
+	if prev := l.servers[key]; prev != nil {
+		// Another reader took the same request first.
+		l.srvMu.Unlock()
+		prev.retransmitted()
+		return
+	}
+	l.servers[key] = tx
+	l.srvMu.Unlock()
+	if req.IsCancel() {
+		l.onCancel(req, tx)
+		return
+	}
+	l.cfg.OnRequest(req, tx)
+}
+
+// onCancel answers a CANCEL of a pending INVITE (200, then 487 to the
+// INVITE, RFC 3261 9.2); one that matches nothing goes to the user.
+func (l *Layer) onCancel(req *sip.Request, tx *ServerTx) {
+	key, ok := serverKey(req, sip.INVITE)
+	var inv *ServerTx
+	if ok {
+		l.srvMu.Lock()
+		inv = l.servers[key]
+		l.srvMu.Unlock()
+	}
+	if inv == nil {
+		l.cfg.OnRequest(req, tx)
+		return
+	}
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	inv.cancel()
+}
+
+func (l *Layer) forget(key string, tx *ServerTx) {
+	if key == "" {
+		return
+	}
+	l.srvMu.Lock()
+	if l.servers[key] == tx {
+		delete(l.servers, key)
+	}
+	l.srvMu.Unlock()
+}
+
+func (l *Layer) onResponse(res *sip.Response) {
+	via, cseq := res.Via(), res.CSeq()
+	if via == nil || cseq == nil {
+		l.cfg.OnDrop("invalid_response")
+		return
+	}
+	branch, _ := via.Params.Get("branch")
+	key := clientKey(branch, cseq.MethodName)
+	l.cliMu.Lock()
+	tx := l.clients[key]
+	l.cliMu.Unlock()
+	if tx != nil {
+		tx.receive(res)
+		return
+	}
+	if cseq.MethodName == sip.INVITE && res.IsSuccess() && l.cfg.OnResponse != nil {
+		l.cfg.OnResponse(res)
+		return
+	}
+	l.cfg.OnDrop("stray_response")
+}
+
+func (l *Layer) dropClient(key string, tx *ClientTx) {
+	l.cliMu.Lock()
+	if l.clients[key] == tx {
+		delete(l.clients, key)
+	}
+	l.cliMu.Unlock()
+}
+
+// Pending is how many transactions the layer holds (server, client).
+func (l *Layer) Pending() (servers, clients int) {
+	l.srvMu.Lock()
+	servers = len(l.servers)
+	l.srvMu.Unlock()
+	l.cliMu.Lock()
+	clients = len(l.clients)
+	l.cliMu.Unlock()
+	return servers, clients
+}
