@@ -25,19 +25,18 @@ type ClientTx struct {
 	to     peer
 	wire   []byte // the request, to retransmit (UDP only)
 	// onResponse gets each provisional and the final response, on the
-	// reading goroutine; a timeout or transport failure comes as a 408 or
-	// 503 of our own (RFC 3261 8.1.3.1).
+	// reading goroutine; a timeout comes as a 408 of our own (RFC 3261
+	// 8.1.3.1). A request that cannot be sent at all is Request's error.
 	onResponse func(*sip.Response)
 
-	mu          sync.Mutex
-	state       clientState
-	gen         uint32
-	interval    time.Duration
-	deadline    time.Time
-	cancelWhen  bool   // cancel once a provisional response arrives
-	cancelled   bool   // CANCEL sent
-	ack         []byte // our ACK of a non-2xx final
-	ackReliable bool
+	mu         sync.Mutex
+	state      clientState
+	gen        uint32
+	interval   time.Duration
+	deadline   time.Time
+	cancelWhen bool   // cancel once a provisional response arrives
+	cancelled  bool   // CANCEL sent
+	ack        []byte // our ACK of a non-2xx final
 }
 
 // Request sends req in a new client transaction: a Via of ours with a new

@@ -469,6 +469,37 @@ func TestClientCancelNoop(t *testing.T) {
 	h.quiet()
 }
 
+// TestLayerSend: Send puts a request on the wire outside any transaction
+// (the ACK of a 2xx): the first time with a Via of ours, then unchanged; it
+// is never resent and no transaction is kept.
+func TestLayerSend(t *testing.T) {
+	h := newHarness(t)
+	base := h.clock.Now()
+	ack := h.newRequest(sip.ACK)
+	if err := h.l.Send(ack); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	first := h.expectRequest(sip.ACK)
+	via := first.Via()
+	if via == nil || via.Host != "127.0.0.1" || via.Port != int(h.addr.Port()) ||
+		!strings.HasPrefix(branchOf(first), magicCookie) || !via.Params.Has("rport") {
+		t.Fatalf("Via %v, want ours with a branch and rport", via)
+	}
+	if err := h.l.Send(ack); err != nil {
+		t.Fatalf("Send again: %v", err)
+	}
+	again := h.expectRequest(sip.ACK)
+	if n := len(again.GetHeaders("Via")); n != 1 || again.Via().Value() != via.Value() {
+		t.Errorf("resent with Vias %v, want the first one only", again.GetHeaders("Via"))
+	}
+	if _, c := h.pending(); c != 0 {
+		t.Errorf("Pending clients = %d, want 0", c)
+	}
+	if sent := h.timeline(base, 1, 70, isRequest(sip.ACK)); sent != nil {
+		t.Errorf("resent by the layer at %v·T1", sent)
+	}
+}
+
 // TestLayerRealClock: without Config.Now the layer runs its own wheel: a
 // request to a silent peer is resent after about T1.
 func TestLayerRealClock(t *testing.T) {

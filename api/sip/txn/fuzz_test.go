@@ -176,7 +176,9 @@ func FuzzHandle(f *testing.F) {
 			}
 		}
 		inv.Cancel()
-		for range 3 * int(linger/wheelTick) {
+		// Every timer started by now: 64·T1 is the longest (H, J, L, D, B,
+		// and the INVITE's after its CANCEL); T4 (timer I) is shorter.
+		for range int((linger + T1) / wheelTick) {
 			clock.add(wheelTick)
 			l.advance()
 		}

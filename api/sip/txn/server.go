@@ -59,6 +59,9 @@ func (tx *ServerTx) respondLocked(res *sip.Response) error {
 	}
 	wire, err := tx.l.send(tx.to, res)
 	if err != nil {
+		// A transport error ends the transaction (RFC 3261 17.2.4): its
+		// peer is gone, or was never reachable.
+		tx.terminateLocked()
 		return err
 	}
 	if to := res.To(); tx.invite && to != nil && tx.tag == "" {

@@ -302,6 +302,15 @@ func TestServerAckWithoutTransaction(t *testing.T) {
 			t.Fatalf("OnRequest got %s with tx %v, want the ACK with a nil tx", ack.req.StartLine(), ack.tx)
 		}
 	})
+	t.Run("the INVITE's branch after Acked is absorbed", func(t *testing.T) {
+		h := newHarness(t)
+		r := h.newInvite()
+		respond(t, r.tx, r.req, 200, "uas-1")
+		h.expectResponse(200)
+		r.tx.Acked() // the dialog has its ACK: a retransmission is nobody's
+		h.send(h.raw(request{method: "ACK", branch: branch1, cseqMethod: "ACK", toTag: "uas-1"}))
+		h.quiet()
+	})
 	t.Run("ACK before any final is dropped", func(t *testing.T) {
 		h := newHarness(t)
 		h.newInvite()
@@ -627,4 +636,46 @@ func TestServerRFC2543Key(t *testing.T) {
 		t.Error("a new CSeq matched the old transaction")
 	}
 	h.quiet()
+}
+
+// TestServerRespondSendFailure: when a final response cannot be sent, the
+// transaction must not stay forever (RFC 3261 17.2.4: on a transport error
+// the server transaction informs the TU and MUST move to Terminated). Here
+// the layer has no UDP socket, so every send fails; the TU learns it from
+// Respond's error, and nothing else will ever end the transaction.
+func TestServerRespondSendFailure(t *testing.T) {
+	for _, tc := range []struct {
+		method string
+		code   int
+	}{
+		{"OPTIONS", 200},
+		{"INVITE", 486},
+		{"INVITE", 200},
+	} {
+		t.Run(fmt.Sprint(tc.method, " ", tc.code), func(t *testing.T) {
+			clock := newFakeClock()
+			var got received
+			l := New(Config{Host: "127.0.0.1", Port: 5060, Now: clock.Now,
+				OnRequest: func(req *sip.Request, tx *ServerTx) { got = received{req, tx} }})
+			defer l.Close()
+			// No ServeUDP: feed the datagram as its reader would.
+			feedUDP(l, []byte(tc.method+" sip:bob@127.0.0.1 SIP/2.0\r\n"+
+				"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-fail\r\n"+
+				"From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 "+tc.method+"\r\n"+
+				"Content-Length: 0\r\n\r\n"), netip.MustParseAddrPort("127.0.0.1:5070"))
+			if got.tx == nil {
+				t.Fatal("OnRequest got nothing")
+			}
+			if err := got.tx.Respond(response(got.req, tc.code, "x", "uas-1")); err == nil {
+				t.Fatal("Respond succeeded with no socket")
+			}
+			for range int(2 * linger / wheelTick) {
+				clock.add(wheelTick)
+				l.advance()
+			}
+			if s, _ := l.Pending(); s != 0 {
+				t.Errorf("Pending servers = %d 128·T1 after a final that could not be sent, want 0", s)
+			}
+		})
+	}
 }
