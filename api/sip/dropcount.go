@@ -7,10 +7,11 @@ import (
 	"github.com/switchboard/switchboard/api/metrics"
 )
 
-// parseFailures wraps the transport layer's logger: sipgo drops a message it
-// cannot parse and only logs it (with the whole datagram, at error level).
-// This counts those drops in /metrics and logs them at debug, so garbage on
-// the wire cannot flood the log.
+// parseFailures wraps the logger of sipgo's stream transports (TCP, TLS):
+// sipgo drops a message it cannot parse and only logs it (with the whole
+// message, at error level). This counts those drops in /metrics and logs
+// them at debug, so garbage on the wire cannot flood the log. Over UDP the
+// transaction layer reads, and counts, itself.
 type parseFailures struct{ next slog.Handler }
 
 // sipgo's message for an unparseable datagram or stream message
