@@ -29,7 +29,8 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
-	// sipgo's goroutine per message starts with a stack it need not grow.
+	// A new call's goroutine and the actor workers start with a stack they
+	// need not grow.
 	stackfloor.Hold(stackfloor.Holders, stackfloor.HoldKiB)
 	cfg, err := parseFlags(os.Args[1:], os.Getenv)
 	if err != nil {

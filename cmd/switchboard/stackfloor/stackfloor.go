@@ -3,10 +3,10 @@
 // Go starts a goroutine with the average stack in use at the last GC
 // (GODEBUG adaptivestackstart). In a node that average is set by idle
 // goroutines parked a few frames deep (worker pools, socket readers), so it
-// sits at the 2 KB minimum. sipgo starts a goroutine for every SIP message
-// and every transaction timer, and each one then grows 2→4→8→16 KB, copying
-// its stack at every step: 8% of the node's CPU at 1000 calls/s
-// (bench/RESULTS.md). Goroutines parked with deep stacks move the average up,
+// sits at the 2 KB minimum. A goroutine that walks a call's deep stacks (a
+// new INVITE's, an actor worker's) then grows 2→4→8→16 KB, copying its stack
+// at every step: 8% of the node's CPU at 1000 calls/s when sipgo started one
+// per SIP message, a few percent since (bench/RESULTS.md). Goroutines parked with deep stacks move the average up,
 // so the new ones start large enough and never copy. The average counts every
 // goroutine: with 300 holders of 20 KiB, new goroutines start at 32 KiB while
 // fewer than ~100 others run, 16 KiB with a few hundred (a node setting up
