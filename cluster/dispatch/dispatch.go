@@ -1,6 +1,6 @@
 // Package dispatch runs actor mailboxes on goroutines that live on after a
 // run. protoactor's default dispatcher starts a new goroutine each time an
-// idle mailbox gets a message; a call's messages walk deep stacks (sipgo,
+// idle mailbox gets a message; a call's messages walk deep stacks (SIP,
 // protobuf, SDP), so each fresh 8 KiB stack was grown by copying, several
 // times per message: an eighth of the node's CPU under setup load
 // (bench/RESULTS.md). A worker that stays keeps the stack it grew.
