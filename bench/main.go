@@ -189,18 +189,30 @@ func concurrentRuns(ctx context.Context, n *node, dir string, targets []string, 
 	return out, nil
 }
 
-// ladderRatios: switchboard's clean setup rate over each peer's.
+// ladderRatios: switchboard's clean setup rate, and its rate without
+// failed calls, over each peer's.
 func ladderRatios(ls []ladderResult) map[string]float64 {
 	r := map[string]float64{}
-	var sb float64
+	var sb, sbNoFail float64
 	for _, l := range ls {
 		if l.Target == "switchboard" {
 			sb = l.CleanRate
 		}
 	}
 	for _, l := range ls {
-		if l.Target != "switchboard" && l.CleanRate > 0 {
+		if l.Target == "switchboard" {
+			sbNoFail = l.NoFailRate
+		}
+	}
+	for _, l := range ls {
+		if l.Target == "switchboard" {
+			continue
+		}
+		if l.CleanRate > 0 {
 			r["switchboard/"+l.Target+" clean setup rate"] = sb / l.CleanRate
+		}
+		if l.NoFailRate > 0 {
+			r["switchboard/"+l.Target+" setup rate without failed calls"] = sbNoFail / l.NoFailRate
 		}
 	}
 	return r
@@ -239,13 +251,16 @@ func concurrentRatios(rs []concurrentResult) map[string]float64 {
 
 func printLadders(ls []ladderResult, ratios map[string]float64) {
 	fmt.Println()
-	fmt.Printf("%-12s %18s %26s %16s\n", "target", "highest clean /s", "setup p99 at half (ms)", "target RSS MiB")
-	for _, l := range ls {
-		clean := strconv.FormatFloat(l.CleanRate, 'f', 0, 64)
-		if l.Capped {
-			clean = "≥ " + clean
+	fmt.Printf("%-12s %18s %20s %26s %16s\n", "target", "highest clean /s", "without failures /s", "setup p99 at half (ms)", "target RSS MiB")
+	rate := func(r float64, capped bool) string {
+		s := strconv.FormatFloat(r, 'f', 0, 64)
+		if capped {
+			s = "≥ " + s
 		}
-		fmt.Printf("%-12s %18s %18.1f @ %4.0f/s %16.1f\n", l.Target, clean, l.P99AtHalf, l.HalfRate, float64(l.TargetRSS)/1024)
+		return s
+	}
+	for _, l := range ls {
+		fmt.Printf("%-12s %18s %20s %18.1f @ %4.0f/s %16.1f\n", l.Target, rate(l.CleanRate, l.Capped), rate(l.NoFailRate, l.NoFailCapped), l.P99AtHalf, l.HalfRate, float64(l.TargetRSS)/1024)
 	}
 	printRatios(ratios)
 }
