@@ -42,8 +42,8 @@ type LineUpdate struct {
 }
 
 type subscription struct {
-	mu        sync.Mutex // NOTIFYs leave in CSeq and version order
-	id        string     // dialog key
+	mu        sync.Mutex
+	id        string // dialog key
 	line      string
 	entity    string
 	callID    string
@@ -57,6 +57,8 @@ type subscription struct {
 	cseq      uint32
 	version   int
 	expires   time.Time
+	sending   bool       // a NOTIFY is out, not yet answered
+	next      *lampState // the newest state waiting for it
 }
 
 func eventPackage(req *sip.Request) string {
@@ -226,11 +228,34 @@ func (e *Edge) subscriptions(line string) []*subscription {
 	return out
 }
 
-// notify sends one NOTIFY with the full dialog state of the line. A
-// subscriber that answers 481, 5xx or not at all loses the subscription.
+// notify sends the line's state to the subscriber: at once when no NOTIFY
+// of the subscription is pending, else after the pending one is answered
+// (RFC 6665 4.1.2.1: a subscriber may refuse a NOTIFY that overtakes an
+// earlier one). States that queue meanwhile collapse into the newest, which
+// holds the full state anyway.
 func (e *Edge) notify(s *subscription, calls []LineCall, final bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	if s.sending {
+		final = final || s.next != nil && s.next.final
+		s.next = &lampState{calls: calls, final: final}
+		s.mu.Unlock()
+		return
+	}
+	s.sending = true
+	s.mu.Unlock()
+	e.sendNotify(s, lampState{calls: calls, final: final})
+}
+
+// lampState is a NOTIFY waiting for the one before it.
+type lampState struct {
+	calls []LineCall
+	final bool
+}
+
+// sendNotify sends one NOTIFY with the full dialog state of the line. A
+// subscriber that answers 481, 5xx or not at all loses the subscription.
+func (e *Edge) sendNotify(s *subscription, st lampState) {
+	s.mu.Lock()
 	s.cseq++
 	s.version++
 	req := sip.NewRequest(sip.NOTIFY, s.target)
@@ -245,25 +270,45 @@ func (e *Edge) notify(s *subscription, calls []LineCall, final bool) {
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: s.cseq, MethodName: sip.NOTIFY})
 	req.AppendHeader(sip.NewHeader("Event", "dialog"))
 	state := fmt.Sprintf("active;expires=%d", max(int(time.Until(s.expires).Seconds()), 0))
-	if final {
+	if st.final {
 		state = "terminated;reason=timeout"
 	}
 	req.AppendHeader(sip.NewHeader("Subscription-State", state))
 	req.AppendHeader(&e.contact)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/dialog-info+xml"))
-	req.SetBody(DialogInfo(s.entity, s.version, calls))
+	req.SetBody(DialogInfo(s.entity, s.version, st.calls))
 	req.SetDestination(s.dest)
 	req.SetTransport(s.transport)
+	s.mu.Unlock()
 	msgsOut.method(sip.NOTIFY)
 	_, err := e.layer.Request(req, func(res *sip.Response) {
+		if res.StatusCode < 200 {
+			return
+		}
 		msgsIn.code(res.StatusCode)
 		if res.StatusCode == 481 || res.StatusCode >= 500 || res.StatusCode == 408 {
 			e.dropSubscription(s)
 		}
+		// The answer came on the reader: the next NOTIFY may have to
+		// open a connection.
+		go e.notifyNext(s)
 	})
 	if err != nil {
 		e.cfg.Log.Debug("sip: notify not sent", "line", s.line, "err", err)
 		e.dropSubscription(s)
+		e.notifyNext(s)
+	}
+}
+
+// notifyNext sends the state that waited for the last NOTIFY, if any.
+func (e *Edge) notifyNext(s *subscription) {
+	s.mu.Lock()
+	next := s.next
+	s.next = nil
+	s.sending = next != nil
+	s.mu.Unlock()
+	if next != nil {
+		e.sendNotify(s, *next)
 	}
 }
 

@@ -308,16 +308,17 @@ func (e *Edge) respond(req *sip.Request, tx *txn.ServerTx, code int, reason stri
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
-	e.send(tx, res)
+	_ = e.send(tx, res)
 }
 
 // send sends res in tx and counts it.
-func (e *Edge) send(tx *txn.ServerTx, res *sip.Response) {
+func (e *Edge) send(tx *txn.ServerTx, res *sip.Response) error {
 	if err := tx.Respond(res); err != nil {
 		e.cfg.Log.Debug("sip: respond failed", "code", res.StatusCode, "err", err)
-		return
+		return err
 	}
 	msgsOut.code(res.StatusCode)
+	return nil
 }
 
 func (e *Edge) refuse(req *sip.Request, tx *txn.ServerTx, r *validate.Refusal) {

@@ -37,6 +37,7 @@ type leg struct {
 	awaitSeq    uint32
 	established bool
 	ended       bool
+	byeOnAck    bool // the grain ended the call while our 2xx awaits its ACK
 	done        bool
 	dialogID    string // under the edge's lock
 }
@@ -61,6 +62,9 @@ func (l *leg) finish() {
 	l.done, l.ended = true, true
 	l.inv, l.invReq, l.out, l.outReq = nil, nil, nil, nil
 	l.mu.Unlock()
+	// A cached PID holds its grain and all the call's state; a transaction
+	// may hold the leg a while after the call.
+	l.grain.Store(nil)
 	l.e.admit.routed(l.callID)
 	l.e.dropLeg(l)
 }
@@ -88,7 +92,7 @@ func (l *leg) end(m *pb.LegEnd) {
 		res.To().Params.Add("tag", l.tag)
 		tx := l.inv
 		l.mu.Unlock()
-		l.e.send(tx, res)
+		_ = l.e.send(tx, res)
 		l.finish()
 	case l.out != nil && !l.established:
 		// The INVITE's answer (487, or a 2xx that crossed the CANCEL)
@@ -96,6 +100,9 @@ func (l *leg) end(m *pb.LegEnd) {
 		tx := l.out
 		l.mu.Unlock()
 		tx.Cancel()
+	case l.outReq != nil && !l.established:
+		// The INVITE is on its way out (dial): dial cancels it.
+		l.mu.Unlock()
 	case l.dlg != nil:
 		l.mu.Unlock()
 		l.bye()
@@ -105,25 +112,32 @@ func (l *leg) end(m *pb.LegEnd) {
 	}
 }
 
-// bye ends the established dialog and the leg.
+// bye ends the established dialog and the leg. While a 2xx of ours awaits
+// its ACK, the BYE waits for it (RFC 3261 section 15): the 2xx may have been
+// lost, and its caller is owed it.
 func (l *leg) bye() {
 	l.mu.Lock()
-	d := l.dlg
+	if l.done {
+		l.mu.Unlock()
+		return
+	}
+	if l.awaitAck != nil {
+		l.byeOnAck = true
+		l.mu.Unlock()
+		return
+	}
 	var req *sip.Request
-	if d != nil {
-		req = d.request(sip.BYE, nil)
+	if l.dlg != nil {
+		req = l.dlg.request(sip.BYE, nil)
 	}
-	tx := l.awaitAck
-	l.awaitAck = nil
 	l.mu.Unlock()
-	if tx != nil {
-		tx.Acked() // no use resending a 2xx we are hanging up
-	}
 	if req != nil {
 		msgsOut.method(sip.BYE)
-		if _, err := l.e.layer.Request(req, func(res *sip.Response) { msgsIn.code(res.StatusCode) }); err != nil {
-			l.e.cfg.Log.Debug("sip: bye not sent", "leg", l.id, "err", err)
-		}
+		l.e.offReader(req, func() {
+			if _, err := l.e.layer.Request(req, func(res *sip.Response) { msgsIn.code(res.StatusCode) }); err != nil {
+				l.e.cfg.Log.Debug("sip: bye not sent", "leg", l.id, "err", err)
+			}
+		})
 	}
 	l.finish()
 }
@@ -179,6 +193,7 @@ func (e *Edge) onInvite(req *sip.Request, tx *txn.ServerTx) {
 	}
 	l := e.newLeg(legID, callID)
 	l.inv, l.invReq, l.tag = tx, req, sip.GenerateTagN(16)
+	tx.SetTag(l.tag)
 	l.dlg = uasDialog(req, l.tag)
 	e.addLeg(l)
 	e.bindDialog(l.dlg.key(), l)
@@ -234,24 +249,42 @@ func (l *leg) respond(m *pb.LegRespond) {
 	switch {
 	case code < 200:
 		l.mu.Unlock()
-		l.e.send(tx, res)
+		// A provisional lost is no loss: the final may yet get through.
+		_ = l.e.send(tx, res)
 	case code < 300:
 		l.established = true
 		l.inv, l.invReq = nil, nil
 		l.awaitAck, l.awaitSeq = tx, req.CSeq().SeqNo
 		l.mu.Unlock()
-		tx.OnNoAck(func() {
-			// No ACK: the call cannot go on (RFC 3261 13.3.1.4).
-			if !l.isEnded() {
-				l.e.cfg.Log.Info("sip: no ACK for 2xx", "leg", l.id)
-				l.report(pb.LegEvent_FAILED, 408, nil)
-			}
-		})
-		l.e.send(tx, res)
+		tx.OnNoAck(l.noAck)
+		if l.e.send(tx, res) != nil {
+			// The caller cannot be reached (its connection is gone): the
+			// call cannot go on.
+			l.report(pb.LegEvent_FAILED, 408, nil)
+			l.finish()
+		}
 	default:
 		l.mu.Unlock()
-		l.e.send(tx, res)
+		_ = l.e.send(tx, res)
 		l.finish()
+	}
+}
+
+// noAck: our 2xx went unacknowledged for 64·T1 (RFC 3261 13.3.1.4). The
+// session ends with a BYE: at once if the grain asked for it, else once
+// the grain hears the call failed and ends the leg.
+func (l *leg) noAck() {
+	l.mu.Lock()
+	l.awaitAck = nil
+	bye, ended := l.byeOnAck, l.ended
+	l.mu.Unlock()
+	if bye {
+		l.bye()
+		return
+	}
+	if !ended {
+		l.e.cfg.Log.Info("sip: no ACK for 2xx", "leg", l.id)
+		l.report(pb.LegEvent_FAILED, 408, nil)
 	}
 }
 
@@ -265,8 +298,12 @@ func (l *leg) acked(seq uint32) {
 		return
 	}
 	l.awaitAck = nil
+	bye := l.byeOnAck
 	l.mu.Unlock()
 	tx.Acked()
+	if bye {
+		l.bye()
+	}
 }
 
 func (e *Edge) onAck(req *sip.Request) {
@@ -290,6 +327,7 @@ func (e *Edge) onBye(req *sip.Request, tx *txn.ServerTx) {
 	// same (the ACK is implied).
 	l.mu.Lock()
 	l.ended = true
+	l.byeOnAck = false // their BYE ends the dialog: ours is not needed
 	inv, invReq := l.inv, l.invReq
 	l.mu.Unlock()
 	l.acked(0)
@@ -298,7 +336,7 @@ func (e *Edge) onBye(req *sip.Request, tx *txn.ServerTx) {
 		// A BYE in an early dialog: the INVITE ends too.
 		res := sip.NewResponseFromRequest(invReq, 487, "Request Terminated", nil)
 		res.To().Params.Add("tag", l.tag)
-		e.send(inv, res)
+		_ = e.send(inv, res)
 	}
 	l.report(pb.LegEvent_BYE, 0, nil)
 	l.finish()
@@ -328,7 +366,14 @@ func (e *Edge) onReinvite(req *sip.Request, tx *txn.ServerTx) {
 	l.mu.Lock()
 	l.awaitAck, l.awaitSeq = tx, req.CSeq().SeqNo
 	l.mu.Unlock()
-	e.send(tx, resp)
+	tx.OnNoAck(func() {
+		l.mu.Lock()
+		if l.awaitAck == tx {
+			l.awaitAck = nil
+		}
+		l.mu.Unlock()
+	})
+	_ = e.send(tx, resp)
 }
 
 // ---- outbound -------------------------------------------------------------------
@@ -345,13 +390,10 @@ func (e *Edge) originate(m *pb.LegOriginate, grain *actor.PID) {
 		l.finish()
 		return
 	}
-	if host, _, err := net.SplitHostPort(req.Destination()); err == nil {
-		if _, err := netip.ParseAddr(host); err != nil {
-			go l.dial(req) // a name to look up first: not on the grain's goroutine
-			return
-		}
-	}
-	l.dial(req)
+	l.mu.Lock()
+	l.outReq = req
+	l.mu.Unlock()
+	e.offReader(req, func() { l.dial(req) })
 }
 
 // newInvite builds the INVITE of an outbound leg.
@@ -388,26 +430,29 @@ func (e *Edge) newInvite(m *pb.LegOriginate) (*sip.Request, error) {
 	return req, nil
 }
 
+// dial sends the INVITE. A LegEnd that came while it went out cancels it.
 func (l *leg) dial(req *sip.Request) {
-	l.mu.Lock()
-	if l.ended {
-		l.mu.Unlock()
+	if l.isEnded() {
 		l.finish()
 		return
 	}
 	msgsOut.method(sip.INVITE)
-	// The lock is held across the send so that the answer, read on another
-	// goroutine, finds the transaction set.
 	tx, err := l.e.layer.Request(req, l.onResponse)
 	if err != nil {
-		l.mu.Unlock()
 		l.e.cfg.Log.Info("sip: invite not sent", "leg", l.id, "err", err)
 		l.report(pb.LegEvent_FAILED, 503, nil)
 		l.finish()
 		return
 	}
-	l.out, l.outReq = tx, req
+	l.mu.Lock()
+	cancel := l.ended && !l.established
+	if !l.established && !l.done {
+		l.out = tx
+	}
 	l.mu.Unlock()
+	if cancel {
+		tx.Cancel()
+	}
 }
 
 // onResponse takes each response to the outbound INVITE.
@@ -438,12 +483,20 @@ func (l *leg) onResponse(res *sip.Response) {
 		l.established = true
 		l.dlg = uacDialog(l.outReq, res)
 		l.out, l.outReq = nil, nil
-		ack, ended := l.dlg.request(sip.ACK, nil), l.ended
-		l.mu.Unlock()
+		l.ack = l.dlg.request(sip.ACK, nil)
+		l.e.layer.Stamp(l.ack) // its Via now: a retransmitted 2xx resends it as is
+		// Bound before the lock goes, so that a LegEnd now finds the
+		// dialog to end and unbinds it.
 		l.e.bindDialog(l.dlg.key(), l)
-		l.e.sendAck(ack) // stamps it with our Via: done before a retransmitted 2xx can find it
-		l.mu.Lock()
-		l.ack = ack
+		ack, ended := l.ack, l.ended
+		// The ACK leaves before anything else in the dialog (a BYE of a
+		// LegEnd waits for the lock).
+		msgsOut.method(sip.ACK)
+		l.e.offReader(ack, func() {
+			if err := l.e.layer.Send(ack); err != nil {
+				l.e.cfg.Log.Debug("sip: ack not sent", "leg", l.id, "err", err)
+			}
+		})
 		l.mu.Unlock()
 		if ended {
 			// The call no longer wants this branch (another one answered
@@ -476,18 +529,28 @@ func (e *Edge) onStray2xx(res *sip.Response) {
 		return
 	}
 	l.mu.Lock()
-	ack := l.ack
-	l.mu.Unlock()
-	if ack != nil {
-		e.sendAck(ack)
+	defer l.mu.Unlock()
+	if l.ack != nil {
+		msgsOut.method(sip.ACK)
+		ack := l.ack
+		e.offReader(ack, func() { _ = e.layer.Send(ack) })
 	}
 }
 
-func (e *Edge) sendAck(ack *sip.Request) {
-	msgsOut.method(sip.ACK)
-	if err := e.layer.Send(ack); err != nil {
-		e.cfg.Log.Debug("sip: ack not sent", "err", err)
+// offReader runs send, which puts req on the wire, at once when that
+// cannot block: over UDP to an address. A name to look up or a connection
+// to open takes a goroutine, so that neither the reader nor a grain waits
+// on it.
+func (e *Edge) offReader(req *sip.Request, send func()) {
+	if strings.EqualFold(req.Transport(), "UDP") {
+		if host, _, err := net.SplitHostPort(req.Destination()); err == nil {
+			if _, err := netip.ParseAddr(host); err == nil {
+				send()
+				return
+			}
+		}
 	}
+	go send()
 }
 
 func reasonFor(code int) string {

@@ -60,6 +60,10 @@ func (l *Layer) Send(req *sip.Request) error {
 	return err
 }
 
+// Stamp puts our Via on a request to be sent with Send, so that sending it
+// again does not change it.
+func (l *Layer) Stamp(req *sip.Request) { l.stamp(req) }
+
 // stamp puts our Via, with a new branch, on top of req, and a Max-Forwards
 // if it has none.
 func (l *Layer) stamp(req *sip.Request) string {
@@ -81,6 +85,10 @@ func (l *Layer) start(req *sip.Request, branch string, onResponse func(*sip.Resp
 	if err != nil {
 		return nil, err
 	}
+	return l.startTo(req, branch, p, onResponse)
+}
+
+func (l *Layer) startTo(req *sip.Request, branch string, p peer, onResponse func(*sip.Response)) (*ClientTx, error) {
 	if onResponse == nil {
 		onResponse = func(*sip.Response) {}
 	}
@@ -112,10 +120,12 @@ func (tx *ClientTx) armLocked(d time.Duration) {
 	tx.l.timers.after(tx.l.now(), d, tx, tx.gen)
 }
 
+// goneLocked ends the transaction. It lets go of the request and the
+// user's callback: the wheel may hold the transaction a while yet.
 func (tx *ClientTx) goneLocked() {
 	tx.state = gone
 	tx.gen++
-	tx.wire, tx.ack = nil, nil
+	tx.req, tx.wire, tx.ack, tx.onResponse = nil, nil, nil, nil
 	tx.l.dropClient(tx.key, tx)
 }
 
@@ -127,11 +137,15 @@ func (tx *ClientTx) expire(gen uint32) {
 	}
 	now := tx.l.now()
 	if tx.state == finished || !now.Before(tx.deadline) {
-		timedOut := tx.state != finished
+		var timeout *sip.Response
+		cb := tx.onResponse
+		if tx.state != finished {
+			timeout = sip.NewResponseFromRequest(tx.req, 408, "Request Timeout", nil)
+		}
 		tx.goneLocked()
 		tx.mu.Unlock()
-		if timedOut {
-			tx.onResponse(sip.NewResponseFromRequest(tx.req, 408, "Request Timeout", nil))
+		if timeout != nil {
+			cb(timeout)
 		}
 		return
 	}
@@ -164,6 +178,7 @@ func (tx *ClientTx) receive(res *sip.Response) {
 		return
 	}
 	code := res.StatusCode
+	cb := tx.onResponse
 	switch {
 	case code < 200:
 		if tx.state == calling {
@@ -187,7 +202,7 @@ func (tx *ClientTx) receive(res *sip.Response) {
 		tx.goneLocked()
 	}
 	tx.mu.Unlock()
-	tx.onResponse(res)
+	cb(res)
 }
 
 // ackLocked acknowledges a non-2xx final to our INVITE (RFC 3261 17.1.1.3)
@@ -220,7 +235,7 @@ func (tx *ClientTx) ackLocked(res *sip.Response) {
 	}
 	tx.state = finished
 	tx.ack = wire
-	tx.wire = nil
+	tx.req, tx.wire, tx.onResponse = nil, nil, nil // only the ACK is needed now
 	tx.armLocked(linger)
 }
 
@@ -262,7 +277,8 @@ func (tx *ClientTx) sendCancelLocked() {
 	c.SetTransport(inv.Transport())
 	c.SetDestination(inv.Destination())
 	branch, _ := via.Params.Get("branch")
-	if _, err := tx.l.start(c, branch, nil); err != nil {
+	// To where the INVITE went (RFC 3261 9.1), with no new lookup.
+	if _, err := tx.l.startTo(c, branch, tx.to, nil); err != nil {
 		tx.l.cfg.Log.Debug("sip: cancel not sent", "err", err)
 	}
 	// Timer B again: the INVITE's final answer is due within 64·T1.

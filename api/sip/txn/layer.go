@@ -34,6 +34,9 @@ const (
 	T4 = 5 * time.Second
 	// linger is 64·T1: timers B, D, F, H, J, L and M.
 	linger = 64 * T1
+	// trying is how long an INVITE may wait for its first response before
+	// the layer sends 100 Trying (RFC 3261 17.2.1).
+	trying = 200 * time.Millisecond
 )
 
 // ErrFinal: the transaction has sent its final response already.
@@ -368,6 +371,11 @@ func (l *Layer) onRequest(req *sip.Request) {
 	}
 	l.servers[key] = tx
 	l.srvMu.Unlock()
+	if tx.invite {
+		tx.mu.Lock()
+		tx.armLocked(trying) // a 100 Trying if the user is slow to answer
+		tx.mu.Unlock()
+	}
 	if req.IsCancel() {
 		l.onCancel(req, tx)
 		return
@@ -389,7 +397,11 @@ func (l *Layer) onCancel(req *sip.Request, tx *ServerTx) {
 		l.cfg.OnRequest(req, tx)
 		return
 	}
-	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	if tag := inv.toTag(); tag != "" {
+		res.To().Params.Add("tag", tag) // the INVITE's, as its 487 has (RFC 3261 9.2)
+	}
+	_ = tx.Respond(res)
 	inv.cancel()
 }
 

@@ -59,9 +59,13 @@ func (tx *ServerTx) respondLocked(res *sip.Response) error {
 	}
 	wire, err := tx.l.send(tx.to, res)
 	if err != nil {
-		// A transport error ends the transaction (RFC 3261 17.2.4): its
-		// peer is gone, or was never reachable.
-		tx.terminateLocked()
+		// A transport error on a final response ends the transaction (RFC
+		// 3261 17.2.4): its peer is gone, or was never reachable. One on a
+		// provisional does not: the request's retransmissions must still
+		// be absorbed, and the final may yet get through.
+		if res.StatusCode >= 200 {
+			tx.terminateLocked()
+		}
 		return err
 	}
 	if to := res.To(); tx.invite && to != nil && tx.tag == "" {
@@ -120,6 +124,11 @@ func (tx *ServerTx) expire(gen uint32) {
 	var noAck func()
 	now := tx.l.now()
 	switch {
+	case tx.state == proceeding:
+		// The INVITE's 200 ms: nothing sent yet, the user is slow.
+		if tx.last == nil && tx.req != nil {
+			_ = tx.respondLocked(sip.NewResponseFromRequest(tx.req, 100, "Trying", nil))
+		}
 	case (tx.state == accepted || tx.state == completed && tx.invite) && now.Before(tx.deadline):
 		if tx.last != nil {
 			_ = tx.l.resend(tx.to, tx.last)
@@ -219,6 +228,23 @@ func (tx *ServerTx) OnCancel(f func()) {
 	tx.mu.Unlock()
 }
 
+// SetTag names the To tag of this INVITE's responses before any is sent,
+// so that a 487 the layer sends for a CANCEL, and the CANCEL's 200, carry
+// it too.
+func (tx *ServerTx) SetTag(tag string) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.tag == "" {
+		tx.tag = tag
+	}
+}
+
+func (tx *ServerTx) toTag() string {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.tag
+}
+
 // cancel ends a pending INVITE with 487 (RFC 3261 9.2).
 func (tx *ServerTx) cancel() {
 	tx.mu.Lock()
@@ -237,12 +263,4 @@ func (tx *ServerTx) cancel() {
 	if f != nil {
 		f()
 	}
-}
-
-// Request is the request this transaction answers, until its final
-// response.
-func (tx *ServerTx) Request() *sip.Request {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	return tx.req
 }

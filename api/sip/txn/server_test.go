@@ -51,9 +51,6 @@ func TestServerNewRequest(t *testing.T) {
 			if string(r.req.Method) != tc.method || r.tx == nil {
 				t.Fatalf("OnRequest got %s (tx %v)", r.req.StartLine(), r.tx != nil)
 			}
-			if r.tx.Request() != r.req {
-				t.Errorf("tx.Request() is not the request OnRequest got")
-			}
 			if s, _ := h.pending(); s != 1 {
 				t.Errorf("Pending servers = %d, want 1", s)
 			}
@@ -677,5 +674,77 @@ func TestServerRespondSendFailure(t *testing.T) {
 				t.Errorf("Pending servers = %d 128·T1 after a final that could not be sent, want 0", s)
 			}
 		})
+	}
+}
+
+// TestServerTrying: an INVITE the user has not answered within 200 ms gets a
+// 100 Trying from the layer (RFC 3261 17.2.1); one answered sooner does not.
+func TestServerTrying(t *testing.T) {
+	for _, answered := range []bool{false, true} {
+		t.Run(fmt.Sprint("answered before 200 ms: ", answered), func(t *testing.T) {
+			h := newHarness(t)
+			r := h.newInvite()
+			base := h.clock.Now()
+			if answered {
+				respond(t, r.tx, r.req, 180, "uas-1")
+				h.expectResponse(180)
+			}
+			h.elapseTo(base.Add(trying - wheelTick))
+			h.quiet()
+			h.elapseTo(base.Add(trying + wheelTick))
+			if answered {
+				h.quiet()
+				return
+			}
+			h.expectResponse(100)
+			h.elapseTo(base.Add(2 * trying))
+			h.quiet() // once
+		})
+	}
+}
+
+// TestServerCancelTag: the To tag the user named with SetTag is the one the
+// CANCEL's 200 and the INVITE's 487 carry, though no response was sent yet.
+func TestServerCancelTag(t *testing.T) {
+	h := newHarness(t)
+	r := h.newInvite()
+	r.tx.SetTag("leg-tag")
+	h.send(h.raw(request{method: "CANCEL", branch: branch1}))
+	if got := toTag(h.expectResponse(200)); got != "leg-tag" {
+		t.Errorf("the CANCEL's 200 has To tag %q, want the INVITE's", got)
+	}
+	if got := toTag(h.expectResponse(487)); got != "leg-tag" {
+		t.Errorf("the 487 has To tag %q, want leg-tag", got)
+	}
+}
+
+// TestServerProvisionalSendFailure: a provisional that cannot be sent leaves
+// the INVITE's transaction in place (its retransmissions must not start a
+// second call); the final that cannot be sent ends it.
+func TestServerProvisionalSendFailure(t *testing.T) {
+	clock := newFakeClock()
+	var reqs int
+	var got received
+	l := New(Config{Host: "127.0.0.1", Port: 5060, Now: clock.Now,
+		OnRequest: func(req *sip.Request, tx *ServerTx) { reqs++; got = received{req, tx} }})
+	defer l.Close()
+	invite := []byte("INVITE sip:bob@127.0.0.1 SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-prov\r\n" +
+		"From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n" +
+		"Content-Length: 0\r\n\r\n")
+	src := netip.MustParseAddrPort("127.0.0.1:5070")
+	feedUDP(l, invite, src)
+	if err := got.tx.Respond(response(got.req, 180, "Ringing", "uas-1")); err == nil {
+		t.Fatal("Respond succeeded with no socket")
+	}
+	feedUDP(l, invite, src)
+	if reqs != 1 {
+		t.Fatalf("the INVITE reached the user %d times, want once", reqs)
+	}
+	if err := got.tx.Respond(response(got.req, 486, "Busy Here", "uas-1")); err == nil {
+		t.Fatal("Respond succeeded with no socket")
+	}
+	if s, _ := l.Pending(); s != 0 {
+		t.Errorf("Pending servers = %d after a final that could not be sent, want 0", s)
 	}
 }
