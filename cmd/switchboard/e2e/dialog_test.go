@@ -109,3 +109,84 @@ func TestRTPTimeoutEndsCall(t *testing.T) {
 		}
 	}
 }
+
+// A callee who hangs up while the caller has not acknowledged our 200 gets
+// the call ended, but the caller's BYE waits for the ACK (RFC 3261 section
+// 15): the 200 may have been lost, and the caller is owed it. The 200 keeps
+// coming until then.
+func TestByeWaitsForAck(t *testing.T) {
+	s := startNode(t, nil)
+	s.user("bob", "1002", "bob-secret", "+14155550102")
+	if code := s.api("POST", "/v1/trunks", "", map[string]any{"id": "c", "address": "127.0.0.2:5999", "inbound_cidrs": []string{"127.0.0.2/32"}}, nil); code != 201 {
+		t.Fatalf("trunk: %d", code)
+	}
+	bob := s.phone("bob", "bob-secret", func(c *sipphone.Config) { c.AutoAnswerOn = true })
+	s.registered(bob)
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	to, _ := net.ResolveUDPAddr("udp", s.n.SIPAddr())
+	from := conn.LocalAddr().(*net.UDPAddr)
+	if _, err := conn.WriteToUDP([]byte(rawInvite(to, from, "+14155550102", carrierSDP)), to); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65535)
+	read := func(d time.Duration) (string, bool) {
+		_ = conn.SetReadDeadline(time.Now().Add(d))
+		n, _, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			return "", false
+		}
+		return string(buf[:n]), true
+	}
+	var ok string
+	for ok == "" {
+		msg, got := read(5 * time.Second)
+		if !got {
+			t.Fatal("no 200 to the INVITE")
+		}
+		if strings.HasPrefix(msg, "SIP/2.0 200") {
+			ok = msg
+		}
+	}
+	b := recvCall(t, bob)
+	if err := b.Hangup(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// Two seconds without an ACK: 200s (T1, 2T1, 4T1 apart), no BYE.
+	oks, until := 0, time.Now().Add(2*time.Second)
+	for time.Now().Before(until) {
+		msg, got := read(time.Until(until))
+		if !got {
+			break
+		}
+		if strings.HasPrefix(msg, "BYE ") {
+			t.Fatal("BYE sent before the 200 was acknowledged")
+		}
+		if strings.HasPrefix(msg, "SIP/2.0 200") {
+			oks++
+		}
+	}
+	if oks == 0 {
+		t.Fatal("the 200 was not retransmitted while its ACK was missing")
+	}
+	ack := fmt.Sprintf("ACK %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-ack-%d\r\nMax-Forwards: 70\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+		strings.Trim(header(ok, "Contact"), "<>"), from, time.Now().UnixNano(), header(ok, "From"), header(ok, "To"), header(ok, "Call-ID"))
+	if _, err := conn.WriteToUDP([]byte(ack), to); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		msg, got := read(3 * time.Second)
+		if !got {
+			t.Fatal("no BYE after the ACK")
+		}
+		if strings.HasPrefix(msg, "BYE ") {
+			if header(msg, "Call-ID") != header(ok, "Call-ID") {
+				t.Fatalf("BYE of another dialog: %q", header(msg, "Call-ID"))
+			}
+			return
+		}
+	}
+}
