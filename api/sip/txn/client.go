@@ -208,26 +208,11 @@ func (tx *ClientTx) receive(res *sip.Response) {
 // ackLocked acknowledges a non-2xx final to our INVITE (RFC 3261 17.1.1.3)
 // and keeps the ACK for the response's retransmissions (timer D).
 func (tx *ClientTx) ackLocked(res *sip.Response) {
-	inv := tx.req
-	ack := sip.NewRequest(sip.ACK, inv.Recipient)
-	ack.SipVersion = inv.SipVersion
-	if via := inv.Via(); via != nil {
-		ack.AppendHeader(via)
+	to := res.To()
+	if to == nil {
+		to = tx.req.To()
 	}
-	for _, h := range inv.GetHeaders("Route") {
-		ack.AppendHeader(h)
-	}
-	mf := sip.MaxForwardsHeader(70)
-	ack.AppendHeader(&mf)
-	ack.AppendHeader(inv.From())
-	if to := res.To(); to != nil {
-		ack.AppendHeader(to)
-	}
-	ack.AppendHeader(inv.CallID())
-	ack.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.ACK})
-	ack.SetBody(nil)
-	ack.SetTransport(inv.Transport())
-	ack.SetDestination(inv.Destination())
+	ack := sameHop(tx.req, sip.ACK, to)
 	wire, _ := tx.l.send(tx.to, ack)
 	if tx.to.reliable() {
 		tx.goneLocked()
@@ -259,23 +244,8 @@ func (tx *ClientTx) Cancel() {
 
 func (tx *ClientTx) sendCancelLocked() {
 	tx.cancelled = true
-	inv := tx.req
-	c := sip.NewRequest(sip.CANCEL, inv.Recipient)
-	c.SipVersion = inv.SipVersion
-	via := inv.Via()
-	c.AppendHeader(via)
-	for _, h := range inv.GetHeaders("Route") {
-		c.AppendHeader(h)
-	}
-	mf := sip.MaxForwardsHeader(70)
-	c.AppendHeader(&mf)
-	c.AppendHeader(inv.From())
-	c.AppendHeader(inv.To())
-	c.AppendHeader(inv.CallID())
-	c.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
-	c.SetBody(nil)
-	c.SetTransport(inv.Transport())
-	c.SetDestination(inv.Destination())
+	c := sameHop(tx.req, sip.CANCEL, tx.req.To())
+	via := c.Via()
 	branch, _ := via.Params.Get("branch")
 	// To where the INVITE went (RFC 3261 9.1), with no new lookup.
 	if _, err := tx.l.startTo(c, branch, tx.to, nil); err != nil {
@@ -284,4 +254,28 @@ func (tx *ClientTx) sendCancelLocked() {
 	// Timer B again: the INVITE's final answer is due within 64·T1.
 	tx.deadline = tx.l.now().Add(linger)
 	tx.armLocked(linger)
+}
+
+// sameHop builds the request that goes where the INVITE inv went, in its
+// transaction's branch: the ACK of a non-2xx (RFC 3261 17.1.1.3) or a
+// CANCEL (9.1). Its headers are the INVITE's, shared.
+func sameHop(inv *sip.Request, method sip.RequestMethod, to *sip.ToHeader) *sip.Request {
+	req := sip.NewRequest(method, inv.Recipient)
+	req.SipVersion = inv.SipVersion
+	if via := inv.Via(); via != nil {
+		req.AppendHeader(via)
+	}
+	for _, h := range inv.GetHeaders("Route") {
+		req.AppendHeader(h)
+	}
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	req.AppendHeader(inv.From())
+	req.AppendHeader(to)
+	req.AppendHeader(inv.CallID())
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: method})
+	req.SetBody(nil)
+	req.SetTransport(inv.Transport())
+	req.SetDestination(inv.Destination())
+	return req
 }

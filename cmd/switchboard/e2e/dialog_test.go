@@ -22,23 +22,31 @@ func header(msg, name string) string {
 	return ""
 }
 
-// The 200 to an INVITE is retransmitted until the ACK comes; a BYE that
-// overtakes the ACK is taken all the same and ends the call.
-func TestRetransmitted2xxAndByeBeforeAck(t *testing.T) {
-	s := startNode(t, nil)
+// carrierToBob starts a node where bob (1002, +14155550102) is registered
+// with a phone set up by mod, and a trunk's carrier on 127.0.0.2 whose raw
+// socket is conn: to is the node's SIP address, from the carrier's.
+func carrierToBob(t *testing.T, mod func(*sipphone.Config)) (s *sys, bob *sipphone.Phone, conn *net.UDPConn, to, from *net.UDPAddr) {
+	t.Helper()
+	s = startNode(t, nil)
 	s.user("bob", "1002", "bob-secret", "+14155550102")
 	if code := s.api("POST", "/v1/trunks", "", map[string]any{"id": "c", "address": "127.0.0.2:5999", "inbound_cidrs": []string{"127.0.0.2/32"}}, nil); code != 201 {
 		t.Fatalf("trunk: %d", code)
 	}
-	bob := s.phone("bob", "bob-secret", func(c *sipphone.Config) { c.AutoAnswerOn = true })
+	bob = s.phone("bob", "bob-secret", mod)
 	s.registered(bob)
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	to, _ := net.ResolveUDPAddr("udp", s.n.SIPAddr())
-	from := conn.LocalAddr().(*net.UDPAddr)
+	t.Cleanup(func() { conn.Close() })
+	to, _ = net.ResolveUDPAddr("udp", s.n.SIPAddr())
+	return s, bob, conn, to, conn.LocalAddr().(*net.UDPAddr)
+}
+
+// The 200 to an INVITE is retransmitted until the ACK comes; a BYE that
+// overtakes the ACK is taken all the same and ends the call.
+func TestRetransmitted2xxAndByeBeforeAck(t *testing.T) {
+	_, bob, conn, to, from := carrierToBob(t, func(c *sipphone.Config) { c.AutoAnswerOn = true })
 	invite := rawInvite(to, from, "+14155550102", carrierSDP)
 	if _, err := conn.WriteToUDP([]byte(invite), to); err != nil {
 		t.Fatal(err)
@@ -115,20 +123,7 @@ func TestRTPTimeoutEndsCall(t *testing.T) {
 // 15): the 200 may have been lost, and the caller is owed it. The 200 keeps
 // coming until then.
 func TestByeWaitsForAck(t *testing.T) {
-	s := startNode(t, nil)
-	s.user("bob", "1002", "bob-secret", "+14155550102")
-	if code := s.api("POST", "/v1/trunks", "", map[string]any{"id": "c", "address": "127.0.0.2:5999", "inbound_cidrs": []string{"127.0.0.2/32"}}, nil); code != 201 {
-		t.Fatalf("trunk: %d", code)
-	}
-	bob := s.phone("bob", "bob-secret", func(c *sipphone.Config) { c.AutoAnswerOn = true })
-	s.registered(bob)
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	to, _ := net.ResolveUDPAddr("udp", s.n.SIPAddr())
-	from := conn.LocalAddr().(*net.UDPAddr)
+	_, bob, conn, to, from := carrierToBob(t, func(c *sipphone.Config) { c.AutoAnswerOn = true })
 	if _, err := conn.WriteToUDP([]byte(rawInvite(to, from, "+14155550102", carrierSDP)), to); err != nil {
 		t.Fatal(err)
 	}

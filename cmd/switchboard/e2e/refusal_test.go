@@ -38,20 +38,7 @@ func readFinal(t *testing.T, conn *net.UDPConn) string {
 
 // An offer with no usable audio codec is refused with 488 before anybody rings.
 func TestNoUsableCodec488(t *testing.T) {
-	s := startNode(t, nil)
-	s.user("bob", "1002", "bob-secret", "+14155550102")
-	if code := s.api("POST", "/v1/trunks", "", map[string]any{"id": "c", "address": "127.0.0.2:5999", "inbound_cidrs": []string{"127.0.0.2/32"}}, nil); code != 201 {
-		t.Fatalf("trunk: %d", code)
-	}
-	bob := s.phone("bob", "bob-secret", nil)
-	s.registered(bob)
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	to, _ := net.ResolveUDPAddr("udp", s.n.SIPAddr())
-	from := conn.LocalAddr().(*net.UDPAddr)
+	_, bob, conn, to, from := carrierToBob(t, nil)
 	for name, sdp := range map[string]string{
 		"video only":      "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=video 4000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n",
 		"dtmf only":       "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 101\r\na=rtpmap:101 telephone-event/8000\r\n",
