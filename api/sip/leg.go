@@ -348,8 +348,16 @@ func (e *Edge) onReinvite(req *sip.Request, tx *txn.ServerTx) {
 		e.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
 		return
 	}
-	// A new INVITE in the dialog means its sender had our last 2xx.
+	// A new INVITE in the dialog means its sender had our last 2xx (and a
+	// BYE that waited for its ACK may end the dialog now).
 	l.acked(0)
+	l.mu.Lock()
+	done := l.done
+	l.mu.Unlock()
+	if done {
+		e.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
 	r, err := e.cfg.Cluster().Request(l.callID, "call", &pb.LegReinvite{CallId: l.callID, LegId: l.id, Sdp: req.Body()})
 	res, _ := r.(*pb.LegReinviteResult)
 	if err != nil || res == nil {
