@@ -141,6 +141,7 @@ func (e *Edge) Listen(addr string) (net.Addr, error) {
 		return nil, fmt.Errorf("sip: listen tcp %s: %w", addr, err)
 	}
 	e.udp, e.tcp = udp, tcp
+	e.layer.UseUDP(udp) // a grain or a lamp may send before Serve reads
 	return bound, nil
 }
 

@@ -21,7 +21,7 @@ func benchLayer(b *testing.B, onRequest func(*sip.Request, *ServerTx)) (*Layer, 
 		b.Fatal(err)
 	}
 	l := New(Config{Host: "127.0.0.1", Port: conn.LocalAddr().(*net.UDPAddr).Port, OnRequest: onRequest})
-	l.udp.Store(conn)
+	l.UseUDP(conn)
 	b.Cleanup(func() { l.Close(); conn.Close(); sink.Close() })
 	return l, sink
 }

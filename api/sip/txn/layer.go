@@ -117,6 +117,10 @@ func (l *Layer) Close() error {
 // advance runs the timers due by the test clock's now.
 func (l *Layer) advance() { l.timers.advance(l.now()) }
 
+// UseUDP names the socket that messages over UDP leave by, before any is
+// served (ServeUDP names its own when none is).
+func (l *Layer) UseUDP(conn *net.UDPConn) { l.udp.CompareAndSwap(nil, conn) }
+
 // ServeUDP reads SIP from conn until it is closed; responses and requests
 // over UDP leave through it.
 func (l *Layer) ServeUDP(conn *net.UDPConn) error {
