@@ -101,6 +101,7 @@ type Edge struct {
 	mu      sync.RWMutex
 	legs    map[string]*leg          // leg id -> leg
 	dialogs map[string]*leg          // dialog key -> leg
+	forks   map[string]*leg          // Call-ID and From tag of our INVITE -> its leg
 	subs    map[string]*subscription // dialog key -> busy lamp subscription
 	active  atomic.Int64             // legs up, for drain
 	admit   *admission               // new calls waiting for their grain
@@ -111,7 +112,7 @@ func New(cfg Config) (*Edge, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	e := &Edge{cfg: cfg, legs: map[string]*leg{}, dialogs: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(maxRouting)}
+	e := &Edge{cfg: cfg, legs: map[string]*leg{}, dialogs: map[string]*leg{}, forks: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(maxRouting)}
 	e.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "switchboard", Host: cfg.Host, Port: cfg.Port}}
 	e.layer = txn.New(txn.Config{
 		Host: cfg.Host, Port: cfg.Port, Log: cfg.Log,
@@ -257,12 +258,24 @@ func (e *Edge) bindDialog(id string, l *leg) {
 	e.mu.Unlock()
 }
 
+// bindFork files an outbound leg under its INVITE's Call-ID and From tag:
+// the answers of other forks carry those and a To tag of their own.
+func (e *Edge) bindFork(key string, l *leg) {
+	e.mu.Lock()
+	e.forks[key] = l
+	l.forkKey = key
+	e.mu.Unlock()
+}
+
 func (e *Edge) dropLeg(l *leg) {
 	e.mu.Lock()
 	_, ok := e.legs[l.id]
 	delete(e.legs, l.id)
 	if l.dialogID != "" {
 		delete(e.dialogs, l.dialogID)
+	}
+	if l.forkKey != "" {
+		delete(e.forks, l.forkKey)
 	}
 	e.mu.Unlock()
 	if ok {

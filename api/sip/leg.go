@@ -31,6 +31,7 @@ type leg struct {
 	tag         string        // inbound: our To tag
 	out         *txn.ClientTx // outbound: the INVITE, until answered
 	outReq      *sip.Request
+	invite      *sip.Request // outbound: the INVITE, for the answers of other forks
 	dlg         *dialog
 	ack         *sip.Request  // outbound: our ACK, again for each retransmitted 2xx
 	awaitAck    *txn.ServerTx // a 2xx of ours not yet acknowledged
@@ -40,6 +41,7 @@ type leg struct {
 	byeOnAck    bool // the grain ended the call while our 2xx awaits its ACK
 	done        bool
 	dialogID    string // under the edge's lock
+	forkKey     string // under the edge's lock
 }
 
 func (e *Edge) newLeg(id, callID string) *leg {
@@ -60,7 +62,7 @@ func (l *leg) finish() {
 		return
 	}
 	l.done, l.ended = true, true
-	l.inv, l.invReq, l.out, l.outReq = nil, nil, nil, nil
+	l.inv, l.invReq, l.out, l.outReq, l.invite = nil, nil, nil, nil, nil
 	l.mu.Unlock()
 	// A cached PID holds its grain and all the call's state; a transaction
 	// may hold the leg a while after the call.
@@ -399,8 +401,9 @@ func (e *Edge) originate(m *pb.LegOriginate, grain *actor.PID) {
 		return
 	}
 	l.mu.Lock()
-	l.outReq = req
+	l.outReq, l.invite = req, req
 	l.mu.Unlock()
+	e.bindFork(req.CallID().Value()+"\x00"+req.From().Params.GetOr("tag", ""), l)
 	e.offReader(req, func() { l.dial(req) })
 }
 
@@ -485,8 +488,12 @@ func (l *leg) onResponse(res *sip.Response) {
 		}
 	case code < 300:
 		if l.established || l.outReq == nil {
+			first := l.dlg
 			l.mu.Unlock()
-			return // a second fork's answer: not ours to take
+			if key, ok := responseKey(res); ok && first != nil && key != first.key() {
+				l.otherFork(res)
+			}
+			return
 		}
 		l.established = true
 		l.dlg = uacDialog(l.outReq, res)
@@ -532,8 +539,12 @@ func (e *Edge) onStray2xx(res *sip.Response) {
 	}
 	e.mu.RLock()
 	l := e.dialogs[key]
+	fork := e.forks[res.CallID().Value()+"\x00"+res.From().Params.GetOr("tag", "")]
 	e.mu.RUnlock()
 	if l == nil {
+		if fork != nil {
+			fork.otherFork(res)
+		}
 		return
 	}
 	l.mu.Lock()
@@ -543,6 +554,29 @@ func (e *Edge) onStray2xx(res *sip.Response) {
 		ack := l.ack
 		e.offReader(ack, func() { _ = e.layer.Send(ack) })
 	}
+}
+
+// otherFork ends the dialog a second fork of our INVITE answered, after
+// the first answer took the call: ACK, then BYE (RFC 3261 13.2.2.4).
+func (l *leg) otherFork(res *sip.Response) {
+	l.mu.Lock()
+	inv := l.invite
+	l.mu.Unlock()
+	if inv == nil {
+		return
+	}
+	d := uacDialog(inv, res)
+	ack, bye := d.request(sip.ACK, nil), d.request(sip.BYE, nil)
+	msgsOut.method(sip.ACK)
+	msgsOut.method(sip.BYE)
+	l.e.offReader(ack, func() {
+		if err := l.e.layer.Send(ack); err != nil {
+			l.e.cfg.Log.Debug("sip: ack of another fork not sent", "leg", l.id, "err", err)
+		}
+		if _, err := l.e.layer.Request(bye, nil); err != nil {
+			l.e.cfg.Log.Debug("sip: bye of another fork not sent", "leg", l.id, "err", err)
+		}
+	})
 }
 
 // offReader runs send, which puts req on the wire, at once when that

@@ -185,3 +185,82 @@ func TestByeWaitsForAck(t *testing.T) {
 		}
 	}
 }
+
+// When our INVITE forks and two branches answer, the call takes the first
+// answer; the second is acknowledged and hung up at once (RFC 3261
+// 13.2.2.4), so that nobody sits on a dead line.
+func TestSecondForkAnswerIsHungUp(t *testing.T) {
+	s := startNode(t, nil)
+	s.user("alice", "1001", "alice-secret", "+14155550101")
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	carrier := conn.LocalAddr().(*net.UDPAddr)
+	if code := s.api("POST", "/v1/trunks", "", map[string]any{"id": "c", "address": carrier.String(), "inbound_cidrs": []string{"127.0.0.2/32"}, "outbound": true}, nil); code != 201 {
+		t.Fatalf("trunk: %d", code)
+	}
+	alice := s.phone("alice", "alice-secret", nil)
+	s.registered(alice)
+	go func() { _, _ = alice.Dial(ctxT(t, 10*time.Second), "+14155559999", nil) }()
+
+	buf := make([]byte, 65535)
+	read := func(d time.Duration) (string, *net.UDPAddr) {
+		_ = conn.SetReadDeadline(time.Now().Add(d))
+		n, from, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			return "", nil
+		}
+		return string(buf[:n]), from
+	}
+	var invite string
+	var node *net.UDPAddr
+	for invite == "" {
+		msg, from := read(5 * time.Second)
+		if from == nil {
+			t.Fatal("no INVITE at the carrier")
+		}
+		if strings.HasPrefix(msg, "INVITE ") {
+			invite, node = msg, from
+		}
+	}
+	answer := func(tag string) {
+		ok := fmt.Sprintf("SIP/2.0 200 OK\r\nVia: %s\r\nFrom: %s\r\nTo: %s;tag=%s\r\nCall-ID: %s\r\nCSeq: %s\r\nContact: <sip:%s@%s>\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s",
+			header(invite, "Via"), header(invite, "From"), header(invite, "To"), tag, header(invite, "Call-ID"), header(invite, "CSeq"), tag, carrier, len(carrierSDP), carrierSDP)
+		if _, err := conn.WriteToUDP([]byte(ok), node); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answer("fork1")
+	time.Sleep(50 * time.Millisecond) // the first answer is first
+	answer("fork2")
+
+	acked, byes := map[string]bool{}, map[string]bool{}
+	until := time.Now().Add(3 * time.Second)
+	for time.Now().Before(until) && !(acked["fork1"] && acked["fork2"] && byes["fork2"]) {
+		msg, _ := read(time.Until(until))
+		tag := ""
+		if _, after, ok := strings.Cut(header(msg, "To"), "tag="); ok {
+			tag, _, _ = strings.Cut(after, ";")
+		}
+		switch {
+		case strings.HasPrefix(msg, "ACK "):
+			acked[tag] = true
+		case strings.HasPrefix(msg, "BYE "):
+			byes[tag] = true
+			resp := fmt.Sprintf("SIP/2.0 200 OK\r\nVia: %s\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %s\r\nContent-Length: 0\r\n\r\n",
+				header(msg, "Via"), header(msg, "From"), header(msg, "To"), header(msg, "Call-ID"), header(msg, "CSeq"))
+			_, _ = conn.WriteToUDP([]byte(resp), node)
+		}
+	}
+	if !acked["fork1"] || !acked["fork2"] {
+		t.Errorf("ACKs to %v, want both answers acknowledged", acked)
+	}
+	if !byes["fork2"] {
+		t.Error("the second fork's answer was not hung up")
+	}
+	if byes["fork1"] {
+		t.Error("the answer that took the call was hung up")
+	}
+}
