@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -262,5 +265,86 @@ func TestSecondForkAnswerIsHungUp(t *testing.T) {
 	}
 	if byes["fork1"] {
 		t.Error("the answer that took the call was hung up")
+	}
+}
+
+// readStream reads one SIP message from a stream: headers to the blank
+// line, then Content-Length bytes of body.
+func readStream(t *testing.T, r *bufio.Reader) string {
+	t.Helper()
+	var head strings.Builder
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v (after %q)", err, head.String())
+		}
+		if line == "\r\n" && head.Len() == 0 {
+			continue // a keepalive
+		}
+		head.WriteString(line)
+		if line == "\r\n" {
+			break
+		}
+	}
+	msg := head.String()
+	n, _ := strconv.Atoi(header(msg, "Content-Length"))
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return msg + string(body)
+}
+
+// A carrier that speaks SIP over TCP: its INVITE is answered on its
+// connection, and its ACK and BYE on the same connection end the call.
+func TestCallOverTCP(t *testing.T) {
+	_, bob, _, to, _ := carrierToBob(t, func(c *sipphone.Config) { c.AutoAnswerOn = true })
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 2 * time.Second}
+	conn, err := d.Dial("tcp", to.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	la := conn.LocalAddr().(*net.TCPAddr)
+	invite := strings.Replace(rawInvite(to, &net.UDPAddr{IP: la.IP, Port: la.Port}, "+14155550102", carrierSDP), "SIP/2.0/UDP", "SIP/2.0/TCP", 1)
+	if _, err := io.WriteString(conn, invite); err != nil {
+		t.Fatal(err)
+	}
+	var ok string
+	for ok == "" {
+		msg := readStream(t, r)
+		if strings.HasPrefix(msg, "SIP/2.0 200") {
+			ok = msg
+		} else if !strings.HasPrefix(msg, "SIP/2.0 1") {
+			t.Fatalf("INVITE over TCP: %q", firstLine(msg))
+		}
+	}
+	b := recvCall(t, bob)
+	for _, m := range []string{"ACK", "BYE"} {
+		cseq := "1 ACK"
+		if m == "BYE" {
+			cseq = "2 BYE"
+		}
+		req := fmt.Sprintf("%s %s SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-%s-%d\r\nMax-Forwards: 70\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %s\r\nContent-Length: 0\r\n\r\n",
+			m, strings.Trim(header(ok, "Contact"), "<>"), conn.LocalAddr(), strings.ToLower(m), time.Now().UnixNano(), header(ok, "From"), header(ok, "To"), header(ok, "Call-ID"), cseq)
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		msg := readStream(t, r)
+		if strings.Contains(header(msg, "CSeq"), "BYE") {
+			if !strings.HasPrefix(msg, "SIP/2.0 200") {
+				t.Fatalf("BYE over TCP: %q", firstLine(msg))
+			}
+			break
+		}
+	}
+	select {
+	case <-b.Ended():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the callee was not hung up")
 	}
 }
