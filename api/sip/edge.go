@@ -198,10 +198,11 @@ func (e *Edge) ServeTLS(ctx context.Context, addr string, conf *tls.Config) erro
 		return fmt.Errorf("sip: listen tls %s: %w", addr, err)
 	}
 	go func() { <-ctx.Done(); ln.Close() }()
-	if err := e.layer.ServeTLS(ln); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("sip: serve tls %s: %w", addr, err)
+	err = e.layer.ServeTLS(ln) // returns once the listener is closed
+	if ctx.Err() != nil {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("sip: serve tls %s: %w", addr, err)
 }
 
 // Close stops the transaction layer (timers and connections).
