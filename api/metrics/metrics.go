@@ -34,6 +34,9 @@ var (
 	SIPDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_sip_messages_dropped_total", Help: "SIP input dropped or refused, by reason.",
 	}, []string{"reason"})
+	SIPTransactions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "switchboard_sip_transactions", Help: "SIP transactions the node holds (finished ones linger up to 64·T1), by side.",
+	}, []string{"side"})
 	RTPRelayed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "switchboard_rtp_packets_relayed_total", Help: "RTP packets forwarded by the media relay.",
 	})
@@ -61,7 +64,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		CallsActive, CallsTotal, CallSetupSeconds, Registrations,
-		SIPMessagesIn, SIPMessagesOut, SIPDropped,
+		SIPMessagesIn, SIPMessagesOut, SIPDropped, SIPTransactions,
 		RTPRelayed, RTPDropped, RTPLost, MediaWorkers, Actors, EtcdSeconds,
 	)
 }

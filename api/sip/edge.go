@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
@@ -153,6 +154,7 @@ func (e *Edge) Serve(ctx context.Context) error {
 	}
 	errc := make(chan error, 2)
 	go e.followLines(ctx)
+	go e.gaugeTransactions(ctx)
 	go func() { errc <- e.layer.ServeUDP(e.udp) }()
 	go func() { errc <- e.layer.ServeTCP(e.tcp) }()
 	select {
@@ -167,6 +169,23 @@ func (e *Edge) Serve(ctx context.Context) error {
 			return nil
 		}
 		return fmt.Errorf("sip: serve: %w", err)
+	}
+}
+
+// gaugeTransactions shows in /metrics how many transactions the layer
+// holds, every few seconds until ctx ends.
+func (e *Edge) gaugeTransactions(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			servers, clients := e.layer.Pending()
+			metrics.SIPTransactions.WithLabelValues("server").Set(float64(servers))
+			metrics.SIPTransactions.WithLabelValues("client").Set(float64(clients))
+		}
 	}
 }
 

@@ -51,8 +51,9 @@ type Config struct {
 	// that no transaction takes (the ACK of a 2xx) comes with a nil tx. It
 	// runs on the reading goroutine: it must not block.
 	OnRequest func(req *sip.Request, tx *ServerTx)
-	// OnResponse gets responses no transaction takes: retransmitted 2xx to
-	// an INVITE, which the dialog acknowledges again. Others are dropped.
+	// OnResponse gets the 2xx responses to an INVITE whose transaction has
+	// ended: retransmissions, which the dialog acknowledges again, and the
+	// answers of other forks. Other stray responses are dropped.
 	OnResponse func(res *sip.Response)
 	// OnDrop counts a message dropped, by reason.
 	OnDrop func(reason string)
