@@ -1,8 +1,6 @@
 package sipedge
 
 import (
-	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,8 +28,7 @@ type leg struct {
 	invReq      *sip.Request
 	tag         string        // inbound: our To tag
 	out         *txn.ClientTx // outbound: the INVITE, until answered
-	outReq      *sip.Request
-	invite      *sip.Request // outbound: the INVITE, for the answers of other forks
+	invite      *sip.Request  // outbound: the INVITE (its answer makes the dialog; other forks' are hung up)
 	dlg         *dialog
 	ack         *sip.Request  // outbound: our ACK, again for each retransmitted 2xx
 	awaitAck    *txn.ServerTx // a 2xx of ours not yet acknowledged
@@ -62,7 +59,7 @@ func (l *leg) finish() {
 		return
 	}
 	l.done, l.ended = true, true
-	l.inv, l.invReq, l.out, l.outReq, l.invite = nil, nil, nil, nil, nil
+	l.inv, l.invReq, l.out, l.invite = nil, nil, nil, nil
 	l.mu.Unlock()
 	// A cached PID holds its grain and all the call's state; a transaction
 	// may hold the leg a while after the call.
@@ -102,7 +99,7 @@ func (l *leg) end(m *pb.LegEnd) {
 		tx := l.out
 		l.mu.Unlock()
 		tx.Cancel()
-	case l.outReq != nil && !l.established:
+	case l.invite != nil && !l.established:
 		// The INVITE is on its way out (dial): dial cancels it.
 		l.mu.Unlock()
 	case l.dlg != nil:
@@ -219,9 +216,7 @@ func (e *Edge) onInvite(req *sip.Request, tx *txn.ServerTx) {
 
 // sdpType is the Content-Type of every SDP body sent. Nothing changes a
 // header once sent, so one serves every message.
-var (
-	sdpType = sip.ContentTypeHeader("application/sdp")
-)
+var sdpType = sip.ContentTypeHeader("application/sdp")
 
 // respond sends the grain's response on the inbound INVITE.
 func (l *leg) respond(m *pb.LegRespond) {
@@ -401,7 +396,7 @@ func (e *Edge) originate(m *pb.LegOriginate, grain *actor.PID) {
 		return
 	}
 	l.mu.Lock()
-	l.outReq, l.invite = req, req
+	l.invite = req
 	l.mu.Unlock()
 	e.bindFork(req.CallID().Value()+"\x00"+req.From().Params.GetOr("tag", ""), l)
 	e.offReader(req, func() { l.dial(req) })
@@ -487,7 +482,7 @@ func (l *leg) onResponse(res *sip.Response) {
 			l.report(pb.LegEvent_RINGING, code, nil)
 		}
 	case code < 300:
-		if l.established || l.outReq == nil {
+		if l.established || l.invite == nil {
 			first := l.dlg
 			l.mu.Unlock()
 			if key, ok := responseKey(res); ok && first != nil && key != first.key() {
@@ -496,8 +491,8 @@ func (l *leg) onResponse(res *sip.Response) {
 			return
 		}
 		l.established = true
-		l.dlg = uacDialog(l.outReq, res)
-		l.out, l.outReq = nil, nil
+		l.dlg = uacDialog(l.invite, res)
+		l.out = nil
 		l.ack = l.dlg.request(sip.ACK, nil)
 		l.e.layer.Stamp(l.ack) // its Via now: a retransmitted 2xx resends it as is
 		// Bound before the lock goes, so that a LegEnd now finds the
@@ -580,19 +575,14 @@ func (l *leg) otherFork(res *sip.Response) {
 }
 
 // offReader runs send, which puts req on the wire, at once when that
-// cannot block: over UDP to an address. A name to look up or a connection
-// to open takes a goroutine, so that neither the reader nor a grain waits
-// on it.
+// cannot block, else on a goroutine, so that neither the reader nor a grain
+// waits on a name to look up or a connection to open.
 func (e *Edge) offReader(req *sip.Request, send func()) {
-	if strings.EqualFold(req.Transport(), "UDP") {
-		if host, _, err := net.SplitHostPort(req.Destination()); err == nil {
-			if _, err := netip.ParseAddr(host); err == nil {
-				send()
-				return
-			}
-		}
+	if txn.MayBlock(req) {
+		go send()
+		return
 	}
-	go send()
+	send()
 }
 
 func reasonFor(code int) string {

@@ -95,9 +95,7 @@ func New(cfg Config) *Layer {
 	if l.cfg.OnDrop == nil {
 		l.cfg.OnDrop = func(string) {}
 	}
-	var opts []sip.TransportLayerOption
-	opts = append(opts, sip.WithTransportLayerLogger(l.cfg.TransportLog))
-	l.tp = sip.NewTransportLayer(net.DefaultResolver, l.parser, nil, opts...)
+	l.tp = sip.NewTransportLayer(net.DefaultResolver, l.parser, nil, sip.WithTransportLayerLogger(l.cfg.TransportLog))
 	l.tp.OnMessage(l.handle)
 	if l.now == nil {
 		l.now = time.Now
@@ -205,6 +203,21 @@ func responsePeer(req *sip.Request) (peer, error) {
 		p.addr = netip.AddrPortFrom(src.Addr(), uint16(port))
 	}
 	return p, nil
+}
+
+// MayBlock tells whether sending req may block: over a connection (which
+// may have to be opened) or to a host name (to be looked up). Over UDP to an
+// address it cannot.
+func MayBlock(req *sip.Request) bool {
+	if !strings.EqualFold(req.Transport(), "UDP") {
+		return true
+	}
+	host, _, err := net.SplitHostPort(req.Destination())
+	if err != nil {
+		return false // refused at once by requestPeer
+	}
+	_, err = netip.ParseAddr(host)
+	return err != nil
 }
 
 // requestPeer is where req goes: its destination (by default its first

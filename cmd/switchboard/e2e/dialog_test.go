@@ -235,8 +235,9 @@ func TestSecondForkAnswerIsHungUp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// One socket to one socket on loopback keeps the order, and the node
+	// reads its UDP on one goroutine: fork1's answer is the first.
 	answer("fork1")
-	time.Sleep(50 * time.Millisecond) // the first answer is first
 	answer("fork2")
 
 	acked, byes := map[string]bool{}, map[string]bool{}
