@@ -14,10 +14,7 @@ import (
 // for its answer, and changes that pile up meanwhile leave as one NOTIFY of
 // the newest state (a subscriber may refuse a NOTIFY that overtakes another).
 func TestNotifiesOneAtATime(t *testing.T) {
-	e, err := New(Config{NodeID: "n1", Domain: "example.com", Host: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := New(Config{NodeID: "n1", Domain: "example.com", Host: "127.0.0.1"})
 	if _, err := e.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}

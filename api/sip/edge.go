@@ -109,7 +109,7 @@ type Edge struct {
 }
 
 // New builds the edge; Listen and Serve put it on the wire.
-func New(cfg Config) (*Edge, error) {
+func New(cfg Config) *Edge {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -121,7 +121,7 @@ func New(cfg Config) (*Edge, error) {
 		OnRequest:    e.onRequest, OnResponse: e.onStray2xx,
 		OnDrop: func(reason string) { metrics.SIPDropped.WithLabelValues(reason).Inc() },
 	})
-	return e, nil
+	return e
 }
 
 // Listen binds the SIP port at addr, over UDP and TCP on the same port, and

@@ -215,14 +215,11 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	// SIP edge.
 	advertise := mediaIP.String()
 	auth := digest.New(cfg.Domain, deriveKey(tok, "digest-nonce"), time.Now)
-	n.edge, err = sipedge.New(sipedge.Config{
+	n.edge = sipedge.New(sipedge.Config{
 		NodeID: cfg.NodeID, NodeAddr: nodeAddr, Domain: cfg.Domain, Host: advertise, Port: sipPort,
 		Dir: edgeDir{n.dir}, Auth: digestAuth{auth}, Cluster: func() *cluster.Cluster { return n.cluster },
 		Draining: n.draining.Load, Pickup: n.pickupTarget, Join: n.joinTarget, LineState: n.lineState, LineUpdates: n.lineUpdates, Log: n.log,
 	})
-	if err != nil {
-		return err
-	}
 	if _, err := n.system.Root.SpawnNamed(n.edge.Props().Configure(actor.WithDispatcher(pool)), call.EdgeActor); err != nil {
 		return fmt.Errorf("spawn sip actor: %w", err)
 	}
