@@ -345,6 +345,21 @@ func (e *Edge) respond(req *sip.Request, tx *txn.ServerTx, code int, reason stri
 	_ = e.send(tx, res)
 }
 
+// respondStateless answers req once and forgets its transaction
+// (txn.ServerTx.RespondStateless): for challenges and refusals of requests
+// nobody has authenticated yet, whose source may be spoofed.
+func (e *Edge) respondStateless(req *sip.Request, tx *txn.ServerTx, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.RespondStateless(res); err != nil {
+		e.cfg.Log.Debug("sip: respond failed", "code", code, "err", err)
+		return
+	}
+	msgsOut.code(code)
+}
+
 // send sends res in tx and counts it.
 func (e *Edge) send(tx *txn.ServerTx, res *sip.Response) error {
 	if err := tx.Respond(res); err != nil {
@@ -407,16 +422,16 @@ func (e *Edge) authenticate(req *sip.Request, tx *txn.ServerTx, proxy bool) (Ide
 			return id, true
 		}
 		e.cfg.Log.Debug("sip: authenticated user vanished", "user", user)
-		e.respond(req, tx, 403, "Forbidden", nil)
+		e.respondStateless(req, tx, 403, "Forbidden")
 	case AuthMissing, AuthStale:
 		var hdrs []sip.Header
 		for _, c := range e.cfg.Auth.Challenge(st == AuthStale) {
 			hdrs = append(hdrs, sip.NewHeader(chName, c))
 		}
-		e.respond(req, tx, code, reason, nil, hdrs...)
+		e.respondStateless(req, tx, code, reason, hdrs...)
 	default:
 		metrics.SIPDropped.WithLabelValues("auth_failed").Inc()
-		e.respond(req, tx, 403, "Forbidden", nil)
+		e.respondStateless(req, tx, 403, "Forbidden")
 	}
 	return Identity{}, false
 }

@@ -80,6 +80,8 @@ func parseFlags(args []string, getenv func(string) string) (node.Config, error) 
 	str(&c.AdminToken, "admin-token", "", "bearer token with the admin role (generated and kept under --data-dir when empty)")
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn, error")
 	str(&c.PprofAddr, "pprof-addr", "", "serve /debug/pprof on this address (empty: off); keep it on loopback")
+	digestAlgs := envOr(getenv, "sip-digest", "md5")
+	fs.StringVar(&digestAlgs, "sip-digest", digestAlgs, "digest algorithms SIP challenges offer, in order: md5, sha256, or sha256,md5 (RFC 8760 order)")
 	drain := envOr(getenv, "drain-timeout", "30s")
 	fs.StringVar(&drain, "drain-timeout", drain, "how long SIGTERM lets active calls finish")
 	rtpTimeout := envOr(getenv, "rtp-timeout", "60s")
@@ -95,6 +97,9 @@ func parseFlags(args []string, getenv func(string) string) (node.Config, error) 
 	}
 	if c.RTPTimeout, err = time.ParseDuration(rtpTimeout); err != nil {
 		return c, fmt.Errorf("--rtp-timeout: %w", err)
+	}
+	if c.DigestAlgorithms, err = node.ParseDigestAlgorithms(digestAlgs); err != nil {
+		return c, err
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {

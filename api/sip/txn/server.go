@@ -53,6 +53,22 @@ func (tx *ServerTx) Respond(res *sip.Response) error {
 	return tx.respondLocked(res)
 }
 
+// RespondStateless sends a final response once and forgets the
+// transaction, as a stateless proxy answers (RFC 3261 16.11): nothing is
+// resent and a retransmitted request is answered anew. Challenges and
+// refusals of unauthenticated requests go this way, so that a spoofed
+// source gets one response per request sent, not eleven over 32 s.
+func (tx *ServerTx) RespondStateless(res *sip.Response) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.state != proceeding {
+		return ErrFinal
+	}
+	_, err := tx.l.send(tx.to, res)
+	tx.terminateLocked()
+	return err
+}
+
 func (tx *ServerTx) respondLocked(res *sip.Response) error {
 	if tx.state != proceeding {
 		return ErrFinal

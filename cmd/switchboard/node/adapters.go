@@ -79,16 +79,17 @@ func (e edgeDir) TrunkBySource(ip netip.Addr) (string, bool) {
 }
 
 // digestAuth adapts the digest package to the edge.
-type digestAuth struct{ a *digest.Authenticator }
+type digestAuth struct {
+	a    *digest.Authenticator
+	algs []string // offered, in order (DigestAlgorithms)
+}
 
-// Challenge offers MD5 first, then SHA-256: many deployed clients (sipp,
-// older desk phones) answer only the first challenge and know only MD5,
-// while a client that prefers SHA-256 still finds it (RFC 7616 3.7).
+// Challenge offers the node's algorithms, one WWW-/Proxy-Authenticate each.
 func (d digestAuth) Challenge(stale bool) []string {
 	if stale {
-		return d.a.ChallengeStale(digest.MD5, digest.SHA256)
+		return d.a.ChallengeStale(d.algs...)
 	}
-	return d.a.Challenge(digest.MD5, digest.SHA256)
+	return d.a.Challenge(d.algs...)
 }
 
 // Verify maps the digest verdict to the edge's answer. A replayed nonce

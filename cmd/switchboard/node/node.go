@@ -69,7 +69,10 @@ type Config struct {
 	NoAnswer                             time.Duration // 0: call.DefaultSettings
 	MembershipTTL                        time.Duration // 0: the provider's default
 	Dev                                  bool
-	Log                                  *slog.Logger
+	// DigestAlgorithms are the digest algorithms SIP challenges offer, in
+	// order (ParseDigestAlgorithms); empty means MD5 alone.
+	DigestAlgorithms []string
+	Log              *slog.Logger
 }
 
 // Node is a running Switchboard process.
@@ -217,7 +220,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	auth := digest.New(cfg.Domain, deriveKey(tok, "digest-nonce"), time.Now)
 	n.edge = sipedge.New(sipedge.Config{
 		NodeID: cfg.NodeID, NodeAddr: nodeAddr, Domain: cfg.Domain, Host: advertise, Port: sipPort,
-		Dir: edgeDir{n.dir}, Auth: digestAuth{auth}, Cluster: func() *cluster.Cluster { return n.cluster },
+		Dir: edgeDir{n.dir}, Auth: digestAuth{a: auth, algs: digestAlgorithms(cfg.DigestAlgorithms)}, Cluster: func() *cluster.Cluster { return n.cluster },
 		Draining: n.draining.Load, Pickup: n.pickupTarget, Join: n.joinTarget, LineState: n.lineState, LineUpdates: n.lineUpdates, Log: n.log,
 	})
 	if _, err := n.system.Root.SpawnNamed(n.edge.Props().Configure(actor.WithDispatcher(pool)), call.EdgeActor); err != nil {
@@ -438,6 +441,45 @@ func adminToken(cfg Config) (string, error) {
 	}
 	fmt.Fprintf(os.Stderr, "switchboard: generated admin token (kept in %s): %s\n", p, tok)
 	return tok, nil
+}
+
+// digestAlgorithms is what challenges offer: MD5 alone unless configured.
+// Many deployed phones (Debian 12's baresip among them) give up on the
+// first challenge they cannot answer, so offering SHA-256 is a choice the
+// operator makes knowing their phones.
+func digestAlgorithms(algs []string) []string {
+	if len(algs) == 0 {
+		return []string{digest.MD5}
+	}
+	return algs
+}
+
+// ParseDigestAlgorithms reads the --sip-digest setting: "md5", "sha256",
+// or both in the order to offer them ("sha256,md5" is RFC 8760's: the
+// strongest first).
+func ParseDigestAlgorithms(s string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range splitList(s) {
+		var alg string
+		switch strings.ToLower(p) {
+		case "md5":
+			alg = digest.MD5
+		case "sha256", "sha-256":
+			alg = digest.SHA256
+		default:
+			return nil, fmt.Errorf("--sip-digest: unknown algorithm %q (want md5, sha256 or both, comma separated)", p)
+		}
+		if seen[alg] {
+			return nil, fmt.Errorf("--sip-digest: %q named twice", p)
+		}
+		seen[alg] = true
+		out = append(out, alg)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("--sip-digest: name at least one algorithm")
+	}
+	return out, nil
 }
 
 func deriveKey(secret, purpose string) []byte {
