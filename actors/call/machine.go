@@ -123,6 +123,7 @@ type Call struct {
 	RingUntil   time.Time
 	ringingSent bool
 	sawBusy     bool // a branch answered busy: the caller hears busy, not unavailable
+	sawRefusal  bool // a branch refused the offer (488/606): the caller hears why
 	legSeq      int
 }
 
@@ -877,8 +878,11 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 	if l.Role == Device {
 		return append(bye, c.deviceGone(now)...)
 	}
-	if in.Code == 486 || in.Code == 600 || in.Code == 603 {
+	switch in.Code {
+	case 486, 600, 603:
 		c.sawBusy = true
+	case 488, 606:
+		c.sawRefusal = true // an SRTP-only phone offered plain RTP, say
 	}
 	if c.Pickup != nil && slices.Contains(c.Pickup.Legs, l.ID) {
 		return append(bye, c.pickupLegGone(now)...)
@@ -903,8 +907,11 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 		return append(c.nextStage(now, s), c.wake())
 	}
 	code, reason, outcome := 480, "Temporarily Unavailable", "missed"
-	if c.sawBusy {
+	switch {
+	case c.sawBusy:
 		code, reason, outcome = 486, "Busy Here", "busy"
+	case c.sawRefusal:
+		code, reason, outcome = 488, "Not Acceptable Here", "failed"
 	}
 	if c.To.TrunkID != "" && in.Code >= 400 && in.Code != 408 {
 		switch in.Code {

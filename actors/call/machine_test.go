@@ -348,6 +348,20 @@ func TestRingingAndAnswer(t *testing.T) {
 				want:  effs([]Effect{Respond{Leg: la, Code: 486, Reason: "Busy Here"}}, ended("busy", aliceOut("busy"), bobIn("busy"))...),
 				state: "ended(busy) ended=+2s | a:trying b1:ended b2:ended"},
 		}},
+		{"a phone that refuses the offer (SRTP required): the caller hears 488", []step{
+			{in: startToBob, want: ringBobEffects, state: ringingBob},
+			{at: time.Second, in: Failed{Leg: lb1, Code: 488}, want: nil, state: "ringing until=+30s | a:trying b1:ended b2:trying"},
+			{at: 2 * time.Second, in: Failed{Leg: lb2, Code: 480},
+				want:  effs([]Effect{Respond{Leg: la, Code: 488, Reason: "Not Acceptable Here"}}, ended("failed", aliceOut("failed"), bobIn("failed"))...),
+				state: "ended(failed) ended=+2s | a:trying b1:ended b2:ended"},
+		}},
+		{"busy wins over a refused offer", []step{
+			{in: startToBob, want: ringBobEffects, state: ringingBob},
+			{at: time.Second, in: Failed{Leg: lb1, Code: 606}, want: nil, state: "ringing until=+30s | a:trying b1:ended b2:trying"},
+			{at: 2 * time.Second, in: Failed{Leg: lb2, Code: 486},
+				want:  effs([]Effect{Respond{Leg: la, Code: 486, Reason: "Busy Here"}}, ended("busy", aliceOut("busy"), bobIn("busy"))...),
+				state: "ended(busy) ended=+2s | a:trying b1:ended b2:ended"},
+		}},
 		{"600 Busy Everywhere counts as busy", []step{
 			{in: start(alice, "102", Lookup{Target: &bob, Contacts: []Contact{desk}}),
 				want: []Effect{

@@ -222,6 +222,15 @@ func TestUnknownUnreachableAndBusy(t *testing.T) {
 	if _, err := alice.Dial(ctx, "1003", nil); !errors.As(err, &rej) || rej.Code != 486 {
 		t.Fatalf("busy callee: want 486, got %v", err)
 	}
+	// A phone that requires SRTP refuses our plain offer: the caller hears
+	// why (488), not that nobody is there (480).
+	go func() {
+		c := recvCall(t, carol)
+		_ = c.Reject(488)
+	}()
+	if _, err := alice.Dial(ctx, "1003", nil); !errors.As(err, &rej) || rej.Code != 488 {
+		t.Fatalf("callee refusing the offer: want 488, got %v", err)
+	}
 }
 
 // A call from a user to an outside number leaves through the trunk with the
