@@ -6,7 +6,10 @@ import (
 	"net/netip"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 	// Validation and business hours must not depend on the host having a
 	// zoneinfo database (slim images often lack one).
 	_ "time/tzdata"
@@ -15,8 +18,10 @@ import (
 const (
 	// maxNumbers keeps an update's transaction (old numbers deleted, new ones
 	// written and checked) under etcd's default limit of 128 operations.
-	maxNumbers     = 50
-	maxName        = 200
+	maxNumbers = 50
+	// maxName is in characters: a desk phone shows about 20, and the name
+	// is also written into other phones' INVITEs ("<caller> for <name>").
+	maxName        = 64
 	minPassword    = 8
 	maxPassword    = 128
 	maxCIDRs       = 64
@@ -27,6 +32,7 @@ const (
 	e164Message    = "must be an E.164 number such as +14155550101"
 	hoursMessage   = `must be ["HH:MM","HH:MM"] with the start before the end`
 	addressMessage = "must be host:port, such as carrier.example.net:5060 or 203.0.113.7:5060"
+	nameMessage    = "must be one line of text: no control characters (line breaks, tabs, NUL) and no direction overrides"
 )
 
 var (
@@ -119,11 +125,8 @@ func checkPassword(p string) error {
 
 // normalize validates the fields every user must satisfy and fills defaults.
 func normalize(u *User) error {
-	if u.Name == "" {
-		return &FieldError{"name", "must not be empty"}
-	}
-	if len(u.Name) > maxName {
-		return &FieldError{"name", fmt.Sprintf("must be at most %d characters", maxName)}
+	if err := checkName(u.Name); err != nil {
+		return err
 	}
 	if !validExt(u.Extension) {
 		return &FieldError{"extension", "must be 2 to 10 digits"}
@@ -160,6 +163,28 @@ func normalize(u *User) error {
 		return err
 	}
 	u.BusinessHours = hours
+	return nil
+}
+
+// checkName keeps a name to what may be shown on a phone: it reaches the
+// From display name of INVITEs to other users, where a line break would
+// start a header of the caller's choosing. Quotes and backslashes are
+// allowed: the SIP edge escapes them.
+func checkName(name string) error {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return &FieldError{"name", "must not be empty"}
+	case !utf8.ValidString(name):
+		return &FieldError{"name", "must be UTF-8 text"}
+	case utf8.RuneCountInString(name) > maxName:
+		return &FieldError{"name", fmt.Sprintf("must be at most %d characters", maxName)}
+	}
+	for _, r := range name {
+		// Bidi controls would make a phone show the rest of the name reversed.
+		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Bidi_Control) {
+			return &FieldError{"name", nameMessage}
+		}
+	}
 	return nil
 }
 
