@@ -56,6 +56,8 @@ func New(d Deps, log *slog.Logger) *fiber.App {
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", a.readyz)
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})))
+	// Before the group, so the reference is public.
+	app.Get("/v1/openapi.json", serveOpenAPI)
 
 	v1 := app.Group("/v1", a.auth)
 	v1.Post("/users", a.admin, a.createUser)

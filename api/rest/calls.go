@@ -66,10 +66,8 @@ func (a *api) control(action string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		cmd := Command{Action: action}
 		if action == "transfer" {
-			var in struct {
-				To *string `json:"to"`
-			}
-			if err := decode(c.Body(), &in); err != nil {
+			var in transferBody
+			if err := jsonBody(c, &in); err != nil {
 				return err
 			}
 			if in.To == nil || *in.To == "" {
@@ -105,6 +103,11 @@ func callError(err error, action string) error {
 	return err
 }
 
+// transferBody is POST /v1/calls/{id}/transfer.
+type transferBody struct {
+	To *string `json:"to"`
+}
+
 // dialBody is POST /v1/calls, read strictly.
 type dialBody struct {
 	FromUser   *string `json:"from_user"`
@@ -118,7 +121,7 @@ type dialBody struct {
 // call grain's rule, as over SIP.
 func (a *api) dial(c *fiber.Ctx) error {
 	var in dialBody
-	if err := decode(c.Body(), &in); err != nil {
+	if err := jsonBody(c, &in); err != nil {
 		return err
 	}
 	switch {

@@ -126,7 +126,7 @@ func (a *api) delegate(action, param string) fiber.Handler {
 
 func (a *api) invite(c *fiber.Ctx) error {
 	var in inviteBody
-	if err := decode(c.Body(), &in); err != nil {
+	if err := jsonBody(c, &in); err != nil {
 		return err
 	}
 	switch {
@@ -145,7 +145,7 @@ func (a *api) invite(c *fiber.Ctx) error {
 
 func (a *api) patchDelegate(c *fiber.Ctx) error {
 	var in delegationPatch
-	if err := decode(c.Body(), &in); err != nil {
+	if err := jsonBody(c, &in); err != nil {
 		return err
 	}
 	body, _ := json.Marshal(in)
@@ -164,7 +164,7 @@ func (a *api) respondDelegation(action string) fiber.Handler {
 
 func (a *api) putVIP(c *fiber.Ctx) error {
 	var in vipBody
-	if err := decode(c.Body(), &in); err != nil {
+	if err := jsonBody(c, &in); err != nil {
 		return err
 	}
 	body, _ := json.Marshal(in)
@@ -175,7 +175,7 @@ func (a *api) putVIP(c *fiber.Ctx) error {
 // take their defaults, as for VIP).
 func (a *api) putPrivacy(c *fiber.Ctx) error {
 	var in privacyBody
-	if err := decode(c.Body(), &in); err != nil {
+	if err := jsonBody(c, &in); err != nil {
 		return err
 	}
 	body, _ := json.Marshal(in)
@@ -184,7 +184,7 @@ func (a *api) putPrivacy(c *fiber.Ctx) error {
 
 func (a *api) addContact(c *fiber.Ctx) error {
 	var in contactBody
-	if err := decode(c.Body(), &in); err != nil {
+	if err := jsonBody(c, &in); err != nil {
 		return err
 	}
 	if in.Contact == nil || *in.Contact == "" {

@@ -32,7 +32,7 @@ type created struct {
 
 func (a *api) createUser(c *fiber.Ctx) error {
 	var in directory.UserInput
-	if err := decode(c.Body(), &in); err != nil {
+	if err := jsonBody(c, &in); err != nil {
 		return err
 	}
 	u, tok, err := a.d.Directory.CreateUser(c.UserContext(), in)
@@ -64,7 +64,7 @@ func (a *api) getUser(c *fiber.Ctx) error {
 
 func (a *api) patchUser(c *fiber.Ctx) error {
 	var p directory.UserPatch
-	if err := decode(c.Body(), &p); err != nil {
+	if err := jsonBody(c, &p); err != nil {
 		return err
 	}
 	if !principal(c).Admin && !p.SelfService() {
@@ -132,7 +132,7 @@ type trunkInput struct {
 
 func (a *api) createTrunk(c *fiber.Ctx) error {
 	var in trunkInput
-	if err := decode(c.Body(), &in); err != nil {
+	if err := jsonBody(c, &in); err != nil {
 		return err
 	}
 	t, err := a.d.Directory.CreateTrunk(c.UserContext(), directory.Trunk{ID: in.ID, Address: in.Address, InboundCIDRs: in.InboundCIDRs, Outbound: in.Outbound})
