@@ -3,6 +3,8 @@
 package metrics
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -59,6 +61,37 @@ var (
 	}, []string{"op"})
 )
 
+// Logins (kind sip: digest, rest: bearer token) and the guard that refuses
+// sources failing too often.
+var (
+	AuthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_auth_failures_total", Help: "Failed logins checked (wrong password or token, unknown user), by kind.",
+	}, []string{"kind"})
+	AuthBlocks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_auth_blocks_total", Help: "Sources blocked for failed logins, by kind and rule (source: too many from it; user: it failed for a user under attack).",
+	}, []string{"kind", "reason"})
+	AuthRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_auth_refused_total", Help: "Requests refused unchecked because their source is blocked, by kind.",
+	}, []string{"kind"})
+	blockedCounts = map[string]*atomic.Pointer[func() float64]{"sip": {}, "rest": {}}
+)
+
+// SetBlockedSources names how switchboard_auth_blocked_sources{kind} is
+// counted: asked at each scrape, since blocks end with time, not an event.
+func SetBlockedSources(kind string, count func() float64) { blockedCounts[kind].Store(&count) }
+
+func blockedSources(kind string) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchboard_auth_blocked_sources", Help: "Sources refused now for failed logins, by kind.",
+		ConstLabels: prometheus.Labels{"kind": kind},
+	}, func() float64 {
+		if f := blockedCounts[kind].Load(); f != nil {
+			return (*f)()
+		}
+		return 0
+	})
+}
+
 func init() {
 	Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -66,5 +99,6 @@ func init() {
 		CallsActive, CallsTotal, CallSetupSeconds, Registrations,
 		SIPMessagesIn, SIPMessagesOut, SIPDropped, SIPTransactions,
 		RTPRelayed, RTPDropped, RTPLost, MediaWorkers, Actors, EtcdSeconds,
+		AuthFailures, AuthBlocks, AuthRefused, blockedSources("sip"), blockedSources("rest"),
 	)
 }

@@ -135,6 +135,10 @@ func (a *api) readyz(c *fiber.Ctx) error {
 // ---- auth ------------------------------------------------------------------
 
 func (a *api) auth(c *fiber.Ctx) error {
+	src := source(c)
+	if refused, err := a.refuseBlocked(c, src); refused {
+		return err
+	}
 	scheme, tok, _ := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
 	tok = strings.TrimSpace(tok)
 	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
@@ -146,6 +150,7 @@ func (a *api) auth(c *fiber.Ctx) error {
 	} else if u, ok := a.d.Directory.UserByToken(tok); ok {
 		p.UserID = u.ID
 	} else {
+		a.tokenFailed(c, src)
 		return fail(c, fiber.StatusUnauthorized, "unauthorized", "The token is not valid.")
 	}
 	c.Locals(principalKey{}, p)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/actors/directory"
+	"github.com/switchboard/switchboard/api/authguard"
 	"github.com/switchboard/switchboard/cluster/events"
 	"github.com/switchboard/switchboard/cluster/store"
 )
@@ -22,6 +23,9 @@ type Deps struct {
 	// Ready is nil when the node has joined the cluster and listens; its
 	// error says why not. A nil Ready means always ready.
 	Ready func() error
+	// Guard refuses sources that send invalid tokens too often (nil: no
+	// limit).
+	Guard *authguard.Guard
 }
 
 // Calls is the call grains of the whole cluster.
