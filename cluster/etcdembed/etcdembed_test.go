@@ -2,12 +2,18 @@ package etcdembed
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
+	"github.com/switchboard/switchboard/cluster/store"
 )
 
 func testLog() *slog.Logger {
@@ -110,4 +116,132 @@ func TestInProcessClient(t *testing.T) {
 	if len(resp.Kvs) != 1 || resp.Kvs[0].Lease != int64(lease.ID) {
 		t.Fatalf("socket client got %v, want the leased key", resp.Kvs)
 	}
+}
+
+// Start refuses a client address other hosts can reach unless etcd serves
+// TLS and authenticates its clients, or the operator says otherwise.
+func TestCheckExposure(t *testing.T) {
+	base := Config{DataDir: "d"}
+	tls := func(c Config) Config { c.CertFile, c.KeyFile = "s.pem", "s-key.pem"; return c }
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		exposed bool
+		bad     bool
+	}{
+		{name: "loopback plain", cfg: with(base, "127.0.0.1:2379")},
+		{name: "ipv6 loopback plain", cfg: with(base, "[::1]:2379")},
+		{name: "localhost plain", cfg: with(base, "localhost:2379")},
+		{name: "wildcard plain", cfg: with(base, "0.0.0.0:2379"), exposed: true},
+		{name: "lan address plain", cfg: with(base, "10.1.2.3:2379"), exposed: true},
+		{name: "host name plain", cfg: with(base, "etcd.example:2379"), exposed: true},
+		{name: "wildcard tls, nobody authenticated", cfg: tls(with(base, "0.0.0.0:2379")), exposed: true},
+		{name: "wildcard user without tls", cfg: withUser(with(base, "0.0.0.0:2379")), exposed: true},
+		{name: "wildcard tls and client certificates", cfg: withCA(tls(with(base, "0.0.0.0:2379")))},
+		{name: "wildcard tls and a user", cfg: withUser(tls(with(base, "0.0.0.0:2379")))},
+		{name: "wildcard plain, insecure listen said", cfg: insecure(with(base, "0.0.0.0:2379"))},
+		{name: "certificate without key", cfg: Config{DataDir: "d", ClientAddr: "127.0.0.1:2379", CertFile: "s.pem"}, bad: true},
+		{name: "client CA without tls", cfg: withCA(with(base, "127.0.0.1:2379")), bad: true},
+		{name: "user without password", cfg: Config{DataDir: "d", ClientAddr: "127.0.0.1:2379", User: "sb"}, bad: true},
+		{name: "no client address", cfg: base, bad: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.check()
+			switch {
+			case tc.exposed && !errors.Is(err, ErrExposed):
+				t.Fatalf("got %v, want ErrExposed", err)
+			case tc.bad && (err == nil || errors.Is(err, ErrExposed)):
+				t.Fatalf("got %v, want a configuration error", err)
+			case !tc.exposed && !tc.bad && err != nil:
+				t.Fatalf("got %v, want it accepted", err)
+			}
+		})
+	}
+}
+
+func with(c Config, addr string) Config { c.ClientAddr = addr; return c }
+func withCA(c Config) Config            { c.ClientCAFile = "ca.pem"; return c }
+func withUser(c Config) Config          { c.User, c.Password = "sb", "pw"; return c }
+func insecure(c Config) Config          { c.InsecureListen = true; return c }
+
+// An embedded etcd with TLS, client certificates and a user: only a client
+// with all three gets in, the in-process client is refused once
+// authentication is on, and a restart keeps the users without redoing them.
+func TestTLSAndAuth(t *testing.T) {
+	pki := pkitest.Write(t)
+	cfg := Config{
+		Name: "t", DataDir: t.TempDir(), ClientAddr: "127.0.0.1:0",
+		CertFile: pki.ServerCert, KeyFile: pki.ServerKey, ClientCAFile: pki.CA,
+		User: "switchboard", Password: "s3cret",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := Start(ctx, cfg, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eps := s.Endpoints(); len(eps) != 1 || !strings.HasPrefix(eps[0], "https://127.0.0.1:") {
+		t.Fatalf("endpoints %v, want one https://127.0.0.1:port", eps)
+	}
+	full := store.Access{CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey, User: cfg.User, Password: cfg.Password}
+	cli := dialAccess(t, full, s.Endpoints())
+	if _, err := cli.Put(ctx, "/switchboard/v1/k", "v"); err != nil {
+		t.Fatalf("put with every credential: %v", err)
+	}
+
+	certOnly := full
+	certOnly.User, certOnly.Password = "", ""
+	if _, err := dialAccess(t, certOnly, s.Endpoints()).Get(ctx, "/switchboard/v1/k"); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+		t.Fatalf("certificate without a user: got %v, want permission denied", err)
+	}
+	wrong := full
+	wrong.Password = "guess"
+	if _, err := wrong.Dial(s.Endpoints()); !errors.Is(err, rpctypes.ErrAuthFailed) {
+		t.Fatalf("wrong password: got %v, want authentication failed", err)
+	}
+	local := s.Client()
+	if _, err := local.Get(ctx, "/switchboard/v1/k"); !errors.Is(err, rpctypes.ErrUserEmpty) {
+		t.Fatalf("in-process client with auth on: got %v, want user name empty", err)
+	}
+	local.Close()
+	s.Close()
+
+	// Same address: the client made before the restart logs in again (etcd
+	// forgets its tokens when it stops).
+	cfg.ClientAddr = strings.TrimPrefix(s.Endpoints()[0], "https://")
+	s, err = Start(ctx, cfg, testLog())
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	resp, err := cli.Get(ctx, "/switchboard/v1/k")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("after restart: %v %v, want the key", resp, err)
+	}
+	cli.Close()
+	s.Close()
+
+	noUser := cfg
+	noUser.User, noUser.Password = "", ""
+	if s, err := Start(ctx, noUser, testLog()); !errors.Is(err, ErrAuthNeedsUser) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("restart without a user: got %v, want ErrAuthNeedsUser", err)
+	}
+}
+
+func TestStartRefusesExposedPlain(t *testing.T) {
+	if _, err := Start(context.Background(), Config{DataDir: t.TempDir(), ClientAddr: "0.0.0.0:0"}, testLog()); !errors.Is(err, ErrExposed) {
+		t.Fatalf("got %v, want ErrExposed", err)
+	}
+}
+
+func dialAccess(t *testing.T, a store.Access, endpoints []string) *clientv3.Client {
+	t.Helper()
+	cli, err := a.Dial(endpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
 }

@@ -51,6 +51,9 @@ type Options struct {
 	NodeID string
 	// Log receives the provider's records; nil means slog.Default().
 	Log *slog.Logger
+	// Access is how the provider's etcd client proves itself (TLS, user):
+	// the same as the node's other clients.
+	Access store.Access
 }
 
 // Member is one cluster member as this node knows it. ID is protoactor's
@@ -86,17 +89,22 @@ func (r record) member(alive bool) Member {
 // Provider implements cluster.ClusterProvider.
 type Provider struct {
 	endpoints []string
+	access    store.Access
 	ttl       time.Duration
 	nodeID    string
 	log       *slog.Logger
 
 	// Set by start, before the loop goroutine exists; read-only after.
 	cluster *cluster.Cluster
-	cli     *clientv3.Client
+	etcdCfg clientv3.Config
 	prefix  string
 	self    *record // nil for a client
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+
+	// Set by the loop goroutine before its first session; Shutdown reads it
+	// once that goroutine has ended. nil until etcd first let us in.
+	cli *clientv3.Client
 
 	mu         sync.Mutex
 	started    bool
@@ -125,6 +133,7 @@ func New(endpoints []string, opts Options) *Provider {
 	}
 	return &Provider{
 		endpoints: endpoints,
+		access:    opts.Access,
 		ttl:       opts.TTL,
 		nodeID:    opts.NodeID,
 		log:       opts.Log.With("component", "membership"),
@@ -178,14 +187,14 @@ func (p *Provider) start(c *cluster.Cluster, self *record) error {
 	if p.started {
 		return errors.New("membership: provider already started")
 	}
-	// The client is made here, not in New: creating it while remote.Start
-	// sets up grpc races on grpc's global logger.
-	cli, err := store.Dial(p.endpoints)
+	// A configuration that cannot work fails here; the client itself is made
+	// by the loop (see connect).
+	etcdCfg, err := p.access.ClientConfig(p.endpoints)
 	if err != nil {
 		return fmt.Errorf("membership: %w", err)
 	}
 	p.started = true
-	p.cluster, p.cli, p.self = c, cli, self
+	p.cluster, p.etcdCfg, p.self = c, etcdCfg, self
 	p.prefix = store.Key("members", c.Config.Name) + "/"
 	if self != nil {
 		p.alive[self.ID] = *self
@@ -211,6 +220,10 @@ func (p *Provider) Shutdown(graceful bool) error {
 
 	p.cancel()
 	p.wg.Wait()
+	if p.cli == nil {
+		p.log.Info("left cluster before etcd let us in")
+		return nil
+	}
 	var err error
 	if graceful && p.self != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
@@ -300,6 +313,9 @@ func (p *Provider) setReady(ready bool) {
 // when the lease is lost, and the next one starts after a backoff.
 func (p *Provider) run(ctx context.Context) {
 	defer p.wg.Done()
+	if !p.connect(ctx) {
+		return
+	}
 	backoff := retryMin
 	for {
 		joined, err := p.session(ctx)
@@ -313,6 +329,27 @@ func (p *Provider) run(ctx context.Context) {
 		p.log.Warn("membership session ended; rejoining", "err", err, "retry_in", backoff)
 		if !sleep(ctx, nil, backoff) {
 			return
+		}
+		backoff = min(2*backoff, retryMax)
+	}
+}
+
+// connect makes the provider's client, retrying until ctx ends. It is made
+// here, not in New or start: creating it while remote.Start sets up grpc
+// races on grpc's global logger, and a client with an etcd user logs in as
+// it is made, so it fails (after up to 5 s) while etcd is away, and
+// protoactor panics on a provider error.
+func (p *Provider) connect(ctx context.Context) bool {
+	backoff := retryMin
+	for {
+		cli, err := clientv3.New(p.etcdCfg)
+		if err == nil {
+			p.cli = cli
+			return true
+		}
+		p.log.Warn("etcd client not made; retrying", "endpoints", p.endpoints, "err", err, "retry_in", backoff)
+		if !sleep(ctx, nil, backoff) {
+			return false
 		}
 		backoff = min(2*backoff, retryMax)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/switchboard/switchboard/cluster/etcdembed"
+	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
 	"github.com/switchboard/switchboard/cluster/membership"
 	"github.com/switchboard/switchboard/cluster/store"
 )
@@ -48,7 +50,13 @@ type member struct {
 // node id they run on.
 func startMember(t *testing.T, endpoints []string, nodeID string, ttl time.Duration) member {
 	t.Helper()
-	p := membership.New(endpoints, membership.Options{TTL: ttl, NodeID: nodeID, Log: quiet(slog.LevelWarn)})
+	return startMemberWith(t, endpoints, nodeID, ttl, store.Access{})
+}
+
+// startMemberWith is startMember with TLS and a user for etcd.
+func startMemberWith(t *testing.T, endpoints []string, nodeID string, ttl time.Duration, access store.Access) member {
+	t.Helper()
+	p := membership.New(endpoints, membership.Options{TTL: ttl, NodeID: nodeID, Log: quiet(slog.LevelWarn), Access: access})
 	echo := cluster.NewKind("echo", actor.PropsFromFunc(func(ctx actor.Context) {
 		if _, ok := ctx.Message().(*wrapperspb.StringValue); ok {
 			ctx.Respond(wrapperspb.String(nodeID))
@@ -285,12 +293,15 @@ func TestStartMemberRejectsMisconfiguration(t *testing.T) {
 	for name, tc := range map[string]struct {
 		ttl         time.Duration
 		startRemote bool
+		access      store.Access
 	}{
-		"ttl below a second": {ttl: 500 * time.Millisecond, startRemote: true},
-		"remote not started": {ttl: 0, startRemote: false},
+		"ttl below a second":      {ttl: 500 * time.Millisecond, startRemote: true},
+		"remote not started":      {ttl: 0, startRemote: false},
+		"certificate without key": {startRemote: true, access: store.Access{CertFile: "client.pem"}},
+		"user without password":   {startRemote: true, access: store.Access{User: "switchboard"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			p := membership.New([]string{"127.0.0.1:1"}, membership.Options{TTL: tc.ttl, Log: quiet(slog.LevelError)})
+			p := membership.New([]string{"127.0.0.1:1"}, membership.Options{TTL: tc.ttl, Log: quiet(slog.LevelError), Access: tc.access})
 			system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet(slog.LevelError + 4) }))
 			c := cluster.New(system, cluster.Configure(clusterName, p, disthash.New(), remote.Configure("127.0.0.1", 0)))
 			if tc.startRemote {
@@ -303,5 +314,50 @@ func TestStartMemberRejectsMisconfiguration(t *testing.T) {
 				t.Fatal("want a configuration error")
 			}
 		})
+	}
+}
+
+// A member whose etcd wants TLS and a user, started before that etcd is up:
+// StartMember returns (protoactor would panic on an error), and the member
+// logs in and registers once etcd serves.
+func TestJoinsAnAuthenticatedEtcdStartedLater(t *testing.T) {
+	pki := pkitest.Write(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	access := store.Access{CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey, User: "switchboard", Password: "s3cret"}
+	m := startMemberWith(t, []string{"https://" + addr}, "node1", 0, access)
+	if m.p.Ready() {
+		t.Fatal("ready without etcd")
+	}
+
+	srv, err := etcdembed.Start(context.Background(), etcdembed.Config{
+		DataDir: t.TempDir(), ClientAddr: addr,
+		CertFile: pki.ServerCert, KeyFile: pki.ServerKey, ClientCAFile: pki.CA,
+		User: access.User, Password: access.Password,
+	}, quiet(slog.LevelWarn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		m.stop()
+		srv.Close()
+	}()
+	took := eventually(t, 15*time.Second, "registered over TLS with a user", m.p.Ready)
+	t.Logf("registered %s after etcd came up", took)
+
+	cli, err := access.Dial(srv.Endpoints())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, store.Key("members", clusterName, m.id()))
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
+		t.Fatalf("member key: %v %v, want it under a lease", resp, err)
 	}
 }

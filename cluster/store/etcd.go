@@ -11,9 +11,6 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap/zapcore"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 
 	"github.com/switchboard/switchboard/api/metrics"
 )
@@ -28,34 +25,6 @@ const (
 	watchRetryMin     = 100 * time.Millisecond
 	watchRetryMax     = 5 * time.Second
 )
-
-// Dial connects to etcd. The connection is lazy: Dial fails only on a bad
-// configuration, and requests wait for etcd (bounded by their context).
-func Dial(endpoints []string) (*clientv3.Client, error) {
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: 5 * time.Second,
-		// Notice a dead connection (etcd host gone, NAT dropped) in seconds,
-		// not at the next request's deadline; idle watchers need this too.
-		DialKeepAliveTime:    5 * time.Second,
-		DialKeepAliveTimeout: 3 * time.Second,
-		PermitWithoutStream:  true,
-		// grpc's default reconnect backoff grows to two minutes; after an
-		// etcd restart we must be back within a member lease TTL, or our
-		// keys (and our place in the cluster) expire.
-		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-			MinConnectTimeout: 3 * time.Second,
-		})},
-		// The client warns on every retry while etcd is away; callers get
-		// (and log) the errors that matter.
-		Logger: ZapLogger(slog.Default().With("component", "etcd-client"), zapcore.ErrorLevel),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: dial etcd %v: %w", endpoints, err)
-	}
-	return cli, nil
-}
 
 // Etcd is the Store over an etcd client.
 type Etcd struct {
