@@ -141,7 +141,7 @@ func key(src netip.Addr) netip.Prefix {
 // meant to be asked before any credentials are checked: with no block
 // anywhere it costs an atomic load.
 func (g *Guard) Blocked(src netip.Addr) (time.Duration, bool) {
-	if g == nil || g.blocked.Load() == 0 {
+	if g == nil || g.blocked.Load() == 0 || !src.IsValid() {
 		return 0, false
 	}
 	now := g.cfg.Now()
@@ -156,9 +156,9 @@ func (g *Guard) Blocked(src netip.Addr) (time.Duration, bool) {
 
 // Fail records a failed login from src. user is the directory's id of the
 // account tried, empty when the name matched nobody (or a token names
-// nobody).
+// nobody). An invalid src is not counted.
 func (g *Guard) Fail(src netip.Addr, user string) Outcome {
-	if g == nil {
+	if g == nil || !src.IsValid() {
 		return Outcome{}
 	}
 	now := g.cfg.Now()
