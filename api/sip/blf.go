@@ -358,7 +358,7 @@ func DialogInfo(entity string, version int, calls []LineCall) []byte {
 	doc := dialogInfo{SB: "urn:switchboard:dialog", Version: version, State: "full", Entity: entity}
 	_, domain, _ := strings.Cut(entity, "@")
 	for _, c := range calls {
-		d := dialogElem{ID: c.ID, CallID: c.ID, Direction: "recipient", State: "confirmed", Remote: &party{Identity: "sip:" + c.Peer + "@" + domain}}
+		d := dialogElem{ID: c.ID, CallID: c.ID, Direction: "recipient", State: "confirmed", Remote: &party{Identity: "sip:" + userPart(c.Peer) + "@" + domain}}
 		switch c.State {
 		case "ringing":
 			d.State = "early"

@@ -65,10 +65,10 @@ func responseKey(res *sip.Response) (string, bool) {
 // set is the INVITE's Record-Route in order.
 func uasDialog(req *sip.Request, tag string) *dialog {
 	to := req.To()
-	local := &sip.FromHeader{DisplayName: to.DisplayName, Address: to.Address, Params: sip.NewParams()}
+	local := &sip.FromHeader{DisplayName: requoteDisplay(to.DisplayName), Address: to.Address, Params: sip.NewParams()}
 	local.Params.Add("tag", tag)
 	from := req.From()
-	remote := &sip.ToHeader{DisplayName: from.DisplayName, Address: from.Address, Params: from.Params}
+	remote := &sip.ToHeader{DisplayName: requoteDisplay(from.DisplayName), Address: from.Address, Params: from.Params}
 	d := &dialog{callID: sip.CallIDHeader(req.CallID().Value()), local: local, remote: remote,
 		target: req.Recipient, transport: req.Transport(), cseq: 1}
 	if c := req.Contact(); c != nil {
@@ -82,7 +82,7 @@ func uasDialog(req *sip.Request, tag string) *dialog {
 // 2xx's Record-Route reversed.
 func uacDialog(inv *sip.Request, res *sip.Response) *dialog {
 	to := res.To()
-	remote := &sip.ToHeader{DisplayName: to.DisplayName, Address: to.Address, Params: to.Params}
+	remote := &sip.ToHeader{DisplayName: requoteDisplay(to.DisplayName), Address: to.Address, Params: to.Params}
 	d := &dialog{callID: sip.CallIDHeader(inv.CallID().Value()), local: inv.From(), remote: remote,
 		target: inv.Recipient, transport: inv.Transport(), cseq: inv.CSeq().SeqNo}
 	if c := res.Contact(); c != nil {

@@ -397,7 +397,7 @@ func (e *Edge) authenticate(req *sip.Request, tx *txn.ServerTx, proxy bool) (Ide
 		if trunk, ok := e.cfg.Dir.TrunkBySource(ip); ok {
 			id := Identity{TrunkID: trunk}
 			if f := req.From(); f != nil {
-				id.Number, id.Display = f.Address.User, f.DisplayName
+				id.Number, id.Display = f.Address.User, unquoteDisplay(f.DisplayName)
 			}
 			return id, true
 		}

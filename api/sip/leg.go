@@ -409,21 +409,24 @@ func (e *Edge) newInvite(m *pb.LegOriginate) (*sip.Request, error) {
 		return nil, err
 	}
 	req := sip.NewRequest(sip.INVITE, uri)
-	from := &sip.FromHeader{DisplayName: m.FromDisplay, Address: sip.Uri{Scheme: "sip", User: m.FromUser, Host: e.cfg.Domain}, Params: sip.NewParams()}
+	from := &sip.FromHeader{DisplayName: quoteDisplay(m.FromDisplay), Address: sip.Uri{Scheme: "sip", User: userPart(m.FromUser), Host: e.cfg.Domain}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(from)
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: m.ToUser, Host: e.cfg.Domain}})
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: userPart(m.ToUser), Host: e.cfg.Domain}})
 	callID := sip.CallIDHeader(newID() + newID())
 	req.AppendHeader(&callID)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
 	req.AppendHeader(&e.contact)
 	if m.AssertedIdentity != "" {
-		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+m.AssertedIdentity+"@"+e.cfg.Domain+">"))
+		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+userPart(m.AssertedIdentity)+"@"+e.cfg.Domain+">"))
 	}
 	for _, h := range m.Headers {
-		if name, val, ok := strings.Cut(h, ":"); ok {
-			req.AppendHeader(sip.NewHeader(strings.TrimSpace(name), strings.TrimSpace(val)))
+		name, val, ok := headerLine(h)
+		if !ok {
+			e.cfg.Log.Warn("sip: header not written", "leg", m.LegId, "header", h)
+			continue
 		}
+		req.AppendHeader(sip.NewHeader(name, val))
 	}
 	req.AppendHeader(&sdpType)
 	req.SetBody(m.Sdp)
