@@ -58,6 +58,12 @@ type stored struct {
 	CSeq      uint32    `json:"cseq"`
 }
 
+// Registered counts the bindings of every line in the cluster: etcd drops
+// a binding when its lease ends, so this count cannot drift from it.
+func Registered(ctx context.Context, st store.Store) (int64, error) {
+	return st.Count(ctx, store.Key("registrations")+"/")
+}
+
 func regKey(user, contact string) string {
 	h := sha1.Sum([]byte(contact))
 	return store.Key("registrations", user, hex.EncodeToString(h[:10]))
@@ -72,9 +78,6 @@ func (g *grain) Receive(ctx actor.Context) {
 		metrics.Actors.WithLabelValues(KindName).Inc()
 	case *actor.Stopped:
 		metrics.Actors.WithLabelValues(KindName).Dec()
-		if g.line != nil {
-			metrics.Registrations.Sub(float64(len(g.line.Bindings)))
-		}
 	case *pb.Register:
 		if err := g.load(); err != nil {
 			ctx.Respond(&pb.RegisterResult{Status: 500, Reason: "Registrar storage unavailable"})
@@ -127,14 +130,12 @@ func (g *grain) load() error {
 		g.line.Bindings[s.Contact] = Binding(s)
 		g.leases[s.Contact] = kv.Lease
 	}
-	metrics.Registrations.Add(float64(len(g.line.Bindings)))
 	g.loaded = true
 	return nil
 }
 
 func (g *grain) register(m *pb.Register) *pb.RegisterResult {
 	now := g.d.Now()
-	before := len(g.line.Bindings)
 	b := m.GetBinding()
 	in := Register{ExpiresIn: int(m.Expires), RemoveAll: m.RemoveAll}
 	if b != nil {
@@ -154,7 +155,6 @@ func (g *grain) register(m *pb.Register) *pb.RegisterResult {
 			return &pb.RegisterResult{Status: 500, Reason: "Registrar storage unavailable"}
 		}
 	}
-	metrics.Registrations.Add(float64(len(g.line.Bindings) - before))
 	return &pb.RegisterResult{Status: int32(res.Status), Reason: res.Reason, Bindings: toPB(g.line.Contacts(now))}
 }
 

@@ -9,6 +9,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
+// registrations counts bindings when /metrics is scraped (SetRegistrations).
+var registrations atomic.Pointer[func() float64]
+
+// SetRegistrations names how switchboard_registrations is counted: asked at
+// each scrape, so it is what the store holds, not a tally that can drift.
+func SetRegistrations(count func() float64) { registrations.Store(&count) }
+
 // Registry is what /metrics exposes.
 var Registry = prometheus.NewRegistry()
 
@@ -24,8 +31,13 @@ var (
 		Help:    "Time from the caller's INVITE to the first ringing or answer sent back.",
 		Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
 	})
-	Registrations = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "switchboard_registrations", Help: "Registered contacts held by line grains on this node.",
+	Registrations = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchboard_registrations", Help: "Registered contacts in the cluster, as etcd holds them.",
+	}, func() float64 {
+		if f := registrations.Load(); f != nil {
+			return (*f)()
+		}
+		return 0
 	})
 	SIPMessagesIn = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_sip_messages_in_total", Help: "SIP messages received, by kind (request method or response).",

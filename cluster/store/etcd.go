@@ -78,6 +78,15 @@ func (s *Etcd) List(ctx context.Context, prefix, after string, limit int) ([]KV,
 	return out, nil
 }
 
+func (s *Etcd) Count(ctx context.Context, prefix string) (int64, error) {
+	defer observe("count", time.Now())
+	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("store: count %s: %w", prefix, err)
+	}
+	return resp.Count, nil
+}
+
 func (s *Etcd) Put(ctx context.Context, key string, value []byte) (int64, error) {
 	defer observe("put", time.Now())
 	resp, err := s.cli.Put(ctx, key, string(value))

@@ -221,6 +221,9 @@ func TestListPagesAfterKey(t *testing.T) {
 	if err != nil || len(all) != 5 || all[2].Value[0] != 2 {
 		t.Fatalf("list all: %d keys, %v", len(all), err)
 	}
+	if n, err := s.Count(ctx, p); err != nil || n != 5 {
+		t.Fatalf("count: %d, %v; want 5 (neighbours of the prefix excluded)", n, err)
+	}
 	// An `after` before the prefix starts at the prefix.
 	if kvs, err := s.List(ctx, p, prefix(t)+"a", 1); err != nil || len(kvs) != 1 || kvs[0].Key != want[0] {
 		t.Fatalf("after below prefix: %v, %v", kvs, err)

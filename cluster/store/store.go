@@ -77,6 +77,8 @@ type Store interface {
 	// List returns keys under prefix in key order, starting strictly after
 	// `after` (empty: from the start), at most limit (0: all).
 	List(ctx context.Context, prefix, after string, limit int) ([]KV, error)
+	// Count returns how many keys are under prefix.
+	Count(ctx context.Context, prefix string) (int64, error)
 	// Put writes unconditionally and returns the new revision.
 	Put(ctx context.Context, key string, value []byte) (int64, error)
 	// Delete removes keys unconditionally (absent keys are not an error).
