@@ -54,6 +54,7 @@ type subscription struct {
 	target    sip.Uri // the subscriber's Contact
 	dest      string  // where its SUBSCRIBE came from
 	transport string
+	contact   *sip.ContactHeader // ours on the SUBSCRIBE's flow
 	cseq      uint32
 	version   int
 	expires   time.Time
@@ -115,13 +116,13 @@ func (e *Edge) onSubscribe(req *sip.Request, tx *txn.ServerTx) {
 	s := &subscription{
 		line: line, entity: fmt.Sprintf("sip:%s@%s", req.Recipient.User, e.cfg.Domain), callID: req.CallID().Value(),
 		localTag: sip.GenerateTagN(16), remoteTag: tag, local: req.To().Address, remote: req.From().Address,
-		target: contact.Address, dest: req.Source(), transport: req.Transport(), cseq: 1,
+		target: contact.Address, dest: req.Source(), transport: req.Transport(), cseq: 1, contact: e.contactFor(req),
 		expires: time.Now().Add(time.Duration(expires) * time.Second),
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	res.To().Params.Add("tag", s.localTag)
 	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
-	res.AppendHeader(&e.contact)
+	res.AppendHeader(s.contact)
 	if expires > 0 {
 		s.id = dialogKey(s.callID, s.localTag, s.remoteTag)
 		e.mu.Lock()
@@ -152,7 +153,7 @@ func (e *Edge) refreshSubscription(req *sip.Request, tx *txn.ServerTx, expires i
 	s.mu.Lock()
 	s.expires = time.Now().Add(time.Duration(expires) * time.Second)
 	s.mu.Unlock()
-	e.respond(req, tx, 200, "OK", nil, sip.NewHeader("Expires", strconv.Itoa(expires)), &e.contact)
+	e.respond(req, tx, 200, "OK", nil, sip.NewHeader("Expires", strconv.Itoa(expires)), e.contactFor(req))
 	if expires == 0 {
 		e.dropSubscription(s)
 	}
@@ -274,7 +275,7 @@ func (e *Edge) sendNotify(s *subscription, st lampState) {
 		state = "terminated;reason=timeout"
 	}
 	req.AppendHeader(sip.NewHeader("Subscription-State", state))
-	req.AppendHeader(&e.contact)
+	req.AppendHeader(s.contact)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/dialog-info+xml"))
 	req.SetBody(DialogInfo(s.entity, s.version, st.calls))
 	req.SetDestination(s.dest)

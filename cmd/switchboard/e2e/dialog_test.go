@@ -30,7 +30,14 @@ func header(msg, name string) string {
 // socket is conn: to is the node's SIP address, from the carrier's.
 func carrierToBob(t *testing.T, mod func(*sipphone.Config)) (s *sys, bob *sipphone.Phone, conn *net.UDPConn, to, from *net.UDPAddr) {
 	t.Helper()
-	s = startNode(t, nil)
+	return carrierToBobOn(t, nil, mod)
+}
+
+// carrierToBobOn is carrierToBob with the node's configuration changed by
+// nodeMod.
+func carrierToBobOn(t *testing.T, nodeMod func(*nodeConfig), mod func(*sipphone.Config)) (s *sys, bob *sipphone.Phone, conn *net.UDPConn, to, from *net.UDPAddr) {
+	t.Helper()
+	s = startNode(t, nodeMod)
 	s.user("bob", "1002", "bob-secret", "+14155550102")
 	if code := s.api("POST", "/v1/trunks", "", map[string]any{"id": "c", "address": "127.0.0.2:5999", "inbound_cidrs": []string{"127.0.0.2/32"}}, nil); code != 201 {
 		t.Fatalf("trunk: %d", code)
@@ -322,6 +329,9 @@ func TestCallOverTCP(t *testing.T) {
 			t.Fatalf("INVITE over TCP: %q", firstLine(msg))
 		}
 	}
+	if c := header(ok, "Contact"); !strings.Contains(c, ";transport=tcp") {
+		t.Fatalf("the 200's Contact %q does not say TCP: the ACK and BYE would come over UDP", c)
+	}
 	b := recvCall(t, bob)
 	for _, m := range []string{"ACK", "BYE"} {
 		cseq := "1 ACK"
@@ -347,5 +357,71 @@ func TestCallOverTCP(t *testing.T) {
 	case <-b.Ended():
 	case <-time.After(5 * time.Second):
 		t.Fatal("the callee was not hung up")
+	}
+}
+
+// A node listening on every address answers a carrier on the address the
+// carrier reached (127.0.0.3 here), from that address, and names it in the
+// Contact of its 200, over UDP and over TCP (with ;transport=tcp).
+func TestContactNamesTheAddressReached(t *testing.T) {
+	var port int
+	_, bob, conn, _, from := carrierToBobOn(t, func(c *nodeConfig) {
+		port = freePort(t, "0.0.0.0")
+		c.SIPAddr = fmt.Sprintf("0.0.0.0:%d", port)
+	}, func(c *sipphone.Config) {
+		c.AutoAnswerOn = true
+		c.Server = fmt.Sprintf("127.0.0.1:%d", port)
+	})
+	to := &net.UDPAddr{IP: net.ParseIP("127.0.0.3"), Port: port}
+	if _, err := conn.WriteToUDP([]byte(rawInvite(to, from, "+14155550102", carrierSDP)), to); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65535)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		n, src, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("no 200 over UDP: %v", err)
+		}
+		msg := string(buf[:n])
+		if !src.IP.Equal(to.IP) {
+			t.Fatalf("%q came from %v, not from the address the INVITE reached (%v)", firstLine(msg), src, to)
+		}
+		if strings.HasPrefix(msg, "SIP/2.0 200") {
+			want := fmt.Sprintf("<sip:switchboard@127.0.0.3:%d>", port)
+			if c := header(msg, "Contact"); c != want {
+				t.Fatalf("UDP: Contact %q, want %q", c, want)
+			}
+			break
+		}
+	}
+	recvCall(t, bob)
+
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 2 * time.Second}
+	tc, err := d.Dial("tcp", fmt.Sprintf("127.0.0.4:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	la := tc.LocalAddr().(*net.TCPAddr)
+	tcpTo := &net.UDPAddr{IP: net.ParseIP("127.0.0.4"), Port: port}
+	invite := strings.Replace(rawInvite(tcpTo, &net.UDPAddr{IP: la.IP, Port: la.Port}, "+14155550102", carrierSDP), "SIP/2.0/UDP", "SIP/2.0/TCP", 1)
+	if _, err := io.WriteString(tc, invite); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(tc)
+	for {
+		msg := readStream(t, r)
+		if strings.HasPrefix(msg, "SIP/2.0 200") {
+			want := fmt.Sprintf("<sip:switchboard@127.0.0.4:%d;transport=tcp>", port)
+			if c := header(msg, "Contact"); c != want {
+				t.Fatalf("TCP: Contact %q, want %q", c, want)
+			}
+			return
+		}
+		if !strings.HasPrefix(msg, "SIP/2.0 1") {
+			t.Fatalf("INVITE over TCP: %q", firstLine(msg))
+		}
 	}
 }
