@@ -87,7 +87,7 @@ func New(d Deps, log *slog.Logger) *fiber.App {
 	return app
 }
 
-// fail writes the INTERFACE.md error shape.
+// fail writes the error shape of openapi.json.
 func fail(c *fiber.Ctx, status int, code, msg string) error {
 	return c.Status(status).JSON(fiber.Map{"error": fiber.Map{"code": code, "message": msg}})
 }
@@ -246,7 +246,7 @@ func page(c *fiber.Ctx) (cursor string, limit int, err error) {
 	return c.Query("cursor"), limit, nil
 }
 
-// list writes the INTERFACE.md list shape; items is never null.
+// list writes the list shape of openapi.json; items is never null.
 func list[T any](c *fiber.Ctx, items []T, next string) error {
 	if items == nil {
 		items = []T{}

@@ -83,7 +83,7 @@ func (a *api) control(action string) fiber.Handler {
 	}
 }
 
-// callError turns a grain's refusal into the INTERFACE.md error shape.
+// callError turns a grain's refusal into the error shape of openapi.json.
 func callError(err error, action string) error {
 	var ce *ControlError
 	switch {

@@ -22,7 +22,7 @@ type Delegation interface {
 	Shared(ctx context.Context, user string) ([]string, error)
 }
 
-// Line is a line as INTERFACE.md shows it.
+// Line is a line as openapi.json shows it.
 type Line struct {
 	ID        string     `json:"id"`
 	Owner     string     `json:"owner"`
@@ -205,7 +205,7 @@ func (a *api) lines(c *fiber.Ctx) error {
 	return list(c, ls, "")
 }
 
-// sentence makes a grain's refusal read as INTERFACE.md's messages do.
+// sentence makes a grain's refusal read as the API's other messages do.
 func sentence(s string) string {
 	if s == "" {
 		return s

@@ -66,7 +66,7 @@ type Principal struct {
 	Admin  bool
 }
 
-// Call is a call as INTERFACE.md shows it.
+// Call is a call as openapi.json shows it.
 type Call struct {
 	ID         string     `json:"id"`
 	State      string     `json:"state"`

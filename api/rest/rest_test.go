@@ -425,7 +425,7 @@ func TestCalls(t *testing.T) {
 	if r.status != 200 || len(list.Items) != 2 {
 		t.Fatalf("admin list: %s", r.body)
 	}
-	// The exact INTERFACE.md shape.
+	// The exact shape of openapi.json.
 	var raw struct {
 		Items []map[string]json.RawMessage `json:"items"`
 	}
