@@ -25,6 +25,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/switchboard/switchboard/api/authguard"
 	"github.com/switchboard/switchboard/api/metrics"
 	"github.com/switchboard/switchboard/api/sip/txn"
 	"github.com/switchboard/switchboard/api/sip/validate"
@@ -89,6 +90,9 @@ type Config struct {
 	LineState   func(line string) ([]LineCall, error)
 	LineUpdates func() (updates <-chan LineUpdate, stop func())
 	Log         *slog.Logger
+	// Guard refuses sources that fail digest authentication too often
+	// (nil: no limit).
+	Guard *authguard.Guard
 }
 
 // Edge is the node's SIP edge.
@@ -393,7 +397,8 @@ func sourceIP(req *sip.Request) (netip.Addr, bool) {
 // source address, else a user by digest. It answers the challenge or 403
 // itself and returns ok=false then.
 func (e *Edge) authenticate(req *sip.Request, tx *txn.ServerTx, proxy bool) (Identity, bool) {
-	if ip, ok := sourceIP(req); ok {
+	ip, hasIP := sourceIP(req)
+	if hasIP {
 		if trunk, ok := e.cfg.Dir.TrunkBySource(ip); ok {
 			id := Identity{TrunkID: trunk}
 			if f := req.From(); f != nil {
@@ -401,6 +406,10 @@ func (e *Edge) authenticate(req *sip.Request, tx *txn.ServerTx, proxy bool) (Ide
 			}
 			return id, true
 		}
+	}
+	if e.sourceBlocked(ip) {
+		e.respondStateless(req, tx, 403, "Forbidden")
+		return Identity{}, false
 	}
 	hname, chName, code, reason := "Authorization", "WWW-Authenticate", 401, "Unauthorized"
 	if proxy {
@@ -410,10 +419,10 @@ func (e *Edge) authenticate(req *sip.Request, tx *txn.ServerTx, proxy bool) (Ide
 	if h := req.GetHeader(hname); h != nil {
 		header = h.Value()
 	}
-	var userID string
+	var userID, tried string
 	user, st := e.cfg.Auth.Verify(string(req.Method), header, func(alg, username string) (string, bool) {
 		ha1, id, ok := e.cfg.Dir.HA1(alg, username)
-		userID = id
+		userID, tried = id, username
 		return ha1, ok
 	})
 	switch st {
@@ -431,6 +440,7 @@ func (e *Edge) authenticate(req *sip.Request, tx *txn.ServerTx, proxy bool) (Ide
 		e.respondStateless(req, tx, code, reason, hdrs...)
 	default:
 		metrics.SIPDropped.WithLabelValues("auth_failed").Inc()
+		e.loginFailed(req, ip, tried, userID)
 		e.respondStateless(req, tx, 403, "Forbidden")
 	}
 	return Identity{}, false

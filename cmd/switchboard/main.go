@@ -88,10 +88,14 @@ func parseFlags(args []string, getenv func(string) string) (node.Config, error) 
 	fs.StringVar(&rtpTimeout, "rtp-timeout", rtpTimeout, "end a call after this long without RTP")
 	dev := envOr(getenv, "dev", "false") == "true"
 	fs.BoolVar(&c.Dev, "dev", dev, "friendlier first run: print the admin token and how to create users and register phones")
+	guard := guardFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	var err error
+	if c.AuthGuard, err = guard.config(); err != nil {
+		return c, err
+	}
 	if c.DrainTimeout, err = time.ParseDuration(drain); err != nil {
 		return c, fmt.Errorf("--drain-timeout: %w", err)
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/switchboard/switchboard/actors/history"
 	"github.com/switchboard/switchboard/actors/line"
 	"github.com/switchboard/switchboard/actors/mediasvc"
+	"github.com/switchboard/switchboard/api/authguard"
 	"github.com/switchboard/switchboard/api/rest"
 	sipedge "github.com/switchboard/switchboard/api/sip"
 	"github.com/switchboard/switchboard/api/sip/digest"
@@ -73,6 +74,9 @@ type Config struct {
 	// order (ParseDigestAlgorithms); empty means MD5 alone.
 	DigestAlgorithms []string
 	Log              *slog.Logger
+	// AuthGuard limits password and token guessing; a zero SourceLimit
+	// turns it off.
+	AuthGuard authguard.Config
 }
 
 // Node is a running Switchboard process.
@@ -217,11 +221,13 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 
 	// SIP edge.
 	advertise := mediaIP.String()
+	sipGuard, restGuard := loginGuards(cfg.AuthGuard)
 	auth := digest.New(cfg.Domain, deriveKey(tok, "digest-nonce"), time.Now)
 	n.edge = sipedge.New(sipedge.Config{
 		NodeID: cfg.NodeID, NodeAddr: nodeAddr, Domain: cfg.Domain, Host: advertise, Port: sipPort,
 		Dir: edgeDir{n.dir}, Auth: digestAuth{a: auth, algs: digestAlgorithms(cfg.DigestAlgorithms)}, Cluster: func() *cluster.Cluster { return n.cluster },
 		Draining: n.draining.Load, Pickup: n.pickupTarget, Join: n.joinTarget, LineState: n.lineState, LineUpdates: n.lineUpdates, Log: n.log,
+		Guard: sipGuard,
 	})
 	if _, err := n.system.Root.SpawnNamed(n.edge.Props().Configure(actor.WithDispatcher(pool)), call.EdgeActor); err != nil {
 		return fmt.Errorf("spawn sip actor: %w", err)
@@ -260,6 +266,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	n.http = rest.New(rest.Deps{
 		Directory: n.dir, Store: n.store, Events: n.events, AdminToken: tok,
 		Calls: &calls{n: n}, Delegation: delegators{n}, Cluster: &members{n: n}, Ready: n.readiness,
+		Guard: restGuard,
 	}, n.log)
 	hl, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/api/authguard"
+	"github.com/switchboard/switchboard/api/sip/sipphone"
+)
+
+// attackerIP is another loopback address: Linux answers on all of 127/8.
+const attackerIP = "127.0.0.5"
+
+// logBuffer keeps a node's log lines for the test to read.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// lines are the logged lines holding every one of words.
+func (l *logBuffer) lines(words ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(l.buf.String(), "\n") {
+		all := true
+		for _, w := range words {
+			all = all && strings.Contains(line, w)
+		}
+		if all {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func guardedNode(t *testing.T) (*sys, *logBuffer) {
+	logs := &logBuffer{}
+	s := startNode(t, func(c *nodeConfig) {
+		c.AuthGuard = authguard.Defaults()
+		c.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	return s, logs
+}
+
+// A flood of wrong passwords from 127.0.0.5: after the limit its requests
+// are refused unchecked, even with the right password, while the real
+// user registers from 127.0.0.1. Each failure and the block are logged with
+// the source, and counted.
+func TestPasswordFloodBlocked(t *testing.T) {
+	s, logs := guardedNode(t)
+	s.user("alice", "1001", "alice-secret")
+	ctx := ctxT(t, 30*time.Second)
+	failures0 := metric(t, s, `switchboard_auth_failures_total{kind="sip"}`)
+	refused0 := metric(t, s, `switchboard_auth_refused_total{kind="sip"}`)
+	blocks0 := metric(t, s, `switchboard_auth_blocks_total{kind="sip",reason="source"}`)
+
+	const workers, each = 8, 10
+	var wg sync.WaitGroup
+	for range workers {
+		p := s.phone("1001", "not-her-password", func(c *sipphone.Config) { c.IP = attackerIP })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				res, err := p.Register(ctx, 300)
+				if err != nil || res.StatusCode != 403 {
+					t.Errorf("wrong password from %s: %v %v, want 403", attackerIP, res, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	right := s.phone("1001", "alice-secret", func(c *sipphone.Config) { c.IP = attackerIP })
+	if res, err := right.Register(ctx, 300); err != nil || res.StatusCode != 403 {
+		t.Fatalf("right password from the blocked %s: %v %v, want 403", attackerIP, res, err)
+	}
+	s.registered(s.phone("alice", "alice-secret", nil)) // the real alice, from 127.0.0.1
+
+	// Only the first few guesses were checked: the limit, and those
+	// already in flight when the block came.
+	checked := metric(t, s, `switchboard_auth_failures_total{kind="sip"}`) - failures0
+	if checked < 10 || checked > 10+workers {
+		t.Errorf("%v guesses checked, want 10 to %d", checked, 10+workers)
+	}
+	if refused := metric(t, s, `switchboard_auth_refused_total{kind="sip"}`) - refused0; refused < workers*each-checked {
+		t.Errorf("%v requests refused unchecked, want at least %v", refused, workers*each-checked)
+	}
+	if blocks := metric(t, s, `switchboard_auth_blocks_total{kind="sip",reason="source"}`) - blocks0; blocks != 1 {
+		t.Errorf("%v blocks, want 1", blocks)
+	}
+	if v := metric(t, s, `switchboard_auth_blocked_sources{kind="sip"}`); v != 1 {
+		t.Errorf("blocked sources gauge %v, want 1", v)
+	}
+	if n := len(logs.lines("level=INFO", "sip: login failed", "source="+attackerIP+":", "user=1001")); n != int(checked) {
+		t.Errorf("%d failed logins logged with source and user, want %v", n, checked)
+	}
+	if n := len(logs.lines("level=WARN", "source blocked", "source="+attackerIP+"/32", "for=10m0s")); n != 1 {
+		t.Errorf("%d blocks logged with source and duration, want 1:\n%s", n, strings.Join(logs.lines("blocked"), "\n"))
+	}
+}
+
+// Invalid REST tokens from 127.0.0.5: past the limit 429 with Retry-After,
+// even for the admin token, while 127.0.0.1 is served.
+func TestTokenGuessingRefused(t *testing.T) {
+	s, logs := guardedNode(t)
+	attacker := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.ParseIP(attackerIP)},
+	}).DialContext}}
+	get := func(c *http.Client, tok string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(context.Background(), "GET", s.base+"/v1/users", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	for range 10 {
+		if res := get(attacker, "guessed-token"); res.StatusCode != 401 {
+			t.Fatalf("invalid token: %d, want 401", res.StatusCode)
+		}
+	}
+	for _, tok := range []string{"guessed-token", s.token} {
+		if res := get(attacker, tok); res.StatusCode != 429 || res.Header.Get("Retry-After") != "600" {
+			t.Fatalf("from the blocked source: %d, Retry-After %q; want 429, 600", res.StatusCode, res.Header.Get("Retry-After"))
+		}
+	}
+	if res := get(http.DefaultClient, s.token); res.StatusCode != 200 {
+		t.Fatalf("admin token from 127.0.0.1: %d, want 200", res.StatusCode)
+	}
+	if v := metric(t, s, `switchboard_auth_blocked_sources{kind="rest"}`); v != 1 {
+		t.Errorf("blocked REST sources gauge %v, want 1", v)
+	}
+	if n := len(logs.lines("level=WARN", "rest: source blocked", "source="+attackerIP+"/32")); n != 1 {
+		t.Errorf("%d blocks logged with the source, want 1", n)
+	}
+}
