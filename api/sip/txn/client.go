@@ -1,6 +1,8 @@
 package txn
 
 import (
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,32 +45,44 @@ type ClientTx struct {
 // branch goes on top. req's destination (or Request-URI) names where; a host
 // name is looked up first, which blocks. onResponse may be nil.
 func (l *Layer) Request(req *sip.Request, onResponse func(*sip.Response)) (*ClientTx, error) {
-	return l.start(req, l.stamp(req), onResponse)
+	p, err := requestPeer(req)
+	if err != nil {
+		return nil, err
+	}
+	return l.startTo(req, l.stamp(req, p), p, onResponse)
 }
 
 // Send puts on the wire a request that is no transaction of its own: the
 // ACK of a 2xx. The first send adds our Via; sending it again resends it.
 func (l *Layer) Send(req *sip.Request) error {
-	if req.Via() == nil {
-		l.stamp(req)
-	}
 	p, err := requestPeer(req)
 	if err != nil {
 		return err
+	}
+	if req.Via() == nil {
+		l.stamp(req, p)
 	}
 	_, err = l.send(p, req)
 	return err
 }
 
 // Stamp puts our Via on a request to be sent with Send, so that sending it
-// again does not change it.
-func (l *Layer) Stamp(req *sip.Request) { l.stamp(req) }
+// again does not change it. It does not block: a destination named, not an
+// address, gets the configured Host and Port.
+func (l *Layer) Stamp(req *sip.Request) {
+	p := peer{network: strings.ToUpper(req.Transport())}
+	if !p.reliable() {
+		p.addr, _ = netip.ParseAddrPort(req.Destination())
+	}
+	l.stamp(req, p)
+}
 
-// stamp puts our Via, with a new branch, on top of req, and a Max-Forwards
-// if it has none.
-func (l *Layer) stamp(req *sip.Request) string {
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: req.Transport(),
-		Host: l.cfg.Host, Port: l.cfg.Port, Params: sip.NewParams()}
+// stamp puts our Via, with a new branch, on top of req, which goes to p,
+// and a Max-Forwards if it has none.
+func (l *Layer) stamp(req *sip.Request, p peer) string {
+	host, port := l.sentBy(req, p)
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: p.network,
+		Host: host, Port: port, Params: sip.NewParams()}
 	branch := sip.GenerateBranchN(16)
 	via.Params.Add("branch", branch)
 	via.Params.Add("rport", "")
@@ -78,14 +92,6 @@ func (l *Layer) stamp(req *sip.Request) string {
 		req.AppendHeader(&mf)
 	}
 	return branch
-}
-
-func (l *Layer) start(req *sip.Request, branch string, onResponse func(*sip.Response)) (*ClientTx, error) {
-	p, err := requestPeer(req)
-	if err != nil {
-		return nil, err
-	}
-	return l.startTo(req, branch, p, onResponse)
 }
 
 func (l *Layer) startTo(req *sip.Request, branch string, p peer, onResponse func(*sip.Response)) (*ClientTx, error) {

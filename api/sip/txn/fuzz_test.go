@@ -49,7 +49,11 @@ func fuzzClient(t *testing.T, l *Layer, method sip.RequestMethod, branch string,
 	via.Params.Add("rport", "")
 	req.PrependHeader(via)
 	req.SetDestination(dest.String())
-	tx, err := l.start(req, branch, onResponse)
+	p, err := requestPeer(req)
+	if err != nil {
+		t.Fatalf("peer of %s: %v", method, err)
+	}
+	tx, err := l.startTo(req, branch, p, onResponse)
 	if err != nil {
 		t.Fatalf("start %s: %v", method, err)
 	}
@@ -143,7 +147,7 @@ func FuzzHandle(f *testing.F) {
 			OnResponse: func(*sip.Response) {},
 		})
 		defer l.Close()
-		l.udp.Store(conn)
+		l.udp.Store(newUDPSocket(conn))
 		count := func(name string) func(*sip.Response) {
 			return func(res *sip.Response) {
 				mu.Lock()

@@ -44,9 +44,20 @@ var ErrFinal = errors.New("txn: final response already sent")
 
 // Config of a layer.
 type Config struct {
-	// Host and Port are written in the Via of every request sent.
+	// Host and Port are written in the Via of a request sent when the
+	// flow's local address is unknown (a destination named, not an
+	// address, or no socket for its transport yet).
 	Host string
 	Port int
+	// Advertise, when valid, is written in our Via instead of the flow's
+	// local address: a NAT's public address. A port of 0 keeps the flow's.
+	Advertise netip.AddrPort
+	// ConnsPerSource caps the TCP and TLS connections one source (an IPv4
+	// address, an IPv6 /64) holds open; one more is closed at once. 0: 64.
+	ConnsPerSource int
+	// FirstMessageTimeout is how long a TCP or TLS connection accepted has
+	// to deliver its first SIP message before it is closed. 0: 10 s.
+	FirstMessageTimeout time.Duration
 	// OnRequest gets each new request and its server transaction; an ACK
 	// that no transaction takes (the ACK of a 2xx) comes with a nil tx. It
 	// runs on the reading goroutine: it must not block.
@@ -67,14 +78,16 @@ type Config struct {
 
 // Layer is the transaction layer of one SIP edge.
 type Layer struct {
-	cfg    Config
-	now    func() time.Time
-	parser *sip.Parser
-	tp     *sip.TransportLayer // reliable transports
-	udp    atomic.Pointer[net.UDPConn]
-	timers *wheel
-	stop   chan struct{}
-	closed sync.Once
+	cfg     Config
+	now     func() time.Time
+	parser  *sip.Parser
+	tp      *sip.TransportLayer // reliable transports
+	udp     atomic.Pointer[udpSocket]
+	timers  *wheel
+	flows   flows
+	streams streams
+	stop    chan struct{}
+	closed  sync.Once
 
 	srvMu   sync.Mutex
 	servers map[string]*ServerTx
@@ -95,7 +108,16 @@ func New(cfg Config) *Layer {
 	if l.cfg.OnDrop == nil {
 		l.cfg.OnDrop = func(string) {}
 	}
-	l.tp = sip.NewTransportLayer(net.DefaultResolver, l.parser, nil, sip.WithTransportLayerLogger(l.cfg.TransportLog))
+	if l.cfg.ConnsPerSource <= 0 {
+		l.cfg.ConnsPerSource = defaultConnsPerSource
+	}
+	if l.cfg.FirstMessageTimeout <= 0 {
+		l.cfg.FirstMessageTimeout = defaultFirstMessageTimeout
+	}
+	l.flows.init(l.cfg.Advertise)
+	l.streams.init()
+	l.tp = sip.NewTransportLayer(net.DefaultResolver, l.parser, nil,
+		sip.WithTransportLayerLogger(slog.New(peerFaults{l.cfg.TransportLog.Handler()})))
 	l.tp.OnMessage(l.handle)
 	if l.now == nil {
 		l.now = time.Now
@@ -116,17 +138,51 @@ func (l *Layer) Close() error {
 // advance runs the timers due by the test clock's now.
 func (l *Layer) advance() { l.timers.advance(l.now()) }
 
+// udpSocket is the socket messages over UDP leave by.
+type udpSocket struct {
+	conn *net.UDPConn
+	addr netip.AddrPort // as bound: the wildcard address, usually
+	host string         // addr's IP as text, when bound to one address
+}
+
+func newUDPSocket(conn *net.UDPConn) *udpSocket {
+	ap := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	s := &udpSocket{conn: conn, addr: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}
+	if !s.wildcard() {
+		s.host = s.addr.Addr().String()
+	}
+	return s
+}
+
+// wildcard: bound to every local address, so that which one a datagram
+// used is the kernel's to tell (pktinfo.go).
+func (s *udpSocket) wildcard() bool { return s.addr.Addr().IsUnspecified() }
+
 // UseUDP names the socket that messages over UDP leave by, before any is
 // served (ServeUDP names its own when none is).
-func (l *Layer) UseUDP(conn *net.UDPConn) { l.udp.CompareAndSwap(nil, conn) }
+func (l *Layer) UseUDP(conn *net.UDPConn) { l.udp.CompareAndSwap(nil, newUDPSocket(conn)) }
 
 // ServeUDP reads SIP from conn until it is closed; responses and requests
-// over UDP leave through it.
+// over UDP leave through it. Each message read carries, as its
+// Destination, the local address it arrived on.
 func (l *Layer) ServeUDP(conn *net.UDPConn) error {
-	l.udp.CompareAndSwap(nil, conn)
+	sock := newUDPSocket(conn)
+	l.udp.CompareAndSwap(nil, sock)
+	to := arrivals{port: sock.addr.Port(), names: map[netip.Addr]string{}}
+	if sock.wildcard() {
+		if err := recvLocal(conn); err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+	} else {
+		to.bound = sock.addr.String()
+	}
 	buf := make([]byte, 65535)
+	oob := make([]byte, oobSize)
 	for {
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -145,17 +201,58 @@ func (l *Layer) ServeUDP(conn *net.UDPConn) error {
 		}
 		msg.SetTransport("UDP")
 		msg.SetSource(netip.AddrPortFrom(from.Addr().Unmap(), from.Port()).String())
+		msg.SetDestination(to.name(oob[:oobn]))
 		l.handle(msg)
 	}
 }
 
-// ServeTCP serves SIP over TCP connections accepted from ln.
-func (l *Layer) ServeTCP(ln net.Listener) error { return l.tp.ServeTCP(ln) }
+// arrivals names, as "ip:port", the local address the datagrams of one
+// socket arrived on, without formatting one name per datagram.
+type arrivals struct {
+	port  uint16
+	bound string // the socket's address, when bound to one
+	names map[netip.Addr]string
+}
 
-// ServeTLS serves SIP over TLS connections accepted from ln (a tls listener).
-func (l *Layer) ServeTLS(ln net.Listener) error { return l.tp.ServeTLS(ln) }
+// maxArrivalNames bounds the names kept: a host has a few addresses.
+const maxArrivalNames = 64
+
+func (a *arrivals) name(oob []byte) string {
+	if a.bound != "" {
+		return a.bound
+	}
+	local, ok := localOf(oob)
+	if !ok {
+		return ""
+	}
+	if s, ok := a.names[local]; ok {
+		return s
+	}
+	if len(a.names) >= maxArrivalNames {
+		clear(a.names)
+	}
+	s := netip.AddrPortFrom(local, a.port).String()
+	a.names[local] = s
+	return s
+}
+
+// ServeTCP serves SIP over TCP connections accepted from ln, at most
+// ConnsPerSource per source, each closed unless its first SIP message
+// comes within FirstMessageTimeout.
+func (l *Layer) ServeTCP(ln net.Listener) error {
+	return l.tp.ServeTCP(l.listen("TCP", ln))
+}
+
+// ServeTLS serves SIP over TLS connections accepted from ln (a tls
+// listener), as ServeTCP does.
+func (l *Layer) ServeTLS(ln net.Listener) error {
+	return l.tp.ServeTLS(l.listen("TLS", ln))
+}
 
 func (l *Layer) handle(msg sip.Message) {
+	if msg.Transport() != "UDP" {
+		l.arrivedOnStream(msg)
+	}
 	switch m := msg.(type) {
 	case *sip.Request:
 		l.onRequest(m)
@@ -170,6 +267,7 @@ func (l *Layer) handle(msg sip.Message) {
 type peer struct {
 	network string         // UDP, TCP, TLS, WS, WSS
 	addr    netip.AddrPort // UDP
+	src     []byte         // UDP: the control message naming our source address, or nil
 	conn    string         // reliable: the connection's remote address
 }
 
@@ -201,6 +299,22 @@ func responsePeer(req *sip.Request) (peer, error) {
 			return p, fmt.Errorf("txn: Via port %d", port)
 		}
 		p.addr = netip.AddrPortFrom(src.Addr(), uint16(port))
+	}
+	return p, nil
+}
+
+// replyPeer is responsePeer, sent from the local address req arrived on
+// when the socket has several (a multi-homed host answers from the address
+// the phone used).
+func (l *Layer) replyPeer(req *sip.Request) (peer, error) {
+	p, err := responsePeer(req)
+	if err != nil || p.reliable() {
+		return p, err
+	}
+	if s := l.udp.Load(); s != nil && s.wildcard() {
+		if local, err := netip.ParseAddrPort(req.MessageData.Destination()); err == nil {
+			p.src = l.flows.sourceOOB(local.Addr())
+		}
 	}
 	return p, nil
 }
@@ -279,11 +393,17 @@ func (l *Layer) send(p peer, msg sip.Message) ([]byte, error) {
 
 // resend writes bytes already on the wire once more.
 func (l *Layer) resend(p peer, wire []byte) error {
-	conn := l.udp.Load()
-	if conn == nil {
+	s := l.udp.Load()
+	if s == nil {
 		return errors.New("txn: no UDP socket")
 	}
-	if _, err := conn.WriteToUDPAddrPort(wire, p.addr); err != nil {
+	var err error
+	if p.src != nil {
+		_, _, err = s.conn.WriteMsgUDPAddrPort(wire, p.src, p.addr)
+	} else {
+		_, err = s.conn.WriteToUDPAddrPort(wire, p.addr)
+	}
+	if err != nil {
 		return fmt.Errorf("txn: write udp %s: %w", p.addr, err)
 	}
 	return nil
@@ -346,7 +466,7 @@ func (l *Layer) onRequest(req *sip.Request) {
 			l.cfg.OnDrop("invalid_ack")
 			return
 		}
-		p, err := responsePeer(req)
+		p, err := l.replyPeer(req)
 		if err != nil {
 			l.cfg.OnDrop("unroutable")
 			return
@@ -374,7 +494,7 @@ func (l *Layer) onRequest(req *sip.Request) {
 		l.cfg.OnRequest(req, nil)
 		return
 	}
-	p, err := responsePeer(req)
+	p, err := l.replyPeer(req)
 	if err != nil {
 		l.cfg.OnDrop("unroutable")
 		return
