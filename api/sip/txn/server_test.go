@@ -324,6 +324,48 @@ func TestServerAckWithoutTransaction(t *testing.T) {
 	})
 }
 
+// TestServerRespondStateless: an INVITE challenged statelessly gets one
+// 407 and nothing more over 64·T1 (no timer G, no 100 Trying), and the
+// layer keeps nothing of it: the INVITE sent again is a new request, which
+// the user challenges anew with one fresh 407; the 407's ACK finds no
+// transaction and reaches the user as a dialog's would.
+func TestServerRespondStateless(t *testing.T) {
+	h := newHarness(t)
+	challenge := func() *sip.Response {
+		t.Helper()
+		r := h.newInvite()
+		if err := r.tx.RespondStateless(response(r.req, 407, "Proxy Authentication Required", "uas-1")); err != nil {
+			t.Fatalf("RespondStateless: %v", err)
+		}
+		if err := r.tx.Respond(response(r.req, 500, "Server Error", "uas-1")); !errors.Is(err, ErrFinal) {
+			t.Errorf("Respond after RespondStateless: %v, want ErrFinal", err)
+		}
+		if s, c := h.pending(); s != 0 || c != 0 {
+			t.Errorf("Pending = %d servers, %d clients after the stateless 407, want none", s, c)
+		}
+		return h.expectResponse(407)
+	}
+	base := h.clock.Now()
+	if res := challenge(); toTag(res) != "uas-1" || branchOf(res) != branch1 {
+		t.Errorf("407 with To tag %q and branch %q", toTag(res), branchOf(res))
+	}
+	if resent := h.timeline(base, 1, 64, isResponse(407)); resent != nil {
+		t.Errorf("407 resent at %v·T1, want never", resent)
+	}
+
+	challenge() // the INVITE again: a new request, one new 407
+	h.quiet()
+
+	h.send(h.raw(request{method: "ACK", branch: branch1, cseqMethod: "ACK", toTag: "uas-1"}))
+	if r := h.nextRequest(); r.req.Method != sip.ACK || r.tx != nil {
+		t.Errorf("OnRequest got %s with tx %v, want the ACK without one", r.req.StartLine(), r.tx != nil)
+	}
+	h.quiet()
+	if s, c := h.pending(); s != 0 || c != 0 {
+		t.Errorf("Pending = %d servers, %d clients at the end, want none", s, c)
+	}
+}
+
 // TestServerNonInviteFinal: a final response to a non-INVITE request is
 // never resent on its own; it answers the request's retransmissions for
 // 64·T1 (timer J), and then the key is forgotten, so the same request is new
