@@ -26,7 +26,6 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/gofiber/fiber/v2"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/switchboard/switchboard/actors/call"
 	"github.com/switchboard/switchboard/actors/delegator"
@@ -70,6 +69,13 @@ type Config struct {
 	NoAnswer                             time.Duration // 0: call.DefaultSettings
 	MembershipTTL                        time.Duration // 0: the provider's default
 	Dev                                  bool
+	// Access to etcd (README "Running a cluster"): client TLS and login for
+	// every etcd client of the node; server TLS and exposure of the embedded
+	// etcd, which also requires client certificates signed by EtcdCA.
+	EtcdCA, EtcdCert, EtcdKey     string
+	EtcdUser, EtcdPassword        string
+	EtcdServerCert, EtcdServerKey string
+	EtcdInsecureListen            bool
 	// DigestAlgorithms are the digest algorithms SIP challenges offer, in
 	// order (ParseDigestAlgorithms); empty means MD5 alone.
 	DigestAlgorithms []string
@@ -137,19 +143,9 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	}
 	n.adminTok = tok
 
-	endpoints := splitList(cfg.EtcdEndpoints)
-	if len(endpoints) == 0 {
-		n.etcd, err = etcdembed.Start(ctx, etcdembed.Config{Name: cfg.NodeID, DataDir: cfg.DataDir, ClientAddr: cfg.EtcdListen}, n.log)
-		if err != nil {
-			return fmt.Errorf("embedded etcd: %w", err)
-		}
-		endpoints = n.etcd.Endpoints()
-	}
-	var cli *clientv3.Client
-	if n.etcd != nil {
-		cli = n.etcd.Client()
-	} else if cli, err = store.Dial(endpoints); err != nil {
-		return fmt.Errorf("etcd: %w", err)
+	endpoints, cli, err := n.connectEtcd(ctx)
+	if err != nil {
+		return err
 	}
 	n.store = store.NewEtcd(cli)
 
@@ -186,7 +182,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--cluster-addr: %w", err)
 	}
-	n.provider = membership.New(endpoints, membership.Options{TTL: cfg.MembershipTTL, NodeID: cfg.NodeID, Log: n.log})
+	n.provider = membership.New(endpoints, membership.Options{TTL: cfg.MembershipTTL, NodeID: cfg.NodeID, Log: n.log, Access: cfg.etcdAccess()})
 	settings := call.DefaultSettings
 	if cfg.NoAnswer > 0 {
 		settings.NoAnswer = cfg.NoAnswer

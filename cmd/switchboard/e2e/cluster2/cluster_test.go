@@ -12,10 +12,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/switchboard/switchboard/api/sip/sipphone"
+	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
+	"github.com/switchboard/switchboard/cluster/store"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
 )
 
@@ -40,7 +45,8 @@ func freePort(t *testing.T) int {
 	return 0
 }
 
-func start(t *testing.T, id, etcd string, rtp int) *node.Node {
+// start runs a node; with, if any, changes its configuration first.
+func start(t *testing.T, id, etcd string, rtp int, with ...func(*node.Config)) *node.Node {
 	t.Helper()
 	cfg := node.Config{
 		SIPAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), HTTPAddr: "127.0.0.1:0", MediaIP: "127.0.0.1",
@@ -49,6 +55,9 @@ func start(t *testing.T, id, etcd string, rtp int) *node.Node {
 		AdminToken: "cluster-admin", DrainTimeout: time.Second, RTPTimeout: 30 * time.Second,
 		MembershipTTL: 3 * time.Second,
 		Log:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	for _, f := range with {
+		f(&cfg)
 	}
 	n, err := node.Start(context.Background(), cfg)
 	if err != nil {
@@ -133,6 +142,26 @@ func TestTwoNodesCallAndFailure(t *testing.T) {
 			n2.Close()
 		}
 	}()
+	callAcross(t, n1, n2)
+
+	n2.Abort()
+	n2closed = true
+	killed := time.Now()
+	eventually(t, 10*time.Second, "node 1 to see node 2 down", func() bool {
+		for _, m := range members(t, n1) {
+			if m.ID == "n2" && m.State == "down" {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("node 1 noticed node 2's death after %v", time.Since(killed).Round(time.Millisecond))
+}
+
+// callAcross waits for both nodes to see each other; then Alice, registered
+// on n1, calls Bob, registered on n2, and they talk and hang up.
+func callAcross(t *testing.T, n1, n2 *node.Node) {
+	t.Helper()
 	eventually(t, 10*time.Second, "both members alive", func() bool {
 		alive := 0
 		for _, m := range members(t, n1) {
@@ -176,17 +205,79 @@ func TestTwoNodesCallAndFailure(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("bob got no BYE")
 	}
+}
 
-	n2.Abort()
-	n2closed = true
-	killed := time.Now()
-	eventually(t, 10*time.Second, "node 1 to see node 2 down", func() bool {
-		for _, m := range members(t, n1) {
-			if m.ID == "n2" && m.State == "down" {
-				return true
-			}
-		}
-		return false
+// The secure way to share node 1's embedded etcd: it serves TLS, requires
+// client certificates and has authentication on; node 2 joins over https
+// with the CA, a client certificate and the user. The cluster works as
+// without them, and a client lacking any one of them reads nothing.
+func TestTwoNodesOverEtcdTLSWithAuth(t *testing.T) {
+	pki := pkitest.Write(t)
+	access := store.Access{CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey, User: "switchboard", Password: "etcd-secret"}
+	secure := func(c *node.Config) {
+		c.EtcdCA, c.EtcdCert, c.EtcdKey = access.CAFile, access.CertFile, access.KeyFile
+		c.EtcdUser, c.EtcdPassword = access.User, access.Password
+	}
+	n1 := start(t, "n1", "", 33000, secure, func(c *node.Config) {
+		c.EtcdServerCert, c.EtcdServerKey = pki.ServerCert, pki.ServerKey
 	})
-	t.Logf("node 1 noticed node 2's death after %v", time.Since(killed).Round(time.Millisecond))
+	defer n1.Close()
+	endpoints := n1.EtcdEndpoints()
+	if !strings.HasPrefix(endpoints, "https://") {
+		t.Fatalf("embedded etcd endpoints %q, want https", endpoints)
+	}
+	n2 := start(t, "n2", endpoints, 33400, secure)
+	defer n2.Close()
+	callAcross(t, n1, n2)
+
+	eps := strings.Split(endpoints, ",")
+	plain := make([]string, len(eps))
+	for i, ep := range eps {
+		plain[i] = "http://" + strings.TrimPrefix(ep, "https://")
+	}
+	alice := store.Key("users", "alice")
+	if v, err := readKey(access, eps, alice); err != nil || len(v) == 0 {
+		t.Fatalf("with every credential: %q, %v; want alice's record", v, err)
+	}
+	for _, tc := range []struct {
+		name      string
+		access    store.Access
+		endpoints []string
+	}{
+		{name: "no TLS", access: store.Access{User: access.User, Password: access.Password}, endpoints: plain},
+		{name: "TLS without a client certificate", access: store.Access{CAFile: pki.CA, User: access.User, Password: access.Password}, endpoints: eps},
+		{name: "client certificate without a login", access: store.Access{CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}, endpoints: eps},
+		{name: "wrong password", access: store.Access{CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey, User: access.User, Password: "guess"}, endpoints: eps},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if v, err := readKey(tc.access, tc.endpoints, alice); err == nil {
+				t.Fatalf("read %s: %q, want a refusal", alice, v)
+			}
+		})
+	}
+}
+
+// readKey reads key as a client with access would, giving up after a
+// second: a refused TLS handshake never answers, it only retries.
+func readKey(access store.Access, endpoints []string, key string) ([]byte, error) {
+	cfg, err := access.ClientConfig(endpoints)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DialTimeout = time.Second
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	return resp.Kvs[0].Value, nil
 }

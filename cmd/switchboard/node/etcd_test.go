@@ -1,0 +1,91 @@
+package node
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/switchboard/switchboard/cluster/etcdembed"
+	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
+)
+
+// A node refuses an etcd setup that would not be what the operator asked
+// for, naming the flags to change, before anything listens.
+func TestConnectEtcdRefusals(t *testing.T) {
+	pki := pkitest.Write(t)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{
+			name: "embedded etcd on every address, plain",
+			cfg:  Config{EtcdListen: "0.0.0.0:0"},
+			want: "--etcd-insecure-listen",
+		},
+		{
+			name: "embedded etcd on every address, TLS but nobody authenticated",
+			cfg:  Config{EtcdListen: "0.0.0.0:0", EtcdServerCert: pki.ServerCert, EtcdServerKey: pki.ServerKey},
+			want: "--etcd-insecure-listen",
+		},
+		{
+			name: "password without user",
+			cfg:  Config{EtcdListen: "127.0.0.1:0", EtcdPassword: "pw"},
+			want: "--etcd-user and --etcd-password",
+		},
+		{
+			name: "client certificate without key",
+			cfg:  Config{EtcdEndpoints: "https://127.0.0.1:1", EtcdCert: pki.ClientCert},
+			want: "--etcd-cert and --etcd-key",
+		},
+		{
+			name: "server key without certificate",
+			cfg:  Config{EtcdListen: "127.0.0.1:0", EtcdServerKey: pki.ServerKey},
+			want: "--etcd-server-cert and --etcd-server-key",
+		},
+		{
+			name: "client certificates required but this node has none",
+			cfg:  Config{EtcdListen: "127.0.0.1:0", EtcdServerCert: pki.ServerCert, EtcdServerKey: pki.ServerKey, EtcdCA: pki.CA},
+			want: "give --etcd-cert and --etcd-key",
+		},
+		{
+			name: "plain endpoint with TLS configured",
+			cfg:  Config{EtcdEndpoints: "http://10.0.0.1:2379", EtcdCA: pki.CA},
+			want: "https://",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.DataDir, tc.cfg.NodeID = t.TempDir(), "n1"
+			n := &Node{cfg: tc.cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			_, cli, err := n.connectEtcd(context.Background())
+			if err == nil {
+				cli.Close()
+				n.etcd.Close()
+				t.Fatal("want a refusal")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not say %q", err, tc.want)
+			}
+			if n.etcd != nil {
+				t.Fatal("the embedded etcd was left running")
+			}
+		})
+	}
+}
+
+// Data whose etcd has authentication on needs the user to start again.
+func TestConnectEtcdNeedsTheUserOnceAuthIsOn(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := etcdembed.Start(context.Background(), etcdembed.Config{Name: "n1", DataDir: dir, ClientAddr: "127.0.0.1:0", User: "sb", Password: "pw"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	n := &Node{cfg: Config{DataDir: dir, NodeID: "n1", EtcdListen: "127.0.0.1:0"}, log: log}
+	if _, _, err := n.connectEtcd(context.Background()); err == nil || !strings.Contains(err.Error(), "give --etcd-user and --etcd-password") {
+		t.Fatalf("got %v, want a refusal naming --etcd-user", err)
+	}
+}
