@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/switchboard/switchboard/cluster/etcdembed"
 	"github.com/switchboard/switchboard/cluster/store"
@@ -26,7 +29,7 @@ func (n *Node) connectEtcd(ctx context.Context) ([]string, *clientv3.Client, err
 	}
 	access := cfg.etcdAccess()
 	if endpoints := splitList(cfg.EtcdEndpoints); len(endpoints) > 0 {
-		cli, err := access.Dial(endpoints)
+		cli, err := n.dialEtcd(ctx, access, endpoints)
 		if err != nil {
 			return nil, nil, fmt.Errorf("etcd: %w", err)
 		}
@@ -65,7 +68,7 @@ func (n *Node) connectEtcd(ctx context.Context) ([]string, *clientv3.Client, err
 		return endpoints, n.etcd.Client(), nil
 	}
 	// etcd refuses the in-process client once authentication is on.
-	cli, err := access.Dial(endpoints)
+	cli, err := n.dialEtcd(ctx, access, endpoints)
 	if err != nil {
 		return nil, nil, fmt.Errorf("embedded etcd at %v: %w", endpoints, err)
 	}
@@ -87,4 +90,31 @@ func (c Config) checkEtcdPairs() error {
 		}
 	}
 	return nil
+}
+
+// dialEtcd dials with access, waiting for an etcd that does not answer yet,
+// as a client without a user does by itself: one with a user logs in as it
+// connects, and clientv3 gives that up after its dial timeout. A refused
+// login or a bad configuration fails at once.
+func (n *Node) dialEtcd(ctx context.Context, access store.Access, endpoints []string) (*clientv3.Client, error) {
+	for {
+		cli, err := access.Dial(endpoints)
+		if err == nil || !unreachable(err) {
+			return cli, err
+		}
+		n.log.Warn("etcd not reachable yet; waiting", "endpoints", endpoints, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (%w)", err, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func unreachable(err error) bool {
+	switch status.Code(err) {
+	case codes.DeadlineExceeded, codes.Unavailable:
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded)
 }

@@ -2,10 +2,16 @@ package node
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/switchboard/switchboard/cluster/etcdembed"
 	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
@@ -88,4 +94,73 @@ func TestConnectEtcdNeedsTheUserOnceAuthIsOn(t *testing.T) {
 	if _, _, err := n.connectEtcd(context.Background()); err == nil || !strings.Contains(err.Error(), "give --etcd-user and --etcd-password") {
 		t.Fatalf("got %v, want a refusal naming --etcd-user", err)
 	}
+}
+
+// A node whose etcd (TLS, a login) is not up yet waits for it, as one
+// without a login does, and then works; a wrong password fails at once.
+func TestConnectEtcdWaitsForALateEtcd(t *testing.T) {
+	pki := pkitest.Write(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := Config{
+		DataDir: t.TempDir(), NodeID: "n2", EtcdEndpoints: "https://" + addr,
+		EtcdCA: pki.CA, EtcdCert: pki.ClientCert, EtcdKey: pki.ClientKey, EtcdUser: "sb", EtcdPassword: "pw",
+	}
+	waiting := make(chan struct{}, 1)
+	log := slog.New(onMessage{Handler: slog.NewTextHandler(io.Discard, nil), msg: "etcd not reachable yet; waiting", seen: waiting})
+	n := &Node{cfg: cfg, log: log}
+	type result struct {
+		cli *clientv3.Client
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, cli, err := n.connectEtcd(context.Background())
+		done <- result{cli, err}
+	}()
+	<-waiting
+	s, err := etcdembed.Start(context.Background(), etcdembed.Config{
+		DataDir: t.TempDir(), ClientAddr: addr, CertFile: pki.ServerCert, KeyFile: pki.ServerKey, ClientCAFile: pki.CA, User: "sb", Password: "pw",
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("after etcd came up: %v", r.err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := r.cli.Put(ctx, "/switchboard/v1/ping", "x"); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	r.cli.Close()
+
+	cfg.EtcdPassword = "guess"
+	n = &Node{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, _, err := n.connectEtcd(ctx); !errors.Is(err, rpctypes.ErrAuthFailed) {
+		t.Fatalf("wrong password: got %v, want authentication failed", err)
+	}
+}
+
+// onMessage signals seen (without blocking) when a record with msg passes.
+type onMessage struct {
+	slog.Handler
+	msg  string
+	seen chan struct{}
+}
+
+func (h onMessage) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		select {
+		case h.seen <- struct{}{}:
+		default:
+		}
+	}
+	return h.Handler.Handle(ctx, r)
 }
