@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"bytes"
 	"net/netip"
 	"syscall"
 	"testing"
@@ -89,8 +90,12 @@ func FuzzLocalOf(f *testing.F) {
 	f.Add(make([]byte, syscall.SizeofCmsghdr))
 	f.Fuzz(func(t *testing.T, oob []byte) {
 		a, ok := localOf(oob)
-		if ok && !a.IsValid() {
-			t.Fatalf("localOf = invalid address, true")
+		if !ok {
+			return
+		}
+		raw := a.AsSlice()
+		if !a.IsValid() || !bytes.Contains(oob, raw) {
+			t.Fatalf("localOf = %v, which %x does not hold", a, oob)
 		}
 	})
 }
