@@ -53,9 +53,9 @@ type Config struct {
 	Now                  func() time.Time
 }
 
-// Defaults suit a business PBX: a phone with a wrong password retries
-// every half minute or so, far below 10 a minute, while a guessing tool
-// makes thousands a second.
+// Defaults suit a business PBX: a phone with a wrong password backs off
+// and retries far less than 10 times a minute, while a guessing tool makes
+// thousands of guesses a second.
 func Defaults() Config {
 	return Config{
 		SourceLimit: 10, UserLimit: 20, Window: time.Minute,
