@@ -8,6 +8,12 @@
 // the bytes of its last message on the wire; one timer wheel drives every
 // retransmission and timeout. Nothing here starts a goroutine per message or
 // per transaction.
+//
+// Each message read names, as its Destination, the local address it
+// arrived on, and what we write as ours follows the flow (local.go): a
+// node on the wildcard address answers from, and advertises, the address
+// the peer used. TCP and TLS connections are capped per source and closed
+// when their first SIP message is late (stream.go).
 package txn
 
 import (
