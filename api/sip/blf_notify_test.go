@@ -31,7 +31,8 @@ func TestNotifiesOneAtATime(t *testing.T) {
 	s := &subscription{line: "bob", entity: "sip:1002@example.com", callID: "sub-1", localTag: "ours", remoteTag: "theirs",
 		local: sip.Uri{Scheme: "sip", User: "1002", Host: "example.com"}, remote: sip.Uri{Scheme: "sip", User: "1001", Host: "example.com"},
 		target: sip.Uri{Scheme: "sip", User: "1001", Host: "127.0.0.1", Port: phone.LocalAddr().(*net.UDPAddr).Port},
-		dest:   phone.LocalAddr().String(), transport: "UDP", cseq: 1, expires: time.Now().Add(time.Hour)}
+		dest:   phone.LocalAddr().String(), transport: "UDP", cseq: 1, expires: time.Now().Add(time.Hour),
+		contact: e.contactAt("UDP", "")}
 	s.id = dialogKey(s.callID, s.localTag, s.remoteTag)
 	e.subs[s.id] = s
 

@@ -73,12 +73,15 @@ type Config struct {
 	NodeID   string
 	NodeAddr string // this node's actor address (grains send commands here)
 	Domain   string
-	Host     string // address written in Contact and Via
+	Host     string // address written in Contact and Via when the flow names none
 	Port     int
-	Dir      Directory
-	Auth     Authenticator
-	Cluster  func() *cluster.Cluster
-	Draining func() bool
+	// Advertise, when set, is the address written in Contact and Via
+	// instead of the local one a flow uses (a NAT's public address).
+	Advertise netip.Addr
+	Dir       Directory
+	Auth      Authenticator
+	Cluster   func() *cluster.Cluster
+	Draining  func() bool
 	// Pickup names the call a *8<target> pickup takes (the line grain's
 	// answer); nil or false: nothing to pick up.
 	Pickup func(target string) (callID string, ok bool)
@@ -97,11 +100,10 @@ type Config struct {
 
 // Edge is the node's SIP edge.
 type Edge struct {
-	cfg     Config
-	layer   *txn.Layer
-	contact sip.ContactHeader
-	udp     *net.UDPConn
-	tcp     net.Listener
+	cfg   Config
+	layer *txn.Layer
+	udp   *net.UDPConn
+	tcp   net.Listener
 
 	mu      sync.RWMutex
 	legs    map[string]*leg          // leg id -> leg
@@ -118,7 +120,6 @@ func New(cfg Config) *Edge {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	e := &Edge{cfg: cfg, legs: map[string]*leg{}, dialogs: map[string]*leg{}, forks: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(maxRouting)}
-	e.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "switchboard", Host: cfg.Host, Port: cfg.Port}}
 	e.layer = txn.New(txn.Config{
 		Host: cfg.Host, Port: cfg.Port, Log: cfg.Log,
 		TransportLog: slog.New(parseFailures{cfg.Log.Handler()}),

@@ -26,9 +26,10 @@ type leg struct {
 	mu          sync.Mutex
 	inv         *txn.ServerTx // inbound: the INVITE, until its final response
 	invReq      *sip.Request
-	tag         string        // inbound: our To tag
-	out         *txn.ClientTx // outbound: the INVITE, until answered
-	invite      *sip.Request  // outbound: the INVITE (its answer makes the dialog; other forks' are hung up)
+	tag         string             // inbound: our To tag
+	contact     *sip.ContactHeader // inbound: ours on the INVITE's flow
+	out         *txn.ClientTx      // outbound: the INVITE, until answered
+	invite      *sip.Request       // outbound: the INVITE (its answer makes the dialog; other forks' are hung up)
 	dlg         *dialog
 	ack         *sip.Request  // outbound: our ACK, again for each retransmitted 2xx
 	awaitAck    *txn.ServerTx // a 2xx of ours not yet acknowledged
@@ -191,7 +192,7 @@ func (e *Edge) onInvite(req *sip.Request, tx *txn.ServerTx) {
 		legID = callID + "-a"
 	}
 	l := e.newLeg(legID, callID)
-	l.inv, l.invReq, l.tag = tx, req, sip.GenerateTagN(16)
+	l.inv, l.invReq, l.tag, l.contact = tx, req, sip.GenerateTagN(16), e.contactFor(req)
 	tx.SetTag(l.tag)
 	l.dlg = uasDialog(req, l.tag)
 	e.addLeg(l)
@@ -238,7 +239,7 @@ func (l *leg) respond(m *pb.LegRespond) {
 	res := sip.NewResponseFromRequest(req, code, reason, body)
 	res.To().Params.Add("tag", l.tag)
 	if code < 300 && code > 100 {
-		res.AppendHeader(&l.e.contact)
+		res.AppendHeader(l.contact)
 	}
 	if len(body) > 0 {
 		res.AppendHeader(&sdpType)
@@ -367,7 +368,7 @@ func (e *Edge) onReinvite(req *sip.Request, tx *txn.ServerTx) {
 	}
 	resp := sip.NewResponseFromRequest(req, 200, "OK", res.Sdp)
 	resp.AppendHeader(&sdpType)
-	resp.AppendHeader(&e.contact)
+	resp.AppendHeader(e.contactFor(req))
 	l.mu.Lock()
 	l.awaitAck, l.awaitSeq = tx, req.CSeq().SeqNo
 	l.mu.Unlock()
@@ -416,7 +417,7 @@ func (e *Edge) newInvite(m *pb.LegOriginate) (*sip.Request, error) {
 	callID := sip.CallIDHeader(newID() + newID())
 	req.AppendHeader(&callID)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
-	req.AppendHeader(&e.contact)
+	req.AppendHeader(e.contactTo(m.Transport, m.Destination))
 	if m.AssertedIdentity != "" {
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+userPart(m.AssertedIdentity)+"@"+e.cfg.Domain+">"))
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/switchboard/switchboard/actors/line"
 	"github.com/switchboard/switchboard/actors/mediasvc"
 	"github.com/switchboard/switchboard/api/authguard"
+	"github.com/switchboard/switchboard/api/metrics"
 	"github.com/switchboard/switchboard/api/rest"
 	sipedge "github.com/switchboard/switchboard/api/sip"
 	"github.com/switchboard/switchboard/api/sip/digest"
@@ -54,6 +55,7 @@ type Config struct {
 	SIPAddr, SIPTLSAddr, TLSCert, TLSKey string
 	HTTPAddr                             string
 	MediaIP                              string
+	SIPAdvertise                         string // address written in Contact and Via instead of the local one (NAT)
 	RTPPorts                             string
 	DataDir                              string
 	EtcdEndpoints                        string
@@ -107,7 +109,7 @@ type Node struct {
 	draining  atomic.Bool
 	ready     atomic.Bool
 	sipAddr   string
-	sipPublic string // what phones register to: media IP and SIP port
+	sipPublic []string // what phones register to (the dev banner)
 	httpAddr  string
 	adminTok  string
 }
@@ -133,10 +135,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 }
 
 func (n *Node) start(ctx, runCtx context.Context) error {
-	cfg := n.cfg
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	if err := n.openDataDir(); err != nil {
+		return err
 	}
+	cfg := n.cfg
 	tok, err := adminToken(cfg)
 	if err != nil {
 		return err
@@ -148,6 +150,8 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		return err
 	}
 	n.store = store.NewEtcd(cli)
+
+	metrics.SetRegistrations(n.registrationsGauge())
 
 	n.dir = directory.New(n.store, cfg.Domain, n.log)
 	if err := n.dir.Start(runCtx); err != nil {
@@ -216,11 +220,16 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	}
 
 	// SIP edge.
-	advertise := mediaIP.String()
+	var advertise netip.Addr
+	if cfg.SIPAdvertise != "" {
+		if advertise, err = netip.ParseAddr(cfg.SIPAdvertise); err != nil {
+			return fmt.Errorf("--sip-advertise: %w", err)
+		}
+	}
 	sipGuard, restGuard := loginGuards(cfg.AuthGuard)
 	auth := digest.New(cfg.Domain, deriveKey(tok, "digest-nonce"), time.Now)
 	n.edge = sipedge.New(sipedge.Config{
-		NodeID: cfg.NodeID, NodeAddr: nodeAddr, Domain: cfg.Domain, Host: advertise, Port: sipPort,
+		NodeID: cfg.NodeID, NodeAddr: nodeAddr, Domain: cfg.Domain, Host: mediaIP.String(), Port: sipPort, Advertise: advertise,
 		Dir: edgeDir{n.dir}, Auth: digestAuth{a: auth, algs: digestAlgorithms(cfg.DigestAlgorithms)}, Cluster: func() *cluster.Cluster { return n.cluster },
 		Draining: n.draining.Load, Pickup: n.pickupTarget, Join: n.joinTarget, LineState: n.lineState, LineUpdates: n.lineUpdates, Log: n.log,
 		Guard: sipGuard,
@@ -234,7 +243,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		return fmt.Errorf("--sip-addr: %w", err)
 	}
 	n.sipAddr = ln.String()
-	n.sipPublic = net.JoinHostPort(advertise, strconv.Itoa(sipPort))
+	n.sipPublic = phoneAddrs(advertise, sipHost, sipPort)
 	go func() {
 		if err := n.edge.Serve(runCtx); err != nil {
 			n.log.Error("sip: serve stopped", "err", err)
