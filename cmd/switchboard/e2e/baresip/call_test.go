@@ -16,9 +16,10 @@ import (
 // 425 Hz hold tone.
 var tones = map[string]float64{"alice": 600, "bob": 1000, "hold": 425}
 
-// Alice (plain RTP) calls Bob (SRTP, which his user's policy requires) with
-// two baresips; each hears the other's tone. Bob holds: Alice hears the hold
-// tone and not Bob; Bob resumes: Alice hears Bob again. Alice hangs up.
+// Alice (UDP, plain RTP) calls Bob (TCP, and SRTP, which his user's policy
+// requires) with two baresips; each hears the other's tone. Bob holds: Alice
+// hears the hold tone and not Bob; Bob resumes: Alice hears Bob again. Alice
+// hangs up.
 func TestBaresipCall(t *testing.T) {
 	bin, modules := baresipBinary(t)
 	s := startNode(t)
@@ -42,7 +43,7 @@ func TestBaresipCall(t *testing.T) {
 	})
 	bob := startPhone(t, bin, modules, phoneConfig{
 		name:    "bob",
-		account: fmt.Sprintf("<sip:1002@%s;transport=udp>;auth_pass=bob-secret;regint=60;answermode=auto;mediaenc=srtp-mand", sip),
+		account: fmt.Sprintf("<sip:1002@%s;transport=tcp>;auth_pass=bob-secret;regint=60;answermode=auto;mediaenc=srtp-mand", sip),
 		tone:    filepath.Join(dir, "bob.wav"),
 		rtp:     bobRTP,
 	})
@@ -129,6 +130,21 @@ func TestBaresipCall(t *testing.T) {
 	eventually(t, 5*time.Second, "the call to end", func() bool { return state() == "status 404" })
 	if strings.Contains(alice.trace()+bob.trace(), "SIP/2.0 5") {
 		t.Fatal("a phone got a 5xx from the node")
+	}
+	// Every message each phone sent or got went over its account's
+	// transport: Bob's re-INVITEs follow the Contact the node gave him, which
+	// must say ;transport=tcp, and the node's BYE reaches him over TCP.
+	for _, tc := range []struct {
+		p         *phone
+		want, not string
+	}{{alice, "UDP", "TCP"}, {bob, "TCP", "UDP"}} {
+		tr := tc.p.trace()
+		if n := regexp.MustCompile(`(?m)^`+tc.want+` \S+ -> `).FindAllString(tr, -1); len(n) < 6 {
+			t.Fatalf("%s: %d messages over %s", tc.p.name, len(n), tc.want)
+		}
+		if m := regexp.MustCompile(`(?m)^` + tc.not + ` .*`).FindString(tr); m != "" {
+			t.Fatalf("%s's phone uses %s only, yet: %s", tc.p.name, tc.want, m)
+		}
 	}
 }
 
