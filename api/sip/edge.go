@@ -122,11 +122,21 @@ func New(cfg Config) *Edge {
 	e := &Edge{cfg: cfg, legs: map[string]*leg{}, dialogs: map[string]*leg{}, forks: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(maxRouting)}
 	e.layer = txn.New(txn.Config{
 		Host: cfg.Host, Port: cfg.Port, Log: cfg.Log,
+		Advertise:    advertised(cfg.Advertise),
 		TransportLog: slog.New(parseFailures{cfg.Log.Handler()}),
 		OnRequest:    e.onRequest, OnResponse: e.onStray2xx,
 		OnDrop: func(reason string) { metrics.SIPDropped.WithLabelValues(reason).Inc() },
 	})
 	return e
+}
+
+// advertised is the address the layer writes in Via instead of each flow's:
+// the advertised IP with port 0, which keeps each flow's own port.
+func advertised(ip netip.Addr) netip.AddrPort {
+	if !ip.IsValid() {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ip, 0)
 }
 
 // Listen binds the SIP port at addr, over UDP and TCP on the same port, and

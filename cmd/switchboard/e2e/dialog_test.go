@@ -368,6 +368,7 @@ func TestContactNamesTheAddressReached(t *testing.T) {
 	_, bob, conn, _, from := carrierToBobOn(t, func(c *nodeConfig) {
 		port = freePort(t, "0.0.0.0")
 		c.SIPAddr = fmt.Sprintf("0.0.0.0:%d", port)
+		c.MediaIP = "127.0.0.9" // what Contact and Via used to name, whoever asked
 	}, func(c *sipphone.Config) {
 		c.AutoAnswerOn = true
 		c.Server = fmt.Sprintf("127.0.0.1:%d", port)
@@ -395,7 +396,14 @@ func TestContactNamesTheAddressReached(t *testing.T) {
 			break
 		}
 	}
-	recvCall(t, bob)
+	// The INVITE to Bob, who registered over 127.0.0.1, names 127.0.0.1.
+	inv := recvCall(t, bob).Request
+	if c := inv.Contact(); c == nil || c.Address.Host != "127.0.0.1" || c.Address.Port != port {
+		t.Fatalf("the INVITE to Bob has Contact %v, want 127.0.0.1:%d", c, port)
+	}
+	if v := inv.Via(); v == nil || v.Host != "127.0.0.1" || v.Port != port {
+		t.Fatalf("the INVITE to Bob has Via %v, want 127.0.0.1:%d", v, port)
+	}
 
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 2 * time.Second}
 	tc, err := d.Dial("tcp", fmt.Sprintf("127.0.0.4:%d", port))
@@ -423,5 +431,33 @@ func TestContactNamesTheAddressReached(t *testing.T) {
 		if !strings.HasPrefix(msg, "SIP/2.0 1") {
 			t.Fatalf("INVITE over TCP: %q", firstLine(msg))
 		}
+	}
+}
+
+// Behind a NAT the advertised address replaces the local one in Contact
+// and Via, with the listener's port.
+func TestAdvertisedAddress(t *testing.T) {
+	_, bob, conn, to, from := carrierToBobOn(t, func(c *nodeConfig) { c.SIPAdvertise = "192.0.2.7" },
+		func(c *sipphone.Config) { c.AutoAnswerOn = true })
+	if _, err := conn.WriteToUDP([]byte(rawInvite(to, from, "+14155550102", carrierSDP)), to); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65535)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		n, _, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("no 200: %v", err)
+		}
+		if msg := string(buf[:n]); strings.HasPrefix(msg, "SIP/2.0 200") {
+			if c, want := header(msg, "Contact"), fmt.Sprintf("<sip:switchboard@192.0.2.7:%d>", to.Port); c != want {
+				t.Fatalf("Contact %q, want %q", c, want)
+			}
+			break
+		}
+	}
+	inv := recvCall(t, bob).Request
+	if v := inv.Via(); v == nil || v.Host != "192.0.2.7" || v.Port != to.Port {
+		t.Fatalf("the INVITE to Bob has Via %v, want 192.0.2.7:%d", v, to.Port)
 	}
 }
