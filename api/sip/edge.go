@@ -56,16 +56,20 @@ type Directory interface {
 type AuthStatus int
 
 const (
-	AuthOK      AuthStatus = iota
-	AuthMissing            // no credentials: challenge
-	AuthStale              // nonce expired: challenge with stale=true
-	AuthFailed             // wrong, replayed or unknown: 403
+	AuthOK        AuthStatus = iota
+	AuthMissing              // no credentials: challenge
+	AuthStale                // nonce expired: challenge with stale=true
+	AuthFailed               // wrong password or unknown user over a fresh nonce: 403, counted
+	AuthMalformed            // credentials that do not parse: 400, not counted
 )
 
 // Authenticator checks digest credentials.
 type Authenticator interface {
-	Challenge(stale bool) []string
-	Verify(method, header string, ha1 func(alg, username string) (string, bool)) (username string, st AuthStatus)
+	// Challenge's nonce is bound to peer, the client's address: only
+	// Verify with the same peer accepts it, so that failures count only
+	// against an address that received its challenge (not a forged one).
+	Challenge(peer netip.Addr, stale bool) []string
+	Verify(peer netip.Addr, method, header string, ha1 func(alg, username string) (string, bool)) (username string, st AuthStatus)
 }
 
 // Config of the edge.
@@ -431,7 +435,7 @@ func (e *Edge) authenticate(req *sip.Request, tx *txn.ServerTx, proxy bool) (Ide
 		header = h.Value()
 	}
 	var userID, tried string
-	user, st := e.cfg.Auth.Verify(string(req.Method), header, func(alg, username string) (string, bool) {
+	user, st := e.cfg.Auth.Verify(ip, string(req.Method), header, func(alg, username string) (string, bool) {
 		ha1, id, ok := e.cfg.Dir.HA1(alg, username)
 		userID, tried = id, username
 		return ha1, ok
@@ -445,10 +449,13 @@ func (e *Edge) authenticate(req *sip.Request, tx *txn.ServerTx, proxy bool) (Ide
 		e.respondStateless(req, tx, 403, "Forbidden")
 	case AuthMissing, AuthStale:
 		var hdrs []sip.Header
-		for _, c := range e.cfg.Auth.Challenge(st == AuthStale) {
+		for _, c := range e.cfg.Auth.Challenge(ip, st == AuthStale) {
 			hdrs = append(hdrs, sip.NewHeader(chName, c))
 		}
 		e.respondStateless(req, tx, code, reason, hdrs...)
+	case AuthMalformed:
+		metrics.SIPDropped.WithLabelValues("auth_malformed").Inc()
+		e.respondStateless(req, tx, 400, "Bad Request", sip.NewHeader("Warning", `399 `+e.cfg.Host+` "malformed credentials"`))
 	default:
 		metrics.SIPDropped.WithLabelValues("auth_failed").Inc()
 		e.loginFailed(req, ip, tried, userID)

@@ -85,9 +85,14 @@ const (
 	Replayed
 	// RealmMismatch: credentials for another realm: challenge.
 	RealmMismatch
+	// UnknownNonce: a wrong digest over a nonce that is not fresh or was
+	// not issued to this peer: challenge (without stale). It is not a
+	// failed login: a forger of the peer's address answers no challenge
+	// the peer was sent, so only fresh nonces make failures count.
+	UnknownNonce
 )
 
-var reasonNames = [...]string{"ok", "no_credentials", "malformed", "unknown_user", "wrong_response", "stale", "replayed", "realm_mismatch"}
+var reasonNames = [...]string{"ok", "no_credentials", "malformed", "unknown_user", "wrong_response", "stale", "replayed", "realm_mismatch", "unknown_nonce"}
 
 // String is a metric-label-friendly name.
 func (r Reason) String() string {
@@ -148,20 +153,24 @@ func New(realm string, secret []byte, now func() time.Time) *Authenticator {
 // SHA-256 then MD5 (RFC 7616 3.7: most preferred first). Unsupported names
 // are skipped.
 func (a *Authenticator) Challenge(algs ...string) []string {
-	return a.challenge(false, algs)
+	return a.ChallengeFor("", false, algs...)
 }
 
 // ChallengeStale is Challenge with stale=true, for Reason Stale and
 // Replayed.
 func (a *Authenticator) ChallengeStale(algs ...string) []string {
-	return a.challenge(true, algs)
+	return a.ChallengeFor("", true, algs...)
 }
 
-func (a *Authenticator) challenge(stale bool, algs []string) []string {
+// ChallengeFor is Challenge (stale: ChallengeStale) with a nonce bound to
+// peer (the client's address): only VerifyFrom with the same peer accepts
+// it. A client that forges another's address never receives that address's
+// challenges, so it cannot send answers that count against it.
+func (a *Authenticator) ChallengeFor(peer string, stale bool, algs ...string) []string {
 	if len(algs) == 0 {
 		algs = []string{SHA256, MD5}
 	}
-	nonce := a.newNonce()
+	nonce := a.newNonce(peer)
 	out := make([]string, 0, len(algs))
 	for _, alg := range algs {
 		name, _, ok := algorithm(alg)
@@ -177,20 +186,22 @@ func (a *Authenticator) challenge(stale bool, algs []string) []string {
 	return out
 }
 
-func (a *Authenticator) newNonce() string {
+func (a *Authenticator) newNonce(peer string) string {
 	var b [nonceLen]byte
 	binary.BigEndian.PutUint64(b[:tsLen], uint64(a.now().Unix()))
 	// crypto/rand.Read never fails (it aborts the program instead).
 	_, _ = rand.Read(b[tsLen : tsLen+saltLen])
-	copy(b[tsLen+saltLen:], a.mac(b[:tsLen+saltLen]))
+	copy(b[tsLen+saltLen:], a.mac(b[:tsLen+saltLen], peer))
 	return nonceEnc.EncodeToString(b[:])
 }
 
-// mac binds the nonce to the secret and the realm.
-func (a *Authenticator) mac(tsSalt []byte) []byte {
+// mac binds the nonce to the secret, the realm and the peer it was issued to.
+func (a *Authenticator) mac(tsSalt []byte, peer string) []byte {
 	m := hmac.New(sha256.New, a.secret)
 	m.Write(tsSalt)
 	m.Write([]byte(a.realm))
+	m.Write([]byte{0})
+	m.Write([]byte(peer))
 	return m.Sum(nil)[:macLen]
 }
 
@@ -203,7 +214,7 @@ const (
 	nonceForeign // not issued under this secret/realm, or mangled
 )
 
-func (a *Authenticator) checkNonce(nonce string, now time.Time) (nonceState, time.Time) {
+func (a *Authenticator) checkNonce(nonce, peer string, now time.Time) (nonceState, time.Time) {
 	if nonceEnc.EncodedLen(nonceLen) != len(nonce) {
 		return nonceForeign, time.Time{}
 	}
@@ -211,7 +222,7 @@ func (a *Authenticator) checkNonce(nonce string, now time.Time) (nonceState, tim
 	if err != nil || len(b) != nonceLen {
 		return nonceForeign, time.Time{}
 	}
-	if !hmac.Equal(b[tsLen+saltLen:], a.mac(b[:tsLen+saltLen])) {
+	if !hmac.Equal(b[tsLen+saltLen:], a.mac(b[:tsLen+saltLen], peer)) {
 		return nonceForeign, time.Time{}
 	}
 	issued := time.Unix(int64(binary.BigEndian.Uint64(b[:tsLen])), 0)
@@ -232,6 +243,15 @@ func (a *Authenticator) checkNonce(nonce string, now time.Time) (nonceState, tim
 // The returned error is nil exactly when Result.Reason is OK; otherwise it
 // says why, for logs.
 func (a *Authenticator) Verify(method string, authHeader string, lookupHA1 func(alg, username string) (ha1 string, ok bool)) (Result, error) {
+	return a.VerifyFrom("", method, authHeader, lookupHA1)
+}
+
+// VerifyFrom is Verify for a nonce issued by ChallengeFor(peer). The nonce
+// is checked before the credentials: an answer to a challenge this peer was
+// never sent is Stale (challenged again), never UnknownUser or
+// WrongResponse, so that only a client that receives at peer's address can
+// make failures count against it.
+func (a *Authenticator) VerifyFrom(peer, method string, authHeader string, lookupHA1 func(alg, username string) (ha1 string, ok bool)) (Result, error) {
 	if trimLWS(authHeader) == "" {
 		return Result{Reason: NoCredentials}, errors.New("digest: no credentials")
 	}
@@ -296,6 +316,21 @@ func (a *Authenticator) Verify(method string, authHeader string, lookupHA1 func(
 	want := response(newHash, ha1, sess, method, p)
 	got := strings.ToLower(p["response"])
 	match := subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
+	now := a.now()
+	state, expires := a.checkNonce(p["nonce"], peer, now)
+	if state != nonceFresh {
+		// Stale only with a valid digest (RFC 7616 3.3); a wrong one over
+		// a nonce this peer was not sent, or an old one, proves nothing
+		// about the peer and is challenged afresh.
+		why := "nonce expired"
+		if state == nonceForeign {
+			why = "nonce not issued to this peer under this secret"
+		}
+		if known && match {
+			return fail(Stale, "%s", why)
+		}
+		return fail(UnknownNonce, "%s, and a wrong digest", why)
+	}
 	switch {
 	case !known:
 		return fail(UnknownUser, "unknown user")
@@ -303,14 +338,6 @@ func (a *Authenticator) Verify(method string, authHeader string, lookupHA1 func(
 		return fail(WrongResponse, "wrong response")
 	}
 
-	now := a.now()
-	state, expires := a.checkNonce(p["nonce"], now)
-	switch state {
-	case nonceForeign:
-		return fail(Stale, "nonce not issued under this secret")
-	case nonceExpired:
-		return fail(Stale, "nonce expired")
-	}
 	if err := a.record(p["nonce"], hasQop, nc, expires, now); err != nil {
 		return fail(Replayed, "nc %08x: %w", nc, err)
 	}

@@ -59,8 +59,10 @@ func TestPublishedVectors(t *testing.T) {
 	if res, _ := a.Verify("GET", hdr, lookup("Circle of Life")); res.Reason != Stale {
 		t.Fatalf("RFC header with the right password: %v, want stale", res.Reason)
 	}
-	if res, _ := a.Verify("GET", hdr, lookup("circle of life")); res.Reason != WrongResponse {
-		t.Fatalf("RFC header with a wrong password: %v, want wrong_response", res.Reason)
+	// With a wrong password it proves nothing: not stale (the digest is
+	// wrong), not a failed login (the nonce is not ours).
+	if res, _ := a.Verify("GET", hdr, lookup("circle of life")); res.Reason != UnknownNonce {
+		t.Fatalf("RFC header with a wrong password: %v, want unknown_nonce", res.Reason)
 	}
 }
 
@@ -206,7 +208,9 @@ func TestVerify(t *testing.T) {
 		}},
 		{name: "stale nonce", user: "100", pw: "s3cret", alg: SHA256, steps: []step{{NonceLifetime + time.Second, good, Stale}}},
 		{name: "nonce just inside lifetime", user: "100", pw: "s3cret", alg: SHA256, steps: []step{{NonceLifetime, good, OK}}},
-		{name: "stale nonce with wrong password is still wrong", user: "100", pw: "bad", alg: SHA256, steps: []step{{time.Hour, good, WrongResponse}}},
+		// A wrong digest over an old nonce is neither stale (RFC 7616 3.3)
+		// nor a failure to count against the peer: challenged afresh.
+		{name: "stale nonce with wrong password is challenged again", user: "100", pw: "bad", alg: SHA256, steps: []step{{time.Hour, good, UnknownNonce}}},
 		{name: "tampered nonce, digest over tampered nonce", user: "100", pw: "s3cret", alg: SHA256, steps: []step{
 			{0, func(p *phone, nonce string) string { return p.authorize(SHA256, tamper(nonce), method, uri, 1, true) }, Stale},
 		}},
@@ -214,7 +218,7 @@ func TestVerify(t *testing.T) {
 			{0, func(p *phone, nonce string) string {
 				h := p.authorize(SHA256, nonce, method, uri, 1, true)
 				return strings.Replace(h, nonce, tamper(nonce), 1)
-			}, WrongResponse},
+			}, UnknownNonce},
 		}},
 		{name: "qop-less accepted once", user: "ann", pw: "pa55", alg: MD5, steps: []step{
 			{0, func(p *phone, nonce string) string { return p.authorize(MD5, nonce, method, uri, 0, false) }, OK},
@@ -393,5 +397,35 @@ func TestReplayTableFull(t *testing.T) {
 	clk.t = live.Add(time.Second)
 	if res, err := a.Verify("REGISTER", p.answer(t, a.Challenge()[0], "REGISTER", "sip:x"), lookup); res.Reason != OK {
 		t.Fatalf("after the old nonces expired: %v", err)
+	}
+}
+
+// A nonce issued to one peer is not fresh from another: the right password
+// answered from elsewhere is stale (the phone retries), a wrong one is no
+// failure of the peer it claims to be (a forger of that address never sees
+// its challenges).
+func TestVerifyBindsThePeer(t *testing.T) {
+	const method = "REGISTER"
+	a := New(realm, []byte("cluster-secret"), nil)
+	nonce := nonceOf(t, a.ChallengeFor("192.0.2.10", false, MD5)[0])
+	good := &phone{user: "100", password: "s3cret", realm: realm, alg: MD5}
+	bad := &phone{user: "100", password: "guess", realm: realm, alg: MD5}
+	for _, tc := range []struct {
+		name string
+		p    *phone
+		peer string
+		nc   uint32
+		want Reason
+	}{
+		{"right password, other peer", good, "198.51.100.1", 1, Stale},
+		{"wrong password, other peer", bad, "198.51.100.1", 1, UnknownNonce},
+		{"wrong password, unbound check", bad, "", 1, UnknownNonce},
+		{"wrong password, the peer", bad, "192.0.2.10", 1, WrongResponse},
+		{"right password, the peer", good, "192.0.2.10", 2, OK},
+	} {
+		res, _ := a.VerifyFrom(tc.peer, method, tc.p.authorize(MD5, nonce, method, "sip:x", tc.nc, true), lookup)
+		if res.Reason != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, res.Reason, tc.want)
+		}
 	}
 }

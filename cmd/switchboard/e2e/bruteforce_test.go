@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -152,4 +153,52 @@ func TestTokenGuessingRefused(t *testing.T) {
 	if n := len(logs.lines("level=WARN", "rest: source blocked", "source="+attackerIP+"/32")); n != 1 {
 		t.Errorf("%d blocks logged with the source, want 1", n)
 	}
+}
+
+// Failures are counted only against an address that received its
+// challenge: answers over a nonce issued to another address, and
+// credentials that do not parse, are what a forger of 127.0.0.5's address
+// can send without seeing its traffic, and they must not get 127.0.0.5
+// blocked.
+func TestForgedFailuresDoNotBlock(t *testing.T) {
+	s, _ := guardedNode(t)
+	s.user("alice", "1001", "alice-secret")
+	to, _ := net.ResolveUDPAddr("udp", s.n.SIPAddr())
+	listen := func(ip string) *net.UDPConn {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	register := func(c *net.UDPConn, auth string) string {
+		msg := fmt.Sprintf("REGISTER sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-f%d\r\nMax-Forwards: 70\r\n"+
+			"From: <sip:1001@%s>;tag=f1\r\nTo: <sip:1001@%s>\r\nCall-ID: forged-%d\r\nCSeq: 1 REGISTER\r\n"+
+			"Contact: <sip:1001@%s>\r\n%sContent-Length: 0\r\n\r\n", domain, c.LocalAddr(), time.Now().UnixNano(), domain, domain, time.Now().UnixNano(), c.LocalAddr(), auth)
+		return sendUDP(t, c, to, []byte(msg))
+	}
+	// A nonce the node issued to 127.0.0.6.
+	ch := register(listen("127.0.0.6"), "")
+	_, rest, _ := strings.Cut(header(ch, "WWW-Authenticate"), `nonce="`)
+	nonce, _, _ := strings.Cut(rest, `"`)
+	if nonce == "" {
+		t.Fatalf("no nonce in %q", firstLine(ch))
+	}
+	failures0 := metric(t, s, `switchboard_auth_failures_total{kind="sip"}`)
+	forger := listen(attackerIP)
+	for i := range 30 {
+		auth := fmt.Sprintf(`Authorization: Digest username="1001", realm=%q, nonce=%q, uri="sip:%s", response="%032d", algorithm=MD5, qop=auth, nc=00000001, cnonce="c%d"`+"\r\n", domain, nonce, domain, i, i)
+		if i%2 == 1 {
+			auth = "Authorization: Digest username=\"1001\r\n"
+		}
+		if res := register(forger, auth); strings.HasPrefix(res, "SIP/2.0 403") {
+			t.Fatalf("forged answer %d: %q (counted against %s)", i, firstLine(res), attackerIP)
+		}
+	}
+	if d := metric(t, s, `switchboard_auth_failures_total{kind="sip"}`) - failures0; d != 0 {
+		t.Fatalf("%v forged failures counted", d)
+	}
+	p := s.phone("1001", "alice-secret", func(c *sipphone.Config) { c.IP = attackerIP })
+	s.registered(p)
 }

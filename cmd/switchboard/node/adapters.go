@@ -85,22 +85,30 @@ type digestAuth struct {
 }
 
 // Challenge offers the node's algorithms, one WWW-/Proxy-Authenticate each.
-func (d digestAuth) Challenge(stale bool) []string {
-	if stale {
-		return d.a.ChallengeStale(d.algs...)
+func (d digestAuth) Challenge(peer netip.Addr, stale bool) []string {
+	return d.a.ChallengeFor(peerKey(peer), stale, d.algs...)
+}
+
+// peerKey is what a nonce is bound to: the client's IP (not its port, which
+// a NAT may change between a request and its retry).
+func peerKey(peer netip.Addr) string {
+	if !peer.IsValid() {
+		return ""
 	}
-	return d.a.Challenge(d.algs...)
+	return peer.Unmap().String()
 }
 
 // Verify maps the digest verdict to the edge's answer. A replayed nonce
 // count is re-challenged (stale) rather than refused: UDP reorders.
-func (d digestAuth) Verify(method, header string, ha1 func(alg, username string) (string, bool)) (string, sipedge.AuthStatus) {
-	res, _ := d.a.Verify(method, header, ha1)
+func (d digestAuth) Verify(peer netip.Addr, method, header string, ha1 func(alg, username string) (string, bool)) (string, sipedge.AuthStatus) {
+	res, _ := d.a.VerifyFrom(peerKey(peer), method, header, ha1)
 	switch res.Reason {
 	case digest.OK:
 		return res.Username, sipedge.AuthOK
-	case digest.NoCredentials, digest.RealmMismatch:
+	case digest.NoCredentials, digest.RealmMismatch, digest.UnknownNonce:
 		return "", sipedge.AuthMissing
+	case digest.Malformed:
+		return "", sipedge.AuthMalformed
 	case digest.Stale, digest.Replayed:
 		return "", sipedge.AuthStale
 	default:
