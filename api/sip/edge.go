@@ -369,6 +369,9 @@ func (e *Edge) respond(req *sip.Request, tx *txn.ServerTx, code int, reason stri
 // nobody has authenticated yet, whose source may be spoofed.
 func (e *Edge) respondStateless(req *sip.Request, tx *txn.ServerTx, code int, reason string, hdrs ...sip.Header) {
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	if to := req.To(); to != nil && !to.Params.Has("tag") {
+		res.To().Params.Add("tag", statelessTag(req))
+	}
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}

@@ -307,7 +307,9 @@ func (l *leg) acked(seq uint32) {
 func (e *Edge) onAck(req *sip.Request) {
 	l := e.inDialog(req)
 	if l == nil {
-		metrics.SIPDropped.WithLabelValues("stray_ack").Inc()
+		if !ackOfStateless(req) {
+			metrics.SIPDropped.WithLabelValues("stray_ack").Inc()
+		}
 		return
 	}
 	if c := req.CSeq(); c != nil {

@@ -68,8 +68,11 @@ func TestChallengeAlgorithms(t *testing.T) {
 }
 
 // An unauthenticated INVITE (from a spoofed source, say) gets one 407 and
-// nothing more: no retransmissions for 32 s (timer G fires first at 500 ms,
-// then 1 s, 2 s...). Its retransmission gets one fresh 407.
+// nothing more: a stateful 407 would be resent at 500 ms and 1.5 s (timer
+// G), inside the window watched here; the whole 32 s is covered on the
+// transaction layer's fake clock (txn's TestServerRespondStateless). Its
+// retransmission gets one 407 with the same To tag, and the 407's ACK is
+// absorbed, not counted as a stray message.
 func TestChallengeIsStateless(t *testing.T) {
 	s := startNode(t, nil)
 	s.user("alice", "1001", "alice-secret")
@@ -81,6 +84,7 @@ func TestChallengeIsStateless(t *testing.T) {
 	to, _ := net.ResolveUDPAddr("udp", s.n.SIPAddr())
 	from := conn.LocalAddr().(*net.UDPAddr)
 	invite := []byte(rawInvite(to, from, "1001", carrierSDP))
+	var tags []string
 	count := func(window time.Duration) int {
 		n := 0
 		buf := make([]byte, 65535)
@@ -91,8 +95,10 @@ func TestChallengeIsStateless(t *testing.T) {
 			if err != nil {
 				return n
 			}
-			if strings.HasPrefix(string(buf[:m]), "SIP/2.0 407") {
+			if msg := string(buf[:m]); strings.HasPrefix(msg, "SIP/2.0 407") {
 				n++
+				_, tag, _ := strings.Cut(header(msg, "To"), ";tag=")
+				tags = append(tags, tag)
 			}
 		}
 	}
@@ -108,5 +114,25 @@ func TestChallengeIsStateless(t *testing.T) {
 	}
 	if n := count(700 * time.Millisecond); n != 1 {
 		t.Fatalf("its retransmission got %d 407s, want 1", n)
+	}
+	if tags[0] == "" || tags[0] != tags[1] {
+		t.Fatalf("the 407s to one INVITE carry To tags %q and %q, want one tag", tags[0], tags[1])
+	}
+	stray := metric(t, s, `switchboard_sip_messages_dropped_total{reason="stray_ack"}`)
+	ack := strings.Replace(strings.Replace(string(invite), "INVITE sip:", "ACK sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 ACK", 1)
+	ack = strings.Replace(ack, "To: <sip:1001@127.0.0.1>", "To: <sip:1001@127.0.0.1>;tag="+tags[0], 1)
+	if !strings.Contains(ack, ";tag="+tags[0]) {
+		t.Fatalf("test bug: no To header to tag in %q", ack)
+	}
+	if _, err := conn.WriteToUDP([]byte(ack), to); err != nil {
+		t.Fatal(err)
+	}
+	// The ACK is read and handled before the OPTIONS after it.
+	if res := sendUDP(t, conn, to, []byte(fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-o%d\r\nMax-Forwards: 70\r\nFrom: <sip:probe@%s>;tag=o\r\nTo: <sip:%s>\r\nCall-ID: o-%d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+		to, from, time.Now().UnixNano(), domain, to, time.Now().UnixNano()))); res == "" {
+		t.Fatal("no answer to the OPTIONS after the ACK")
+	}
+	if d := metric(t, s, `switchboard_sip_messages_dropped_total{reason="stray_ack"}`) - stray; d != 0 {
+		t.Fatalf("the ACK of a stateless 407 was counted as a stray message")
 	}
 }
