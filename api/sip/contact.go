@@ -1,10 +1,14 @@
 package sipedge
 
 import (
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/api/sip/txn"
 )
 
 // contactFor is our Contact on the flow req arrived by: the local address
@@ -57,4 +61,33 @@ func uriHost(a netip.Addr) string {
 		return "[" + a.String() + "]"
 	}
 	return a.String()
+}
+
+// pinDestination looks up a UDP request's destination when it is a name (a
+// carrier's host name), so that the request goes to one address and its
+// Contact names the local address toward that address, as the layer's Via
+// does. It blocks: the request is sent off the reader (txn.MayBlock). A
+// name that does not resolve is left for the layer to refuse.
+func (e *Edge) pinDestination(req *sip.Request) {
+	if !strings.EqualFold(req.Transport(), "UDP") {
+		return
+	}
+	host, port, err := net.SplitHostPort(req.Destination())
+	if err != nil {
+		return
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return
+	}
+	ip, err := txn.Resolve(host)
+	if err != nil {
+		return
+	}
+	dest := netip.AddrPortFrom(ip, uint16(p)).String()
+	req.SetDestination(dest)
+	req.ReplaceHeader(e.contactTo("UDP", dest))
 }

@@ -448,6 +448,7 @@ func (l *leg) dial(req *sip.Request) {
 		l.finish()
 		return
 	}
+	l.e.pinDestination(req)
 	msgsOut.method(sip.INVITE)
 	tx, err := l.e.layer.Request(req, l.onResponse)
 	if err != nil {

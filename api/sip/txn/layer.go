@@ -359,16 +359,27 @@ func requestPeer(req *sip.Request) (peer, error) {
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ips, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
-		if lerr != nil || len(ips) == 0 {
-			return p, fmt.Errorf("txn: resolve %q: %w", host, lerr)
+		if ip, err = Resolve(host); err != nil {
+			return p, err
 		}
-		ip = ips[0]
 	}
 	p.addr = netip.AddrPortFrom(ip.Unmap(), uint16(port))
 	return p, nil
+}
+
+// Resolve looks up the address a UDP request to host goes to. It blocks
+// (see MayBlock).
+func Resolve(host string) (netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("txn: resolve %q: %w", host, err)
+	}
+	if len(ips) == 0 {
+		return netip.Addr{}, fmt.Errorf("txn: resolve %q: no IPv4 address", host)
+	}
+	return ips[0].Unmap(), nil
 }
 
 var wires = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -461,3 +461,33 @@ func TestAdvertisedAddress(t *testing.T) {
 		t.Fatalf("the INVITE to Bob has Via %v, want 192.0.2.7:%d", v, to.Port)
 	}
 }
+
+// A carrier named by host name: the INVITE goes to the address the name
+// resolves to, and its Contact names the local address toward it (here
+// 127.0.0.1), as its Via does, not the media IP.
+func TestTrunkByNameContact(t *testing.T) {
+	port := freePort(t, "0.0.0.0")
+	s := startNode(t, func(c *nodeConfig) {
+		c.SIPAddr = fmt.Sprintf("0.0.0.0:%d", port)
+		c.MediaIP = "127.0.0.9"
+	})
+	s.user("alice", "1001", "alice-secret", "+14155550101")
+	carrier := s.phone("carrier", "", func(c *sipphone.Config) { c.IP = "127.0.0.1" })
+	_, cport, _ := net.SplitHostPort(carrier.Addr())
+	if code := s.api("POST", "/v1/trunks", "", map[string]any{
+		"id": "carrier", "address": "localhost:" + cport, "outbound": true,
+	}, nil); code != 201 {
+		t.Fatalf("create trunk: %d", code)
+	}
+	alice := s.phone("alice", "alice-secret", func(c *sipphone.Config) { c.Server = fmt.Sprintf("127.0.0.1:%d", port) })
+	s.registered(alice)
+	ctx := ctxT(t, 10*time.Second)
+	go func() { _, _ = alice.Dial(ctx, "+14155559999", nil) }()
+	inv := recvCall(t, carrier).Request
+	if c := inv.Contact(); c == nil || c.Address.Host != "127.0.0.1" || c.Address.Port != port {
+		t.Fatalf("INVITE to a carrier named localhost: Contact %v, want 127.0.0.1:%d", c, port)
+	}
+	if v := inv.Via(); v == nil || v.Host != "127.0.0.1" {
+		t.Fatalf("INVITE to a carrier named localhost: Via %v", v)
+	}
+}
