@@ -1,12 +1,13 @@
 // Package authguard limits password and token guessing, as Kamailio's pike
 // and fail2ban do for an operator: failed logins are counted per source
-// address and per user, and a source that fails too often is refused,
-// before its credentials are checked, for a cooling period that doubles
-// when it comes back for more.
+// address and per user, and a source that fails too often is refused for
+// a cooling period that doubles when it comes back for more.
 //
 // Per source: SourceLimit failures within Window block the source for
 // Block. A block that starts within MaxBlock of the end of the last one
-// lasts twice as long as that one, up to MaxBlock. An IPv6 source is
+// lasts twice as long as that one, up to MaxBlock. Failures during a
+// block are counted too, so a source that keeps failing through its block
+// is blocked again as it ends. An IPv6 source is
 // counted as its /64: one subscriber's network, in which an attacker has
 // addresses to spare.
 //
@@ -88,9 +89,14 @@ type Outcome struct {
 type Guard struct {
 	cfg Config
 	// blocked counts sources marked blocked: Blocked skips the lock while
-	// it is 0, the usual case. Marks are cleared by the sweep, so it may
-	// count an expired block for up to a Window.
+	// it is 0, the usual case. lastEnd is when the latest block marked
+	// ends, as time since epoch (monotonic, so a step of the wall clock
+	// ends no block early): once it is past, no block holds, and the
+	// first Blocked after it clears the marks, so the lock is skipped
+	// again without waiting for a failure to sweep.
 	blocked atomic.Int64
+	lastEnd atomic.Int64
+	epoch   time.Time
 
 	mu      sync.RWMutex
 	sources *table[netip.Prefix]
@@ -123,7 +129,8 @@ func New(cfg Config) *Guard {
 		cfg.Now = time.Now
 	}
 	g := &Guard{cfg: cfg, sources: newTable[netip.Prefix](cfg.MaxSources), users: newTable[string](cfg.MaxUsers)}
-	g.sweepAt = cfg.Now().Add(cfg.Window)
+	g.epoch = cfg.Now()
+	g.sweepAt = g.epoch.Add(cfg.Window)
 	return g
 }
 
@@ -145,6 +152,15 @@ func (g *Guard) Blocked(src netip.Addr) (time.Duration, bool) {
 		return 0, false
 	}
 	now := g.cfg.Now()
+	if int64(now.Sub(g.epoch)) >= g.lastEnd.Load() {
+		// Every block is over. Clearing the marks is up to whoever gets
+		// the lock first; the answer does not wait for it.
+		if g.mu.TryLock() {
+			g.unmark(now)
+			g.mu.Unlock()
+		}
+		return 0, false
+	}
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	e := g.sources.m[key(src)]
@@ -208,6 +224,9 @@ func (g *Guard) block(s *entry[netip.Prefix], now time.Time) time.Duration {
 		d = min(2*s.last, g.cfg.MaxBlock)
 	}
 	s.until, s.last, s.fails = now.Add(d), d, 0
+	if end := int64(s.until.Sub(g.epoch)); end > g.lastEnd.Load() {
+		g.lastEnd.Store(end) // before the mark: Blocked reads them in the other order
+	}
 	if !s.blocked {
 		s.blocked = true
 		g.blocked.Add(1)
@@ -222,11 +241,8 @@ func (g *Guard) sweep(now time.Time) {
 		return
 	}
 	g.sweepAt = now.Add(g.cfg.Window)
+	g.unmark(now)
 	for _, e := range g.sources.m {
-		if e.blocked && !now.Before(e.until) {
-			e.blocked = false
-			g.blocked.Add(-1)
-		}
 		if e.idle(now, g.cfg.Window, g.cfg.MaxBlock) {
 			g.sources.remove(e)
 		}
@@ -234,6 +250,19 @@ func (g *Guard) sweep(now time.Time) {
 	for _, e := range g.users.m {
 		if e.idle(now, g.cfg.Window, 0) {
 			g.users.remove(e)
+		}
+	}
+}
+
+// unmark clears the marks of blocks that are over. It holds g.mu.
+func (g *Guard) unmark(now time.Time) {
+	if g.blocked.Load() == 0 {
+		return
+	}
+	for _, e := range g.sources.m {
+		if e.blocked && !now.Before(e.until) {
+			e.blocked = false
+			g.blocked.Add(-1)
 		}
 	}
 }

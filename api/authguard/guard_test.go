@@ -221,6 +221,51 @@ func TestGuardSweep(t *testing.T) {
 	}
 }
 
+// When the last block ends, Blocked itself clears the marks: with no
+// further failure (so no sweep), the lock-free path is taken again.
+func TestGuardBlockEndsWithoutFailures(t *testing.T) {
+	c := &clock{t: time.Unix(0, 0)}
+	g := newGuard(c, nil)
+	block := func(src string) {
+		for range 10 {
+			g.Fail(ip(src), "")
+		}
+	}
+	block("192.0.2.5") // until 10 min
+	c.add(5 * time.Minute)
+	block("192.0.2.6") // until 15 min
+	for _, s := range []struct {
+		at      time.Duration // since the start
+		blocked []bool        // of 192.0.2.5, .6 and an address never blocked
+		marks   int64
+	}{
+		{at: 5 * time.Minute, blocked: []bool{true, true, false}, marks: 2},
+		{at: 10 * time.Minute, blocked: []bool{false, true, false}, marks: 2},
+		{at: 15*time.Minute - 1, blocked: []bool{false, true, false}, marks: 2},
+		{at: 15 * time.Minute, blocked: []bool{false, false, false}, marks: 0},
+		{at: time.Hour, blocked: []bool{false, false, false}, marks: 0},
+	} {
+		c.t = time.Unix(0, 0).Add(s.at)
+		for i, src := range []string{"192.0.2.5", "192.0.2.6", "198.51.100.1"} {
+			if _, got := g.Blocked(ip(src)); got != s.blocked[i] {
+				t.Fatalf("at %v: %s blocked %v, want %v", s.at, src, got, s.blocked[i])
+			}
+		}
+		if got := g.blocked.Load(); got != s.marks {
+			t.Fatalf("at %v: %d blocks marked, want %d", s.at, got, s.marks)
+		}
+	}
+	block("192.0.2.5") // a repeat within MaxBlock: 20 min
+	c.add(20*time.Minute - 1)
+	if _, ok := g.Blocked(ip("192.0.2.5")); !ok || g.blocked.Load() != 1 {
+		t.Fatalf("a new block after the marks were cleared: blocked %v, %d marked", ok, g.blocked.Load())
+	}
+	c.add(1)
+	if _, ok := g.Blocked(ip("192.0.2.5")); ok || g.blocked.Load() != 0 {
+		t.Fatalf("after the repeat: blocked %v, %d marked", ok, g.blocked.Load())
+	}
+}
+
 // Checks and failures from many goroutines (run with -race).
 func TestGuardConcurrent(t *testing.T) {
 	g := New(Defaults())
@@ -245,6 +290,20 @@ func TestGuardConcurrent(t *testing.T) {
 
 func BenchmarkBlockedNone(b *testing.B) {
 	g := New(Defaults())
+	src := ip("192.0.2.1")
+	for b.Loop() {
+		g.Blocked(src)
+	}
+}
+
+// BenchmarkBlockedEnded: every block is over and no failure came since.
+func BenchmarkBlockedEnded(b *testing.B) {
+	c := &clock{t: time.Unix(0, 0)}
+	g := newGuard(c, nil)
+	for range 10 {
+		g.Fail(ip("192.0.2.5"), "")
+	}
+	c.add(time.Hour)
 	src := ip("192.0.2.1")
 	for b.Loop() {
 		g.Blocked(src)

@@ -9,7 +9,8 @@ type entry[K comparable] struct {
 	since time.Time // start of the window
 	until time.Time // blocked (a source) or watched (a user) until
 	last  time.Duration
-	// blocked: counted in Guard.blocked, until the sweep sees it expire.
+	// blocked: counted in Guard.blocked, until a sweep or Blocked sees it
+	// expire.
 	blocked    bool
 	prev, next *entry[K] // least recently failing last
 }
