@@ -6,10 +6,8 @@
 // Per source: SourceLimit failures within Window block the source for
 // Block. A block that starts within MaxBlock of the end of the last one
 // lasts twice as long as that one, up to MaxBlock. Failures during a
-// block are counted too, so a source that keeps failing through its block
-// is blocked again as it ends. An IPv6 source is
-// counted as its /64: one subscriber's network, in which an attacker has
-// addresses to spare.
+// block count toward the next one. An IPv6 source is counted as its /64:
+// one subscriber's network, in which an attacker has addresses to spare.
 //
 // Per user: blocking a user would let anyone lock a victim out by failing
 // on purpose, so the user is never blocked. Instead UserLimit failures for
@@ -183,10 +181,14 @@ func (g *Guard) Fail(src netip.Addr, user string) Outcome {
 	defer g.mu.Unlock()
 	g.sweep(now)
 	s := g.touchSource(k)
-	if now.Before(s.until) {
-		return Outcome{} // already blocked: it raced the check
-	}
 	s.count(now, g.cfg.Window)
+	if now.Before(s.until) {
+		// Already blocked (a REST token is checked before the block
+		// answers; a SIP request raced the check). Counted all the same:
+		// a source still failing as its block ends is blocked again, for
+		// twice as long, as soon as its window holds SourceLimit failures.
+		return Outcome{}
+	}
 	o := Outcome{Source: k}
 	if user != "" && g.cfg.UserLimit > 0 {
 		u, _ := g.users.touch(user)

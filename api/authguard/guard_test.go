@@ -73,6 +73,12 @@ func TestGuardRules(t *testing.T) {
 			{wait: 160 * time.Minute, src: a, fails: 10, block: 4 * time.Hour, reason: BySource, refused: true},
 			{wait: 4 * time.Hour, src: a, fails: 10, block: 4 * time.Hour, reason: BySource, refused: true},
 		}},
+		{"failures during a block count toward the next", []step{
+			{src: a, fails: 10, block: 10 * time.Minute, reason: BySource, refused: true},
+			{wait: 10*time.Minute - 30*time.Second, src: a, fails: 9, refused: true},
+			// the block is over, but the window holds 9 failures already
+			{wait: 30 * time.Second, src: a, fails: 1, block: 20 * time.Minute, reason: BySource, refused: true},
+		}},
 		{"quiet for the maximum block forgives", []step{
 			{src: a, fails: 10, block: 10 * time.Minute, reason: BySource, refused: true},
 			{wait: 10*time.Minute + 4*time.Hour, src: a, fails: 10, block: 10 * time.Minute, reason: BySource, refused: true},
