@@ -298,6 +298,50 @@ func TestConcurrentUpdatesAreFenced(t *testing.T) {
 	}
 }
 
+// gets counts the store's reads.
+type gets struct {
+	store.Store
+	n atomic.Int64
+}
+
+func (g *gets) Get(ctx context.Context, key string) (store.KV, error) {
+	g.n.Add(1)
+	return g.Store.Get(ctx, key)
+}
+
+// The cached lookup answers from memory alone, where a miss of the full
+// one reads etcd.
+func TestCachedUserByToken(t *testing.T) {
+	st := &gets{Store: newStores(t, 1)[0]}
+	d := startDir(t, st)
+	_, tok, err := d.CreateUser(ctx(t), alice())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown := strings.Repeat("0", 64)
+	for _, tt := range []struct {
+		name  string
+		look  func(string) (User, bool)
+		tok   string
+		found bool
+		reads int64
+	}{
+		{"cached, known", d.CachedUserByToken, tok, true, 0},
+		{"cached, unknown", d.CachedUserByToken, unknown, false, 0},
+		{"cached, empty", d.CachedUserByToken, "", false, 0},
+		{"full, unknown", d.UserByToken, unknown, false, 1},
+	} {
+		before := st.n.Load()
+		u, ok := tt.look(tt.tok)
+		if ok != tt.found || (ok && u.ID != "alice") {
+			t.Errorf("%s: %+v %v, want found %v", tt.name, u, ok, tt.found)
+		}
+		if n := st.n.Load() - before; n != tt.reads {
+			t.Errorf("%s: %d etcd reads, want %d", tt.name, n, tt.reads)
+		}
+	}
+}
+
 func TestOtherNodeSeesChangesAtOnce(t *testing.T) {
 	stores := newStores(t, 2)
 	a, b := startDir(t, stores[0]), startDir(t, stores[1])
