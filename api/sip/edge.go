@@ -100,6 +100,10 @@ type Config struct {
 	// Guard refuses sources that fail digest authentication too often
 	// (nil: no limit).
 	Guard *authguard.Guard
+	// ConnsPerSource and FirstMessageTimeout guard TCP and TLS (txn.Config;
+	// 0: the layer's defaults).
+	ConnsPerSource      int
+	FirstMessageTimeout time.Duration
 }
 
 // Edge is the node's SIP edge.
@@ -126,6 +130,7 @@ func New(cfg Config) *Edge {
 	e := &Edge{cfg: cfg, legs: map[string]*leg{}, dialogs: map[string]*leg{}, forks: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(maxRouting)}
 	e.layer = txn.New(txn.Config{
 		Host: cfg.Host, Port: cfg.Port, Log: cfg.Log,
+		ConnsPerSource: cfg.ConnsPerSource, FirstMessageTimeout: cfg.FirstMessageTimeout,
 		Advertise:    advertised(cfg.Advertise),
 		TransportLog: slog.New(parseFailures{cfg.Log.Handler()}),
 		OnRequest:    e.onRequest, OnResponse: e.onStray2xx,

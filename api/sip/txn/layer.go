@@ -59,7 +59,7 @@ type Config struct {
 	// local address: a NAT's public address. A port of 0 keeps the flow's.
 	Advertise netip.AddrPort
 	// ConnsPerSource caps the TCP and TLS connections one source (an IPv4
-	// address, an IPv6 /64) holds open; one more is closed at once. 0: 64.
+	// address, an IPv6 /64) holds open; one more is closed at once. 0: 1024.
 	ConnsPerSource int
 	// FirstMessageTimeout is how long a TCP or TLS connection accepted has
 	// to deliver its first SIP message before it is closed. 0: 10 s.

@@ -25,7 +25,10 @@ import (
 // registration's connection open for hours with CRLF keepalives.
 
 const (
-	defaultConnsPerSource      = 64
+	// defaultConnsPerSource is high enough for an office of TCP or TLS
+	// phones behind one NAT address; the first-message deadline, not this
+	// cap, is what closes a flood of idle connections.
+	defaultConnsPerSource      = 1024
 	defaultFirstMessageTimeout = 10 * time.Second
 	// refusalLog is how often connections refused to one source are
 	// logged: a flood writes one line a minute, not one per connection.

@@ -285,6 +285,24 @@ func TestStreamPerSourceCap(t *testing.T) {
 	}
 }
 
+// TestStreamDefaultCap: by default one address holds far more than the 64
+// connections of a first draft: an office of TCP phones behind one NAT
+// address (100 here) all stay connected.
+func TestStreamDefaultCap(t *testing.T) {
+	h := newHarness(t)
+	ln := h.serveTCP()
+	for range 100 {
+		c, err := net.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.stream(c).sync()
+	}
+	if n := h.count("tcp_limit"); n != 0 {
+		t.Errorf("%d of 100 phones behind one address refused", n)
+	}
+}
+
 // TestStreamSlotsFreed: a connection's close gives its source's slot back.
 func TestStreamSlotsFreed(t *testing.T) {
 	l := New(Config{ConnsPerSource: 1})
