@@ -11,10 +11,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/switchboard/switchboard/api/sip/txn"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
 	"github.com/switchboard/switchboard/cmd/switchboard/stackfloor"
 )
@@ -96,6 +98,10 @@ func parseFlags(args []string, getenv func(string) string) (node.Config, error) 
 	fs.StringVar(&drain, "drain-timeout", drain, "how long SIGTERM lets active calls finish")
 	rtpTimeout := envOr(getenv, "rtp-timeout", "60s")
 	fs.StringVar(&rtpTimeout, "rtp-timeout", rtpTimeout, "end a call after this long without RTP")
+	tcpPerSource := envOr(getenv, "sip-tcp-per-source", strconv.Itoa(txn.DefaultConnsPerSource))
+	fs.StringVar(&tcpPerSource, "sip-tcp-per-source", tcpPerSource, "SIP TCP and TLS connections one address (an IPv6 /64) may hold open; one more is reset. Phones behind one NAT share its address")
+	tcpFirst := envOr(getenv, "sip-tcp-first-message", txn.DefaultFirstMessageTimeout.String())
+	fs.StringVar(&tcpFirst, "sip-tcp-first-message", tcpFirst, "how long a SIP TCP or TLS connection may wait for its first SIP message before it is closed")
 	dev := envOr(getenv, "dev", "false") == "true"
 	fs.BoolVar(&c.Dev, "dev", dev, "friendlier first run: print the admin token and how to create users and register phones")
 	guard := guardFlags(fs, getenv)
@@ -114,6 +120,12 @@ func parseFlags(args []string, getenv func(string) string) (node.Config, error) 
 	}
 	if c.DigestAlgorithms, err = node.ParseDigestAlgorithms(digestAlgs); err != nil {
 		return c, err
+	}
+	if c.SIPTCPPerSource, err = strconv.Atoi(tcpPerSource); err != nil || c.SIPTCPPerSource < 1 {
+		return c, fmt.Errorf("--sip-tcp-per-source: %q is not a whole number of 1 or more", tcpPerSource)
+	}
+	if c.SIPTCPFirstMessage, err = time.ParseDuration(tcpFirst); err != nil || c.SIPTCPFirstMessage <= 0 {
+		return c, fmt.Errorf("--sip-tcp-first-message: %q is not a positive duration such as 10s", tcpFirst)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {

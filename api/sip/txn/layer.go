@@ -115,10 +115,10 @@ func New(cfg Config) *Layer {
 		l.cfg.OnDrop = func(string) {}
 	}
 	if l.cfg.ConnsPerSource <= 0 {
-		l.cfg.ConnsPerSource = defaultConnsPerSource
+		l.cfg.ConnsPerSource = DefaultConnsPerSource
 	}
 	if l.cfg.FirstMessageTimeout <= 0 {
-		l.cfg.FirstMessageTimeout = defaultFirstMessageTimeout
+		l.cfg.FirstMessageTimeout = DefaultFirstMessageTimeout
 	}
 	l.flows.init(l.cfg.Advertise)
 	l.streams.init()

@@ -24,12 +24,16 @@ import (
 // message a connection may idle as long as its peer likes: phones keep a
 // registration's connection open for hours with CRLF keepalives.
 
+// The guards' defaults (Config.ConnsPerSource, FirstMessageTimeout).
 const (
-	// defaultConnsPerSource is high enough for an office of TCP or TLS
+	// DefaultConnsPerSource is high enough for an office of TCP or TLS
 	// phones behind one NAT address; the first-message deadline, not this
 	// cap, is what closes a flood of idle connections.
-	defaultConnsPerSource      = 1024
-	defaultFirstMessageTimeout = 10 * time.Second
+	DefaultConnsPerSource      = 1024
+	DefaultFirstMessageTimeout = 10 * time.Second
+)
+
+const (
 	// refusalLog is how often connections refused to one source are
 	// logged: a flood writes one line a minute, not one per connection.
 	refusalLog = time.Minute

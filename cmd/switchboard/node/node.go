@@ -85,6 +85,11 @@ type Config struct {
 	// AuthGuard limits password and token guessing; a zero SourceLimit
 	// turns it off.
 	AuthGuard authguard.Config
+	// SIPTCPPerSource caps the SIP TCP and TLS connections one address
+	// holds; SIPTCPFirstMessage is how long one may wait for its first SIP
+	// message before it is closed. 0: the defaults (1024, 10 s).
+	SIPTCPPerSource    int
+	SIPTCPFirstMessage time.Duration
 }
 
 // Node is a running Switchboard process.
@@ -232,7 +237,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		NodeID: cfg.NodeID, NodeAddr: nodeAddr, Domain: cfg.Domain, Host: mediaIP.String(), Port: sipPort, Advertise: advertise,
 		Dir: edgeDir{n.dir}, Auth: digestAuth{a: auth, algs: digestAlgorithms(cfg.DigestAlgorithms)}, Cluster: func() *cluster.Cluster { return n.cluster },
 		Draining: n.draining.Load, Pickup: n.pickupTarget, Join: n.joinTarget, LineState: n.lineState, LineUpdates: n.lineUpdates, Log: n.log,
-		Guard: sipGuard,
+		Guard: sipGuard, ConnsPerSource: cfg.SIPTCPPerSource, FirstMessageTimeout: cfg.SIPTCPFirstMessage,
 	})
 	if _, err := n.system.Root.SpawnNamed(n.edge.Props().Configure(actor.WithDispatcher(pool)), call.EdgeActor); err != nil {
 		return fmt.Errorf("spawn sip actor: %w", err)
