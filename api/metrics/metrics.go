@@ -83,7 +83,7 @@ var (
 		Name: "switchboard_auth_blocks_total", Help: "Sources blocked for failed logins, by kind and rule (source: too many from it; user: it failed for a user under attack).",
 	}, []string{"kind", "reason"})
 	AuthRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "switchboard_auth_refused_total", Help: "Requests refused unchecked because their source is blocked, by kind.",
+		Name: "switchboard_auth_refused_total", Help: "Requests refused because their source is blocked (SIP ones unchecked, REST ones with an invalid token), by kind.",
 	}, []string{"kind"})
 	blockedCounts = map[string]*atomic.Pointer[func() float64]{"sip": {}, "rest": {}}
 )

@@ -134,22 +134,24 @@ func (a *api) readyz(c *fiber.Ctx) error {
 
 // ---- auth ------------------------------------------------------------------
 
+// auth checks the token before the guard's block: a valid token is served
+// whatever its source, so that behind a reverse proxy, where every client
+// shares one address, a client guessing tokens does not lock the others
+// out. A valid token from a guessing source is no successful guess: tokens
+// are random values of 192 bits (the generated admin token) or more.
 func (a *api) auth(c *fiber.Ctx) error {
-	src := source(c)
-	if refused, err := a.refuseBlocked(c, src); refused {
-		return err
-	}
 	scheme, tok, _ := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
 	tok = strings.TrimSpace(tok)
 	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return fail(c, fiber.StatusUnauthorized, "unauthorized", "An Authorization: Bearer <token> header is required.")
 	}
-	var p Principal
-	if a.d.AdminToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.d.AdminToken)) == 1 {
-		p.Admin = true
-	} else if u, ok := a.d.Directory.UserByToken(tok); ok {
-		p.UserID = u.ID
-	} else {
+	src := source(c)
+	wait, blocked := a.d.Guard.Blocked(src)
+	p, ok := a.token(tok, blocked)
+	switch {
+	case !ok && blocked:
+		return a.refuse(c, src, wait)
+	case !ok:
 		a.tokenFailed(c, src)
 		return fail(c, fiber.StatusUnauthorized, "unauthorized", "The token is not valid.")
 	}
@@ -158,6 +160,21 @@ func (a *api) auth(c *fiber.Ctx) error {
 	defer cancel()
 	c.SetUserContext(ctx)
 	return c.Next()
+}
+
+// token finds who tok is. For a blocked source only the directory's cache
+// is asked: a guess must not cost an etcd read each, at the price of
+// missing a token issued on another node a moment ago.
+func (a *api) token(tok string, cacheOnly bool) (Principal, bool) {
+	if a.d.AdminToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.d.AdminToken)) == 1 {
+		return Principal{Admin: true}, true
+	}
+	look := a.d.Directory.UserByToken
+	if cacheOnly {
+		look = a.d.Directory.CachedUserByToken
+	}
+	u, ok := look(tok)
+	return Principal{UserID: u.ID}, ok
 }
 
 type principalKey struct{}

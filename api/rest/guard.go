@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -19,25 +20,28 @@ func source(c *fiber.Ctx) netip.Addr {
 	return a.Unmap()
 }
 
-// refuseBlocked answers 429 when src is blocked for bad tokens, before its
-// token is looked at: a source guessing tokens is hostile, even if it
-// holds a good one.
-func (a *api) refuseBlocked(c *fiber.Ctx, src netip.Addr) (bool, error) {
-	wait, blocked := a.d.Guard.Blocked(src)
-	if !blocked {
-		return false, nil
-	}
+// refuse answers an invalid token from a source blocked for wait with
+// 429. The guess still counts, so a source that keeps guessing stays
+// blocked; it is not logged one by one, as a flood would fill the log.
+func (a *api) refuse(c *fiber.Ctx, src netip.Addr, wait time.Duration) error {
 	metrics.AuthRefused.WithLabelValues("rest").Inc()
+	a.count(src)
 	secs := int(math.Ceil(wait.Seconds()))
 	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
-	return true, fail(c, fiber.StatusTooManyRequests, "too_many_requests",
+	return fail(c, fiber.StatusTooManyRequests, "too_many_requests",
 		fmt.Sprintf("Too many invalid tokens came from this address; retry after %d s.", secs))
 }
 
-// tokenFailed logs and counts a bad token from src and tells the guard.
+// tokenFailed logs and counts a bad token from an unblocked src.
 func (a *api) tokenFailed(c *fiber.Ctx, src netip.Addr) {
 	metrics.AuthFailures.WithLabelValues("rest").Inc()
 	a.log.Info("rest: invalid token", "source", src, "method", c.Method(), "path", c.Path())
+	a.count(src)
+}
+
+// count tells the guard of a bad token from src, and logs a block it
+// causes.
+func (a *api) count(src netip.Addr) {
 	if o := a.d.Guard.Fail(src, ""); o.Blocked {
 		metrics.AuthBlocks.WithLabelValues("rest", string(o.Reason)).Inc()
 		a.log.Warn("rest: source blocked for invalid tokens", "source", o.Source, "for", o.For)
