@@ -116,10 +116,13 @@ func TestPasswordFloodBlocked(t *testing.T) {
 	}
 }
 
-// Invalid REST tokens from 127.0.0.5: past the limit 429 with Retry-After,
-// even for the admin token, while 127.0.0.1 is served.
+// Invalid REST tokens from 127.0.0.5: past the limit its further invalid
+// tokens get 429 with Retry-After, while the admin token is served from
+// 127.0.0.5 (behind a reverse proxy every client has the guesser's
+// address) and from 127.0.0.1.
 func TestTokenGuessingRefused(t *testing.T) {
 	s, logs := guardedNode(t)
+	refused0 := metric(t, s, `switchboard_auth_refused_total{kind="rest"}`)
 	attacker := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
 		LocalAddr: &net.TCPAddr{IP: net.ParseIP(attackerIP)},
 	}).DialContext}}
@@ -139,13 +142,19 @@ func TestTokenGuessingRefused(t *testing.T) {
 			t.Fatalf("invalid token: %d, want 401", res.StatusCode)
 		}
 	}
-	for _, tok := range []string{"guessed-token", s.token} {
-		if res := get(attacker, tok); res.StatusCode != 429 || res.Header.Get("Retry-After") != "600" {
-			t.Fatalf("from the blocked source: %d, Retry-After %q; want 429, 600", res.StatusCode, res.Header.Get("Retry-After"))
+	for range 3 {
+		if res := get(attacker, "guessed-token"); res.StatusCode != 429 || res.Header.Get("Retry-After") != "600" {
+			t.Fatalf("invalid token from the blocked source: %d, Retry-After %q; want 429, 600", res.StatusCode, res.Header.Get("Retry-After"))
 		}
+	}
+	if res := get(attacker, s.token); res.StatusCode != 200 {
+		t.Fatalf("admin token from the blocked source: %d, want 200", res.StatusCode)
 	}
 	if res := get(http.DefaultClient, s.token); res.StatusCode != 200 {
 		t.Fatalf("admin token from 127.0.0.1: %d, want 200", res.StatusCode)
+	}
+	if v := metric(t, s, `switchboard_auth_refused_total{kind="rest"}`) - refused0; v != 3 {
+		t.Errorf("%v invalid tokens refused, want 3", v)
 	}
 	if v := metric(t, s, `switchboard_auth_blocked_sources{kind="rest"}`); v != 1 {
 		t.Errorf("blocked REST sources gauge %v, want 1", v)
