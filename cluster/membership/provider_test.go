@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -24,6 +23,7 @@ import (
 	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
 	"github.com/switchboard/switchboard/cluster/membership"
 	"github.com/switchboard/switchboard/cluster/store"
+	"github.com/switchboard/switchboard/internal/freeport"
 )
 
 const clusterName = "test"
@@ -322,12 +322,11 @@ func TestStartMemberRejectsMisconfiguration(t *testing.T) {
 // logs in and registers once etcd serves.
 func TestJoinsAnAuthenticatedEtcdStartedLater(t *testing.T) {
 	pki := pkitest.Write(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Find("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	access := store.Access{CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey, User: "switchboard", Password: "s3cret"}
 	m := startMemberWith(t, []string{"https://" + addr}, "node1", 0, access)
 	if m.p.Ready() {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/switchboard/switchboard/api/sip/sipphone"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
+	"github.com/switchboard/switchboard/internal/freeport"
 )
 
 const domain = "switchboard.test"
@@ -22,21 +22,11 @@ const domain = "switchboard.test"
 // freePort finds a port free for both UDP and TCP on ip.
 func freePort(t testing.TB, ip string) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("%s:%d", ip, port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
+	port, err := freeport.Find(ip)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return 0
+	return port
 }
 
 type sys struct {

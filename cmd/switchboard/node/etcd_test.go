@@ -3,9 +3,9 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard/switchboard/cluster/etcdembed"
 	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
+	"github.com/switchboard/switchboard/internal/freeport"
 )
 
 // A node refuses an etcd setup that would not be what the operator asked
@@ -100,12 +101,11 @@ func TestConnectEtcdNeedsTheUserOnceAuthIsOn(t *testing.T) {
 // without a login does, and then works; a wrong password fails at once.
 func TestConnectEtcdWaitsForALateEtcd(t *testing.T) {
 	pki := pkitest.Write(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Find("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := Config{
 		DataDir: t.TempDir(), NodeID: "n2", EtcdEndpoints: "https://" + addr,
 		EtcdCA: pki.CA, EtcdCert: pki.ClientCert, EtcdKey: pki.ClientKey, EtcdUser: "sb", EtcdPassword: "pw",

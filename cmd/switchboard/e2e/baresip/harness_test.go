@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
+	"github.com/switchboard/switchboard/internal/freeport"
 )
 
 // Media port ranges, apart from the other e2e packages' (go test runs
@@ -27,26 +27,6 @@ const (
 )
 
 const adminTok = "test-admin-token"
-
-// freePort finds a port free for both UDP and TCP on 127.0.0.1.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
 
 type sys struct {
 	t    *testing.T
@@ -62,8 +42,12 @@ func startNode(t *testing.T) *sys {
 	if os.Getenv("E2E_DEBUG") != "" {
 		lvl = slog.LevelDebug
 	}
+	sipPort, err := freeport.Find("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	n, err := node.Start(context.Background(), node.Config{
-		SIPAddr:      fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		SIPAddr:      fmt.Sprintf("127.0.0.1:%d", sipPort),
 		HTTPAddr:     "127.0.0.1:0",
 		MediaIP:      "127.0.0.1",
 		RTPPorts:     nodeRTP,

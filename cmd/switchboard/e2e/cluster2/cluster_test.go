@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -22,34 +21,20 @@ import (
 	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
 	"github.com/switchboard/switchboard/cluster/store"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
+	"github.com/switchboard/switchboard/internal/freeport"
 )
 
 const domain = "switchboard.test"
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
 // start runs a node; with, if any, changes its configuration first.
 func start(t *testing.T, id, etcd string, rtp int, with ...func(*node.Config)) *node.Node {
 	t.Helper()
+	sipPort, err := freeport.Find("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := node.Config{
-		SIPAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), HTTPAddr: "127.0.0.1:0", MediaIP: "127.0.0.1",
+		SIPAddr: fmt.Sprintf("127.0.0.1:%d", sipPort), HTTPAddr: "127.0.0.1:0", MediaIP: "127.0.0.1",
 		RTPPorts: fmt.Sprintf("%d-%d", rtp, rtp+199), DataDir: t.TempDir(), EtcdEndpoints: etcd,
 		EtcdListen: "127.0.0.1:0", NodeID: id, ClusterAddr: "127.0.0.1:0", Domain: domain,
 		AdminToken: "cluster-admin", DrainTimeout: time.Second, RTPTimeout: 30 * time.Second,
