@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/bench/proc"
+	"github.com/switchboard/switchboard/internal/freeport"
 )
 
 const (
@@ -44,11 +44,11 @@ func startNode(dir, bin, token, pprof string) (*node, error) {
 			return nil, fmt.Errorf("build switchboard: %w", err)
 		}
 	}
-	sipPort, err := freePort("udp")
+	sipPort, err := freeport.Find("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
-	httpPort, err := freePort("tcp")
+	httpPort, err := freeport.Find("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
@@ -62,46 +62,18 @@ func startNode(dir, bin, token, pprof string) (*node, error) {
 		args = append(args, "--pprof-addr", pprof)
 	}
 	t0 := time.Now()
-	p, err := proc.Start(bin, filepath.Join(dir, "node.log"), args...)
+	logPath := filepath.Join(dir, "node.log")
+	p, err := proc.Start(bin, logPath, args...)
 	if err != nil {
 		return nil, err
 	}
 	n.p = p
-	for time.Since(t0) < 30*time.Second {
-		select {
-		case <-p.Exited():
-			return nil, fmt.Errorf("switchboard exited at start (log: %s)", filepath.Join(dir, "node.log"))
-		default:
-		}
-		if res, err := http.Get("http://" + n.http + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				n.readyMs = time.Since(t0).Milliseconds()
-				return n, nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := p.WaitHTTP("http://"+n.http+"/readyz", 30*time.Second); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("switchboard at start: %w (log: %s)", err, logPath)
 	}
-	p.Stop()
-	return nil, fmt.Errorf("switchboard not ready within 30 s (log: %s)", filepath.Join(dir, "node.log"))
-}
-
-// freePort is a port free on loopback now (the node binds it right after).
-func freePort(network string) (int, error) {
-	if network == "udp" {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			return 0, err
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port, nil
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	n.readyMs = time.Since(t0).Milliseconds()
+	return n, nil
 }
 
 func (n *node) stop() {

@@ -21,6 +21,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -37,6 +38,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/bench/proc"
+	"github.com/switchboard/switchboard/internal/freeport"
 )
 
 const (
@@ -311,11 +313,11 @@ func start(dir, bin, logLevel string, extra []string) (*node, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
-	sipPort, err := freePort("udp")
+	sipPort, err := freeport.Find("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
-	httpPort, err := freePort("tcp")
+	httpPort, err := freeport.Find("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
@@ -327,22 +329,15 @@ func start(dir, bin, logLevel string, extra []string) (*node, error) {
 	if n.p, err = proc.Start(bin, logPath, args...); err != nil {
 		return nil, err
 	}
-	for t0 := time.Now(); time.Since(t0) < 30*time.Second; time.Sleep(20 * time.Millisecond) {
-		select {
-		case <-n.p.Exited():
+	if err := n.p.WaitHTTP("http://"+n.http+"/readyz", 30*time.Second); err != nil {
+		n.p.Stop()
+		if errors.Is(err, proc.ErrExited) {
 			log, _ := os.ReadFile(logPath)
 			return nil, fmt.Errorf("switchboard exited at start:\n%s", log)
-		default:
 		}
-		if res, err := http.Get("http://" + n.http + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return n, nil
-			}
-		}
+		return nil, fmt.Errorf("%w (log: %s)", err, logPath)
 	}
-	n.p.Stop()
-	return nil, fmt.Errorf("switchboard not ready within 30 s (log: %s)", logPath)
+	return n, nil
 }
 
 func (n *node) post(path string, body []byte) (int, error) {
@@ -377,23 +372,6 @@ func (n *node) failures() (float64, error) {
 		}
 	}
 	return 0, nil
-}
-
-func freePort(network string) (int, error) {
-	if network == "udp" {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			return 0, err
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port, nil
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func md5hex(s string) string {

@@ -4,7 +4,9 @@
 package proc
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -50,6 +52,28 @@ func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
 // Exited is closed when the process has ended.
 func (p *Proc) Exited() <-chan struct{} { return p.done }
+
+// ErrExited: the process ended before it was ready.
+var ErrExited = errors.New("proc: exited")
+
+// WaitHTTP waits, at most within, for url to answer 200 OK: a server's
+// readiness check. It gives up as soon as the process ends.
+func (p *Proc) WaitHTTP(url string, within time.Duration) error {
+	for t0 := time.Now(); time.Since(t0) < within; time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s: %w", p.Name, ErrExited)
+		default:
+		}
+		if res, err := http.Get(url); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("proc: %s: %s not ready within %v", p.Name, url, within)
+}
 
 // Stop sends SIGTERM to the process group, then SIGKILL after 3 s.
 func (p *Proc) Stop() {
