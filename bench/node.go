@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/bench/proc"
-	"github.com/switchboard/switchboard/internal/freeport"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/freeport"
 )
 
 const (

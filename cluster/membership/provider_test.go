@@ -23,7 +23,7 @@ import (
 	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
 	"github.com/switchboard/switchboard/cluster/membership"
 	"github.com/switchboard/switchboard/cluster/store"
-	"github.com/switchboard/switchboard/internal/freeport"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/freeport"
 )
 
 const clusterName = "test"

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/api/sip/sipphone"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/freeport"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
-	"github.com/switchboard/switchboard/internal/freeport"
 )
 
 const domain = "switchboard.test"

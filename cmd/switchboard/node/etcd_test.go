@@ -15,7 +15,7 @@ import (
 
 	"github.com/switchboard/switchboard/cluster/etcdembed"
 	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
-	"github.com/switchboard/switchboard/internal/freeport"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/freeport"
 )
 
 // A node refuses an etcd setup that would not be what the operator asked

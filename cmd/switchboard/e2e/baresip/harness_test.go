@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/freeport"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
-	"github.com/switchboard/switchboard/internal/freeport"
 )
 
 // Media port ranges, apart from the other e2e packages' (go test runs

@@ -20,8 +20,8 @@ import (
 	"github.com/switchboard/switchboard/api/sip/sipphone"
 	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
 	"github.com/switchboard/switchboard/cluster/store"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/freeport"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
-	"github.com/switchboard/switchboard/internal/freeport"
 )
 
 const domain = "switchboard.test"
