@@ -148,6 +148,9 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(tok) < minAdminToken {
+		n.log.Warn("switchboard: --admin-token is short: anyone who can reach the REST API may guess it (a generated one has 48 hex digits)", "length", len(tok), "want_at_least", minAdminToken)
+	}
 	n.adminTok = tok
 
 	endpoints, cli, err := n.connectEtcd(ctx)
@@ -437,6 +440,10 @@ func (n *Node) EtcdEndpoints() string {
 	}
 	return strings.Join(n.etcd.Endpoints(), ",")
 }
+
+// minAdminToken is the length below which a configured admin token is
+// warned of: 32 hex digits are 128 bits.
+const minAdminToken = 32
 
 // adminToken returns the configured token, or the one kept under the data
 // dir, generating it at first start.
