@@ -1499,6 +1499,7 @@ type Binding struct {
 	Transport     string                 `protobuf:"bytes,5,opt,name=transport,proto3" json:"transport,omitempty"`
 	RegCallId     string                 `protobuf:"bytes,6,opt,name=reg_call_id,json=regCallId,proto3" json:"reg_call_id,omitempty"`
 	Cseq          uint32                 `protobuf:"varint,7,opt,name=cseq,proto3" json:"cseq,omitempty"`
+	UserAgent     string                 `protobuf:"bytes,8,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"` // the REGISTER's User-Agent, at most 256 bytes; shown over REST, never sent in SIP
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1580,6 +1581,13 @@ func (x *Binding) GetCseq() uint32 {
 		return x.Cseq
 	}
 	return 0
+}
+
+func (x *Binding) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
 }
 
 // Register adds, refreshes (expires > 0) or removes (expires == 0) a binding;
@@ -2944,7 +2952,7 @@ const file_switchboard_proto_rawDesc = "" +
 	"\tNodeCalls\"Y\n" +
 	"\x0fNodeCallsResult\x12.\n" +
 	"\x05calls\x18\x01 \x03(\v2\x18.switchboard.v1.CallInfoR\x05calls\x12\x16\n" +
-	"\x06actors\x18\x02 \x01(\x05R\x06actors\"\xda\x01\n" +
+	"\x06actors\x18\x02 \x01(\x05R\x06actors\"\xf9\x01\n" +
 	"\aBinding\x12\x18\n" +
 	"\acontact\x18\x01 \x01(\tR\acontact\x12!\n" +
 	"\fexpires_unix\x18\x02 \x01(\x03R\vexpiresUnix\x12(\n" +
@@ -2952,7 +2960,9 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x06source\x18\x04 \x01(\tR\x06source\x12\x1c\n" +
 	"\ttransport\x18\x05 \x01(\tR\ttransport\x12\x1e\n" +
 	"\vreg_call_id\x18\x06 \x01(\tR\tregCallId\x12\x12\n" +
-	"\x04cseq\x18\a \x01(\rR\x04cseq\"\x8f\x01\n" +
+	"\x04cseq\x18\a \x01(\rR\x04cseq\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\b \x01(\tR\tuserAgent\"\x8f\x01\n" +
 	"\bRegister\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x121\n" +
 	"\abinding\x18\x02 \x01(\v2\x17.switchboard.v1.BindingR\abinding\x12\x18\n" +
