@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -33,7 +35,8 @@ func (a Access) TLS() bool { return a.CAFile != "" || a.CertFile != "" || a.KeyF
 // prove themselves to etcd the same way. It fails on a configuration that
 // cannot work: unreadable files, half a certificate, a user without a
 // password, or a plain http:// endpoint with TLS configured (clientv3 would
-// silently drop the TLS).
+// silently drop the TLS). A login without TLS to another host passes: see
+// ClearLogin.
 func (a Access) ClientConfig(endpoints []string) (clientv3.Config, error) {
 	if len(endpoints) == 0 {
 		return clientv3.Config{}, errors.New("store: no etcd endpoints")
@@ -76,6 +79,39 @@ func (a Access) ClientConfig(endpoints []string) (clientv3.Config, error) {
 		// (and log) the errors that matter.
 		Logger: ZapLogger(slog.Default().With("component", "etcd-client"), zapcore.ErrorLevel),
 	}, nil
+}
+
+// ClearLogin lists the endpoints that the password would cross the network
+// to unencrypted: without TLS and not on loopback. ClientConfig allows them,
+// since an etcd on a private network or behind a tunnel may be the
+// operator's informed choice (and the embedded etcd already refuses to
+// listen that way unless told); whoever starts the clients should warn.
+func (a Access) ClearLogin(endpoints []string) []string {
+	if a.User == "" || a.TLS() {
+		return nil
+	}
+	var out []string
+	for _, ep := range endpoints {
+		scheme, addr, found := strings.Cut(ep, "://")
+		if !found {
+			scheme, addr = "", ep
+		}
+		if scheme == "https" || scheme == "unix" || scheme == "unixs" || onLoopback(addr) {
+			continue
+		}
+		out = append(out, ep)
+	}
+	return out
+}
+
+// onLoopback reports whether host:port can only be reached from this host.
+func onLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // Dial connects to etcd at endpoints. Without a user the connection is lazy:

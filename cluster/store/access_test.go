@@ -3,6 +3,7 @@ package store_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
@@ -65,6 +66,31 @@ func TestClientConfig(t *testing.T) {
 			}
 			if cfg.DialTimeout == 0 || cfg.DialKeepAliveTime == 0 || len(cfg.DialOptions) == 0 {
 				t.Fatal("the shared dial settings are missing")
+			}
+		})
+	}
+}
+
+// A login that would cross the network unencrypted is named, endpoint by
+// endpoint; TLS, loopback or no login at all is not.
+func TestClearLogin(t *testing.T) {
+	login := store.Access{User: "sb", Password: "pw"}
+	for _, tc := range []struct {
+		name      string
+		access    store.Access
+		endpoints []string
+		want      []string
+	}{
+		{name: "no login", endpoints: []string{"http://10.0.0.1:2379"}},
+		{name: "TLS", access: store.Access{CAFile: "ca.pem", User: "sb", Password: "pw"}, endpoints: []string{"10.0.0.1:2379"}},
+		{name: "https with the system's CAs", access: login, endpoints: []string{"https://etcd.example:2379"}},
+		{name: "loopback", access: login, endpoints: []string{"http://127.0.0.1:2379", "localhost:2379", "http://[::1]:2379"}},
+		{name: "unix socket", access: login, endpoints: []string{"unix:///run/etcd.sock"}},
+		{name: "remote", access: login, endpoints: []string{"http://127.0.0.1:2379", "http://10.0.0.1:2379", "etcd2:2379"}, want: []string{"http://10.0.0.1:2379", "etcd2:2379"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.access.ClearLogin(tc.endpoints); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
 	}

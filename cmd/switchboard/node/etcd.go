@@ -29,6 +29,10 @@ func (n *Node) connectEtcd(ctx context.Context) ([]string, *clientv3.Client, err
 	}
 	access := cfg.etcdAccess()
 	if endpoints := splitList(cfg.EtcdEndpoints); len(endpoints) > 0 {
+		if clear := access.ClearLogin(endpoints); len(clear) > 0 {
+			n.log.Warn("the etcd password crosses the network unencrypted: serve etcd with TLS and give --etcd-ca and https:// endpoints, unless this network is private",
+				"endpoints", clear)
+		}
 		cli, err := n.dialEtcd(ctx, access, endpoints)
 		if err != nil {
 			return nil, nil, fmt.Errorf("etcd: %w", err)
@@ -92,15 +96,31 @@ func (c Config) checkEtcdPairs() error {
 	return nil
 }
 
-// dialEtcd dials with access, waiting for an etcd that does not answer yet,
-// as a client without a user does by itself: one with a user logs in as it
-// connects, and clientv3 gives that up after its dial timeout. A refused
-// login or a bad configuration fails at once.
+// dialEtcd dials with access, waiting for an etcd that does not answer yet:
+// an etcd that starts after the node is normal. An etcd that answers but
+// refuses the access, or whose certificate the access refuses, fails at
+// once, naming the flags to check: no wait would change that.
 func (n *Node) dialEtcd(ctx context.Context, access store.Access, endpoints []string) (*clientv3.Client, error) {
+	cfg, err := access.ClientConfig(endpoints)
+	if err != nil {
+		return nil, err
+	}
 	for {
-		cli, err := access.Dial(endpoints)
-		if err == nil || !unreachable(err) {
-			return cli, err
+		// clientv3 cannot tell a refusal from an absence (it waits out its
+		// dial timeout either way); the check can.
+		err := store.Check(ctx, cfg)
+		if err == nil {
+			var cli *clientv3.Client
+			if cli, err = clientv3.New(cfg); err == nil {
+				return cli, nil
+			}
+			err = fmt.Errorf("dial %v: %w", endpoints, err) // etcd went away since the check, or refused the login then
+		}
+		if errors.Is(err, store.ErrAccess) {
+			return nil, fmt.Errorf("%w: %s", err, accessHint(err))
+		}
+		if !unreachable(err) {
+			return nil, err
 		}
 		n.log.Warn("etcd not reachable yet; waiting", "endpoints", endpoints, "err", err)
 		select {
@@ -109,6 +129,20 @@ func (n *Node) dialEtcd(ctx context.Context, access store.Access, endpoints []st
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// accessHint names the flags behind a refused etcd access.
+func accessHint(err error) string {
+	switch {
+	case errors.Is(err, store.ErrServerCert):
+		return "check --etcd-ca: it must be the CA that signed etcd's certificate (--etcd-server-cert for the embedded etcd), " +
+			"and that certificate must name the host of each etcd endpoint"
+	case errors.Is(err, store.ErrClientCert):
+		return "check --etcd-cert and --etcd-key: etcd wants a client certificate signed by the CA it trusts for clients"
+	case errors.Is(err, store.ErrLogin):
+		return "check --etcd-user and its password (--etcd-password or SWITCHBOARD_ETCD_PASSWORD)"
+	}
+	return "check that the etcd endpoints speak TLS, and --etcd-ca, --etcd-cert and --etcd-key"
 }
 
 func unreachable(err error) bool {

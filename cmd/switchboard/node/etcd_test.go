@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard/switchboard/cluster/etcdembed"
 	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
+	"github.com/switchboard/switchboard/cluster/store"
 	"github.com/switchboard/switchboard/cmd/switchboard/e2e/freeport"
 )
 
@@ -98,7 +99,7 @@ func TestConnectEtcdNeedsTheUserOnceAuthIsOn(t *testing.T) {
 }
 
 // A node whose etcd (TLS, a login) is not up yet waits for it, as one
-// without a login does, and then works; a wrong password fails at once.
+// without a login does, and then works.
 func TestConnectEtcdWaitsForALateEtcd(t *testing.T) {
 	pki := pkitest.Write(t)
 	port, err := freeport.Find("127.0.0.1")
@@ -140,11 +141,117 @@ func TestConnectEtcdWaitsForALateEtcd(t *testing.T) {
 		t.Fatalf("put: %v", err)
 	}
 	r.cli.Close()
+}
 
-	cfg.EtcdPassword = "guess"
-	n = &Node{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if _, _, err := n.connectEtcd(ctx); !errors.Is(err, rpctypes.ErrAuthFailed) {
-		t.Fatalf("wrong password: got %v, want authentication failed", err)
+// A node whose etcd answers but refuses it, or whose certificate it
+// refuses, fails at once (not at the deadline, which would mean it waited)
+// with an error naming the flags to check; waiting would not change that.
+func TestConnectEtcdFailsOnARefusal(t *testing.T) {
+	pki, other := pkitest.Write(t), pkitest.Write(t)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	secure := etcdembed.Config{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, ClientCAFile: pki.CA, User: "sb", Password: "pw"}
+	var endpoints []string
+	// The server certificate names 127.0.0.1, not the second address.
+	for _, addr := range []string{"127.0.0.1:0", "127.0.0.2:0"} {
+		c := secure
+		c.DataDir, c.ClientAddr = t.TempDir(), addr
+		s, err := etcdembed.Start(context.Background(), c, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		endpoints = append(endpoints, s.Endpoints()[0])
+	}
+	full := Config{
+		EtcdEndpoints: endpoints[0],
+		EtcdCA:        pki.CA, EtcdCert: pki.ClientCert, EtcdKey: pki.ClientKey, EtcdUser: "sb", EtcdPassword: "pw",
+	}
+	with := func(change func(*Config)) Config { c := full; change(&c); return c }
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want error
+		flag string
+		also error
+	}{
+		{
+			name: "etcd's certificate signed by another CA",
+			cfg:  with(func(c *Config) { c.EtcdCA = other.CA }),
+			want: store.ErrServerCert, flag: "--etcd-ca",
+		},
+		{
+			name: "etcd's certificate signed by another CA, no login",
+			cfg:  with(func(c *Config) { c.EtcdCA, c.EtcdUser, c.EtcdPassword = other.CA, "", "" }),
+			want: store.ErrServerCert, flag: "--etcd-ca",
+		},
+		{
+			name: "etcd's certificate without the endpoint's address",
+			cfg:  with(func(c *Config) { c.EtcdEndpoints = endpoints[1] }),
+			want: store.ErrServerCert, flag: "--etcd-ca",
+		},
+		{
+			name: "client certificate signed by another CA",
+			cfg:  with(func(c *Config) { c.EtcdCert, c.EtcdKey = other.ClientCert, other.ClientKey }),
+			want: store.ErrClientCert, flag: "--etcd-cert",
+		},
+		{
+			name: "no client certificate",
+			cfg:  with(func(c *Config) { c.EtcdCert, c.EtcdKey = "", "" }),
+			want: store.ErrClientCert, flag: "--etcd-cert",
+		},
+		{
+			name: "wrong password",
+			cfg:  with(func(c *Config) { c.EtcdPassword = "guess" }),
+			want: store.ErrLogin, flag: "--etcd-user", also: rpctypes.ErrAuthFailed,
+		},
+		{
+			name: "embedded etcd whose certificate --etcd-ca did not sign",
+			cfg: Config{
+				EtcdListen: "127.0.0.1:0", EtcdServerCert: pki.ServerCert, EtcdServerKey: pki.ServerKey,
+				EtcdCA: other.CA, EtcdCert: other.ClientCert, EtcdKey: other.ClientKey, EtcdUser: "sb", EtcdPassword: "pw",
+			},
+			want: store.ErrServerCert, flag: "--etcd-server-cert",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.DataDir, tc.cfg.NodeID = t.TempDir(), "n1"
+			n := &Node{cfg: tc.cfg, log: quiet}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_, cli, err := n.connectEtcd(ctx)
+			if n.etcd != nil {
+				defer n.etcd.Close()
+			}
+			if err == nil {
+				cli.Close()
+				t.Fatal("want a refusal")
+			}
+			if ctx.Err() != nil || !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.flag) {
+				t.Fatalf("got %v (waited: %v), want %v naming %s", err, ctx.Err() != nil, tc.want, tc.flag)
+			}
+			if tc.also != nil && !errors.Is(err, tc.also) {
+				t.Fatalf("got %v, want it to wrap %v", err, tc.also)
+			}
+		})
+	}
+}
+
+// A login that would cross the network unencrypted is allowed (the network
+// may be private) but named at start.
+func TestConnectEtcdWarnsOfAClearPassword(t *testing.T) {
+	var logged strings.Builder
+	n := &Node{
+		cfg: Config{DataDir: t.TempDir(), NodeID: "n1", EtcdEndpoints: "http://127.0.0.1:1,http://192.0.2.1:2379", EtcdUser: "sb", EtcdPassword: "pw"},
+		log: slog.New(slog.NewTextHandler(&logged, nil)),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // what it dials afterwards does not matter here
+	if _, _, err := n.connectEtcd(ctx); err == nil {
+		t.Fatal("connected to nothing")
+	}
+	if got := logged.String(); !strings.Contains(got, "level=WARN msg=\"the etcd password crosses the network unencrypted") ||
+		!strings.Contains(got, "endpoints=[http://192.0.2.1:2379]") {
+		t.Fatalf("no warning naming the remote endpoint only in:\n%s", got)
 	}
 }
 
