@@ -165,7 +165,7 @@ func (p *Provider) StartMember(c *cluster.Cluster) error {
 	select {
 	case <-p.synced:
 	case <-time.After(firstSyncWait):
-		p.log.Warn("etcd not reachable yet; joining in the background", "endpoints", p.endpoints)
+		p.log.Warn("etcd has not let this member in yet; joining in the background", "endpoints", p.endpoints)
 	}
 	return nil
 }
@@ -339,19 +339,35 @@ func (p *Provider) run(ctx context.Context) {
 // races on grpc's global logger, and a client with an etcd user logs in as
 // it is made, so it fails (after up to 5 s) while etcd is away, and
 // protoactor panics on a provider error.
+//
+// store.Check first tells an etcd that refuses this member (certificates,
+// login) from one that is not up. Retrying cannot cure a refusal, but
+// protoactor gives a started provider no way to fail, and whoever fixes it
+// on etcd's side (a password, a certificate) should not have to restart the
+// node: it is logged as an error and asked again at the slowest pace.
 func (p *Provider) connect(ctx context.Context) bool {
 	backoff := retryMin
 	for {
-		cli, err := clientv3.New(p.etcdCfg)
+		err := store.Check(ctx, p.etcdCfg)
 		if err == nil {
-			p.cli = cli
-			return true
+			var cli *clientv3.Client
+			if cli, err = clientv3.New(p.etcdCfg); err == nil {
+				p.cli = cli
+				return true
+			}
 		}
-		p.log.Warn("etcd client not made; retrying", "endpoints", p.endpoints, "err", err, "retry_in", backoff)
-		if !sleep(ctx, nil, backoff) {
+		wait := backoff
+		if errors.Is(err, store.ErrAccess) {
+			wait = retryMax
+			p.log.Error("etcd and this member refuse each other; fix the etcd access (CA, certificates, user, password)",
+				"endpoints", p.endpoints, "err", err, "retry_in", wait)
+		} else {
+			p.log.Warn("etcd client not made; retrying", "endpoints", p.endpoints, "err", err, "retry_in", wait)
+			backoff = min(2*backoff, retryMax)
+		}
+		if !sleep(ctx, nil, wait) {
 			return false
 		}
-		backoff = min(2*backoff, retryMax)
 	}
 }
 

@@ -50,13 +50,18 @@ type member struct {
 // node id they run on.
 func startMember(t *testing.T, endpoints []string, nodeID string, ttl time.Duration) member {
 	t.Helper()
-	return startMemberWith(t, endpoints, nodeID, ttl, store.Access{})
+	return startMemberWith(t, endpoints, membership.Options{NodeID: nodeID, TTL: ttl})
 }
 
-// startMemberWith is startMember with TLS and a user for etcd.
-func startMemberWith(t *testing.T, endpoints []string, nodeID string, ttl time.Duration, access store.Access) member {
+// startMemberWith is startMember with any options (TLS and a user for etcd,
+// a log other than warnings on stderr).
+func startMemberWith(t *testing.T, endpoints []string, opts membership.Options) member {
 	t.Helper()
-	p := membership.New(endpoints, membership.Options{TTL: ttl, NodeID: nodeID, Log: quiet(slog.LevelWarn), Access: access})
+	if opts.Log == nil {
+		opts.Log = quiet(slog.LevelWarn)
+	}
+	nodeID := opts.NodeID
+	p := membership.New(endpoints, opts)
 	echo := cluster.NewKind("echo", actor.PropsFromFunc(func(ctx actor.Context) {
 		if _, ok := ctx.Message().(*wrapperspb.StringValue); ok {
 			ctx.Respond(wrapperspb.String(nodeID))
@@ -328,7 +333,7 @@ func TestJoinsAnAuthenticatedEtcdStartedLater(t *testing.T) {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	access := store.Access{CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey, User: "switchboard", Password: "s3cret"}
-	m := startMemberWith(t, []string{"https://" + addr}, "node1", 0, access)
+	m := startMemberWith(t, []string{"https://" + addr}, membership.Options{NodeID: "node1", Access: access})
 	if m.p.Ready() {
 		t.Fatal("ready without etcd")
 	}
@@ -359,4 +364,72 @@ func TestJoinsAnAuthenticatedEtcdStartedLater(t *testing.T) {
 	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
 		t.Fatalf("member key: %v %v, want it under a lease", resp, err)
 	}
+}
+
+// A member that etcd refuses (here, its password) says so as an error, not
+// as the warning of an etcd not up yet, and is not ready; it keeps asking,
+// so a fix on etcd's side needs no restart.
+func TestRefusedMemberSaysSoAndJoinsOnceLetIn(t *testing.T) {
+	pki := pkitest.Write(t)
+	srv, err := etcdembed.Start(context.Background(), etcdembed.Config{
+		DataDir: t.TempDir(), ClientAddr: "127.0.0.1:0",
+		CertFile: pki.ServerCert, KeyFile: pki.ServerKey, ClientCAFile: pki.CA,
+		User: "switchboard", Password: "s3cret",
+	}, quiet(slog.LevelWarn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	access := store.Access{CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey, User: "switchboard", Password: "guess"}
+	refused := make(chan struct{}, 1)
+	log := slog.New(onError{Handler: quiet(slog.LevelWarn).Handler(), seen: refused})
+	m := startMemberWith(t, srv.Endpoints(), membership.Options{NodeID: "node1", Access: access, Log: log})
+	defer m.stop()
+	select {
+	case <-refused:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the refusal was not logged as an error")
+	}
+	if m.p.Ready() {
+		t.Fatal("ready though refused")
+	}
+
+	admin := access
+	admin.Password = "s3cret"
+	cli, err := admin.Dial(srv.Endpoints())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := cli.UserChangePassword(ctx, access.User, access.Password); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, 15*time.Second, "registered once etcd takes the password", m.p.Ready)
+	t.Logf("registered %s after the password changed", took)
+}
+
+// onError signals seen (without blocking) when an error-level record passes.
+type onError struct {
+	slog.Handler
+	seen chan struct{}
+}
+
+func (h onError) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		select {
+		case h.seen <- struct{}{}:
+		default:
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h onError) WithAttrs(as []slog.Attr) slog.Handler {
+	return onError{Handler: h.Handler.WithAttrs(as), seen: h.seen}
+}
+
+func (h onError) WithGroup(name string) slog.Handler {
+	return onError{Handler: h.Handler.WithGroup(name), seen: h.seen}
 }
