@@ -56,12 +56,14 @@ type stored struct {
 	Transport string    `json:"transport"`
 	CallID    string    `json:"call_id"`
 	CSeq      uint32    `json:"cseq"`
+	// UserAgent is absent from bindings stored before it was recorded.
+	UserAgent string `json:"user_agent,omitempty"`
 }
 
 // Registered counts the bindings of every line in the cluster: etcd drops
 // a binding when its lease ends, so this count cannot drift from it.
 func Registered(ctx context.Context, st store.Store) (int64, error) {
-	return st.Count(ctx, store.Key("registrations")+"/")
+	return st.Count(ctx, regPrefix)
 }
 
 func regKey(user, contact string) string {
@@ -118,17 +120,17 @@ func (g *grain) load() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	kvs, err := g.d.Store.List(ctx, store.Key("registrations", g.line.User)+"/", "", 0)
+	kvs, err := g.d.Store.List(ctx, regPrefix+g.line.User+"/", "", 0)
 	if err != nil {
 		return fmt.Errorf("line %s: load registrations: %w", g.line.User, err)
 	}
 	for _, kv := range kvs {
-		var s stored
-		if json.Unmarshal(kv.Value, &s) != nil {
+		b, ok := decodeStored(kv.Value)
+		if !ok {
 			continue
 		}
-		g.line.Bindings[s.Contact] = Binding(s)
-		g.leases[s.Contact] = kv.Lease
+		g.line.Bindings[b.Contact] = b
+		g.leases[b.Contact] = kv.Lease
 	}
 	g.loaded = true
 	return nil
@@ -140,7 +142,7 @@ func (g *grain) register(m *pb.Register) *pb.RegisterResult {
 	in := Register{ExpiresIn: int(m.Expires), RemoveAll: m.RemoveAll}
 	if b != nil {
 		in.Binding = Binding{Contact: b.Contact, NodeID: b.Node.GetId(), NodeAddr: b.Node.GetAddress(), Source: b.Source,
-			Transport: b.Transport, CallID: b.RegCallId, CSeq: b.Cseq}
+			Transport: b.Transport, CallID: b.RegCallId, CSeq: b.Cseq, UserAgent: b.UserAgent}
 	}
 	// Keep a copy so a failed write leaves the line as it was.
 	prev := make(map[string]Binding, len(g.line.Bindings))
@@ -205,7 +207,7 @@ func toPB(bs []Binding) []*pb.Binding {
 	out := make([]*pb.Binding, 0, len(bs))
 	for _, b := range bs {
 		out = append(out, &pb.Binding{Contact: b.Contact, ExpiresUnix: b.Expires.Unix(), Node: &pb.Node{Id: b.NodeID, Address: b.NodeAddr},
-			Source: b.Source, Transport: strings.ToLower(b.Transport), RegCallId: b.CallID, Cseq: b.CSeq})
+			Source: b.Source, Transport: strings.ToLower(b.Transport), RegCallId: b.CallID, Cseq: b.CSeq, UserAgent: b.UserAgent})
 	}
 	return out
 }

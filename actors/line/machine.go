@@ -25,6 +25,7 @@ type Binding struct {
 	Transport string
 	CallID    string
 	CSeq      uint32
+	UserAgent string // the REGISTER's User-Agent (shown over REST only)
 }
 
 // Line holds a user's bindings keyed by contact URI.
