@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -15,6 +17,38 @@ import (
 // defaultExpires applies when a REGISTER names none (RFC 3261 10.2.1.1
 // leaves it to the registrar).
 const defaultExpires = 3600
+
+// maxUserAgent bounds the User-Agent a binding keeps: it is stored in etcd
+// with every binding and shown over REST, and a phone chooses its length.
+const maxUserAgent = 256
+
+// userAgent is the REGISTER's User-Agent as a binding keeps it, for REST
+// only (it is never written into SIP): valid UTF-8 without control
+// characters, cut to maxUserAgent bytes at a character's end.
+func userAgent(req *sip.Request) string {
+	h := req.GetHeader("User-Agent")
+	if h == nil {
+		return ""
+	}
+	v := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(h.Value(), ""))
+	v = strings.TrimSpace(v)
+	if len(v) <= maxUserAgent {
+		return v
+	}
+	cut := 0
+	for i, r := range v {
+		if i+utf8.RuneLen(r) > maxUserAgent {
+			break
+		}
+		cut = i + utf8.RuneLen(r)
+	}
+	return strings.TrimSpace(v[:cut])
+}
 
 func (e *Edge) onRegister(req *sip.Request, tx *txn.ServerTx) {
 	to := req.To()
@@ -74,6 +108,7 @@ func (e *Edge) onRegister(req *sip.Request, tx *txn.ServerTx) {
 	if c := req.CallID(); c != nil {
 		callID = c.Value()
 	}
+	ua := userAgent(req)
 	contacts := req.GetHeaders("Contact")
 	for _, h := range contacts {
 		ch, ok := h.(*sip.ContactHeader)
@@ -100,7 +135,8 @@ func (e *Edge) onRegister(req *sip.Request, tx *txn.ServerTx) {
 			}
 			exp = n
 		}
-		b := &pb.Binding{Contact: ch.Address.String(), Node: e.node(), Source: req.Source(), Transport: req.Transport(), RegCallId: callID, Cseq: seq}
+		b := &pb.Binding{Contact: ch.Address.String(), Node: e.node(), Source: req.Source(), Transport: req.Transport(), RegCallId: callID, Cseq: seq,
+			UserAgent: ua}
 		if !ask(&pb.Register{UserId: id.UserID, Binding: b, Expires: int32(exp)}) {
 			return
 		}
