@@ -18,7 +18,7 @@ import (
 )
 
 // Why etcd and a client cannot talk, however long the client waits: the
-// configuration on one side must change. Each wraps ErrAccess.
+// configuration on one side must change. The others wrap ErrAccess.
 var (
 	// ErrAccess alone: another TLS failure this client's side found (the
 	// endpoint speaks something else than TLS, no protocol version or cipher
