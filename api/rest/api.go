@@ -68,6 +68,8 @@ func New(d Deps, log *slog.Logger) *fiber.App {
 	v1.Post("/users/:id/token", a.admin, a.reissueToken)
 	v1.Get("/users/:id/history", a.selfOrAdmin, a.listHistory)
 	v1.Delete("/users/:id/history/:entry", a.selfOrAdmin, a.deleteHistory)
+	v1.Get("/users/:id/registrations", a.selfOrAdmin, a.knownUser, a.userRegistrations)
+	v1.Get("/registrations", a.admin, a.allRegistrations)
 	v1.Post("/trunks", a.admin, a.createTrunk)
 	v1.Get("/trunks", a.admin, a.listTrunks)
 	v1.Get("/trunks/:id", a.admin, a.getTrunk)

@@ -20,6 +20,8 @@ type Deps struct {
 	Calls      Calls
 	Delegation Delegation
 	Cluster    Cluster
+	// Registrations reads the devices the users have registered.
+	Registrations Registrations
 	// Ready is nil when the node has joined the cluster and listens; its
 	// error says why not. A nil Ready means always ready.
 	Ready func() error
@@ -59,6 +61,31 @@ type Command struct {
 
 // Cluster lists the members.
 type Cluster interface{ Members() []Member }
+
+// Registrations reads the registered devices of the whole cluster.
+type Registrations interface {
+	// Of lists user's devices, in one page (a user has at most 20).
+	Of(ctx context.Context, user string) ([]Registration, error)
+	// All pages every user's devices in the order of user ids, starting
+	// after the cursor after; next is "" at the end.
+	All(ctx context.Context, after string, limit int) (items []UserRegistration, next string, err error)
+}
+
+// Registration is a registered device as openapi.json shows it.
+type Registration struct {
+	Contact   string    `json:"contact"`
+	Source    string    `json:"source"`
+	Transport string    `json:"transport"`
+	UserAgent string    `json:"user_agent"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Node      string    `json:"node"`
+}
+
+// UserRegistration is a device in the admin's list of every user's.
+type UserRegistration struct {
+	UserID string `json:"user_id"`
+	Registration
+}
 
 // Principal is who a request acts as: the admin, or one user.
 type Principal struct {

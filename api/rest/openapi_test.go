@@ -292,6 +292,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"DialRequest", dialBody{}},
 		{"Transfer", transferBody{}},
 		{"Member", Member{}},
+		{"Registration", Registration{}},
+		{"UserRegistration", UserRegistration{}},
 		{"Line", Line{}},
 		{"LineCall", LineCall{}},
 		{"DelegationInvite", inviteBody{}},
