@@ -42,6 +42,8 @@ type Config struct {
 	// per call: a load generator owns that socket and sends and receives
 	// for all calls itself (SendRTP is then unavailable).
 	MediaAddr netip.AddrPort
+	// UserAgent is the User-Agent header of its REGISTERs (none if empty).
+	UserAgent string
 }
 
 // Phone is one SIP user agent with its own socket.
@@ -162,6 +164,9 @@ func (p *Phone) RegisterContact(ctx context.Context, expires int, contact string
 		req.AppendHeader(sip.NewHeader("Contact", "<"+contact+">"))
 	}
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
+	if p.cfg.UserAgent != "" {
+		req.AppendHeader(sip.NewHeader("User-Agent", p.cfg.UserAgent))
+	}
 	req.SetTransport("UDP")
 	res, err := p.cli.Do(ctx, req)
 	if err != nil {
