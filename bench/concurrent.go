@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/switchboard/switchboard/api/sip/sipphone"
 	"github.com/switchboard/switchboard/bench/rtpgen"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/sipphone"
 )
 
 // concurrentResult is one relay carrying n calls with RTP both ways.

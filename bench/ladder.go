@@ -6,10 +6,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/switchboard/switchboard/api/sip/sipphone"
 	"github.com/switchboard/switchboard/bench/kamailio"
 	"github.com/switchboard/switchboard/bench/proc"
 	"github.com/switchboard/switchboard/bench/sipp"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/sipphone"
 )
 
 // Ports of the ladder's peers on loopback.

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchboard/switchboard/api/sip/sipphone"
 	"github.com/switchboard/switchboard/bench/sipp"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/sipphone"
 )
 
 // phone registers a Go phone for user (auto-answering when answer is set);

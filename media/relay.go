@@ -13,7 +13,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 
-	"github.com/switchboard/switchboard/api/metrics"
+	"github.com/switchboard/switchboard/cluster/metrics"
 )
 
 const maxPacket = 2048 // larger datagrams are truncated and fail as malformed or SRTP auth

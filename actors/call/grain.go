@@ -9,8 +9,8 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/switchboard/switchboard/actors/history"
-	"github.com/switchboard/switchboard/api/metrics"
 	"github.com/switchboard/switchboard/cluster/events"
+	"github.com/switchboard/switchboard/cluster/metrics"
 	pb "github.com/switchboard/switchboard/proto"
 )
 

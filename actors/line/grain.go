@@ -13,8 +13,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
-	"github.com/switchboard/switchboard/api/metrics"
 	"github.com/switchboard/switchboard/cluster/events"
+	"github.com/switchboard/switchboard/cluster/metrics"
 	"github.com/switchboard/switchboard/cluster/store"
 	pb "github.com/switchboard/switchboard/proto"
 )

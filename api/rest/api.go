@@ -21,7 +21,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/switchboard/switchboard/api/metrics"
+	"github.com/switchboard/switchboard/cluster/metrics"
 )
 
 const (

@@ -9,7 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/switchboard/switchboard/api/metrics"
+	"github.com/switchboard/switchboard/cluster/metrics"
 )
 
 // source is the client's address as the socket has it. Forwarded headers

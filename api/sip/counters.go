@@ -7,7 +7,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchboard/switchboard/api/metrics"
+	"github.com/switchboard/switchboard/cluster/metrics"
 )
 
 // Messages in and out by kind (request method or status code). Every call

@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/switchboard/switchboard/api/metrics"
+	"github.com/switchboard/switchboard/cluster/metrics"
 )
 
 // parseFailures wraps the logger of sipgo's stream transports (TCP, TLS):

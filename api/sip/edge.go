@@ -26,9 +26,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/switchboard/switchboard/api/authguard"
-	"github.com/switchboard/switchboard/api/metrics"
 	"github.com/switchboard/switchboard/api/sip/txn"
 	"github.com/switchboard/switchboard/api/sip/validate"
+	"github.com/switchboard/switchboard/cluster/metrics"
 	pb "github.com/switchboard/switchboard/proto"
 )
 

@@ -5,7 +5,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/switchboard/switchboard/api/metrics"
+	"github.com/switchboard/switchboard/cluster/metrics"
 )
 
 // sourceBlocked says whether ip is refused for failed logins. The caller

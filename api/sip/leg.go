@@ -9,8 +9,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/switchboard/switchboard/api/metrics"
 	"github.com/switchboard/switchboard/api/sip/txn"
+	"github.com/switchboard/switchboard/cluster/metrics"
 	pb "github.com/switchboard/switchboard/proto"
 )
 

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/api/metrics"
 	"github.com/switchboard/switchboard/cluster/etcdembed"
+	"github.com/switchboard/switchboard/cluster/metrics"
 	"github.com/switchboard/switchboard/cluster/store"
 )
 

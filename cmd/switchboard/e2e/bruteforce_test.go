@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/api/authguard"
-	"github.com/switchboard/switchboard/api/sip/sipphone"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/sipphone"
 )
 
 // attackerIP is another loopback address: Linux answers on all of 127/8.

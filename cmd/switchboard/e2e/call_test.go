@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/api/sip/sipphone"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/sipphone"
 )
 
 func TestRegisterDigest(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/api/sip/sipphone"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/sipphone"
 )
 
 // expect calls the API and checks the status and, for errors, the code.

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/api/sip/sipphone"
 	"github.com/switchboard/switchboard/cmd/switchboard/e2e/freeport"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/sipphone"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
 )
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/api/sip/sipphone"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/sipphone"
 )
 
 func rawInvite(to, from *net.UDPAddr, target, sdp string) string {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/api/sip/sipphone"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/sipphone"
 )
 
 func scenario(t *testing.T, name string) string {

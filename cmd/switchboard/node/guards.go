@@ -2,7 +2,7 @@ package node
 
 import (
 	"github.com/switchboard/switchboard/api/authguard"
-	"github.com/switchboard/switchboard/api/metrics"
+	"github.com/switchboard/switchboard/cluster/metrics"
 )
 
 // loginGuards builds the guards of SIP digest and REST token logins from

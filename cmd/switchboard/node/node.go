@@ -34,7 +34,6 @@ import (
 	"github.com/switchboard/switchboard/actors/line"
 	"github.com/switchboard/switchboard/actors/mediasvc"
 	"github.com/switchboard/switchboard/api/authguard"
-	"github.com/switchboard/switchboard/api/metrics"
 	"github.com/switchboard/switchboard/api/rest"
 	sipedge "github.com/switchboard/switchboard/api/sip"
 	"github.com/switchboard/switchboard/api/sip/digest"
@@ -43,6 +42,7 @@ import (
 	"github.com/switchboard/switchboard/cluster/events"
 	"github.com/switchboard/switchboard/cluster/grainpid"
 	"github.com/switchboard/switchboard/cluster/membership"
+	"github.com/switchboard/switchboard/cluster/metrics"
 	"github.com/switchboard/switchboard/cluster/store"
 	"github.com/switchboard/switchboard/media"
 )

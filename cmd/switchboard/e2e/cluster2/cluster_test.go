@@ -17,10 +17,10 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/switchboard/switchboard/api/sip/sipphone"
 	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
 	"github.com/switchboard/switchboard/cluster/store"
 	"github.com/switchboard/switchboard/cmd/switchboard/e2e/freeport"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/sipphone"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
 )
 
