@@ -299,28 +299,36 @@ func (g *grain) lookup(ctx actor.Context, dialed string, from Party) Lookup {
 		g.d.Log.Warn("call: ring plan unavailable, ringing the target alone", "call", g.call.ID, "user", target.UserID, "err", err)
 		plan = &pb.RingPlan{Stages: []*pb.RingStage{{Users: []string{target.UserID}}}}
 	}
+	lk.Plan, lk.Parties, lk.UserContacts = g.ringPlan(ctx, *target, plan)
+	lk.Contacts = lk.UserContacts[target.UserID]
+	return lk
+}
+
+// ringPlan is the delegator grain's plan for target in the core's terms:
+// the stages, every user they name as a party (target among them), and
+// each one's registrations from the line grain.
+func (g *grain) ringPlan(ctx actor.Context, target Party, plan *pb.RingPlan) (*RingPlan, map[string]Party, map[string][]Contact) {
 	rp := &RingPlan{Voicemail: plan.Voicemail, Viewers: plan.Delegates, Names: plan.Names}
-	lk.Plan, lk.Parties, lk.UserContacts = rp, map[string]Party{target.UserID: *target}, map[string][]Contact{}
+	parties, contacts := map[string]Party{target.UserID: target}, map[string][]Contact{}
 	for _, st := range plan.Stages {
 		rp.Stages = append(rp.Stages, RingStage{Users: st.Users, Seconds: int(st.Seconds)})
 		for _, u := range st.Users {
-			if _, done := lk.UserContacts[u]; done {
+			if _, done := contacts[u]; done {
 				continue
 			}
-			if _, ok := lk.Parties[u]; !ok {
+			if _, ok := parties[u]; !ok {
 				if p, _, _, _ := g.d.Router.Lookup(u, false); p != nil {
-					lk.Parties[u] = *p
+					parties[u] = *p
 				}
 			}
 			cts, err := g.d.LineContacts(ctx, u)
 			if err != nil {
 				g.d.Log.Warn("call: contacts lookup failed", "call", g.call.ID, "user", u, "err", err)
 			}
-			lk.UserContacts[u] = cts
+			contacts[u] = cts
 		}
 	}
-	lk.Contacts = lk.UserContacts[target.UserID]
-	return lk
+	return rp, parties, contacts
 }
 
 func (g *grain) legEvent(ctx actor.Context, m *pb.LegEvent) {
@@ -415,9 +423,9 @@ func (g *grain) control(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 	return &pb.CallControlResult{Status: 200}
 }
 
-// transferTarget finds who a transfer rings: the first stage of the
-// target's ring plan with someone registered, the plan computed with the
-// transferor as the caller; or the outbound trunk for an outside number.
+// transferTarget finds who a transfer rings: the target's whole ring plan,
+// computed with the transferor as the caller; or the outbound trunk for an
+// outside number.
 func (g *grain) transferTarget(ctx actor.Context, m *pb.CallControl, in *Control) error {
 	target, _, _, trunk := g.d.Router.Lookup(m.Target, false)
 	switch {
@@ -430,29 +438,11 @@ func (g *grain) transferTarget(ctx actor.Context, m *pb.CallControl, in *Control
 	default:
 		return &Refusal{Status: 404, Code: "not_found", Message: "the transfer target " + m.Target + " is not known"}
 	}
-	by := m.ByUser
-	plan, err := g.d.RingPlan(ctx, &pb.RingPlanRequest{Delegator: target.UserID, CallerUser: by})
+	plan, err := g.d.RingPlan(ctx, &pb.RingPlanRequest{Delegator: target.UserID, CallerUser: m.ByUser})
 	if err != nil {
 		return &Refusal{Status: 503, Code: "unavailable", Message: "the target's ring plan is unavailable"}
 	}
-	for _, st := range plan.Stages {
-		for _, u := range st.Users {
-			cts, err := g.d.LineContacts(ctx, u)
-			if err != nil {
-				g.d.Log.Warn("call: transfer contacts lookup failed", "call", g.call.ID, "user", u, "err", err)
-			}
-			owner := *target
-			if p, _, _, _ := g.d.Router.Lookup(u, false); p != nil {
-				owner = *p
-			}
-			for _, ct := range cts {
-				in.Contacts, in.Owners = append(in.Contacts, ct), append(in.Owners, owner)
-			}
-		}
-		if len(in.Contacts) > 0 {
-			return nil
-		}
-	}
+	in.Plan, in.Parties, in.UserContacts = g.ringPlan(ctx, *target, plan)
 	return nil
 }
 

@@ -154,6 +154,17 @@ type Pickup struct {
 	Transfer   bool
 	Keep, Drop string
 	WasHeld    bool // the call was on hold (by Drop) before the transfer
+	// The transfer target's ring plan rings stage by stage as a call to
+	// the target would: Stage rings until StageUntil, the last one until
+	// Until (the no-answer time from the transfer's start), when the
+	// transferor gets the call back.
+	Plan       RingPlan
+	Stage      int
+	StageUntil time.Time
+	Until      time.Time
+	ringStart  time.Time
+	contacts   map[string][]Contact
+	parties    map[string]Party
 }
 
 // Callback is a click-to-call whose caller's devices ring: Lookup is
@@ -277,9 +288,13 @@ type Control struct {
 	NodeAddr string
 	Contacts []Contact
 	Party    Party
-	// Owners holds, for a transfer, the user each of Contacts belongs to
-	// (a delegate may ring for the target); empty: Party for all.
-	Owners []Party
+	// A transfer rings Plan, the target's ring plan computed with the
+	// transferor as the caller, on UserContacts, its users being Parties.
+	// Nil: the target alone, Party on Contacts (an outside number through
+	// the trunk, say).
+	Plan         *RingPlan
+	Parties      map[string]Party
+	UserContacts map[string][]Contact
 }
 
 // DTMF: a digit (RFC 4733) arrived on a leg. The line's owner locks a call
@@ -463,8 +478,11 @@ func (c *Call) Step(in any, now time.Time, s Settings) ([]Effect, error) {
 	case Reinvite:
 		return c.reinvite(in), nil
 	case Control:
-		return c.control(in, now)
+		return c.control(in, now, s)
 	case Tick:
+		if p := c.Pickup; p != nil && p.Transfer {
+			return c.transferTick(now, s), nil
+		}
 		if c.State != Ringing {
 			return nil, nil
 		}
@@ -733,45 +751,52 @@ func (c *Call) name(user string) string {
 	return user
 }
 
-// hasStageAfter: a stage after i has somebody to ring.
-func (c *Call) hasStageAfter(i int) bool {
-	for j := i + 1; j < len(c.Plan.Stages); j++ {
-		for _, u := range c.Plan.Stages[j].Users {
-			if len(c.contacts[u]) > 0 {
-				return true
+// stageAfter is the first stage after i with somebody to ring on
+// contacts, or len(p.Stages) when there is none.
+func (p RingPlan) stageAfter(i int, contacts map[string][]Contact) int {
+	for j := i + 1; j < len(p.Stages); j++ {
+		for _, u := range p.Stages[j].Users {
+			if len(contacts[u]) > 0 {
+				return j
 			}
 		}
 	}
-	return false
+	return len(p.Stages)
+}
+
+// stageEnd is when stage i, ringing from now, stops. Every stage but the
+// last lasts its Seconds (stage); the last rings until the no-answer time
+// counted from ringStart, and at least its Seconds (until).
+func (p RingPlan) stageEnd(i int, contacts map[string][]Contact, now, ringStart time.Time, noAnswer time.Duration) (stage, until time.Time) {
+	ring := time.Duration(p.Stages[i].Seconds) * time.Second
+	if ring > 0 && p.stageAfter(i, contacts) < len(p.Stages) {
+		return now.Add(ring), time.Time{}
+	}
+	until = ringStart.Add(noAnswer)
+	if end := now.Add(ring); end.After(until) {
+		until = end
+	}
+	return time.Time{}, until
+}
+
+// hasStageAfter: a stage after i has somebody to ring.
+func (c *Call) hasStageAfter(i int) bool {
+	return c.Plan.stageAfter(i, c.contacts) < len(c.Plan.Stages)
 }
 
 // nextStage rings the next stage of the plan that has somebody to ring.
-// Every stage but the last lasts its Seconds; the last rings until the
-// call's no-answer time, and at least its Seconds.
 func (c *Call) nextStage(now time.Time, s Settings) []Effect {
-	for c.Stage++; c.Stage < len(c.Plan.Stages); c.Stage++ {
-		st := c.Plan.Stages[c.Stage]
-		var effs []Effect
-		for _, u := range st.Users {
-			for _, ct := range c.contacts[u] {
-				effs = append(effs, c.addCallee(ct, c.parties[u], false))
-			}
-		}
-		if len(effs) == 0 {
-			continue
-		}
-		ring := time.Duration(st.Seconds) * time.Second
-		if c.hasStageAfter(c.Stage) && ring > 0 {
-			c.StageUntil, c.RingUntil = now.Add(ring), time.Time{}
-		} else {
-			c.StageUntil, c.RingUntil = time.Time{}, c.ringStart.Add(s.NoAnswer)
-			if end := now.Add(ring); end.After(c.RingUntil) {
-				c.RingUntil = end
-			}
-		}
-		return effs
+	if c.Stage = c.Plan.stageAfter(c.Stage, c.contacts); c.Stage == len(c.Plan.Stages) {
+		return nil
 	}
-	return nil
+	var effs []Effect
+	for _, u := range c.Plan.Stages[c.Stage].Users {
+		for _, ct := range c.contacts[u] {
+			effs = append(effs, c.addCallee(ct, c.parties[u], false))
+		}
+	}
+	c.StageUntil, c.RingUntil = c.Plan.stageEnd(c.Stage, c.contacts, now, c.ringStart, s.NoAnswer)
+	return effs
 }
 
 // advance stops the ringing stage and rings the next, or gives up.
@@ -791,12 +816,14 @@ func (c *Call) advance(now time.Time, s Settings) []Effect {
 }
 
 // wake is the next wake-up: the stage's end or the call's, whichever first.
-func (c *Call) wake() WakeAt {
-	at := c.RingUntil
-	if !c.StageUntil.IsZero() && (at.IsZero() || c.StageUntil.Before(at)) {
-		at = c.StageUntil
+func (c *Call) wake() WakeAt { return wakeAt(c.StageUntil, c.RingUntil) }
+
+// wakeAt is the earlier of a stage's end and the ringing's end (zero: none).
+func wakeAt(stage, until time.Time) WakeAt {
+	if !stage.IsZero() && (until.IsZero() || stage.Before(until)) {
+		return WakeAt{At: stage}
 	}
-	return WakeAt{At: at}
+	return WakeAt{At: until}
 }
 
 func (c *Call) ring(effs []Effect, now time.Time, s Settings) []Effect {
@@ -885,7 +912,7 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 		c.sawRefusal = true // an SRTP-only phone offered plain RTP, say
 	}
 	if c.Pickup != nil && slices.Contains(c.Pickup.Legs, l.ID) {
-		return append(bye, c.pickupLegGone(now)...)
+		return append(bye, c.pickupLegGone(now, s)...)
 	}
 	if l.ID == c.Joined {
 		return append(bye, c.unjoin()...)
@@ -1000,14 +1027,14 @@ func (c *Call) partyLeg(user string) *Leg {
 	return nil
 }
 
-func (c *Call) control(in Control, now time.Time) ([]Effect, error) {
+func (c *Call) control(in Control, now time.Time, s Settings) ([]Effect, error) {
 	switch in.Action {
 	case "pickup", "join":
 		return c.pickup(in)
 	case "lock", "unlock":
 		return c.lock(in)
 	case "transfer":
-		return c.transfer(in)
+		return c.transfer(in, now, s)
 	}
 	var leg *Leg
 	if !in.Admin {
