@@ -25,6 +25,8 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/switchboard/switchboard/actors/call"
+	"github.com/switchboard/switchboard/actors/line"
 	"github.com/switchboard/switchboard/api/authguard"
 	"github.com/switchboard/switchboard/api/sip/txn"
 	"github.com/switchboard/switchboard/api/sip/validate"
@@ -84,7 +86,9 @@ type Config struct {
 	Advertise netip.Addr
 	Dir       Directory
 	Auth      Authenticator
-	Cluster   func() *cluster.Cluster
+	Cluster   func() *cluster.Cluster // the call grains' PIDs, for the legs' reports
+	Lines     line.Client
+	Calls     call.Client
 	Draining  func() bool
 	// Pickup names the call a *8<target> pickup takes (the line grain's
 	// answer); nil or false: nothing to pick up.
@@ -120,6 +124,9 @@ type Edge struct {
 	subs    map[string]*subscription // dialog key -> busy lamp subscription
 	active  atomic.Int64             // legs up, for drain
 	admit   *admission               // new calls waiting for their grain
+	// self is the "sip" actor once spawned: legs' reports name it as their
+	// sender, so a grain that no longer has their call can end them.
+	self atomic.Pointer[actor.PID]
 }
 
 // New builds the edge; Listen and Serve put it on the wire.
@@ -257,7 +264,13 @@ func (e *Edge) ActiveLegs() int64 { return e.active.Load() }
 // Props is the "sip" actor that receives leg commands from grains on other
 // nodes.
 func (e *Edge) Props() *actor.Props {
-	return actor.PropsFromFunc(func(ctx actor.Context) { e.Command(ctx.Message(), ctx.Sender()) })
+	return actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(*actor.Started); ok {
+			e.self.Store(ctx.Self())
+			return
+		}
+		e.Command(ctx.Message(), ctx.Sender())
+	})
 }
 
 // Command carries out a grain's leg command. It is safe for concurrent use:
@@ -343,18 +356,19 @@ func (e *Edge) inDialog(req *sip.Request) *leg {
 // grain's PID is looked up once per leg: Cluster.Get asks the placement
 // actor every time, and a leg reports half a dozen events. A grain that is
 // gone stays gone (its call state went with it), so the PID cannot go stale
-// in a way a new lookup would mend.
+// in a way a new lookup would mend. The edge's actor is the sender: a
+// grain without the call ends the leg there.
 func (l *leg) toGrain(msg any) {
 	cl := l.e.cfg.Cluster()
 	pid := l.grain.Load()
 	if pid == nil {
-		if pid = cl.Get(l.callID, "call"); pid == nil {
+		if pid = cl.Get(l.callID, call.KindName); pid == nil {
 			l.e.cfg.Log.Warn("sip: no call grain", "call", l.callID)
 			return
 		}
 		l.grain.Store(pid)
 	}
-	cl.ActorSystem.Root.Send(pid, msg)
+	cl.ActorSystem.Root.RequestWithCustomSender(pid, msg, l.e.self.Load())
 }
 
 func (e *Edge) node() *pb.Node { return &pb.Node{Id: e.cfg.NodeID, Address: e.cfg.NodeAddr} }

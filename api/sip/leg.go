@@ -244,6 +244,11 @@ func (l *leg) respond(m *pb.LegRespond) {
 	if len(body) > 0 {
 		res.AppendHeader(&sdpType)
 	}
+	for _, h := range m.Headers {
+		if name, val, ok := headerLine(h); ok {
+			res.AppendHeader(sip.NewHeader(name, val))
+		}
+	}
 	switch {
 	case code < 200:
 		l.mu.Unlock()
@@ -358,9 +363,9 @@ func (e *Edge) onReinvite(req *sip.Request, tx *txn.ServerTx) {
 		e.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
 		return
 	}
-	r, err := e.cfg.Cluster().Request(l.callID, "call", &pb.LegReinvite{CallId: l.callID, LegId: l.id, Sdp: req.Body()})
-	res, _ := r.(*pb.LegReinviteResult)
-	if err != nil || res == nil {
+	res, err := e.cfg.Calls.Reinvite(&pb.LegReinvite{CallId: l.callID, LegId: l.id, Sdp: req.Body()})
+	if err != nil {
+		e.cfg.Log.Warn("sip: re-INVITE not taken by its call", "call", l.callID, "err", err)
 		e.respond(req, tx, 500, "Server Internal Error", nil, sip.NewHeader("Retry-After", "1"))
 		return
 	}

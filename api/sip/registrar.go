@@ -79,12 +79,10 @@ func (e *Edge) onRegister(req *sip.Request, tx *txn.ServerTx) {
 		}
 		expires = v
 	}
-	cl := e.cfg.Cluster()
 	var last *pb.RegisterResult
 	ask := func(m *pb.Register) bool {
-		r, err := cl.Request(id.UserID, "line", m)
-		res, _ := r.(*pb.RegisterResult)
-		if err != nil || res == nil {
+		res, err := e.cfg.Lines.Register(m)
+		if err != nil {
 			e.cfg.Log.Warn("sip: register failed", "user", id.UserID, "err", err)
 			e.respond(req, tx, 500, "Server Internal Error", nil, sip.NewHeader("Retry-After", "5"))
 			return false
@@ -143,13 +141,13 @@ func (e *Edge) onRegister(req *sip.Request, tx *txn.ServerTx) {
 	}
 	if last == nil {
 		// A query (no Contact): list the bindings.
-		r, err := cl.Request(id.UserID, "line", &pb.GetContacts{UserId: id.UserID})
-		res, _ := r.(*pb.ContactsResult)
-		if err != nil || res == nil {
+		bindings, err := e.cfg.Lines.Contacts(id.UserID)
+		if err != nil {
+			e.cfg.Log.Warn("sip: registration query failed", "user", id.UserID, "err", err)
 			e.respond(req, tx, 500, "Server Internal Error", nil)
 			return
 		}
-		last = &pb.RegisterResult{Bindings: res.Bindings}
+		last = &pb.RegisterResult{Bindings: bindings}
 	}
 	now := time.Now().Unix()
 	hdrs := []sip.Header{sip.NewHeader("Date", time.Now().UTC().Format(time.RFC1123))}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -16,11 +15,6 @@ import (
 	sipedge "github.com/switchboard/switchboard/api/sip"
 	"github.com/switchboard/switchboard/api/sip/digest"
 	pb "github.com/switchboard/switchboard/proto"
-)
-
-type (
-	pbGetContacts    = pb.GetContacts
-	pbContactsResult = pb.ContactsResult
 )
 
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
@@ -137,25 +131,20 @@ func (c *calls) List(ctx context.Context) ([]rest.Call, error) {
 }
 
 func (c *calls) Get(ctx context.Context, id string) (rest.Call, error) {
-	r, err := c.n.cluster.Request(id, call.KindName, &pb.CallGet{CallId: id})
+	ci, err := c.n.calls.Get(id)
 	if err != nil {
-		return rest.Call{}, fmt.Errorf("call %s: %w", id, err)
+		return rest.Call{}, err
 	}
-	ci, ok := r.(*pb.CallInfo)
-	if !ok || !ci.Found {
+	if !ci.Found {
 		return rest.Call{}, rest.ErrNotFound
 	}
 	return restCall(ci), nil
 }
 
 func (c *calls) Control(ctx context.Context, id string, cmd rest.Command, by rest.Principal) error {
-	r, err := c.n.cluster.Request(id, call.KindName, &pb.CallControl{CallId: id, Action: cmd.Action, ByUser: by.UserID, Admin: by.Admin, Target: cmd.To})
+	res, err := c.n.calls.Control(&pb.CallControl{CallId: id, Action: cmd.Action, ByUser: by.UserID, Admin: by.Admin, Target: cmd.To})
 	if err != nil {
-		return fmt.Errorf("call %s: %w", id, err)
-	}
-	res, ok := r.(*pb.CallControlResult)
-	if !ok {
-		return errors.New("call: unexpected answer")
+		return err
 	}
 	return rest.AsControlError(int(res.Status), res.Code, res.Message)
 }
@@ -168,14 +157,10 @@ func (c *calls) Dial(ctx context.Context, d rest.DialRequest) (rest.Call, error)
 		return rest.Call{}, fmt.Errorf("call id: %w", err)
 	}
 	id := hex.EncodeToString(b[:])
-	r, err := c.n.cluster.Request(id, call.KindName, &pb.CallDial{CallId: id, FromUser: d.From, To: d.To, OnBehalfOf: d.OnBehalfOf,
+	res, err := c.n.calls.Dial(&pb.CallDial{CallId: id, FromUser: d.From, To: d.To, OnBehalfOf: d.OnBehalfOf,
 		Node: &pb.Node{Id: c.n.cfg.NodeID, Address: c.n.system.Address()}, Draining: c.n.draining.Load()})
 	if err != nil {
-		return rest.Call{}, fmt.Errorf("call %s: %w", id, err)
-	}
-	res, ok := r.(*pb.CallControlResult)
-	if !ok {
-		return rest.Call{}, fmt.Errorf("call %s: unexpected answer %T", id, r)
+		return rest.Call{}, err
 	}
 	if res.Status != 201 || res.Call == nil {
 		return rest.Call{}, rest.AsControlError(int(res.Status), res.Code, res.Message)

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -31,25 +30,13 @@ func (n *Node) person(id string) (delegator.Person, bool) {
 }
 
 func (n *Node) ringPlan(_ actor.Context, req *pb.RingPlanRequest) (*pb.RingPlan, error) {
-	r, err := n.cluster.Request(req.Delegator, delegator.KindName, req)
-	if err != nil {
-		return nil, err
-	}
-	p, ok := r.(*pb.RingPlan)
-	if !ok {
-		return nil, fmt.Errorf("delegator %s: unexpected answer %T", req.Delegator, r)
-	}
-	return p, nil
+	return n.delegators.RingPlan(req)
 }
 
 func (n *Node) access(_ actor.Context, lineID, user string) (call.Access, error) {
-	r, err := n.cluster.Request(lineID, delegator.KindName, &pb.AccessRequest{Delegator: lineID, User: user})
+	a, err := n.delegators.Access(lineID, user)
 	if err != nil {
 		return call.Access{}, err
-	}
-	a, ok := r.(*pb.Access)
-	if !ok {
-		return call.Access{}, fmt.Errorf("delegator %s: unexpected answer %T", lineID, r)
 	}
 	return call.Access{Role: a.Role, Privileges: a.Privileges, JoinChime: a.JoinChime}, nil
 }
@@ -98,31 +85,22 @@ func (n *Node) lineCall(ext string, join bool) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	r, err := n.cluster.Request(u.ID, line.KindName, &pb.LineCallFind{Line: u.ID, Join: join})
+	c, ok, err := n.lines.CallToTake(u.ID, join)
 	if err != nil {
 		n.log.Warn("pickup or join: line lookup failed", "line", u.ID, "err", err)
 		return "", false
 	}
-	res, ok := r.(*pb.LineCalls)
-	if !ok || len(res.Calls) == 0 {
+	if !ok {
 		return "", false
 	}
-	return res.Calls[0].CallId, true
+	return c.CallId, true
 }
 
 // delegators implements rest.Delegation over the cluster.
 type delegators struct{ n *Node }
 
 func (d delegators) Command(_ context.Context, cmd *pb.DelegatorCommand) (*pb.DelegatorResult, error) {
-	r, err := d.n.cluster.Request(cmd.Delegator, delegator.KindName, cmd)
-	if err != nil {
-		return nil, err
-	}
-	res, ok := r.(*pb.DelegatorResult)
-	if !ok {
-		return nil, fmt.Errorf("delegator %s: unexpected answer %T", cmd.Delegator, r)
-	}
-	return res, nil
+	return d.n.delegators.Command(cmd)
 }
 
 // Shared is the delegators' lines user accepted to share.
@@ -161,15 +139,11 @@ func (d delegators) Lines(ctx context.Context, user string) ([]rest.Line, error)
 		if len(u.Numbers) > 0 {
 			v.Number = u.Numbers[0]
 		}
-		r, err := d.n.cluster.Request(id, line.KindName, &pb.LineGet{Line: id})
+		calls, err := d.n.lines.Calls(id)
 		if err != nil {
-			return nil, fmt.Errorf("line %s: %w", id, err)
+			return nil, err
 		}
-		res, ok := r.(*pb.LineCalls)
-		if !ok {
-			return nil, errors.New("line: unexpected answer")
-		}
-		for _, c := range res.Calls {
+		for _, c := range calls {
 			v.Calls = append(v.Calls, rest.LineCall{ID: c.CallId, State: c.State, Peer: c.Peer, Locked: c.Locked})
 		}
 		out = append(out, v)
@@ -179,16 +153,12 @@ func (d delegators) Lines(ctx context.Context, user string) ([]rest.Line, error)
 
 // lineState is a line's calls for a busy lamp.
 func (n *Node) lineState(lineID string) ([]sipedge.LineCall, error) {
-	r, err := n.cluster.Request(lineID, line.KindName, &pb.LineGet{Line: lineID})
+	calls, err := n.lines.Calls(lineID)
 	if err != nil {
 		return nil, err
 	}
-	res, ok := r.(*pb.LineCalls)
-	if !ok {
-		return nil, fmt.Errorf("line %s: unexpected answer %T", lineID, r)
-	}
-	out := make([]sipedge.LineCall, 0, len(res.Calls))
-	for _, c := range res.Calls {
+	out := make([]sipedge.LineCall, 0, len(calls))
+	for _, c := range calls {
 		out = append(out, sipedge.LineCall{ID: c.CallId, State: c.State, Peer: c.Peer, Locked: c.Locked})
 	}
 	return out, nil

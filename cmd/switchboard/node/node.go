@@ -94,29 +94,33 @@ type Config struct {
 
 // Node is a running Switchboard process.
 type Node struct {
-	cfg       Config
-	log       *slog.Logger
-	etcd      *etcdembed.Server
-	store     store.Store
-	history   *history.Writer
-	dir       *directory.Directory
-	media     *media.Service
-	mediaSvc  *mediasvc.Service
-	system    *actor.ActorSystem
-	cluster   *cluster.Cluster
-	linePIDs  *grainpid.Cache // line grains activated on this node, for line updates
-	provider  *membership.Provider
-	edge      *sipedge.Edge
-	http      *fiber.App
-	index     *call.Index
-	events    *events.Hub
-	cancel    context.CancelFunc
-	draining  atomic.Bool
-	ready     atomic.Bool
-	sipAddr   string
-	sipPublic []string // what phones register to (the dev banner)
-	httpAddr  string
-	adminTok  string
+	cfg      Config
+	log      *slog.Logger
+	etcd     *etcdembed.Server
+	store    store.Store
+	history  *history.Writer
+	dir      *directory.Directory
+	media    *media.Service
+	mediaSvc *mediasvc.Service
+	system   *actor.ActorSystem
+	cluster  *cluster.Cluster
+	linePIDs *grainpid.Cache // line grains activated on this node, for line updates
+	// The grains' typed clients: the node reaches grains only through them.
+	lines      line.Client
+	calls      call.Client
+	delegators delegator.Client
+	provider   *membership.Provider
+	edge       *sipedge.Edge
+	http       *fiber.App
+	index      *call.Index
+	events     *events.Hub
+	cancel     context.CancelFunc
+	draining   atomic.Bool
+	ready      atomic.Bool
+	sipAddr    string
+	sipPublic  []string // what phones register to (the dev banner)
+	httpAddr   string
+	adminTok   string
 }
 
 // Start brings a node up and returns once it serves SIP and HTTP.
@@ -212,6 +216,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		cluster.WithKinds(onPool(call.NewKind(callDeps)), onPool(line.NewKind(lineDeps)), onPool(delegator.NewKind(delegatorDeps))),
 		cluster.WithRequestTimeout(5*time.Second))
 	n.cluster = cluster.New(n.system, ccfg)
+	n.lines, n.calls, n.delegators = line.NewClient(n.cluster), call.NewClient(n.cluster), delegator.NewClient(n.cluster)
 	n.linePIDs = grainpid.New(n.system, n.cluster.Get)
 	n.cluster.StartMember()
 	nodeAddr := n.system.Address()
@@ -238,6 +243,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	auth := digest.New(cfg.Domain, deriveKey(tok, "digest-nonce"), time.Now)
 	n.edge = sipedge.New(sipedge.Config{
 		NodeID: cfg.NodeID, NodeAddr: nodeAddr, Domain: cfg.Domain, Host: mediaIP.String(), Port: sipPort, Advertise: advertise,
+		Lines: n.lines, Calls: n.calls,
 		Dir: edgeDir{n.dir}, Auth: digestAuth{a: auth, algs: digestAlgorithms(cfg.DigestAlgorithms)}, Cluster: func() *cluster.Cluster { return n.cluster },
 		Draining: n.draining.Load, Pickup: n.pickupTarget, Join: n.joinTarget, LineState: n.lineState, LineUpdates: n.lineUpdates, Log: n.log,
 		Guard: sipGuard, ConnsPerSource: cfg.SIPTCPPerSource, FirstMessageTimeout: cfg.SIPTCPFirstMessage,
@@ -322,16 +328,12 @@ func (n *Node) actorCount() int {
 }
 
 func (n *Node) lineContacts(ctx actor.Context, user string) ([]call.Contact, error) {
-	r, err := n.cluster.Request(user, line.KindName, &pbGetContacts{UserId: user})
+	bindings, err := n.lines.Contacts(user)
 	if err != nil {
 		return nil, err
 	}
-	res, ok := r.(*pbContactsResult)
-	if !ok {
-		return nil, fmt.Errorf("line %s: unexpected answer %T", user, r)
-	}
-	out := make([]call.Contact, 0, len(res.Bindings))
-	for _, b := range res.Bindings {
+	out := make([]call.Contact, 0, len(bindings))
+	for _, b := range bindings {
 		out = append(out, call.Contact{URI: b.Contact, Destination: b.Source, Transport: b.Transport, NodeID: b.Node.GetId(), NodeAddr: b.Node.GetAddress()})
 	}
 	return out, nil
