@@ -217,7 +217,11 @@ func decode(body []byte, v any) error {
 		var se *json.SyntaxError
 		switch {
 		case errors.As(err, &te):
-			return bad("invalid_field", fmt.Sprintf("%s: must be %s.", te.Field, jsonKind(te.Type)))
+			field := fieldPath(body, te.Offset)
+			if field == "" {
+				field = te.Field
+			}
+			return bad("invalid_field", fmt.Sprintf("%s: must be %s.", field, jsonKind(te.Type)))
 		case errors.As(err, &se):
 			return bad("invalid_json", fmt.Sprintf("The body is not valid JSON: %s (at byte %d).", se.Error(), se.Offset))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):

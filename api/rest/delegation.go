@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -99,7 +100,7 @@ func (a *api) run(c *fiber.Ctx, cmd *pb.DelegatorCommand) error {
 		return fmt.Errorf("delegation %s on %s: %w", cmd.Action, cmd.Delegator, err)
 	}
 	if res.Status >= 300 {
-		return &apiError{int(res.Status), res.Code, sentence(res.Message)}
+		return &apiError{int(res.Status), res.Code, fullStop(res.Message)}
 	}
 	if res.Status == fiber.StatusNoContent || len(res.Body) == 0 {
 		return c.SendStatus(int(res.Status))
@@ -205,17 +206,27 @@ func (a *api) lines(c *fiber.Ctx) error {
 	return list(c, ls, "")
 }
 
-// sentence makes a grain's refusal read as the API's other messages do.
-func sentence(s string) string {
+// fullStop ends a grain's message as the API's other messages end. The
+// delegator writes its messages as the client reads them (a field name or
+// a user id first stays as it is), so nothing else is changed.
+func fullStop(s string) string {
 	if s == "" {
 		return s
 	}
-	b := []byte(s)
-	if b[0] >= 'a' && b[0] <= 'z' {
-		b[0] -= 'a' - 'A'
+	if last := s[len(s)-1]; last != '.' && last != '!' && last != '?' {
+		s += "."
 	}
-	if last := b[len(b)-1]; last != '.' && last != '!' && last != '?' {
-		b = append(b, '.')
+	return s
+}
+
+// sentence makes a call grain's message, written in lower case, read as
+// the API's other messages do. A first word that is not a plain word is a
+// field name ("to: ...", "from_user has ...") and stays as the client
+// sends it.
+func sentence(s string) string {
+	word, _, _ := strings.Cut(s, " ")
+	if word != "" && strings.Trim(word, "abcdefghijklmnopqrstuvwxyz") == "" {
+		s = strings.ToUpper(s[:1]) + s[1:]
 	}
-	return string(b)
+	return fullStop(s)
 }

@@ -248,7 +248,7 @@ func TestUsers(t *testing.T) {
 		{"bad timezone", "POST", "/v1/users", adminTok, `{"id":"carol","name":"C","extension":"1003","sip_password":"carol-secret","timezone":"Moon/Base"}`, 400, "invalid_field", "timezone"},
 		{"bad hours", "POST", "/v1/users", adminTok, `{"id":"carol","name":"C","extension":"1003","sip_password":"carol-secret","business_hours":{"mon":[["9","17:00"]]}}`, 400, "invalid_field", "business_hours.mon[0]"},
 		{"wrong type", "POST", "/v1/users", adminTok, `{"id":"carol","name":"C","extension":1003,"sip_password":"carol-secret"}`, 400, "invalid_field", "extension: must be a string"},
-		{"wrong nested type", "POST", "/v1/users", adminTok, `{"id":"carol","name":"C","extension":"1003","sip_password":"carol-secret","business_hours":{"mon":"all day"}}`, 400, "invalid_field", "business_hours: must be an array"},
+		{"wrong nested type", "POST", "/v1/users", adminTok, `{"id":"carol","name":"C","extension":"1003","sip_password":"carol-secret","business_hours":{"mon":"all day"}}`, 400, "invalid_field", "business_hours.mon: must be an array"},
 		{"bad json", "POST", "/v1/users", adminTok, `{"id":`, 400, "invalid_json", "JSON"},
 		{"not an object", "POST", "/v1/users", adminTok, `["alice"]`, 400, "invalid_json", "object"},
 		{"empty body", "POST", "/v1/users", adminTok, ``, 400, "invalid_json", "object"},
