@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchboard/switchboard/api/sip/digest"
 	"github.com/switchboard/switchboard/cluster/store"
 )
 
@@ -94,6 +93,7 @@ var (
 type Directory struct {
 	st    store.Store
 	realm string
+	creds Credentials
 	log   *slog.Logger
 
 	mu sync.RWMutex
@@ -113,8 +113,8 @@ type Directory struct {
 type ha1Ref struct{ ha1, user string }
 
 // New returns a directory over st for the digest realm; Start fills it.
-func New(st store.Store, realm string, log *slog.Logger) *Directory {
-	return &Directory{st: st, realm: realm, log: log.With("component", "directory"),
+func New(st store.Store, realm string, creds Credentials, log *slog.Logger) *Directory {
+	return &Directory{st: st, realm: realm, creds: creds, log: log.With("component", "directory"),
 		revs: map[string]int64{}, users: map[string]record{}, byExt: map[string]string{}, byNum: map[string]string{},
 		byTok: map[string]string{}, ha1: map[string]ha1Ref{}, trunks: map[string]Trunk{}}
 }
@@ -364,7 +364,7 @@ func (d *Directory) resolve(part string) (record, bool) {
 	return d.recordByID(part)
 }
 
-// HA1 returns the stored digest HA1 for alg (digest.MD5 or digest.SHA256)
+// HA1 returns the stored digest HA1 for alg (one of Credentials.Algorithms)
 // and a username (id or extension), with the user's id.
 func (d *Directory) HA1(alg, username string) (ha1, userID string, ok bool) {
 	key := alg + ":" + username
@@ -489,12 +489,20 @@ func newToken() string {
 	return hex.EncodeToString(b[:])
 }
 
+// Credentials derives what is stored of a password: the digest HA1 of
+// each algorithm the SIP edge may offer (api/sip/digest), so that the
+// password itself is never kept and the directory needs no digest code.
+type Credentials struct {
+	Algorithms []string
+	HA1        func(alg, username, realm, password string) string
+}
+
 // setPassword stores the HA1 for every algorithm and both usernames.
 func (d *Directory) setPassword(r *record, password string) {
 	r.Secrets.HA1 = map[string]string{}
-	for _, alg := range []string{digest.MD5, digest.SHA256} {
+	for _, alg := range d.creds.Algorithms {
 		for _, name := range []string{r.ID, r.Extension} {
-			r.Secrets.HA1[alg+":"+name] = digest.HA1(alg, name, d.realm, password)
+			r.Secrets.HA1[alg+":"+name] = d.creds.HA1(alg, name, d.realm, password)
 		}
 	}
 }

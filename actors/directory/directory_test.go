@@ -20,6 +20,9 @@ import (
 
 const realm = "test.local"
 
+// creds stores HA1s as the node does.
+var creds = Credentials{Algorithms: []string{digest.MD5, digest.SHA256}, HA1: digest.HA1}
+
 func testLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
@@ -50,7 +53,7 @@ func startDir(t *testing.T, st store.Store) *Directory {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	d := New(st, realm, testLog())
+	d := New(st, realm, creds, testLog())
 	if err := d.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +390,7 @@ func TestOtherNodeSeesChangesAtOnce(t *testing.T) {
 }
 
 func TestStaleEventsDoNotWin(t *testing.T) {
-	d := New(nil, realm, testLog())
+	d := New(nil, realm, creds, testLog())
 	key := store.Key(kindUsers, "alice")
 	put := func(rev int64, ext string) {
 		v := fmt.Sprintf(`{"id":"alice","name":"A","extension":%q,"secrets":{}}`, ext)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/switchboard/switchboard/actors/directory"
 	"github.com/switchboard/switchboard/actors/history"
+	"github.com/switchboard/switchboard/api/sip/digest"
 	"github.com/switchboard/switchboard/cluster/etcdembed"
 	"github.com/switchboard/switchboard/cluster/events"
 	"github.com/switchboard/switchboard/cluster/store"
@@ -112,7 +113,7 @@ func newEnv(t testing.TB) *env {
 	t.Cleanup(func() { st.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	dir := directory.New(st, "test.local", testLog())
+	dir := directory.New(st, "test.local", directory.Credentials{Algorithms: []string{digest.MD5, digest.SHA256}, HA1: digest.HA1}, testLog())
 	if err := dir.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -165,7 +165,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 
 	metrics.SetRegistrations(n.registrationsGauge())
 
-	n.dir = directory.New(n.store, cfg.Domain, n.log)
+	n.dir = directory.New(n.store, cfg.Domain, directory.Credentials{Algorithms: []string{digest.MD5, digest.SHA256}, HA1: digest.HA1}, n.log)
 	if err := n.dir.Start(runCtx); err != nil {
 		return fmt.Errorf("directory: %w", err)
 	}
