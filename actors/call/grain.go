@@ -8,8 +8,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
-	"github.com/switchboard/switchboard/actors/history"
 	"github.com/switchboard/switchboard/cluster/events"
+	"github.com/switchboard/switchboard/cluster/history"
 	"github.com/switchboard/switchboard/cluster/metrics"
 	pb "github.com/switchboard/switchboard/proto"
 )

@@ -9,7 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/switchboard/switchboard/actors/directory"
+	"github.com/switchboard/switchboard/cluster/directory"
 
 	pb "github.com/switchboard/switchboard/proto"
 )

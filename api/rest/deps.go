@@ -5,8 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/switchboard/switchboard/actors/directory"
 	"github.com/switchboard/switchboard/api/authguard"
+	"github.com/switchboard/switchboard/cluster/directory"
 	"github.com/switchboard/switchboard/cluster/events"
 	"github.com/switchboard/switchboard/cluster/store"
 )

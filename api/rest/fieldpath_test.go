@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchboard/switchboard/actors/directory"
+	"github.com/switchboard/switchboard/cluster/directory"
 	pb "github.com/switchboard/switchboard/proto"
 )
 

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchboard/switchboard/actors/directory"
+	"github.com/switchboard/switchboard/cluster/directory"
 )
 
 // FuzzUserBody sends arbitrary bodies to user create and patch, as the admin

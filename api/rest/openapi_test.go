@@ -14,8 +14,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchboard/switchboard/actors/delegator"
-	"github.com/switchboard/switchboard/actors/directory"
-	"github.com/switchboard/switchboard/actors/history"
+	"github.com/switchboard/switchboard/cluster/directory"
+	"github.com/switchboard/switchboard/cluster/history"
 )
 
 // doc is the embedded OpenAPI document as generic JSON.

@@ -20,11 +20,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/switchboard/switchboard/actors/directory"
-	"github.com/switchboard/switchboard/actors/history"
 	"github.com/switchboard/switchboard/api/sip/digest"
+	"github.com/switchboard/switchboard/cluster/directory"
 	"github.com/switchboard/switchboard/cluster/etcdembed"
 	"github.com/switchboard/switchboard/cluster/events"
+	"github.com/switchboard/switchboard/cluster/history"
 	"github.com/switchboard/switchboard/cluster/store"
 )
 

@@ -6,8 +6,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/switchboard/switchboard/actors/directory"
-	"github.com/switchboard/switchboard/actors/history"
+	"github.com/switchboard/switchboard/cluster/directory"
+	"github.com/switchboard/switchboard/cluster/history"
 )
 
 // dirError maps the directory's typed errors to answers.

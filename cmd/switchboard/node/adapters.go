@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/actors/call"
-	"github.com/switchboard/switchboard/actors/directory"
 	"github.com/switchboard/switchboard/api/rest"
 	sipedge "github.com/switchboard/switchboard/api/sip"
 	"github.com/switchboard/switchboard/api/sip/digest"
+	"github.com/switchboard/switchboard/cluster/directory"
 	pb "github.com/switchboard/switchboard/proto"
 )
 
