@@ -562,7 +562,10 @@ func (g *grain) apply(ctx actor.Context, effs []Effect) {
 				g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_REMOVE_LEG, Leg: e.Leg})
 			}
 		case Connect:
-			ops := []*pb.MediaOp{{Kind: pb.MediaOp_ACCEPT_ANSWER, Leg: e.Callee, Sdp: g.sdp[e.Callee]}}
+			var ops []*pb.MediaOp
+			if !e.Adopted {
+				ops = append(ops, &pb.MediaOp{Kind: pb.MediaOp_ACCEPT_ANSWER, Leg: e.Callee, Sdp: g.sdp[e.Callee]})
+			}
 			if !e.CallerUp {
 				ops = append(ops, &pb.MediaOp{Kind: pb.MediaOp_ANSWER, Leg: e.Caller, Peer: e.Callee})
 			}
@@ -595,8 +598,12 @@ func (g *grain) apply(ctx actor.Context, effs []Effect) {
 			delete(g.offers, e.Leg)
 			if res.Code != 0 {
 				g.toEdge(ctx, e.Leg, &pb.LegRespond{CallId: g.call.ID, LegId: e.Leg, Code: res.Code, Reason: "Not Acceptable Here"})
+				// What the batch builds on the picker's leg (a bridge, a
+				// mix, the ringing caller's 200) must not happen; the core
+				// undoes the pickup when the failure comes back.
 				g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)})
-				continue
+				g.abortBatch(ctx, effs[i+1:])
+				return
 			}
 			g.toEdge(ctx, e.Leg, &pb.LegRespond{CallId: g.call.ID, LegId: e.Leg, Code: 200, Reason: "OK", Sdp: res.Sdp})
 		case Mix:

@@ -347,9 +347,12 @@ type EndLeg struct {
 // Connect joins the caller with an answered callee in media (accept the
 // callee's answer, answer the caller, bridge them). CallerUp: the caller's
 // leg is already established (click-to-call), so it is not answered again.
+// Adopted: the callee's leg called in (a *8 pickup of a ringing call) and
+// Adopt answered it, so there is no answer of it to accept.
 type Connect struct {
 	Caller, Callee string
 	CallerUp       bool
+	Adopted        bool
 }
 
 // HoldMedia plays the hold tone to Held and silences Holder.
@@ -803,7 +806,7 @@ func (c *Call) nextStage(now time.Time, s Settings) []Effect {
 func (c *Call) advance(now time.Time, s Settings) []Effect {
 	var effs []Effect
 	for _, o := range c.Legs {
-		if o.Role == Callee && o.State != LegEnded {
+		if o.Role == Callee && o.State != LegEnded && !c.picking(o.ID) {
 			o.State = LegEnded
 			effs = append(effs, EndLeg{Leg: o.ID})
 		}
@@ -858,7 +861,7 @@ func (c *Call) answered(in Answered, now time.Time, s Settings) []Effect {
 	if l == nil || l.Role != Callee || l.ID == c.AnsweredLeg || c.isSide(l.ID) || l.ID == c.Joined {
 		return nil // not a branch, or a repeated answer of the winner
 	}
-	if c.Pickup != nil && slices.Contains(c.Pickup.Legs, l.ID) && l.State != LegEnded {
+	if c.Pickup != nil && slices.Contains(c.Pickup.Legs, l.ID) && l.State != LegEnded && c.State != Ringing {
 		return c.pickedUp(l, AcceptAnswer{Leg: l.ID})
 	}
 	if c.State != Ringing || l.State == LegEnded {
@@ -867,6 +870,14 @@ func (c *Call) answered(in Answered, now time.Time, s Settings) []Effect {
 		l.State = LegEnded
 		return []Effect{EndLeg{Leg: l.ID}}
 	}
+	return c.answer(l, now, false)
+}
+
+// answer connects the caller with l, the first branch of a ringing call
+// to answer (a picker's leg too: adopted for a *8 pickup); the other
+// branches stop, a pickup's other devices with them.
+func (c *Call) answer(l *Leg, now time.Time, adopted bool) []Effect {
+	c.Pickup = nil
 	l.State = LegAnswered
 	c.AnsweredLeg = l.ID
 	c.AnsweredAt = now
@@ -876,7 +887,7 @@ func (c *Call) answered(in Answered, now time.Time, s Settings) []Effect {
 	cl := c.caller()
 	c.Sides = [2]string{cl.ID, l.ID}
 	cl.State = LegAnswered
-	effs := []Effect{Connect{Caller: cl.ID, Callee: l.ID, CallerUp: c.CalledBack}}
+	effs := []Effect{Connect{Caller: cl.ID, Callee: l.ID, CallerUp: c.CalledBack, Adopted: adopted}}
 	if !c.CalledBack {
 		effs = append(effs, Respond{Leg: cl.ID, Code: 200, Reason: "OK", WithSDP: true})
 	}
@@ -912,7 +923,12 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 		c.sawRefusal = true // an SRTP-only phone offered plain RTP, say
 	}
 	if c.Pickup != nil && slices.Contains(c.Pickup.Legs, l.ID) {
-		return append(bye, c.pickupLegGone(now, s)...)
+		if c.State != Ringing {
+			return append(bye, c.pickupLegGone(now, s)...)
+		}
+		// The picker's phones ring beside the line's: the call rings on
+		// as when any branch fails.
+		c.pickerGone()
 	}
 	if l.ID == c.Joined {
 		return append(bye, c.unjoin()...)
@@ -1030,7 +1046,7 @@ func (c *Call) partyLeg(user string) *Leg {
 func (c *Call) control(in Control, now time.Time, s Settings) ([]Effect, error) {
 	switch in.Action {
 	case "pickup", "join":
-		return c.pickup(in)
+		return c.pickup(in, now)
 	case "lock", "unlock":
 		return c.lock(in)
 	case "transfer":

@@ -6,8 +6,9 @@ import (
 )
 
 // The rules of a call on a shared line (delegation, 000): who may pick up a
-// held call or join an active one, locking, and the history labels of both
-// sides. Access comes from the delegator grain; the call decides.
+// held or ringing call or join an active one, locking, and the history
+// labels of both sides. Access comes from the delegator grain; the call
+// decides.
 
 // mayTouch checks the line rights common to pickup and join: the owner may;
 // a delegate needs the privilege and an unlocked call (000 L303-319).
@@ -31,10 +32,12 @@ func (c *Call) mayTouch(in Control, privilege, what string) error {
 }
 
 // pickup takes a held call (the holder's leg ends and the picker talks with
-// the held party) or joins an active one (a three-way mix). Over SIP the
-// picker's INVITE is the new leg; over REST the picker's devices ring and
-// the call is promised to them until one answers.
-func (c *Call) pickup(in Control) ([]Effect, error) {
+// the held party), answers a call ringing the line for the picker (the
+// line's phones stop), or joins an active one (a three-way mix). Over SIP
+// the picker's INVITE is the new leg; over REST the picker's devices ring
+// and the call is promised to them until one answers (a ringing call's
+// own phones ring on meanwhile, and the first to answer has it).
+func (c *Call) pickup(in Control, now time.Time) ([]Effect, error) {
 	join := in.Action == "join"
 	privilege, what := "pickup_hold", "pick up"
 	if join {
@@ -43,15 +46,18 @@ func (c *Call) pickup(in Control) ([]Effect, error) {
 	if err := c.mayTouch(in, privilege, what); err != nil {
 		return nil, err
 	}
+	ringing := !join && c.ringsLine()
 	switch {
-	case !join && c.State != Held:
-		return nil, &Refusal{Status: 409, Code: "call_not_held", Message: "only a held call can be picked up"}
+	case !join && c.State != Held && !ringing:
+		return nil, &Refusal{Status: 409, Code: "call_not_held", Message: "only a held call, or one ringing the line, can be picked up"}
 	case join && c.State != Active:
 		return nil, &Refusal{Status: 409, Code: "call_not_active", Message: "only an active call can be joined"}
 	case c.Pickup != nil || (join && c.Joined != ""):
 		return nil, &Refusal{Status: 409, Code: "already_picked_up", Message: "someone else is already picking up this call"}
 	}
-	if l := c.partyLeg(in.ByUser); l != nil && !in.Admin && l.ID != c.HeldBy {
+	// A ringing call's only established leg is the caller's; the picker's
+	// own ringing branch, if any, simply stops when the pickup answers.
+	if l := c.partyLeg(in.ByUser); l != nil && !in.Admin && l.ID != c.HeldBy && (!ringing || l.Role == Caller) {
 		return nil, &Refusal{Status: 409, Code: "already_on_call", Message: "you are already on this call"}
 	}
 	if join {
@@ -64,10 +70,14 @@ func (c *Call) pickup(in Control) ([]Effect, error) {
 	if in.Leg != "" {
 		l := &Leg{ID: in.Leg, Role: Callee, Party: party, State: LegAnswered, NodeID: in.NodeID, NodeAddr: in.NodeAddr}
 		c.Legs = append(c.Legs, l)
-		c.Pickup = &Pickup{By: in.ByUser, Legs: []string{l.ID}, Join: join}
 		// The picker's own INVITE is answered with our SDP (Adopt), not
 		// taken as an answer to our offer.
-		return c.pickedUp(l, Adopt{Leg: l.ID, Peer: c.pickupPeer(join)}), nil
+		adopt := Adopt{Leg: l.ID, Peer: c.pickupPeer(join)}
+		if ringing {
+			return append([]Effect{adopt}, c.answer(l, now, true)...), nil
+		}
+		c.Pickup = &Pickup{By: in.ByUser, Legs: []string{l.ID}, Join: join}
+		return c.pickedUp(l, adopt), nil
 	}
 	if len(in.Contacts) == 0 {
 		return nil, &Refusal{Status: 409, Code: "no_devices", Message: "the picker has no registered device to ring"}
@@ -88,11 +98,37 @@ func (c *Call) pickup(in Control) ([]Effect, error) {
 	return append(effs, Event{Type: "call.pickup_ringing"}), nil
 }
 
+// ringsLine: the call is an inbound call ringing its line (not an outgoing
+// one shown on the caller's line, nor a click-to-call whose caller's own
+// phones ring), so the line's owner or a delegate may answer it by pickup.
+func (c *Call) ringsLine() bool {
+	return c.State == Ringing && c.Callback == nil && c.To.UserID != "" && c.To.UserID == c.Line
+}
+
+// picking: leg is one of the devices a pickup rings.
+func (c *Call) picking(leg string) bool {
+	return c.Pickup != nil && slices.Contains(c.Pickup.Legs, leg)
+}
+
+// pickerGone: a picker's device for a ringing call failed; with none left
+// the pickup is over (the line's phones may still answer).
+func (c *Call) pickerGone() {
+	for _, id := range c.Pickup.Legs {
+		if l := c.Leg(id); l != nil && l.State != LegEnded {
+			return
+		}
+	}
+	c.Pickup = nil
+}
+
 // pickupPeer is the leg whose codecs a picker's leg must share: the held
-// party for a pickup, the caller for a join.
+// party for a pickup, the caller for a join or a ringing call.
 func (c *Call) pickupPeer(join bool) string {
-	if join {
+	switch {
+	case join:
 		return c.Sides[0]
+	case c.State == Ringing:
+		return c.caller().ID
 	}
 	if o := c.other(c.HeldBy); o != nil {
 		return o.ID

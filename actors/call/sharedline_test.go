@@ -422,3 +422,142 @@ func TestTransfer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { runStory(t, tc.steps) })
 	}
 }
+
+func TestPickupRinging(t *testing.T) {
+	const ringingDanAnn = "ringing until=+30s | a:trying b1:trying b2:trying"
+	ringDanAnn := step{in: toDan(RingStage{Users: []string{"dan", "ann"}, Seconds: 20}),
+		want: []Effect{ringDan(lb1), ringAnn(lb2), WakeAt{At: t0.Add(30 * time.Second)}, Event{Type: "call.ringing"}}, state: ringingDanAnn}
+	sipPickup := func(by string, a Access) Control {
+		return Control{Action: "pickup", ByUser: by, Access: a, Leg: "k-p1", NodeID: "n2", NodeAddr: "10.0.0.2:8090", Party: parties[by]}
+	}
+	restPickup := func(by string, a Access) Control {
+		return Control{Action: "pickup", ByUser: by, Access: a, Contacts: contacts[by], Party: parties[by]}
+	}
+	ringBobPickup := func(leg string) Originate {
+		return Originate{Leg: leg, Contact: bobDesk, FromUser: outside.Number, Display: "Pick up for Dan", ToUser: "1003", Peer: la}
+	}
+	byBob := []HistoryEntry{danIn("Answered by Bob for you", "answered"), viewerIn("ann", "Answered by Bob for Dan", "answered"), viewerIn("bob", "Answered by you for Dan", "answered")}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"*8 by a delegate with pickup_hold: the caller gets its 200 through the picker, the line's phones stop", []step{
+			ringDanAnn,
+			{at: 2 * time.Second, in: Rang{Leg: lb1}, want: []Effect{Respond{Leg: la, Code: 180, Reason: "Ringing"}},
+				state: "ringing until=+30s | a:trying b1:ringing b2:trying"},
+			{at: 4 * time.Second, in: sipPickup("bob", bobMayPickup),
+				want: []Effect{Adopt{Leg: "k-p1", Peer: la}, Connect{Caller: la, Callee: "k-p1", Adopted: true},
+					Respond{Leg: la, Code: 200, Reason: "OK", WithSDP: true}, EndLeg{Leg: lb1}, EndLeg{Leg: lb2}, WakeAt{}, Event{Type: "call.answered"}},
+				state: "active answered=+4s | a:answered b1:ended b2:ended p1:answered"},
+			{at: 5 * time.Second, in: sipPickup("dan", ownerAccess), err: "409 call_not_held",
+				state: "active answered=+4s | a:answered b1:ended b2:ended p1:answered"},
+			{at: 9 * time.Second, in: Bye{Leg: la},
+				want:  effs([]Effect{EndLeg{Leg: "k-p1", Code: 480}}, ended("answered", byBob...)...),
+				state: "ended(answered) answered=+4s ended=+9s | a:ended b1:ended b2:ended p1:ended"},
+		}},
+		{"REST pickup: the picker's phone rings beside the line's; its answer connects the caller, the others stop", []step{
+			ringDanAnn,
+			{at: 3 * time.Second, in: restPickup("bob", bobMayPickup), want: []Effect{ringBobPickup(lb3), Event{Type: "call.pickup_ringing"}},
+				state: "ringing until=+30s | a:trying b1:trying b2:trying b3:trying"},
+			{at: 4 * time.Second, in: restPickup("dan", ownerAccess), err: "409 already_picked_up",
+				state: "ringing until=+30s | a:trying b1:trying b2:trying b3:trying"},
+			{at: 5 * time.Second, in: Rang{Leg: lb3}, want: []Effect{Respond{Leg: la, Code: 180, Reason: "Ringing"}},
+				state: "ringing until=+30s | a:trying b1:trying b2:trying b3:ringing"},
+			{at: 6 * time.Second, in: Answered{Leg: lb3},
+				want: []Effect{Connect{Caller: la, Callee: lb3}, Respond{Leg: la, Code: 200, Reason: "OK", WithSDP: true},
+					EndLeg{Leg: lb1}, EndLeg{Leg: lb2}, WakeAt{}, Event{Type: "call.answered"}},
+				state: "active answered=+6s | a:answered b1:ended b2:ended b3:answered"},
+			{at: 9 * time.Second, in: Bye{Leg: lb3},
+				want:  effs([]Effect{EndLeg{Leg: la, Code: 480}}, ended("answered", byBob...)...),
+				state: "ended(answered) answered=+6s ended=+9s | a:ended b1:ended b2:ended b3:ended"},
+		}},
+		{"REST pickup loses to a line phone answering first: the picker's phone stops and the pickup is over", []step{
+			ringDanAnn,
+			{at: 3 * time.Second, in: restPickup("bob", bobMayPickup), want: []Effect{ringBobPickup(lb3), Event{Type: "call.pickup_ringing"}},
+				state: "ringing until=+30s | a:trying b1:trying b2:trying b3:trying"},
+			{at: 5 * time.Second, in: Answered{Leg: lb2},
+				want: []Effect{Connect{Caller: la, Callee: lb2}, Respond{Leg: la, Code: 200, Reason: "OK", WithSDP: true},
+					EndLeg{Leg: lb1}, EndLeg{Leg: lb3}, WakeAt{}, Event{Type: "call.answered"}},
+				state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended"},
+			{at: 6 * time.Second, in: Answered{Leg: lb3}, want: []Effect{EndLeg{Leg: lb3}},
+				state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended"},
+			// Not already_picked_up: nothing is promised to Bob any more.
+			{at: 7 * time.Second, in: restPickup("bob", bobMayPickup), err: "409 call_not_held",
+				state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended"},
+		}},
+		{"the picker's phone declines: the line rings on and may be picked up again", []step{
+			ringDanAnn,
+			{at: 3 * time.Second, in: restPickup("bob", bobMayPickup), want: []Effect{ringBobPickup(lb3), Event{Type: "call.pickup_ringing"}},
+				state: "ringing until=+30s | a:trying b1:trying b2:trying b3:trying"},
+			{at: 4 * time.Second, in: Failed{Leg: lb3, Code: 603}, state: "ringing until=+30s | a:trying b1:trying b2:trying b3:ended"},
+			{at: 5 * time.Second, in: sipPickup("bob", bobMayPickup),
+				want: []Effect{Adopt{Leg: "k-p1", Peer: la}, Connect{Caller: la, Callee: "k-p1", Adopted: true},
+					Respond{Leg: la, Code: 200, Reason: "OK", WithSDP: true}, EndLeg{Leg: lb1}, EndLeg{Leg: lb2}, WakeAt{}, Event{Type: "call.answered"}},
+				state: "active answered=+5s | a:answered b1:ended b2:ended b3:ended p1:answered"},
+		}},
+		{"the next stage does not stop the picker's phone", []step{
+			{in: toDan(RingStage{Users: []string{"ann"}, Seconds: 10}, RingStage{Users: []string{"dan"}, Seconds: 10}),
+				want:  []Effect{ringAnn(lb1), WakeAt{At: t0.Add(10 * time.Second)}, Event{Type: "call.ringing"}},
+				state: "ringing stage=+10s | a:trying b1:trying"},
+			{at: 8 * time.Second, in: restPickup("bob", bobMayPickup), want: []Effect{ringBobPickup(lb2), Event{Type: "call.pickup_ringing"}},
+				state: "ringing stage=+10s | a:trying b1:trying b2:trying"},
+			{at: 10 * time.Second, in: Tick{}, want: []Effect{EndLeg{Leg: lb1}, ringDan(lb3), WakeAt{At: t0.Add(30 * time.Second)}},
+				state: "ringing until=+30s | a:trying b1:ended b2:trying b3:trying"},
+			{at: 12 * time.Second, in: Answered{Leg: lb2},
+				want: []Effect{Connect{Caller: la, Callee: lb2}, Respond{Leg: la, Code: 200, Reason: "OK", WithSDP: true},
+					EndLeg{Leg: lb3}, WakeAt{}, Event{Type: "call.answered"}},
+				state: "active answered=+12s | a:answered b1:ended b2:answered b3:ended"},
+		}},
+		{"the line's phones and then the picker's all decline: the caller hears busy", []step{
+			{in: toDan(RingStage{Users: []string{"ann"}}),
+				want:  []Effect{ringAnn(lb1), WakeAt{At: t0.Add(30 * time.Second)}, Event{Type: "call.ringing"}},
+				state: "ringing until=+30s | a:trying b1:trying"},
+			{at: 2 * time.Second, in: restPickup("bob", bobMayPickup), want: []Effect{ringBobPickup(lb2), Event{Type: "call.pickup_ringing"}},
+				state: "ringing until=+30s | a:trying b1:trying b2:trying"},
+			{at: 3 * time.Second, in: Failed{Leg: lb1, Code: 480}, state: "ringing until=+30s | a:trying b1:ended b2:trying"},
+			{at: 4 * time.Second, in: Failed{Leg: lb2, Code: 486},
+				want: effs([]Effect{Respond{Leg: la, Code: 486, Reason: "Busy Here"}},
+					ended("busy", danIn("", "busy"), viewerIn("ann", "", "busy"), viewerIn("bob", "", "busy"))...),
+				state: "ended(busy) ended=+4s | a:trying b1:ended b2:ended"},
+		}},
+		{"no answer while the picker's phone rings: everything stops, the caller gets 480", []step{
+			ringDanAnn,
+			{at: 3 * time.Second, in: restPickup("bob", bobMayPickup), want: []Effect{ringBobPickup(lb3), Event{Type: "call.pickup_ringing"}},
+				state: "ringing until=+30s | a:trying b1:trying b2:trying b3:trying"},
+			{at: 30 * time.Second, in: Tick{},
+				want: effs([]Effect{EndLeg{Leg: lb1}, EndLeg{Leg: lb2}, EndLeg{Leg: lb3}, Respond{Leg: la, Code: 480, Reason: "Temporarily Unavailable"}},
+					ended("missed", danIn("", "missed"), viewerIn("ann", "", "missed"), viewerIn("bob", "", "missed"))...),
+				state: "ended(missed) ended=+30s | a:ended b1:ended b2:ended b3:ended"},
+		}},
+		{"refusals of a ringing call: privilege, stranger, nobody's devices", []step{
+			ringDanAnn,
+			{at: 1 * time.Second, in: sipPickup("bob", bobAnswers), err: "403 missing_privilege", state: ringingDanAnn},
+			{at: 2 * time.Second, in: restPickup("eve", Access{Role: "none"}), err: "403 forbidden", state: ringingDanAnn},
+			{at: 3 * time.Second, in: Control{Action: "pickup", ByUser: "bob", Access: bobMayPickup}, err: "409 no_devices", state: ringingDanAnn},
+		}},
+		{"a delegate cannot pick up the call they are making to the line", []step{
+			{in: start(bobD, "1001", Lookup{Target: &dan, Plan: &RingPlan{Stages: []RingStage{{Users: []string{"dan"}}}, Viewers: viewers, Names: names},
+				Parties: parties, UserContacts: contacts}),
+				want:  []Effect{Originate{Leg: lb1, Contact: danDesk, FromUser: "1003", Display: "Bob", ToUser: "1001"}, WakeAt{At: t0.Add(30 * time.Second)}, Event{Type: "call.ringing"}},
+				state: "ringing until=+30s | a:trying b1:trying"},
+			{at: time.Second, in: sipPickup("bob", bobMayPickup), err: "409 already_on_call", state: "ringing until=+30s | a:trying b1:trying"},
+		}},
+		{"an outgoing call ringing on the caller's line is not the line's to pick up", []step{
+			{in: startOut, want: ringOutEffects, state: "ringing until=+30s | a:trying b1:trying"},
+			{at: 2 * time.Second, in: Control{Action: "pickup", ByUser: "alice", Access: ownerAccess, Leg: "k-p1", NodeID: "n1", NodeAddr: "10.0.0.1:8090"},
+				err: "409 call_not_held", state: "ringing until=+30s | a:trying b1:trying"},
+		}},
+		{"a click-to-call: not while the caller's own phones ring; once the target rings, its line may pick it up", []step{
+			aliceAnswered[0],
+			{at: time.Second, in: Control{Action: "pickup", ByUser: "alice", Access: ownerAccess, Leg: "k-p1", NodeID: "n1", NodeAddr: "10.0.0.1:8090"},
+				err: "409 call_not_held", state: aliceRinging},
+			aliceAnswered[1], aliceAnswered[2],
+			{at: 5 * time.Second, in: Control{Action: "pickup", ByUser: "bob", Access: ownerAccess, Leg: "k-p1", NodeID: "n1", NodeAddr: "10.0.0.1:8090"},
+				want:  []Effect{Adopt{Leg: "k-p1", Peer: lb2}, Connect{Caller: lb2, Callee: "k-p1", CallerUp: true, Adopted: true}, EndLeg{Leg: lb3c}, WakeAt{}, Event{Type: "call.answered"}},
+				state: "active answered=+5s | b1:ended b2:answered b3:ended p1:answered"},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { runStory(t, tc.steps) })
+	}
+}
