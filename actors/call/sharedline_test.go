@@ -455,6 +455,15 @@ func TestPickupRinging(t *testing.T) {
 				want:  effs([]Effect{EndLeg{Leg: "k-p1", Code: 480}}, ended("answered", byBob...)...),
 				state: "ended(answered) answered=+4s ended=+9s | a:ended b1:ended b2:ended p1:ended"},
 		}},
+		{"*8 by a delegate whose own phone rings for the call: that branch stops with the others", []step{
+			{in: toDan(RingStage{Users: []string{"dan", "bob"}, Seconds: 20}),
+				want:  []Effect{ringDan(lb1), ringBob(lb2), WakeAt{At: t0.Add(30 * time.Second)}, Event{Type: "call.ringing"}},
+				state: "ringing until=+30s | a:trying b1:trying b2:trying"},
+			{at: 4 * time.Second, in: sipPickup("bob", bobMayPickup),
+				want: []Effect{Adopt{Leg: "k-p1", Peer: la}, Connect{Caller: la, Callee: "k-p1", Adopted: true},
+					Respond{Leg: la, Code: 200, Reason: "OK", WithSDP: true}, EndLeg{Leg: lb1}, EndLeg{Leg: lb2}, WakeAt{}, Event{Type: "call.answered"}},
+				state: "active answered=+4s | a:answered b1:ended b2:ended p1:answered"},
+		}},
 		{"REST pickup: the picker's phone rings beside the line's; its answer connects the caller, the others stop", []step{
 			ringDanAnn,
 			{at: 3 * time.Second, in: restPickup("bob", bobMayPickup), want: []Effect{ringBobPickup(lb3), Event{Type: "call.pickup_ringing"}},
