@@ -1,6 +1,7 @@
 package call
 
 import (
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -111,6 +112,9 @@ type lineView struct {
 type wake struct{ gen int }
 
 func (g *grain) Receive(ctx actor.Context) {
+	if g.call == nil && g.noCall(ctx) {
+		return
+	}
 	switch m := ctx.Message().(type) {
 	case *cluster.ClusterInit:
 		g.cl = m.Cluster
@@ -137,11 +141,6 @@ func (g *grain) Receive(ctx actor.Context) {
 	case *pb.CallControl:
 		ctx.Respond(g.control(ctx, m))
 	case *pb.CallGet:
-		if g.call == nil {
-			ctx.Respond(&pb.CallInfo{Id: m.CallId})
-			ctx.Stop(ctx.Self())
-			return
-		}
 		ctx.Respond(g.info())
 	case *actor.DeadLetterResponse:
 		// A leg command sent to another node's edge found no one there (the
@@ -161,6 +160,68 @@ func (g *grain) Receive(ctx actor.Context) {
 			g.step(ctx, Tick{})
 		}
 	}
+}
+
+// noCall answers a message that needs a call when this grain has none:
+// its call ended here before, or the grain was activated afresh (on
+// another node, say) and never had it. A request gets the answer it gets
+// for an unknown call; a leg or media worker still up for the lost call is
+// ended, as nothing else would end it; and the grain stops. It is false
+// for the messages that create a call and for the actor's lifecycle.
+func (g *grain) noCall(ctx actor.Context) bool {
+	switch m := ctx.Message().(type) {
+	case *pb.LegEvent:
+		g.endOrphanLeg(ctx, m.CallId, m.LegId)
+	case *pb.LegReinvite:
+		ctx.Respond(&pb.LegReinviteResult{Code: 481})
+		g.endOrphanLeg(ctx, m.CallId, m.LegId)
+	case *pb.CallControl:
+		ctx.Respond(&pb.CallControlResult{Status: 404, Code: "not_found", Message: "no such call"})
+		if m.LegId != "" {
+			// A pickup over SIP: its INVITE waits for our answer.
+			g.sendEdge(ctx, m.Node.GetAddress(), &pb.LegEnd{CallId: m.CallId, LegId: m.LegId, Code: 404})
+		}
+	case *pb.CallGet:
+		ctx.Respond(&pb.CallInfo{Id: m.CallId})
+	case *pb.MediaEvent:
+		g.releaseOrphanWorker(ctx, m.CallId)
+	case *deferred, wake:
+		// Left by a call that ended here: nothing to step.
+	default:
+		return false
+	}
+	g.d.Log.Debug("call: message for a call this grain does not have", "grain", ctx.Self().Id, "message", fmt.Sprintf("%T", ctx.Message()))
+	ctx.Stop(ctx.Self())
+	return true
+}
+
+// endOrphanLeg ends a leg of a call this grain does not have, on the node
+// whose SIP edge reported it (the message's sender).
+func (g *grain) endOrphanLeg(ctx actor.Context, callID, legID string) {
+	from := ctx.Sender()
+	if from == nil {
+		g.d.Log.Warn("call: leg of an unknown call reported by nobody; it cannot be ended", "call", callID, "leg", legID)
+		return
+	}
+	g.sendEdge(ctx, from.Address, &pb.LegEnd{CallId: callID, LegId: legID, Code: 481})
+}
+
+// releaseOrphanWorker releases the media worker of a call this grain does
+// not have, on the node whose media service reported it (the sender).
+func (g *grain) releaseOrphanWorker(ctx actor.Context, callID string) {
+	from := ctx.Sender()
+	if from == nil {
+		g.d.Log.Warn("call: media of an unknown call reported by nobody; it cannot be released", "call", callID)
+		return
+	}
+	req := &pb.MediaRequest{CallId: callID, Ops: []*pb.MediaOp{{Kind: pb.MediaOp_RELEASE}}}
+	if local := g.d.Local.Load(); local != nil && from.Address == local.Addr {
+		local.Media(req)
+		return
+	}
+	// A future takes the answer nobody waits for: the grain is stopping, so
+	// an answer sent to it would be a dead letter.
+	ctx.RequestFuture(from, req, 5*time.Second)
 }
 
 func (g *grain) now() time.Time { return g.d.Now() }
@@ -332,11 +393,6 @@ func (g *grain) ringPlan(ctx actor.Context, target Party, plan *pb.RingPlan) (*R
 }
 
 func (g *grain) legEvent(ctx actor.Context, m *pb.LegEvent) {
-	if g.call == nil {
-		// A late event for a call that ended here before: nothing to do.
-		ctx.Stop(ctx.Self())
-		return
-	}
 	switch m.Kind {
 	case pb.LegEvent_RINGING:
 		g.step(ctx, Rang{Leg: m.LegId})
@@ -361,7 +417,7 @@ func (g *grain) legEvent(ctx actor.Context, m *pb.LegEvent) {
 }
 
 func (g *grain) reinvite(ctx actor.Context, m *pb.LegReinvite) *pb.LegReinviteResult {
-	if g.call == nil || g.call.Leg(m.LegId) == nil || g.call.State == Ended {
+	if g.call.Leg(m.LegId) == nil || g.call.State == Ended {
 		return &pb.LegReinviteResult{Code: 481}
 	}
 	// The answer keeps to what the other side agreed on; before an answer
@@ -381,10 +437,6 @@ func (g *grain) reinvite(ctx actor.Context, m *pb.LegReinvite) *pb.LegReinviteRe
 }
 
 func (g *grain) control(ctx actor.Context, m *pb.CallControl) *pb.CallControlResult {
-	if g.call == nil {
-		ctx.Stop(ctx.Self())
-		return &pb.CallControlResult{Status: 404, Code: "not_found", Message: "no such call"}
-	}
 	in := Control{Action: m.Action, ByUser: m.ByUser, Admin: m.Admin, Leg: m.LegId, NodeID: m.Node.GetId(), NodeAddr: m.Node.GetAddress()}
 	switch m.Action {
 	case "pickup", "join", "lock", "unlock":

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
@@ -30,6 +31,9 @@ type Service struct {
 
 	mu      sync.Mutex
 	workers map[string]*media.Worker
+	// self is the "media" actor once spawned: events name it as their
+	// sender, so a grain that no longer has their call can release the worker.
+	self atomic.Pointer[actor.PID]
 }
 
 // New wraps a media service; events go to grains of kind callKind.
@@ -40,8 +44,11 @@ func New(m *media.Service, cl func() *cluster.Cluster, callKind string, log *slo
 // Props is the actor to spawn under the name "media".
 func (s *Service) Props() *actor.Props {
 	return actor.PropsFromFunc(func(ctx actor.Context) {
-		if req, ok := ctx.Message().(*pb.MediaRequest); ok {
-			ctx.Respond(s.Handle(req))
+		switch m := ctx.Message().(type) {
+		case *actor.Started:
+			s.self.Store(ctx.Self())
+		case *pb.MediaRequest:
+			ctx.Respond(s.Handle(m))
 		}
 	})
 }
@@ -193,6 +200,6 @@ func (s *Service) onEvent(e media.Event) {
 		return
 	}
 	if pid := cl.Get(e.CallID, s.kind); pid != nil {
-		cl.ActorSystem.Root.Send(pid, &pb.MediaEvent{CallId: e.CallID, LegId: e.LegID, Kind: kind, Digit: string(e.Digit)})
+		cl.ActorSystem.Root.RequestWithCustomSender(pid, &pb.MediaEvent{CallId: e.CallID, LegId: e.LegID, Kind: kind, Digit: string(e.Digit)}, s.self.Load())
 	}
 }
