@@ -293,7 +293,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	}
 	n.httpAddr = hl.Addr().String()
 	go func() {
-		if err := n.http.Listener(hl); err != nil {
+		if err := rest.Serve(n.http, hl); err != nil {
 			n.log.Error("http: serve stopped", "err", err)
 		}
 	}()
