@@ -12,6 +12,7 @@ import (
 	"github.com/switchboard/switchboard/cluster/events"
 	"github.com/switchboard/switchboard/cluster/history"
 	"github.com/switchboard/switchboard/cluster/metrics"
+	"github.com/switchboard/switchboard/media/sdp"
 	pb "github.com/switchboard/switchboard/proto"
 )
 
@@ -246,6 +247,7 @@ func (g *grain) start(ctx actor.Context, m *pb.CallStart) {
 		if res.Code != 0 {
 			in.OfferCode = int(res.Code)
 		} else {
+			in.OfferSRTP = srtpSDP(m.Offer)
 			in.Lookup = g.lookup(ctx, m.To, from)
 			if m.OnBehalfOf != "" && from.UserID != "" {
 				in.OnBehalf = g.onBehalf(ctx, m.OnBehalfOf, from.UserID)
@@ -257,7 +259,7 @@ func (g *grain) start(ctx actor.Context, m *pb.CallStart) {
 			}
 		}
 	}
-	in.From.External = g.external(from)
+	in.From.External, in.CallerSRTP = g.policy(from)
 	g.step(ctx, in)
 }
 
@@ -282,7 +284,7 @@ func (g *grain) dial(ctx actor.Context, m *pb.CallDial) *pb.CallControlResult {
 	g.offers = map[string][]byte{}
 	g.mediaNode, g.mediaID = m.Node.GetAddress(), m.Node.GetId()
 	g.callerSRTP = srtp
-	in := Dial{From: *from, Dialed: m.To}
+	in := Dial{From: *from, Dialed: m.To, FromSRTP: srtp}
 	// Either node draining refuses it: this grain's, or the one whose relay
 	// would anchor the call.
 	if m.Draining || (g.d.Draining != nil && g.d.Draining()) {
@@ -329,15 +331,27 @@ func (g *grain) onBehalf(ctx actor.Context, line, caller string) *OnBehalf {
 	return ob
 }
 
-// external is the E.164 number a user shows to carriers.
-func (g *grain) external(p Party) string {
+// policy is what a calling user's settings say of their calls: the E.164
+// number they show to carriers, and whether they require SRTP.
+func (g *grain) policy(p Party) (external string, srtp bool) {
 	if p.UserID == "" {
-		return ""
+		return "", false
 	}
-	if u, _, _, _ := g.d.Router.Lookup(p.UserID, false); u != nil {
-		return u.External
+	if u, srtp, _, _ := g.d.Router.Lookup(p.UserID, false); u != nil {
+		return u.External, srtp
 	}
-	return ""
+	return "", false
+}
+
+// srtpSDP says whether an SDP's audio stream is SRTP, the fact the core's
+// SRTP policy is given; an SDP that does not parse is not.
+func srtpSDP(b []byte) bool {
+	s, err := sdp.Parse(b)
+	if err != nil {
+		return false
+	}
+	a := s.Audio()
+	return a != nil && a.SRTP()
 }
 
 // lookup gathers what routing needs: the target, its ring plan from the
@@ -404,7 +418,7 @@ func (g *grain) legEvent(ctx actor.Context, m *pb.LegEvent) {
 		in := Answered{Leg: m.LegId}
 		if l := g.call.Leg(m.LegId); l != nil && l.Role == Device && g.call.Callback != nil {
 			lk := g.dialLookup(ctx, g.call.Dialed, g.call.From)
-			in.Lookup = &lk
+			in.Lookup, in.SRTP = &lk, srtpSDP(m.Sdp)
 		}
 		g.step(ctx, in)
 	case pb.LegEvent_FAILED:
@@ -581,6 +595,11 @@ func (g *grain) apply(ctx actor.Context, effs []Effect) {
 			r := &pb.LegRespond{CallId: g.call.ID, LegId: e.Leg, Code: int32(e.Code), Reason: e.Reason}
 			if e.WithSDP {
 				r.Sdp = g.answerSDP
+			}
+			if e.Warning != "" {
+				// A pseudonym as the warn-agent (RFC 3261 20.43): the grain
+				// does not know which host name the caller reached.
+				r.Headers = []string{`Warning: 399 switchboard "` + e.Warning + `"`}
 			}
 			if e.Code < 300 && !g.setupFrom.IsZero() {
 				metrics.CallSetupSeconds.Observe(time.Since(g.setupFrom).Seconds())

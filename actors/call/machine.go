@@ -109,6 +109,7 @@ type Call struct {
 	Shown       Party     // who the far end sees calling: the caller, or the delegator it calls for
 	Callback    *Callback // a click-to-call whose caller's devices ring
 	CalledBack  bool      // click-to-call: the caller's leg is one we placed, so it gets EndLeg, never a response
+	callerSRTP  bool      // click-to-call: the caller's policy requires SRTP of the device that answers
 	chime       bool      // the line's owner wants the join/leave chime (000 L114), as the last join asked
 	contacts    map[string][]Contact
 	parties     map[string]Party
@@ -229,6 +230,10 @@ type Start struct {
 	OfferCode int  // nonzero: the caller's SDP was refused with this SIP code
 	Draining  bool // the node refuses new calls
 	OnBehalf  *OnBehalf
+	// CallerSRTP: the caller's policy requires SRTP; OfferSRTP: the
+	// caller's offer is SRTP (media/sdp says).
+	CallerSRTP bool
+	OfferSRTP  bool
 }
 
 // Dial is a click-to-call (REST POST /v1/calls): From's registered Devices
@@ -241,6 +246,7 @@ type Dial struct {
 	Lookup   Lookup
 	OnBehalf *OnBehalf
 	Draining bool
+	FromSRTP bool // From's policy requires SRTP: a device must answer with it
 }
 
 // Rang: a callee sent 180/183.
@@ -253,6 +259,8 @@ type Answered struct {
 	// now, since phones and ring plans may have changed while the caller's
 	// phones rang (nil: use the one taken at the request).
 	Lookup *Lookup
+	// SRTP, for a click-to-call device's answer: the answer is SRTP.
+	SRTP bool
 }
 
 // Failed: a leg's INVITE got a final non-2xx, it could not be sent, or an
@@ -317,11 +325,13 @@ type MediaTimeout struct{}
 // ---- effects -----------------------------------------------------------------
 
 // Respond answers the caller's INVITE. WithSDP: attach our answer SDP.
+// Warning: why a refusal refuses, for the caller's phone to show.
 type Respond struct {
 	Leg     string
 	Code    int
 	Reason  string
 	WithSDP bool
+	Warning string
 }
 
 // Originate sends an INVITE on a new callee leg.
@@ -524,6 +534,9 @@ func (c *Call) start(in Start, now time.Time, s Settings) []Effect {
 	if in.OfferCode != 0 {
 		return c.refuse(in.OfferCode, "Not Acceptable Here", "failed", now)
 	}
+	if plainRefused(in.CallerSRTP, in.OfferSRTP) {
+		return c.refusePlain(now)
+	}
 	c.callerViews = in.Lookup.CallerViewers
 	maps.Copy(c.names, in.Lookup.CallerNames)
 	if ob := in.OnBehalf; ob != nil {
@@ -665,7 +678,7 @@ func (c *Call) dial(in Dial, now time.Time, s Settings) ([]Effect, error) {
 	}
 	c.callerViews = lk.CallerViewers
 	c.placeFor(in.OnBehalf)
-	c.CalledBack = true
+	c.CalledBack, c.callerSRTP = true, in.FromSRTP
 	c.Callback = &Callback{Lookup: lk}
 	display := "Call to " + in.Dialed
 	if c.OnBehalfOf != "" {
@@ -688,12 +701,17 @@ func (c *Call) dial(in Dial, now time.Time, s Settings) ([]Effect, error) {
 
 // calledBack: a device of the caller answered a click-to-call. It is the
 // caller's leg from now on (media takes its answer to our offer), the other
-// devices stop, and the dialed string rings as from a phone.
-func (c *Call) calledBack(l *Leg, fresh *Lookup, now time.Time, s Settings) []Effect {
+// devices stop, and the dialed string rings as from a phone. An answer in
+// plain RTP from a caller whose policy requires SRTP ends it all instead:
+// every device stops and nobody else rings.
+func (c *Call) calledBack(l *Leg, in Answered, now time.Time, s Settings) []Effect {
 	cb := c.Callback
 	c.Callback = nil
-	if fresh != nil {
-		cb.Lookup = *fresh
+	if plainRefused(c.callerSRTP, in.SRTP) {
+		return c.endUnanswered(0, "", "failed", now)
+	}
+	if in.Lookup != nil {
+		cb.Lookup = *in.Lookup
 	}
 	l.Role, l.State = Caller, LegAnswered
 	effs := []Effect{AcceptAnswer{Leg: l.ID}}
@@ -852,7 +870,7 @@ func (c *Call) answered(in Answered, now time.Time, s Settings) []Effect {
 	l := c.Leg(in.Leg)
 	if l != nil && l.Role == Device {
 		if c.Callback != nil && l.State != LegEnded {
-			return c.calledBack(l, in.Lookup, now, s)
+			return c.calledBack(l, in, now, s)
 		}
 		// Another device won and our CANCEL crossed this 2xx.
 		l.State = LegEnded

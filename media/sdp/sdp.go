@@ -91,6 +91,9 @@ func (f Format) IsAudio() bool {
 // IsRTP is true for the RTP profiles (RTP/AVP, RTP/SAVP, UDP/TLS/RTP/SAVPF...).
 func (m *Media) IsRTP() bool { return strings.Contains(m.Proto, "RTP/") }
 
+// SRTP is true for the SDES-keyed secure profiles (RTP/SAVP, RTP/SAVPF).
+func (m *Media) SRTP() bool { return m.Proto == "RTP/SAVP" || m.Proto == "RTP/SAVPF" }
+
 func syntax(line int, format string, args ...any) error {
 	return fmt.Errorf("%w: line %d: %s", ErrSyntax, line, fmt.Sprintf(format, args...))
 }

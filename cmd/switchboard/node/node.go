@@ -257,7 +257,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		return fmt.Errorf("--sip-addr: %w", err)
 	}
 	n.sipAddr = ln.String()
-	n.sipPublic = phoneAddrs(advertise, sipHost, ln.Port) // the port bound: --sip-addr may name 0
+	n.sipPublic = phoneAddrs(advertise, sipHost, sipPort)
 	go func() {
 		if err := n.edge.Serve(runCtx); err != nil {
 			n.log.Error("sip: serve stopped", "err", err)
@@ -293,7 +293,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	}
 	n.httpAddr = hl.Addr().String()
 	go func() {
-		if err := rest.Serve(n.http, hl); err != nil {
+		if err := n.http.Listener(hl); err != nil {
 			n.log.Error("http: serve stopped", "err", err)
 		}
 	}()
@@ -317,12 +317,10 @@ func (n *Node) readiness() error {
 	return nil
 }
 
-// actorCount is the grains this node holds, of every kind it registered
-// (cluster.WithKinds above), so a new kind is counted without a change here.
 func (n *Node) actorCount() int {
 	total := 0
-	for kind := range n.cluster.Config.Kinds {
-		if ak, ok := n.cluster.TryGetClusterKind(kind); ok {
+	for _, k := range []string{call.KindName, line.KindName} {
+		if ak := n.cluster.GetClusterKind(k); ak != nil {
 			total += int(ak.Count())
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/freeport"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
 )
 
@@ -40,8 +42,12 @@ func startNode(t *testing.T) *sys {
 	if os.Getenv("E2E_DEBUG") != "" {
 		lvl = slog.LevelDebug
 	}
+	sipPort, err := freeport.Find("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	n, err := node.Start(context.Background(), node.Config{
-		SIPAddr:      "127.0.0.1:0",
+		SIPAddr:      fmt.Sprintf("127.0.0.1:%d", sipPort),
 		HTTPAddr:     "127.0.0.1:0",
 		MediaIP:      "127.0.0.1",
 		RTPPorts:     nodeRTP,

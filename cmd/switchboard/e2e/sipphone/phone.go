@@ -226,8 +226,12 @@ type Call struct {
 	Request  *sip.Request // the INVITE received (incoming)
 }
 
-// ErrRejected carries a non-2xx final response.
-type ErrRejected struct{ Code int }
+// ErrRejected carries a non-2xx final response: its code, and its
+// Warning's value when it has one.
+type ErrRejected struct {
+	Code    int
+	Warning string
+}
 
 func (e *ErrRejected) Error() string { return fmt.Sprintf("call rejected with %d", e.Code) }
 
@@ -270,7 +274,11 @@ func (p *Phone) DialWith(ctx context.Context, target string, headers []string, o
 		m.close()
 		var de *sipgo.ErrDialogResponse
 		if errors.As(err, &de) {
-			return nil, &ErrRejected{Code: de.Res.StatusCode}
+			rej := &ErrRejected{Code: de.Res.StatusCode}
+			if w := de.Res.GetHeader("Warning"); w != nil {
+				rej.Warning = w.Value()
+			}
+			return nil, rej
 		}
 		return nil, err
 	}
