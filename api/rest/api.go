@@ -38,8 +38,8 @@ type api struct {
 	log *slog.Logger
 }
 
-// New builds the app. Serve it with app.Listener; app.ShutdownWithTimeout
-// also ends open event streams.
+// New builds the app. Serve it with Serve; app.ShutdownWithTimeout also
+// ends open event streams.
 func New(d Deps, log *slog.Logger) *fiber.App {
 	a := &api{d: d, log: log.With("component", "rest")}
 	app := fiber.New(fiber.Config{
@@ -118,6 +118,9 @@ func (a *api) errorHandler(c *fiber.Ctx, err error) error {
 	var fe *fiber.Error
 	if errors.As(err, &fe) && fe.Code < 500 {
 		// Raised by fiber itself: 413 body too large, 405, ...
+		if fe.Code == fiber.StatusRequestEntityTooLarge || fe.Code == fiber.StatusRequestHeaderFieldsTooLarge {
+			lingerOnClose(c) // answered before the request was read whole
+		}
 		code := strings.ToLower(strings.NewReplacer(" ", "_", "-", "_").Replace(fe.Message))
 		return fail(c, fe.Code, code, fe.Message+".")
 	}

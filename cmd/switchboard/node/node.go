@@ -293,7 +293,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	}
 	n.httpAddr = hl.Addr().String()
 	go func() {
-		if err := n.http.Listener(hl); err != nil {
+		if err := rest.Serve(n.http, hl); err != nil {
 			n.log.Error("http: serve stopped", "err", err)
 		}
 	}()
@@ -317,10 +317,12 @@ func (n *Node) readiness() error {
 	return nil
 }
 
+// actorCount is the grains this node holds, of every kind it registered
+// (cluster.WithKinds above), so a new kind is counted without a change here.
 func (n *Node) actorCount() int {
 	total := 0
-	for _, k := range []string{call.KindName, line.KindName} {
-		if ak := n.cluster.GetClusterKind(k); ak != nil {
+	for kind := range n.cluster.Config.Kinds {
+		if ak, ok := n.cluster.TryGetClusterKind(kind); ok {
 			total += int(ak.Count())
 		}
 	}
