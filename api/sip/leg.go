@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/switchboard/switchboard/actors/call"
 	"github.com/switchboard/switchboard/api/sip/txn"
 	"github.com/switchboard/switchboard/cluster/metrics"
 	pb "github.com/switchboard/switchboard/proto"
@@ -167,15 +168,19 @@ func (e *Edge) onInvite(req *sip.Request, tx *txn.ServerTx) {
 	// *8<ext>: pick up the held (or ringing) call on ext's line; *7<ext>:
 	// join its active call. The INVITE becomes a leg of that call; its
 	// grain decides whether the caller may.
-	action, target, find := e.featureCode(req.Recipient.User)
-	if action != "" && target != "" && from.UserID != "" {
+	action, target, feature := call.FeatureCode(req.Recipient.User)
+	if feature && from.UserID != "" {
+		find := e.cfg.Pickup
+		if action == call.FeatureJoin {
+			find = e.cfg.Join
+		}
 		id, ok := "", false
 		if find != nil {
 			id, ok = find(target)
 		}
 		if !ok {
 			reason := "Nothing To Pick Up"
-			if action == "join" {
+			if action == call.FeatureJoin {
 				reason = "Nothing To Join"
 			}
 			e.respond(req, tx, 404, reason, nil)
@@ -625,19 +630,6 @@ func reasonFor(code int) string {
 		return "Service Unavailable"
 	}
 	return "Error"
-}
-
-// featureCode reads a feature code dialed as the Request-URI user part:
-// the call control it asks for, its target extension, and how the line's
-// call is found ("" when user is no feature code).
-func (e *Edge) featureCode(user string) (action, target string, find func(string) (string, bool)) {
-	if t, ok := strings.CutPrefix(user, "*8"); ok {
-		return "pickup", t, e.cfg.Pickup
-	}
-	if t, ok := strings.CutPrefix(user, "*7"); ok {
-		return "join", t, e.cfg.Join
-	}
-	return "", "", nil
 }
 
 // preferredIdentity is the user part of a user's P-Preferred-Identity

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"time"
 
 	"github.com/switchboard/switchboard/actors/call"
@@ -16,38 +15,6 @@ import (
 	"github.com/switchboard/switchboard/cluster/directory"
 	pb "github.com/switchboard/switchboard/proto"
 )
-
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
-
-// router answers the call grain's routing questions from the directory.
-type router struct{ d *directory.Directory }
-
-func partyOf(u directory.User) *call.Party {
-	p := &call.Party{UserID: u.ID, Number: u.Extension, Display: u.Name}
-	if len(u.Numbers) > 0 {
-		p.External = u.Numbers[0]
-	}
-	return p
-}
-
-func (r router) Lookup(dialed string, fromTrunk bool) (*call.Party, bool, bool, *call.Contact) {
-	isE164 := e164.MatchString(dialed)
-	var u directory.User
-	var ok bool
-	if isE164 {
-		u, ok = r.d.UserByNumber(dialed)
-	} else {
-		u, ok = r.d.Resolve(dialed)
-	}
-	if ok {
-		return partyOf(u), u.SRTP == "required", isE164, nil
-	}
-	var trunk *call.Contact
-	if t, ok := r.d.OutboundTrunk(); ok && isE164 {
-		trunk = &call.Contact{URI: "sip:" + dialed + "@" + t.Address, Destination: t.Address, Transport: "udp"}
-	}
-	return nil, false, isE164, trunk
-}
 
 // edgeDir is the SIP edge's view of the directory.
 type edgeDir struct{ d *directory.Directory }

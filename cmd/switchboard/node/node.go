@@ -205,7 +205,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	}
 	n.history = history.NewWriter(n.store, n.log, historyQueue)
 	callDeps := &call.Deps{
-		Router: router{n.dir}, History: n.history, Events: fanout{n}, Index: n.index, Settings: settings,
+		Router: call.DialPlan{Dir: n.dir}, History: n.history, Events: fanout{n}, Index: n.index, Settings: settings,
 		Draining: n.draining.Load, Now: time.Now, Log: n.log,
 		LineContacts: n.lineContacts, RingPlan: n.ringPlan, Access: n.access, LineUpdate: n.lineUpdate, PersistLock: n.persistLock, ClearLock: n.clearLock,
 	}
