@@ -157,25 +157,38 @@ func advertised(ip netip.Addr) netip.AddrPort {
 
 // Listen binds the SIP port at addr, over UDP and TCP on the same port, and
 // returns the UDP address bound.
-func (e *Edge) Listen(addr string) (net.Addr, error) {
+//
+// Port 0 takes a port free for both UDP and TCP, so that tests need not
+// guess one that another process may take before the node binds it.
+func (e *Edge) Listen(addr string) (*net.UDPAddr, error) {
 	la, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("sip: listen %s: %w", addr, err)
 	}
-	udp, err := net.ListenUDP("udp", la)
-	if err != nil {
-		return nil, fmt.Errorf("sip: listen %s: %w", addr, err)
+	tries := 1
+	if la.Port == 0 {
+		tries = 20 // the TCP side of a port the kernel gave UDP may be taken
 	}
-	growBuffers(udp, udpBuffer)
-	bound := udp.LocalAddr().(*net.UDPAddr)
-	tcp, err := net.Listen("tcp", net.JoinHostPort(bound.IP.String(), strconv.Itoa(bound.Port)))
-	if err != nil {
-		udp.Close()
-		return nil, fmt.Errorf("sip: listen tcp %s: %w", addr, err)
+	for {
+		udp, err := net.ListenUDP("udp", la)
+		if err != nil {
+			return nil, fmt.Errorf("sip: listen %s: %w", addr, err)
+		}
+		bound := udp.LocalAddr().(*net.UDPAddr)
+		tcp, err := net.Listen("tcp", net.JoinHostPort(bound.IP.String(), strconv.Itoa(bound.Port)))
+		if err != nil {
+			udp.Close()
+			if tries--; tries > 0 && errors.Is(err, syscall.EADDRINUSE) {
+				continue
+			}
+			return nil, fmt.Errorf("sip: listen tcp %s: %w", addr, err)
+		}
+		growBuffers(udp, udpBuffer)
+		e.udp, e.tcp = udp, tcp
+		e.cfg.Port = bound.Port
+		e.layer.Bound(udp, bound.Port) // a grain or a lamp may send before Serve reads
+		return bound, nil
 	}
-	e.udp, e.tcp = udp, tcp
-	e.layer.UseUDP(udp) // a grain or a lamp may send before Serve reads
-	return bound, nil
 }
 
 // Serve serves what Listen bound until ctx ends.

@@ -164,6 +164,14 @@ func newUDPSocket(conn *net.UDPConn) *udpSocket {
 // used is the kernel's to tell (pktinfo.go).
 func (s *udpSocket) wildcard() bool { return s.addr.Addr().IsUnspecified() }
 
+// Bound names the socket that messages over UDP leave by, before any is
+// served, and the port the edge bound (Config.Port when that was 0). It is
+// called once, before anything is sent or served.
+func (l *Layer) Bound(conn *net.UDPConn, port int) {
+	l.cfg.Port = port
+	l.UseUDP(conn)
+}
+
 // UseUDP names the socket that messages over UDP leave by, before any is
 // served (ServeUDP names its own when none is).
 func (l *Layer) UseUDP(conn *net.UDPConn) { l.udp.CompareAndSwap(nil, newUDPSocket(conn)) }

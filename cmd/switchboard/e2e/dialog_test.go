@@ -364,15 +364,11 @@ func TestCallOverTCP(t *testing.T) {
 // carrier reached (127.0.0.3 here), from that address, and names it in the
 // Contact of its 200, over UDP and over TCP (with ;transport=tcp).
 func TestContactNamesTheAddressReached(t *testing.T) {
-	var port int
-	_, bob, conn, _, from := carrierToBobOn(t, func(c *nodeConfig) {
-		port = freePort(t, "0.0.0.0")
-		c.SIPAddr = fmt.Sprintf("0.0.0.0:%d", port)
+	s, bob, conn, _, from := carrierToBobOn(t, func(c *nodeConfig) {
+		c.SIPAddr = "0.0.0.0:0"
 		c.MediaIP = "127.0.0.9" // what Contact and Via used to name, whoever asked
-	}, func(c *sipphone.Config) {
-		c.AutoAnswerOn = true
-		c.Server = fmt.Sprintf("127.0.0.1:%d", port)
-	})
+	}, func(c *sipphone.Config) { c.AutoAnswerOn = true })
+	port := s.sipPort()
 	to := &net.UDPAddr{IP: net.ParseIP("127.0.0.3"), Port: port}
 	if _, err := conn.WriteToUDP([]byte(rawInvite(to, from, "+14155550102", carrierSDP)), to); err != nil {
 		t.Fatal(err)
@@ -466,11 +462,11 @@ func TestAdvertisedAddress(t *testing.T) {
 // resolves to, and its Contact names the local address toward it (here
 // 127.0.0.1), as its Via does, not the media IP.
 func TestTrunkByNameContact(t *testing.T) {
-	port := freePort(t, "0.0.0.0")
 	s := startNode(t, func(c *nodeConfig) {
-		c.SIPAddr = fmt.Sprintf("0.0.0.0:%d", port)
+		c.SIPAddr = "0.0.0.0:0"
 		c.MediaIP = "127.0.0.9"
 	})
+	port := s.sipPort()
 	s.user("alice", "1001", "alice-secret", "+14155550101")
 	carrier := s.phone("carrier", "", func(c *sipphone.Config) { c.IP = "127.0.0.1" })
 	_, cport, _ := net.SplitHostPort(carrier.Addr())
@@ -479,7 +475,7 @@ func TestTrunkByNameContact(t *testing.T) {
 	}, nil); code != 201 {
 		t.Fatalf("create trunk: %d", code)
 	}
-	alice := s.phone("alice", "alice-secret", func(c *sipphone.Config) { c.Server = fmt.Sprintf("127.0.0.1:%d", port) })
+	alice := s.phone("alice", "alice-secret", nil)
 	s.registered(alice)
 	ctx := ctxT(t, 10*time.Second)
 	go func() { _, _ = alice.Dial(ctx, "+14155559999", nil) }()

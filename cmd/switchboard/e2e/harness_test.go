@@ -8,26 +8,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/cmd/switchboard/e2e/freeport"
 	"github.com/switchboard/switchboard/cmd/switchboard/e2e/sipphone"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
 )
 
 const domain = "switchboard.test"
-
-// freePort finds a port free for both UDP and TCP on ip.
-func freePort(t testing.TB, ip string) int {
-	t.Helper()
-	port, err := freeport.Find(ip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
 
 type sys struct {
 	t     testing.TB
@@ -47,7 +37,7 @@ func startNode(t testing.TB, mod func(*node.Config)) *sys {
 		lvl = slog.LevelDebug
 	}
 	cfg := node.Config{
-		SIPAddr:      fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1")),
+		SIPAddr:      "127.0.0.1:0",
 		HTTPAddr:     "127.0.0.1:0",
 		MediaIP:      "127.0.0.1",
 		RTPPorts:     fmt.Sprintf("%d-%d", rtpBase, rtpBase+399),
@@ -120,7 +110,7 @@ func (s *sys) user(id, ext, pass string, numbers ...string) user {
 
 func (s *sys) phone(user, pass string, mod func(*sipphone.Config)) *sipphone.Phone {
 	s.t.Helper()
-	cfg := sipphone.Config{User: user, Password: pass, Domain: domain, Server: s.n.SIPAddr()}
+	cfg := sipphone.Config{User: user, Password: pass, Domain: domain, Server: s.sipServer()}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -174,4 +164,24 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// sipPort is the port the node's SIP bound (its --sip-addr names 0).
+func (s *sys) sipPort() int {
+	s.t.Helper()
+	ap, err := netip.ParseAddrPort(s.n.SIPAddr())
+	if err != nil {
+		s.t.Fatalf("SIP address %q: %v", s.n.SIPAddr(), err)
+	}
+	return int(ap.Port())
+}
+
+// sipServer is where a phone reaches the node: its SIP address, or
+// loopback when the node listens on every address.
+func (s *sys) sipServer() string {
+	ap, err := netip.ParseAddrPort(s.n.SIPAddr())
+	if err == nil && ap.Addr().IsUnspecified() {
+		return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ap.Port()).String()
+	}
+	return s.n.SIPAddr()
 }

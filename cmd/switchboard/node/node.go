@@ -257,7 +257,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		return fmt.Errorf("--sip-addr: %w", err)
 	}
 	n.sipAddr = ln.String()
-	n.sipPublic = phoneAddrs(advertise, sipHost, sipPort)
+	n.sipPublic = phoneAddrs(advertise, sipHost, ln.Port) // the port bound: --sip-addr may name 0
 	go func() {
 		if err := n.edge.Serve(runCtx); err != nil {
 			n.log.Error("sip: serve stopped", "err", err)

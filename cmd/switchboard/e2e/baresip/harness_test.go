@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/cmd/switchboard/e2e/freeport"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
 )
 
@@ -42,12 +40,8 @@ func startNode(t *testing.T) *sys {
 	if os.Getenv("E2E_DEBUG") != "" {
 		lvl = slog.LevelDebug
 	}
-	sipPort, err := freeport.Find("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
 	n, err := node.Start(context.Background(), node.Config{
-		SIPAddr:      fmt.Sprintf("127.0.0.1:%d", sipPort),
+		SIPAddr:      "127.0.0.1:0",
 		HTTPAddr:     "127.0.0.1:0",
 		MediaIP:      "127.0.0.1",
 		RTPPorts:     nodeRTP,

@@ -19,7 +19,6 @@ import (
 
 	"github.com/switchboard/switchboard/cluster/etcdembed/pkitest"
 	"github.com/switchboard/switchboard/cluster/store"
-	"github.com/switchboard/switchboard/cmd/switchboard/e2e/freeport"
 	"github.com/switchboard/switchboard/cmd/switchboard/e2e/sipphone"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
 )
@@ -29,12 +28,8 @@ const domain = "switchboard.test"
 // start runs a node; with, if any, changes its configuration first.
 func start(t *testing.T, id, etcd string, rtp int, with ...func(*node.Config)) *node.Node {
 	t.Helper()
-	sipPort, err := freeport.Find("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := node.Config{
-		SIPAddr: fmt.Sprintf("127.0.0.1:%d", sipPort), HTTPAddr: "127.0.0.1:0", MediaIP: "127.0.0.1",
+		SIPAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MediaIP: "127.0.0.1",
 		RTPPorts: fmt.Sprintf("%d-%d", rtp, rtp+199), DataDir: t.TempDir(), EtcdEndpoints: etcd,
 		EtcdListen: "127.0.0.1:0", NodeID: id, ClusterAddr: "127.0.0.1:0", Domain: domain,
 		AdminToken: "cluster-admin", DrainTimeout: time.Second, RTPTimeout: 30 * time.Second,
