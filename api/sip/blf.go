@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/switchboard/switchboard/actors/line"
 	"github.com/switchboard/switchboard/api/sip/txn"
 )
 
@@ -102,9 +103,13 @@ func (e *Edge) onSubscribe(req *sip.Request, tx *txn.ServerTx) {
 		e.respond(req, tx, 403, "Forbidden", nil)
 		return
 	}
-	line, ok := e.cfg.Dir.Resolve(req.Recipient.User)
+	lineID, ok := e.cfg.Dir.Resolve(req.Recipient.User)
 	if !ok {
 		e.respond(req, tx, 404, "Not Found", nil)
+		return
+	}
+	if !line.MayWatch(who.UserID, lineID) {
+		e.respond(req, tx, 403, "Forbidden", nil)
 		return
 	}
 	contact := req.Contact()
@@ -114,7 +119,7 @@ func (e *Edge) onSubscribe(req *sip.Request, tx *txn.ServerTx) {
 	}
 	tag, _ := req.From().Params.Get("tag")
 	s := &subscription{
-		line: line, entity: fmt.Sprintf("sip:%s@%s", req.Recipient.User, e.cfg.Domain), callID: req.CallID().Value(),
+		line: lineID, entity: fmt.Sprintf("sip:%s@%s", req.Recipient.User, e.cfg.Domain), callID: req.CallID().Value(),
 		localTag: sip.GenerateTagN(16), remoteTag: tag, local: req.To().Address, remote: req.From().Address,
 		target: contact.Address, dest: req.Source(), transport: req.Transport(), cseq: 1, contact: e.contactFor(req),
 		expires: time.Now().Add(time.Duration(expires) * time.Second),
