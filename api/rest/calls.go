@@ -2,20 +2,18 @@ package rest
 
 import (
 	"errors"
-	"slices"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/switchboard/switchboard/actors/call"
 )
 
-// visible: a user token sees the calls on their line, on the lines they
-// share as a delegate, or with a leg of theirs; the admin sees all.
-// (Anything wider, such as a supervisor's group, is for the grains to
-// answer through Get and Control.)
+// visible asks the call's rule (call.Visible) whether p may see cl.
 func visible(p Principal, shared []string, cl Call) bool {
-	if p.Admin || cl.Line == p.UserID || slices.Contains(shared, cl.Line) {
-		return true
+	parties := make([]string, len(cl.Legs))
+	for i, l := range cl.Legs {
+		parties[i] = l.Party
 	}
-	return slices.ContainsFunc(cl.Legs, func(l Leg) bool { return l.Party == p.UserID })
+	return call.Visible(call.Viewer{User: p.UserID, Admin: p.Admin, Shared: shared}, cl.Line, parties)
 }
 
 // shared is the lines the principal sees as a delegate.
