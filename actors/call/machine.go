@@ -105,6 +105,7 @@ type Call struct {
 	Stage       int       // index of the ringing stage of Plan
 	StageUntil  time.Time // end of the current stage (zero: the last stage rings until RingUntil)
 	Pickup      *Pickup   // a pickup under way: the call is promised to it
+	Transfer    *Transfer // a transfer under way: the target rings while the other side hears music
 	Joined      string    // a delegate's or delegator's leg joined in a three-way mix
 	Shown       Party     // who the far end sees calling: the caller, or the delegator it calls for
 	Callback    *Callback // a click-to-call whose caller's devices ring
@@ -134,22 +135,6 @@ type Pickup struct {
 	By   string   // user picking up
 	Legs []string // the picker's ringing legs
 	Join bool     // join the call (three-way) instead of taking the holder's place
-	// A transfer: Keep stays on the call and hears music while the target
-	// rings; Drop (the transferor) leaves once the target answers.
-	Transfer   bool
-	Keep, Drop string
-	WasHeld    bool // the call was on hold (by Drop) before the transfer
-	// The transfer target's ring plan rings stage by stage as a call to
-	// the target would: Stage rings until StageUntil, the last one until
-	// Until (the no-answer time from the transfer's start), when the
-	// transferor gets the call back.
-	Plan       RingPlan
-	Stage      int
-	StageUntil time.Time
-	Until      time.Time
-	ringStart  time.Time
-	contacts   map[string][]Contact
-	parties    map[string]Party
 }
 
 // Callback is a click-to-call whose caller's devices ring: Lookup is
@@ -250,7 +235,7 @@ func (c *Call) Step(in any, now time.Time, s Settings) ([]Effect, error) {
 	case Control:
 		return c.control(in, now, s)
 	case Tick:
-		if p := c.Pickup; p != nil && p.Transfer {
+		if c.Transfer != nil {
 			return c.transferTick(now, s), nil
 		}
 		if c.State != Ringing {
@@ -462,7 +447,10 @@ func (c *Call) answered(in Answered, now time.Time, s Settings) []Effect {
 	if l == nil || l.Role != Callee || l.ID == c.AnsweredLeg || c.isSide(l.ID) || l.ID == c.Joined {
 		return nil // not a branch, or a repeated answer of the winner
 	}
-	if c.Pickup != nil && slices.Contains(c.Pickup.Legs, l.ID) && l.State != LegEnded && c.State != Ringing {
+	if c.transferRings(l.ID) && l.State != LegEnded {
+		return c.transferred(l)
+	}
+	if c.picking(l.ID) && l.State != LegEnded && c.State != Ringing {
 		return c.pickedUp(l, AcceptAnswer{Leg: l.ID})
 	}
 	if c.State != Ringing || l.State == LegEnded {
@@ -523,9 +511,12 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 	case 488, 606:
 		c.sawRefusal = true // an SRTP-only phone offered plain RTP, say
 	}
-	if c.Pickup != nil && slices.Contains(c.Pickup.Legs, l.ID) {
+	if c.transferRings(l.ID) {
+		return append(bye, c.transferLegGone(now, s)...)
+	}
+	if c.picking(l.ID) {
 		if c.State != Ringing {
-			return append(bye, c.pickupLegGone(now, s)...)
+			return append(bye, c.pickupLegGone()...)
 		}
 		// The picker's phones ring beside the line's: the call rings on
 		// as when any branch fails.
@@ -604,7 +595,7 @@ func (c *Call) bye(in Bye, now time.Time) []Effect {
 	if l.ID == c.Joined {
 		return c.unjoin()
 	}
-	if p := c.Pickup; p != nil && p.Transfer && l.ID == p.Drop {
+	if t := c.Transfer; t != nil && l.ID == t.Drop {
 		return nil // a blind transfer: the target still rings for the one who stays
 	}
 	if c.CalledBack && c.State == Ringing && l.Role == Caller {
@@ -704,6 +695,27 @@ func (c *Call) endUnanswered(code int, reason, outcome string, now time.Time) []
 		effs = append(effs, c.final(cl, code, reason))
 	}
 	return c.finish(effs, outcome, now)
+}
+
+// stopLegs ends those of legs still up, but keep: the devices that lost to
+// the one that answered, or a stage whose time is over.
+func (c *Call) stopLegs(legs []string, keep string) []Effect {
+	var effs []Effect
+	for _, id := range legs {
+		if o := c.Leg(id); id != keep && o != nil && o.State != LegEnded {
+			o.State = LegEnded
+			effs = append(effs, EndLeg{Leg: id})
+		}
+	}
+	return effs
+}
+
+// anyUp: one of legs is still ringing or up.
+func (c *Call) anyUp(legs []string) bool {
+	return slices.ContainsFunc(legs, func(id string) bool {
+		l := c.Leg(id)
+		return l != nil && l.State != LegEnded
+	})
 }
 
 // hangupAll ends every leg still up (BYE or CANCEL) and finishes the call.
