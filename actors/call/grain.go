@@ -50,7 +50,7 @@ type Deps struct {
 	// LineContacts fetches a user's registrations from the line grain.
 	LineContacts func(ctx actor.Context, user string) ([]Contact, error)
 	// RingPlan asks the delegator grain of a user who rings for a call.
-	RingPlan func(ctx actor.Context, req *pb.RingPlanRequest) (*pb.RingPlan, error)
+	RingPlan func(ctx actor.Context, req *pb.RingPlanRequest) (RingPlan, error)
 	// Access asks the delegator grain of line what user may do on it.
 	Access func(ctx actor.Context, line, user string) (Access, error)
 	// LineUpdate tells the line grain how a call on it stands.
@@ -326,7 +326,7 @@ func (g *grain) onBehalf(ctx actor.Context, line, caller string) *OnBehalf {
 		ob.Access = a
 	}
 	if plan, err := g.d.RingPlan(ctx, &pb.RingPlanRequest{Delegator: p.UserID}); err == nil {
-		ob.Viewers, ob.Names = plan.Delegates, plan.Names
+		ob.Viewers, ob.Names = plan.Viewers, plan.Names
 	}
 	return ob
 }
@@ -363,7 +363,7 @@ func (g *grain) lookup(ctx actor.Context, dialed string, from Party) Lookup {
 	g.calleeSRTP = srtp
 	if from.UserID != "" {
 		if plan, err := g.d.RingPlan(ctx, &pb.RingPlanRequest{Delegator: from.UserID}); err == nil {
-			lk.CallerViewers, lk.CallerNames = plan.Delegates, plan.Names
+			lk.CallerViewers, lk.CallerNames = plan.Viewers, plan.Names
 		}
 	}
 	if target == nil {
@@ -372,21 +372,19 @@ func (g *grain) lookup(ctx actor.Context, dialed string, from Party) Lookup {
 	plan, err := g.d.RingPlan(ctx, &pb.RingPlanRequest{Delegator: target.UserID, CallerUser: from.UserID, CallerNumber: from.Number})
 	if err != nil {
 		g.d.Log.Warn("call: ring plan unavailable, ringing the target alone", "call", g.call.ID, "user", target.UserID, "err", err)
-		plan = &pb.RingPlan{Stages: []*pb.RingStage{{Users: []string{target.UserID}}}}
+		plan = RingPlan{Stages: []RingStage{{Users: []string{target.UserID}}}}
 	}
 	lk.Plan, lk.Parties, lk.UserContacts = g.ringPlan(ctx, *target, plan)
 	lk.Contacts = lk.UserContacts[target.UserID]
 	return lk
 }
 
-// ringPlan is the delegator grain's plan for target in the core's terms:
-// the stages, every user they name as a party (target among them), and
+// ringPlan is the delegator grain's plan for target with what the core
+// needs besides: every user it names as a party (target among them), and
 // each one's registrations from the line grain.
-func (g *grain) ringPlan(ctx actor.Context, target Party, plan *pb.RingPlan) (*RingPlan, map[string]Party, map[string][]Contact) {
-	rp := &RingPlan{Voicemail: plan.Voicemail, Viewers: plan.Delegates, Names: plan.Names}
+func (g *grain) ringPlan(ctx actor.Context, target Party, plan RingPlan) (*RingPlan, map[string]Party, map[string][]Contact) {
 	parties, contacts := map[string]Party{target.UserID: target}, map[string][]Contact{}
 	for _, st := range plan.Stages {
-		rp.Stages = append(rp.Stages, RingStage{Users: st.Users, Seconds: int(st.Seconds)})
 		for _, u := range st.Users {
 			if _, done := contacts[u]; done {
 				continue
@@ -403,7 +401,7 @@ func (g *grain) ringPlan(ctx actor.Context, target Party, plan *pb.RingPlan) (*R
 			contacts[u] = cts
 		}
 	}
-	return rp, parties, contacts
+	return &plan, parties, contacts
 }
 
 func (g *grain) legEvent(ctx actor.Context, m *pb.LegEvent) {

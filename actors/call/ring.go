@@ -1,29 +1,24 @@
 package call
 
-import "time"
+import (
+	"time"
+
+	"github.com/switchboard/switchboard/actors/delegator"
+)
 
 // Ring stepping: who rings, stage after stage, until someone answers or the
 // no-answer time runs out. A normal call and a transfer step the same way.
 
-// RingPlan is the delegator grain's answer: who rings, in what order, for
-// how long; Viewers are the line's accepted delegates (they see its calls
-// and history); Names are display names for alerts and history labels.
-type RingPlan struct {
-	Stages    []RingStage
-	Voicemail bool
-	Viewers   []string
-	Names     map[string]string
-}
+// RingPlan is who rings, in what order, for how long: the delegator's
+// plan, rung as it is.
+type RingPlan = delegator.Plan
 
 // RingStage is users who ring together for Seconds (0: until NoAnswer).
-type RingStage struct {
-	Users   []string
-	Seconds int
-}
+type RingStage = delegator.Stage
 
 // stageAfter is the first stage after i with somebody to ring on
 // contacts, or len(p.Stages) when there is none.
-func (p RingPlan) stageAfter(i int, contacts map[string][]Contact) int {
+func stageAfter(p RingPlan, i int, contacts map[string][]Contact) int {
 	for j := i + 1; j < len(p.Stages); j++ {
 		for _, u := range p.Stages[j].Users {
 			if len(contacts[u]) > 0 {
@@ -37,9 +32,9 @@ func (p RingPlan) stageAfter(i int, contacts map[string][]Contact) int {
 // stageEnd is when stage i, ringing from now, stops. Every stage but the
 // last lasts its Seconds (stage); the last rings until the no-answer time
 // counted from ringStart, and at least its Seconds (until).
-func (p RingPlan) stageEnd(i int, contacts map[string][]Contact, now, ringStart time.Time, noAnswer time.Duration) (stage, until time.Time) {
+func stageEnd(p RingPlan, i int, contacts map[string][]Contact, now, ringStart time.Time, noAnswer time.Duration) (stage, until time.Time) {
 	ring := time.Duration(p.Stages[i].Seconds) * time.Second
-	if ring > 0 && p.stageAfter(i, contacts) < len(p.Stages) {
+	if ring > 0 && stageAfter(p, i, contacts) < len(p.Stages) {
 		return now.Add(ring), time.Time{}
 	}
 	until = ringStart.Add(noAnswer)
@@ -51,12 +46,12 @@ func (p RingPlan) stageEnd(i int, contacts map[string][]Contact, now, ringStart 
 
 // hasStageAfter: a stage after i has somebody to ring.
 func (c *Call) hasStageAfter(i int) bool {
-	return c.Plan.stageAfter(i, c.contacts) < len(c.Plan.Stages)
+	return stageAfter(c.Plan, i, c.contacts) < len(c.Plan.Stages)
 }
 
 // nextStage rings the next stage of the plan that has somebody to ring.
 func (c *Call) nextStage(now time.Time, s Settings) []Effect {
-	if c.Stage = c.Plan.stageAfter(c.Stage, c.contacts); c.Stage == len(c.Plan.Stages) {
+	if c.Stage = stageAfter(c.Plan, c.Stage, c.contacts); c.Stage == len(c.Plan.Stages) {
 		return nil
 	}
 	var effs []Effect
@@ -65,7 +60,7 @@ func (c *Call) nextStage(now time.Time, s Settings) []Effect {
 			effs = append(effs, c.addCallee(ct, c.parties[u], false))
 		}
 	}
-	c.StageUntil, c.RingUntil = c.Plan.stageEnd(c.Stage, c.contacts, now, c.ringStart, s.NoAnswer)
+	c.StageUntil, c.RingUntil = stageEnd(c.Plan, c.Stage, c.contacts, now, c.ringStart, s.NoAnswer)
 	return effs
 }
 

@@ -18,8 +18,12 @@ func (c Client) Command(cmd *pb.DelegatorCommand) (*pb.DelegatorResult, error) {
 }
 
 // RingPlan is who rings, in which order, for a call to req.Delegator.
-func (c Client) RingPlan(req *pb.RingPlanRequest) (*pb.RingPlan, error) {
-	return ask.Grain[*pb.RingPlan](c.r, KindName, req.Delegator, req)
+func (c Client) RingPlan(req *pb.RingPlanRequest) (Plan, error) {
+	m, err := ask.Grain[*pb.RingPlan](c.r, KindName, req.Delegator, req)
+	if err != nil {
+		return Plan{}, err
+	}
+	return PlanOf(m), nil
 }
 
 // Access is what user may do on lineID's line.

@@ -67,7 +67,7 @@ func (g *grain) Receive(ctx actor.Context) {
 	case *pb.DelegatorCommand:
 		ctx.Respond(g.command(m))
 	case *pb.RingPlanRequest:
-		ctx.Respond(g.ringPlan(m))
+		ctx.Respond(g.ringPlan(m).PB())
 	case *pb.AccessRequest:
 		if err := g.load(); err != nil {
 			ctx.Respond(&pb.Access{Role: string(Nobody)})
@@ -317,12 +317,12 @@ func (g *grain) publish(typ, delegate string, data any) {
 	g.d.Events.Publish(events.Event{Type: typ, Subject: g.id, Users: users, Time: g.d.Now(), Data: data})
 }
 
-func (g *grain) ringPlan(m *pb.RingPlanRequest) *pb.RingPlan {
+func (g *grain) ringPlan(m *pb.RingPlanRequest) Plan {
 	me, ok := g.d.Person(g.id)
 	if err := g.load(); err != nil || !ok {
 		// Without the settings the safe plan is the user's own devices.
 		g.d.Log.Warn("delegator: ring plan without settings", "delegator", g.id, "err", err)
-		return &pb.RingPlan{Stages: []*pb.RingStage{{Users: []string{g.id}, Seconds: DefaultRingSeconds}}}
+		return Plan{Stages: []Stage{{Users: []string{g.id}, Seconds: DefaultRingSeconds}}}
 	}
 	people := map[string]Person{g.id: me}
 	for _, d := range g.state.Delegations {
@@ -337,12 +337,9 @@ func (g *grain) ringPlan(m *pb.RingPlanRequest) *pb.RingPlan {
 		}
 	}
 	plan := g.state.RingPlan(me, people, caller, g.d.Now())
-	out := &pb.RingPlan{Voicemail: plan.Voicemail, Delegates: g.state.Viewers(), Names: map[string]string{}}
-	for _, st := range plan.Stages {
-		out.Stages = append(out.Stages, &pb.RingStage{Users: st.Users, Seconds: int32(st.Seconds)})
-	}
+	plan.Viewers, plan.Names = g.state.Viewers(), map[string]string{}
 	for id, p := range people {
-		out.Names[id] = p.Name
+		plan.Names[id] = p.Name
 	}
-	return out
+	return plan
 }

@@ -422,17 +422,23 @@ func (s *State) Viewers() []string {
 
 // ---- ring plans ----------------------------------------------------------------
 
-// Stage is a set of users who ring together for Seconds.
+// Stage is a set of users who ring together for Seconds (0: until the
+// call's no-answer time).
 type Stage struct {
 	Users   []string
 	Seconds int
 }
 
 // Plan is who rings, in what order, for how long. No stages and Voicemail:
-// the call goes to voicemail.
+// the call goes to voicemail. Viewers are the line's accepted delegates
+// (they see its calls and history); Names are display names of the people
+// it names, for alerts and history labels. It is the one type of a ring
+// plan: the call core rings it as it is (call.RingPlan).
 type Plan struct {
 	Stages    []Stage
 	Voicemail bool
+	Viewers   []string
+	Names     map[string]string
 }
 
 // Caller identifies who calls, for the VIP list: a user id and/or a number.

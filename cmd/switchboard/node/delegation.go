@@ -29,7 +29,7 @@ func (n *Node) person(id string) (delegator.Person, bool) {
 		Hours: u.BusinessHours, PowerPack: u.PowerPack, VoicemailEnabled: u.VoicemailEnabled}, true
 }
 
-func (n *Node) ringPlan(_ actor.Context, req *pb.RingPlanRequest) (*pb.RingPlan, error) {
+func (n *Node) ringPlan(_ actor.Context, req *pb.RingPlanRequest) (delegator.Plan, error) {
 	return n.delegators.RingPlan(req)
 }
 
