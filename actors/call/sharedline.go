@@ -52,7 +52,7 @@ func (c *Call) pickup(in Control, now time.Time) ([]Effect, error) {
 		return nil, &Refusal{Status: 409, Code: "call_not_held", Message: "only a held call, or one ringing the line, can be picked up"}
 	case join && c.State != Active:
 		return nil, &Refusal{Status: 409, Code: "call_not_active", Message: "only an active call can be joined"}
-	case c.Pickup != nil || (join && c.Joined != ""):
+	case c.Pickup != nil || c.Transfer != nil || (join && c.Joined != ""):
 		return nil, &Refusal{Status: 409, Code: "already_picked_up", Message: "someone else is already picking up this call"}
 	}
 	// A ringing call's only established leg is the caller's; the picker's
@@ -113,12 +113,9 @@ func (c *Call) picking(leg string) bool {
 // pickerGone: a picker's device for a ringing call failed; with none left
 // the pickup is over (the line's phones may still answer).
 func (c *Call) pickerGone() {
-	for _, id := range c.Pickup.Legs {
-		if l := c.Leg(id); l != nil && l.State != LegEnded {
-			return
-		}
+	if !c.anyUp(c.Pickup.Legs) {
+		c.Pickup = nil
 	}
-	c.Pickup = nil
 }
 
 // pickupPeer is the leg whose codecs a picker's leg must share: the held
@@ -145,24 +142,7 @@ func (c *Call) pickedUp(l *Leg, media Effect) []Effect {
 	p := c.Pickup
 	c.Pickup = nil
 	l.State = LegAnswered
-	var effs []Effect
-	for _, id := range p.Legs {
-		if o := c.Leg(id); id != l.ID && o != nil && o.State != LegEnded {
-			o.State = LegEnded
-			effs = append(effs, EndLeg{Leg: id})
-		}
-	}
-	effs = append(effs, media)
-	if p.Transfer {
-		c.Sides = [2]string{p.Keep, l.ID}
-		c.State, c.HeldBy = Active, ""
-		effs = append(effs, BridgeMedia{A: p.Keep, B: l.ID})
-		if d := c.Leg(p.Drop); d != nil && d.State != LegEnded {
-			d.State = LegEnded
-			effs = append(effs, EndLeg{Leg: d.ID})
-		}
-		return append(effs, WakeAt{}, Event{Type: "call.transferred"})
-	}
+	effs := append(c.stopLegs(p.Legs, l.ID), media)
 	if p.Join {
 		c.Joined = l.ID
 		effs = append(effs, Mix{Legs: []string{c.Sides[0], c.Sides[1], l.ID}})
@@ -186,20 +166,10 @@ func (c *Call) pickedUp(l *Leg, media Effect) []Effect {
 }
 
 // pickupLegGone: one of the picker's devices failed; when none is left the
-// pickup is over and the call stays as it was. A transfer whose stage all
-// declined rings its next stage now, or gives the call back.
-func (c *Call) pickupLegGone(now time.Time, s Settings) []Effect {
-	p := c.Pickup
-	for _, id := range p.Legs {
-		if l := c.Leg(id); l != nil && l.State != LegEnded {
-			return nil
-		}
-	}
-	if p.Transfer {
-		if stageAfter(p.Plan, p.Stage, p.contacts) < len(p.Plan.Stages) {
-			return append(c.transferStage(now, s), wakeAt(p.StageUntil, p.Until))
-		}
-		return c.transferFailed(now)
+// pickup is over and the call stays as it was.
+func (c *Call) pickupLegGone() []Effect {
+	if c.anyUp(c.Pickup.Legs) {
+		return nil
 	}
 	c.Pickup = nil
 	return []Effect{Event{Type: "call.updated"}}

@@ -1,9 +1,32 @@
 package call
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Transfer: the other side hears music while the target's ring plan rings;
 // the transferor leaves on answer, or has the call back when nobody answers.
+
+// Transfer is a transfer of this call under way: Keep stays on the call and
+// hears music while the target rings; Drop (the transferor) leaves once the
+// target answers.
+type Transfer struct {
+	Keep, Drop string
+	Legs       []string // the target's ringing legs
+	WasHeld    bool     // the call was on hold (by Drop) before the transfer
+	// The target's ring plan rings stage by stage as a call to the target
+	// would: Stage rings until StageUntil, the last one until Until (the
+	// no-answer time from the transfer's start), when the transferor gets
+	// the call back.
+	Plan       RingPlan
+	Stage      int
+	StageUntil time.Time
+	Until      time.Time
+	ringStart  time.Time
+	contacts   map[string][]Contact
+	parties    map[string]Party
+}
 
 // transfer hands the call to another line: the party who stays hears music
 // while the target's ring plan rings, stage by stage within the no-answer
@@ -29,13 +52,13 @@ func (c *Call) transfer(in Control, now time.Time, s Settings) ([]Effect, error)
 		return nil, &Refusal{Status: 409, Code: "call_not_active", Message: "only an answered call can be transferred"}
 	case from == nil:
 		return nil, &Refusal{Status: 403, Code: "forbidden", Message: "only a party to the call or an admin may transfer it"}
-	case c.Pickup != nil || c.Joined != "":
+	case c.Pickup != nil || c.Transfer != nil || c.Joined != "":
 		return nil, &Refusal{Status: 409, Code: "already_picked_up", Message: "the call is already being picked up or transferred"}
 	case stageAfter(*plan, -1, contacts) == len(plan.Stages):
 		return nil, &Refusal{Status: 409, Code: "unreachable", Message: "nobody the transfer target's ring plan names can be rung now"}
 	}
 	keep := c.other(from.ID)
-	c.Pickup = &Pickup{By: in.ByUser, Transfer: true, Keep: keep.ID, Drop: from.ID, WasHeld: c.State == Held,
+	c.Transfer = &Transfer{Keep: keep.ID, Drop: from.ID, WasHeld: c.State == Held,
 		Plan: *plan, Stage: -1, ringStart: now, contacts: contacts, parties: parties}
 	var effs []Effect
 	if c.State == Active || c.HeldBy != from.ID {
@@ -43,24 +66,24 @@ func (c *Call) transfer(in Control, now time.Time, s Settings) ([]Effect, error)
 	}
 	c.State, c.HeldBy = Held, from.ID
 	effs = append(effs, c.transferStage(now, s)...)
-	return append(effs, wakeAt(c.Pickup.StageUntil, c.Pickup.Until), Event{Type: "call.transferring"}), nil
+	return append(effs, wakeAt(c.Transfer.StageUntil, c.Transfer.Until), Event{Type: "call.transferring"}), nil
 }
 
 // transferStage rings the next stage of the transfer target's plan that
 // has somebody to ring, offering the codecs of the party who stays.
 func (c *Call) transferStage(now time.Time, s Settings) []Effect {
-	p := c.Pickup
-	if p.Stage = stageAfter(p.Plan, p.Stage, p.contacts); p.Stage == len(p.Plan.Stages) {
+	t := c.Transfer
+	if t.Stage = stageAfter(t.Plan, t.Stage, t.contacts); t.Stage == len(t.Plan.Stages) {
 		return nil
 	}
-	keep := c.Leg(p.Keep)
+	keep := c.Leg(t.Keep)
 	var effs []Effect
-	for _, u := range p.Plan.Stages[p.Stage].Users {
-		party := p.parties[u]
-		for _, ct := range p.contacts[u] {
+	for _, u := range t.Plan.Stages[t.Stage].Users {
+		party := t.parties[u]
+		for _, ct := range t.contacts[u] {
 			l := &Leg{ID: c.nextLegID(), Role: Callee, Party: party, State: LegTrying, NodeID: ct.NodeID, NodeAddr: ct.NodeAddr}
 			c.Legs = append(c.Legs, l)
-			p.Legs = append(p.Legs, l.ID)
+			t.Legs = append(t.Legs, l.ID)
 			o := Originate{Leg: l.ID, Contact: ct, FromUser: keep.Party.Number, Display: keep.Party.Display, ToUser: party.Number, Peer: keep.ID}
 			if o.FromUser == "" {
 				o.FromUser = keep.Party.UserID
@@ -71,7 +94,7 @@ func (c *Call) transferStage(now time.Time, s Settings) []Effect {
 			effs = append(effs, o)
 		}
 	}
-	p.StageUntil, p.Until = stageEnd(p.Plan, p.Stage, p.contacts, now, p.ringStart, s.NoAnswer)
+	t.StageUntil, t.Until = stageEnd(t.Plan, t.Stage, t.contacts, now, t.ringStart, s.NoAnswer)
 	return effs
 }
 
@@ -79,23 +102,53 @@ func (c *Call) transferStage(now time.Time, s Settings) []Effect {
 // the next stage rings), or its no-answer time has passed (the phones stop
 // and the transferor gets the call back).
 func (c *Call) transferTick(now time.Time, s Settings) []Effect {
-	p := c.Pickup
-	stageOver := !p.StageUntil.IsZero() && !now.Before(p.StageUntil)
-	if !stageOver && (p.Until.IsZero() || now.Before(p.Until)) {
+	t := c.Transfer
+	stageOver := !t.StageUntil.IsZero() && !now.Before(t.StageUntil)
+	if !stageOver && (t.Until.IsZero() || now.Before(t.Until)) {
 		return nil
 	}
-	var effs []Effect
-	for _, id := range p.Legs {
-		if l := c.Leg(id); l.State != LegEnded {
-			l.State = LegEnded
-			effs = append(effs, EndLeg{Leg: id})
-		}
-	}
+	effs := c.stopLegs(t.Legs, "")
 	if stageOver {
 		effs = append(effs, c.transferStage(now, s)...)
-		return append(effs, wakeAt(p.StageUntil, p.Until))
+		return append(effs, wakeAt(t.StageUntil, t.Until))
 	}
 	return append(effs, c.transferFailed(now)...)
+}
+
+// transferRings: leg is one of the transfer target's phones.
+func (c *Call) transferRings(leg string) bool {
+	return c.Transfer != nil && slices.Contains(c.Transfer.Legs, leg)
+}
+
+// transferred: one of the target's phones answered. Its other phones stop,
+// it talks with the party who stays, and the transferor's leg ends.
+func (c *Call) transferred(l *Leg) []Effect {
+	t := c.Transfer
+	c.Transfer = nil
+	l.State = LegAnswered
+	effs := append(c.stopLegs(t.Legs, l.ID), AcceptAnswer{Leg: l.ID})
+	c.Sides = [2]string{t.Keep, l.ID}
+	c.State, c.HeldBy = Active, ""
+	effs = append(effs, BridgeMedia{A: t.Keep, B: l.ID})
+	if d := c.Leg(t.Drop); d != nil && d.State != LegEnded {
+		d.State = LegEnded
+		effs = append(effs, EndLeg{Leg: d.ID})
+	}
+	return append(effs, WakeAt{}, Event{Type: "call.transferred"})
+}
+
+// transferLegGone: one of the target's phones failed. Once all of its stage
+// have declined, the next stage rings now, or the transferor has the call
+// back.
+func (c *Call) transferLegGone(now time.Time, s Settings) []Effect {
+	t := c.Transfer
+	switch {
+	case c.anyUp(t.Legs):
+		return nil
+	case stageAfter(t.Plan, t.Stage, t.contacts) < len(t.Plan.Stages):
+		return append(c.transferStage(now, s), wakeAt(t.StageUntil, t.Until))
+	}
+	return c.transferFailed(now)
 }
 
 // transferFailed: nobody took the transfer (no answer in time, or every
@@ -103,14 +156,14 @@ func (c *Call) transferTick(now time.Time, s Settings) []Effect {
 // transfer: talking again, or holding it (the other side still hears
 // music) for them to resume; if they already hung up, the call is over.
 func (c *Call) transferFailed(now time.Time) []Effect {
-	p := c.Pickup
-	c.Pickup = nil
-	if d := c.Leg(p.Drop); d == nil || d.State == LegEnded {
+	t := c.Transfer
+	c.Transfer = nil
+	if d := c.Leg(t.Drop); d == nil || d.State == LegEnded {
 		return c.hangupAll("answered", now)
 	}
-	if p.WasHeld {
+	if t.WasHeld {
 		return []Effect{WakeAt{}, Event{Type: "call.transfer_failed"}}
 	}
 	c.State, c.HeldBy = Active, ""
-	return []Effect{BridgeMedia{A: p.Keep, B: p.Drop}, WakeAt{}, Event{Type: "call.transfer_failed"}}
+	return []Effect{BridgeMedia{A: t.Keep, B: t.Drop}, WakeAt{}, Event{Type: "call.transfer_failed"}}
 }
