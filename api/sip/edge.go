@@ -134,7 +134,7 @@ func New(cfg Config) *Edge {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	e := &Edge{cfg: cfg, legs: map[string]*leg{}, dialogs: map[string]*leg{}, forks: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(maxRouting)}
+	e := &Edge{cfg: cfg, legs: map[string]*leg{}, dialogs: map[string]*leg{}, forks: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(time.Now)}
 	e.layer = txn.New(txn.Config{
 		Host: cfg.Host, Port: cfg.Port, Log: cfg.Log,
 		ConnsPerSource: cfg.ConnsPerSource, FirstMessageTimeout: cfg.FirstMessageTimeout,
