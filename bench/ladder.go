@@ -65,7 +65,7 @@ func climb(name string, rates []float64, step time.Duration, bound time.Duration
 		}
 		progress("")
 		fmt.Printf("  %-12s %7.0f/s  achieved %7.1f/s  ok %7d  failed %-28s p50 %6.1f  p95 %6.1f  p99 %7.1f ms  cpu %.3f ms/call  drops %d%s\n",
-			name, st.Rate, st.Achieved, st.Succeeded, fmtFailed(st.Failed), st.SetupP50ms, st.SetupP95ms, st.SetupP99ms, st.CPUPerCall, st.UDPDrops, mark)
+			name, st.Rate, st.Achieved, st.Succeeded, fmtStepFailed(st), st.SetupP50ms, st.SetupP95ms, st.SetupP99ms, st.CPUPerCall, st.UDPDrops, mark)
 		if !complete {
 			break
 		}
@@ -91,6 +91,15 @@ func fmtFailed(m map[string]int) string {
 		return "0"
 	}
 	return fmt.Sprint(m)
+}
+
+// fmtStepFailed adds to the failed calls the refusals behind sipp's
+// timeouts (a 503 is the target shedding load).
+func fmtStepFailed(st sipp.Step) string {
+	if len(st.RefusedBy) == 0 {
+		return fmtFailed(st.Failed)
+	}
+	return fmt.Sprintf("%s refused %v", fmtFailed(st.Failed), st.RefusedBy)
 }
 
 // ladders runs the setup-rate ladder against each target in the same run:

@@ -5,12 +5,15 @@
 package sipp
 
 import (
+	"bufio"
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,10 +109,15 @@ type Step struct {
 	SetupP99ms float64        `json:"setup_p99_ms"`
 	UDPDrops   int64          `json:"udp_rcvbuf_drops"`
 	// Retransmissions by sipp: a request or response waited over 500 ms.
-	Retransmissions int64   `json:"retransmissions"`
-	TargetCPU       float64 `json:"target_cpu_s"`
-	CPUPerCall      float64 `json:"target_cpu_ms_per_call"`
-	Seconds         float64 `json:"seconds"`
+	Retransmissions int64 `json:"retransmissions"`
+	// RefusedBy counts the calls answered with a final response the
+	// scenario does not take, by status code. sipp ignores such a response
+	// and the call times out (TimeoutOnRecv), so this says why: a 503 is
+	// the target shedding load.
+	RefusedBy  map[string]int `json:"refused_by_code,omitempty"`
+	TargetCPU  float64        `json:"target_cpu_s"`
+	CPUPerCall float64        `json:"target_cpu_ms_per_call"`
+	Seconds    float64        `json:"seconds"`
 }
 
 // Clean: every call completed.
@@ -138,7 +146,7 @@ func UAC(ctx context.Context, dir, localIP, target string, numbers []string, rat
 		"-r", strconv.FormatFloat(rate, 'f', -1, 64), "-m", strconv.Itoa(calls), "-d", strconv.Itoa(holdMs), "-l", "100000",
 		"-buff_size", bufSize, "-nostdin", "-timeout", strconv.Itoa(int((d+30*time.Second).Seconds()))+"s", // sipp reads "90s", not "1m30s"
 		"-recv_timeout", "10000",
-		"-trace_stat", "-stf", "stat.csv", "-fd", "3600", "-trace_rtt", "-rtt_freq", "1",
+		"-trace_stat", "-stf", "stat.csv", "-fd", "3600", "-trace_rtt", "-rtt_freq", "1", "-trace_err", "-error_file", errorsFile, "-max_log_size", "16777216",
 		"-default_behaviors", "all,-abortunexp", target)...)
 	cmd.Dir = run
 	cmd.WaitDelay = 5 * time.Second
@@ -200,7 +208,57 @@ func readStats(run string) (Step, error) {
 	}
 	sort.Float64s(setup)
 	st.SetupP50ms, st.SetupP95ms, st.SetupP99ms = pct(setup, 50), pct(setup, 95), pct(setup, 99)
+	refused, err := readRefusals(filepath.Join(run, errorsFile))
+	if err != nil {
+		return st, err
+	}
+	st.RefusedBy = refused
 	return st, nil
+}
+
+// errorsFile is the UAC's log of the messages its scenario did not expect
+// (-trace_err), kept with the run (BENCH_KEEP) for the story of a call.
+const errorsFile = "errors.log"
+
+// unexpected is how sipp logs a response it ignored (the call goes on,
+// then times out): the Call-ID and the status code.
+var unexpected = regexp.MustCompile(`Continuing call on unexpected message for Call-Id '([^']*)'.*?received 'SIP/2\.0 (\d{3}) `)
+
+// readRefusals counts the calls that got a final response (≥ 300) the
+// scenario does not expect, by code; each retransmission of it is logged
+// again but counts once.
+func readRefusals(path string) (map[string]int, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // nothing unexpected
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	calls := map[string]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		// sipp starts an entry on the line where the previous one's
+		// message ends, so a line may hold one.
+		for _, m := range unexpected.FindAllStringSubmatch(sc.Text(), -1) {
+			if m[2] >= "300" {
+				calls[m[1]] = m[2]
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("sipp: read %s: %w", path, err)
+	}
+	if len(calls) == 0 {
+		return nil, nil
+	}
+	out := map[string]int{}
+	for _, code := range calls {
+		out[code]++
+	}
+	return out, nil
 }
 
 func pct(sorted []float64, p int) float64 {

@@ -44,3 +44,36 @@ func TestReadStats(t *testing.T) {
 		t.Fatal("no statistics file read as a result")
 	}
 }
+
+// readRefusals names why calls timed out: the final responses sipp ignored
+// (each call once, however often the response was retransmitted), not the
+// provisional or late 2xx ones it also logs.
+func TestReadRefusals(t *testing.T) {
+	dir := t.TempDir()
+	entry := func(callID, expecting, status string) string {
+		return "2026-12-07\t21:46:16.337154\t1796679976.337154: Continuing call on unexpected message for Call-Id '" + callID +
+			"': while expecting '" + expecting + "' (index 1), received 'SIP/2.0 " + status + "\n" +
+			"Via: SIP/2.0/UDP 127.0.0.3:5062;branch=z9hG4bK-5605-1494-0\nCSeq: 1 INVITE\nContent-Length: 0\n\n'"
+	}
+	log := "The following events occurred:\n" +
+		"2026-12-07\t21:46:14.585419\t1796679974.585419: Dead call 129-5605@127.0.0.3 (successful), received 'SIP/2.0 200 OK\nCSeq: 2 BYE\n\n'" +
+		entry("1494-5605@127.0.0.3", "100", "503 Service Unavailable") +
+		entry("1495-5605@127.0.0.3", "100", "503 Service Unavailable") +
+		entry("1494-5605@127.0.0.3", "100", "503 Service Unavailable") + // retransmitted
+		entry("1496-5605@127.0.0.3", "100", "480 Temporarily Unavailable") +
+		entry("1497-5605@127.0.0.3", "200", "180 Ringing") // after the 200: not a refusal
+	path := filepath.Join(dir, errorsFile)
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readRefusals(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["503"] != 2 || got["480"] != 1 {
+		t.Fatalf("refused by code %v, want 503: 2 and 480: 1", got)
+	}
+	if got, err := readRefusals(filepath.Join(dir, "none.log")); err != nil || got != nil {
+		t.Fatalf("no log: %v, %v; want nothing refused", got, err)
+	}
+}
