@@ -338,20 +338,7 @@ func TestTransferToDelegatorNeedsVIP(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
 
 	// The carrier calls Dan's number: Ann, the primary delegate, rings first.
-	done := make(chan error, 1)
-	var out *sipphone.Call
-	go func() {
-		var err error
-		out, err = carrier.Dial(ctx, "+14155550100", nil)
-		done <- err
-	}()
-	annIn := recvCall(t, annP)
-	if err := annIn.Answer(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	out, annIn := answered(t, ctx, carrier, "+14155550100", annP)
 	callID, _, _ := s.lineCall("dan", dan.Token, "dan")
 
 	// Ann transfers to Dan without being a VIP: Bob rings, not Dan.

@@ -185,3 +185,23 @@ func (s *sys) sipServer() string {
 	}
 	return s.n.SIPAddr()
 }
+
+// answered has caller dial target and callee answer the one call it gets;
+// it returns both ends once the caller has the 200.
+func answered(t *testing.T, ctx context.Context, caller *sipphone.Phone, target string, callee *sipphone.Phone) (out, in *sipphone.Call) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		out, err = caller.Dial(ctx, target, nil)
+		done <- err
+	}()
+	in = recvCall(t, callee)
+	if err := in.Answer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("%s dialling %s: %v", caller.Addr(), target, err)
+	}
+	return out, in
+}

@@ -139,20 +139,7 @@ func TestJoinMixesAudio(t *testing.T) {
 	if _, err := annP.Dial(ctx, "*71001", nil); !errors.As(err, &rej) || rej.Code != 404 {
 		t.Fatalf("*7 with no active call: want 404, got %v", err)
 	}
-	done := make(chan error, 1)
-	var alice *sipphone.Call
-	go func() {
-		var err error
-		alice, err = aliceP.Dial(ctx, "1001", nil)
-		done <- err
-	}()
-	danIn := recvCall(t, danP)
-	if err := danIn.Answer(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	alice, danIn := answered(t, ctx, aliceP, "1001", danP)
 	callID, _, _ := s.lineCall("dan", dan.Token, "dan")
 
 	// Ann joins over REST: her phone rings, she answers, the three are mixed.

@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/cmd/switchboard/e2e/sipphone"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
 )
 
@@ -32,20 +31,7 @@ func TestTransferNotAnsweredComesBack(t *testing.T) {
 	s.registered(aliceP)
 	ctx := ctxT(t, 30*time.Second)
 
-	done := make(chan error, 1)
-	var out *sipphone.Call
-	go func() {
-		var err error
-		out, err = aliceP.Dial(ctx, "1002", nil)
-		done <- err
-	}()
-	annIn := recvCall(t, annP)
-	if err := annIn.Answer(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	out, annIn := answered(t, ctx, aliceP, "1002", annP)
 	var callID string
 	eventually(t, 3*time.Second, "the call active on Ann's line", func() bool {
 		id, st, _ := s.lineCall("ann", ann.Token, "ann")
