@@ -1,8 +1,14 @@
 package call
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
-// The effects Call.Step returns, for the grain to carry out in order.
+// The effects of a step. Call.Step returns them as a Ready, sorted by the
+// obligation each puts on the grain (as raft's Ready sorts what to persist
+// before what to send); within one obligation they keep the order the rules
+// produced them in.
 
 // Respond answers the caller's INVITE. WithSDP: attach our answer SDP.
 // Warning: why a refusal refuses, for the caller's phone to show.
@@ -48,15 +54,14 @@ type Connect struct {
 // HoldMedia plays the hold tone to Held and silences Holder.
 type HoldMedia struct{ Holder, Held string }
 
-// BridgeMedia reconnects two legs after hold.
-type BridgeMedia struct{ A, B string }
 
 // Adopt makes an inbound leg (a SIP pickup) part of the call: accept its
 // offer, answer it with Peer's codecs, bridge it with Peer.
 type Adopt struct{ Leg, Peer string }
 
-// Mix puts legs in a conference: each hears all the others.
-type Mix struct{ Legs []string }
+// Hear sets who hears whom among the call's participants (parties.go
+// computes it): each route's Leg hears the legs it names, and nobody else.
+type Hear struct{ Routes []Route }
 
 // Chime plays the join/leave chime to legs (000 L112-114).
 type Chime struct{ Legs []string }
@@ -97,3 +102,80 @@ func (r *Refusal) Error() string { return r.Message }
 
 // Effect is one of the effect types above.
 type Effect any
+
+// Ready is one step's effects by obligation, in the order the grain
+// carries them out:
+//  1. Persist: durable facts (a lock), written before anything that
+//     acknowledges them;
+//  2. Media: the media worker's changes, in order (Connect, AcceptAnswer,
+//     Adopt, HoldMedia, Hear, Chime). SIP answers built on them (a 200 with
+//     the relay's SDP) come after. When one fails, the rest of Media and all
+//     of Send are dropped and the failure comes back to the core as Failed;
+//  3. End: legs to end, carried out even after a media failure (each one
+//     frees a phone or a trunk channel);
+//  4. Send: SIP toward the phones: responses and new INVITEs;
+//  5. Wake, Events, Finished: the timer, what watchers learn, the end.
+type Ready struct {
+	Persist  []PersistLock
+	Media    []Effect
+	End      []EndLeg
+	Send     []Effect
+	Wake     *WakeAt // the step's last word on the timer; nil: unchanged
+	Events   []Event
+	Finished *Finished
+}
+
+// readyOf sorts the effects the rules produced, in their order, into
+// obligations.
+func readyOf(effs []Effect) Ready {
+	var r Ready
+	for _, e := range effs {
+		switch e := e.(type) {
+		case PersistLock:
+			r.Persist = append(r.Persist, e)
+		case Connect, AcceptAnswer, Adopt, HoldMedia, Hear, Chime:
+			r.Media = append(r.Media, e)
+		case EndLeg:
+			r.End = append(r.End, e)
+		case Respond, Originate:
+			r.Send = append(r.Send, e)
+		case WakeAt:
+			r.Wake = &e
+		case Event:
+			r.Events = append(r.Events, e)
+		case Finished:
+			r.Finished = &e
+		default:
+			panic(fmt.Sprintf("call: an effect of no obligation: %T", e))
+		}
+	}
+	return r
+}
+
+// Effects lists r in the order the grain carries it out.
+func (r Ready) Effects() []Effect {
+	var out []Effect
+	for _, e := range r.Persist {
+		out = append(out, e)
+	}
+	out = append(out, r.Media...)
+	for _, e := range r.End {
+		out = append(out, e)
+	}
+	out = append(out, r.Send...)
+	if r.Wake != nil {
+		out = append(out, *r.Wake)
+	}
+	for _, e := range r.Events {
+		out = append(out, e)
+	}
+	if r.Finished != nil {
+		out = append(out, *r.Finished)
+	}
+	return out
+}
+
+// Empty: the step asks nothing of the grain.
+func (r Ready) Empty() bool {
+	return len(r.Persist)+len(r.Media)+len(r.End)+len(r.Send)+len(r.Events) == 0 && r.Wake == nil && r.Finished == nil
+}

@@ -3,6 +3,7 @@ package call
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -539,7 +540,7 @@ func refusalResult(err error) *pb.CallControlResult {
 	return &pb.CallControlResult{Status: int32(r.Status), Code: r.Code, Message: r.Message}
 }
 
-// step feeds the core and carries out its effects in order.
+// step feeds the core and carries out what it asks.
 func (g *grain) step(ctx actor.Context, in any) error {
 	effs, err := g.call.Step(in, g.now(), g.d.Settings)
 	if err != nil {
@@ -586,147 +587,173 @@ func (g *grain) tellLine(ctx actor.Context) {
 		Viewers: g.lineUsers, SinceUnixNano: c.CreatedAt.UnixNano()})
 }
 
-func (g *grain) apply(ctx actor.Context, effs []Effect) {
-	for i, e := range effs {
+// apply carries out one step's Ready, obligation by obligation.
+func (g *grain) apply(ctx actor.Context, r Ready) {
+	for _, e := range r.Persist {
+		g.persist(ctx, e)
+	}
+	mediaOK := true
+	for _, e := range r.Media {
+		if !g.applyMedia(ctx, e) {
+			// What the step built on this media change (the 200 that
+			// carries its SDP, the next INVITEs) must not happen; the core
+			// learns of the failure through the mailbox and ends what it must.
+			mediaOK = false
+			break
+		}
+	}
+	for _, e := range r.End {
+		g.toEdge(ctx, e.Leg, &pb.LegEnd{CallId: g.call.ID, LegId: e.Leg, Code: int32(e.Code)})
+		if g.call.State != Ended {
+			g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_REMOVE_LEG, Leg: e.Leg})
+		}
+	}
+	if !mediaOK {
+		return
+	}
+	for _, e := range r.Send {
 		switch e := e.(type) {
 		case Respond:
-			r := &pb.LegRespond{CallId: g.call.ID, LegId: e.Leg, Code: int32(e.Code), Reason: e.Reason}
-			if e.WithSDP {
-				r.Sdp = g.answerSDP
-			}
-			if e.Warning != "" {
-				// A pseudonym as the warn-agent (RFC 3261 20.43): the grain
-				// does not know which host name the caller reached.
-				r.Headers = []string{`Warning: 399 switchboard "` + e.Warning + `"`}
-			}
-			if e.Code < 300 && !g.setupFrom.IsZero() {
-				metrics.CallSetupSeconds.Observe(time.Since(g.setupFrom).Seconds())
-				g.setupFrom = time.Time{}
-			}
-			g.toEdge(ctx, e.Leg, r)
+			g.respond(ctx, e)
 		case Originate:
-			peer, srtp := e.Peer, g.calleeSRTP
-			if peer == "" {
-				if cl := g.call.caller(); cl != nil {
-					peer = cl.ID
-				} else {
-					// A click-to-call rings the caller's own devices before
-					// there is any other leg: the relay offers its codecs.
-					srtp = g.callerSRTP
-				}
-			}
-			res := g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_OFFER, Leg: e.Leg, Peer: peer, Srtp: srtp})
-			if res.Code != 0 {
-				g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)})
-				continue
-			}
-			g.toEdge(ctx, e.Leg, &pb.LegOriginate{
-				CallId: g.call.ID, LegId: e.Leg, RequestUri: e.Contact.URI, Destination: e.Contact.Destination,
-				Transport: e.Contact.Transport, FromUser: e.FromUser, FromDisplay: e.Display, ToUser: e.ToUser,
-				AssertedIdentity: e.PAI, Sdp: res.Sdp,
-			})
-		case EndLeg:
-			g.toEdge(ctx, e.Leg, &pb.LegEnd{CallId: g.call.ID, LegId: e.Leg, Code: int32(e.Code)})
-			if g.call.State != Ended {
-				g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_REMOVE_LEG, Leg: e.Leg})
-			}
-		case Connect:
-			var ops []*pb.MediaOp
-			if !e.Adopted {
-				ops = append(ops, &pb.MediaOp{Kind: pb.MediaOp_ACCEPT_ANSWER, Leg: e.Callee, Sdp: g.sdp[e.Callee]})
-			}
-			if !e.CallerUp {
-				ops = append(ops, &pb.MediaOp{Kind: pb.MediaOp_ANSWER, Leg: e.Caller, Peer: e.Callee})
-			}
-			res := g.media(ctx, append(ops, &pb.MediaOp{Kind: pb.MediaOp_BRIDGE, Leg: e.Caller, Peer: e.Callee})...)
-			if res.Code != 0 {
-				// The callee's answer is unusable: the rest of this batch
-				// (200 to the caller) must not happen; the core ends the call.
-				g.later(ctx, Failed{Leg: e.Callee, Code: int(res.Code)})
-				g.abortBatch(ctx, effs[i+1:])
-				return
-			}
-			g.answerSDP = res.Sdp
-		case HoldMedia:
-			g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_TONE, Leg: e.Held}, &pb.MediaOp{Kind: pb.MediaOp_SILENCE, Leg: e.Holder})
-		case BridgeMedia:
-			g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_BRIDGE, Leg: e.A, Peer: e.B})
-		case AcceptAnswer:
-			if res := g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_ACCEPT_ANSWER, Leg: e.Leg, Sdp: g.sdp[e.Leg]}); res.Code != 0 {
-				// As for Connect: what the batch builds on this answer (a
-				// click-to-call's target ringing) must not happen; the core
-				// ends the leg and the call.
-				g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)})
-				g.abortBatch(ctx, effs[i+1:])
-				return
-			}
-		case Adopt:
-			res := g.media(ctx,
-				&pb.MediaOp{Kind: pb.MediaOp_ACCEPT_OFFER, Leg: e.Leg, Sdp: g.offers[e.Leg]},
-				&pb.MediaOp{Kind: pb.MediaOp_ANSWER, Leg: e.Leg, Peer: e.Peer})
-			delete(g.offers, e.Leg)
-			if res.Code != 0 {
-				g.toEdge(ctx, e.Leg, &pb.LegRespond{CallId: g.call.ID, LegId: e.Leg, Code: res.Code, Reason: "Not Acceptable Here"})
-				// What the batch builds on the picker's leg (a bridge, a
-				// mix, the ringing caller's 200) must not happen; the core
-				// undoes the pickup when the failure comes back.
-				g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)})
-				g.abortBatch(ctx, effs[i+1:])
-				return
-			}
-			g.toEdge(ctx, e.Leg, &pb.LegRespond{CallId: g.call.ID, LegId: e.Leg, Code: 200, Reason: "OK", Sdp: res.Sdp})
-		case Mix:
-			ops := make([]*pb.MediaOp, 0, len(e.Legs))
-			for _, l := range e.Legs {
-				var others []string
-				for _, o := range e.Legs {
-					if o != l {
-						others = append(others, o)
-					}
-				}
-				ops = append(ops, &pb.MediaOp{Kind: pb.MediaOp_MIX, Leg: l, Legs: others})
-			}
-			g.media(ctx, ops...)
-		case Chime:
-			g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_CHIME, Legs: e.Legs})
-		case PersistLock:
-			rev, err := g.d.PersistLock(g.call.ID, e.Locked, g.call.Line, g.lockRev)
-			if err != nil {
-				g.d.Log.Warn("call: lock not stored", "call", g.call.ID, "err", err)
-				g.lockErr = true
-				g.later(ctx, LockLost{})
-				continue
-			}
-			g.lockRev = rev
-		case WakeAt:
-			g.wakeGen++
-			if g.timer != nil {
-				g.timer.Stop()
-				g.timer = nil
-			}
-			if !e.At.IsZero() {
-				gen, self, sys := g.wakeGen, ctx.Self(), ctx.ActorSystem()
-				g.timer = time.AfterFunc(e.At.Sub(g.now()), func() { sys.Root.Send(self, wake{gen: gen}) })
-			}
-		case Event:
-			g.publish(e.Type)
-		case Finished:
-			g.finish(ctx, e)
+			g.originate(ctx, e)
 		}
+	}
+	if r.Wake != nil {
+		g.wakeAt(ctx, r.Wake.At)
+	}
+	for _, e := range r.Events {
+		g.publish(e.Type)
+	}
+	if r.Finished != nil {
+		g.finish(ctx, *r.Finished)
 	}
 }
 
-// abortBatch carries out only the leg endings of what is left of a batch
-// whose media step failed: what it built on that step must not happen, and
-// the core ends the call when the failure comes back through the mailbox.
-func (g *grain) abortBatch(ctx actor.Context, rest []Effect) {
-	var ends []Effect
-	for _, e := range rest {
-		if _, ok := e.(EndLeg); ok {
-			ends = append(ends, e)
+func (g *grain) respond(ctx actor.Context, e Respond) {
+	r := &pb.LegRespond{CallId: g.call.ID, LegId: e.Leg, Code: int32(e.Code), Reason: e.Reason}
+	if e.WithSDP {
+		r.Sdp = g.answerSDP
+	}
+	if e.Warning != "" {
+		// A pseudonym as the warn-agent (RFC 3261 20.43): the grain does
+		// not know which host name the caller reached.
+		r.Headers = []string{`Warning: 399 switchboard "` + e.Warning + `"`}
+	}
+	if e.Code < 300 && !g.setupFrom.IsZero() {
+		metrics.CallSetupSeconds.Observe(time.Since(g.setupFrom).Seconds())
+		g.setupFrom = time.Time{}
+	}
+	g.toEdge(ctx, e.Leg, r)
+}
+
+// originate has the relay offer for a new leg and sends its INVITE; a leg
+// the relay cannot offer for fails alone.
+func (g *grain) originate(ctx actor.Context, e Originate) {
+	peer, srtp := e.Peer, g.calleeSRTP
+	if peer == "" {
+		if cl := g.call.caller(); cl != nil {
+			peer = cl.ID
+		} else {
+			// A click-to-call rings the caller's own devices before there
+			// is any other leg: the relay offers its codecs.
+			srtp = g.callerSRTP
 		}
 	}
-	g.apply(ctx, ends)
+	res := g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_OFFER, Leg: e.Leg, Peer: peer, Srtp: srtp})
+	if res.Code != 0 {
+		g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)})
+		return
+	}
+	g.toEdge(ctx, e.Leg, &pb.LegOriginate{
+		CallId: g.call.ID, LegId: e.Leg, RequestUri: e.Contact.URI, Destination: e.Contact.Destination,
+		Transport: e.Contact.Transport, FromUser: e.FromUser, FromDisplay: e.Display, ToUser: e.ToUser,
+		AssertedIdentity: e.PAI, Sdp: res.Sdp,
+	})
+}
+
+// applyMedia carries out one media change; false when it failed (the
+// failure is already on its way back to the core).
+func (g *grain) applyMedia(ctx actor.Context, e Effect) bool {
+	switch e := e.(type) {
+	case Connect:
+		var ops []*pb.MediaOp
+		if !e.Adopted {
+			ops = append(ops, &pb.MediaOp{Kind: pb.MediaOp_ACCEPT_ANSWER, Leg: e.Callee, Sdp: g.sdp[e.Callee]})
+		}
+		if !e.CallerUp {
+			ops = append(ops, &pb.MediaOp{Kind: pb.MediaOp_ANSWER, Leg: e.Caller, Peer: e.Callee})
+		}
+		res := g.media(ctx, append(ops, &pb.MediaOp{Kind: pb.MediaOp_BRIDGE, Leg: e.Caller, Peer: e.Callee})...)
+		if res.Code != 0 {
+			g.later(ctx, Failed{Leg: e.Callee, Code: int(res.Code)}) // the callee's answer is unusable
+			return false
+		}
+		g.answerSDP = res.Sdp
+	case AcceptAnswer:
+		if res := g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_ACCEPT_ANSWER, Leg: e.Leg, Sdp: g.sdp[e.Leg]}); res.Code != 0 {
+			g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)})
+			return false
+		}
+	case Adopt:
+		res := g.media(ctx,
+			&pb.MediaOp{Kind: pb.MediaOp_ACCEPT_OFFER, Leg: e.Leg, Sdp: g.offers[e.Leg]},
+			&pb.MediaOp{Kind: pb.MediaOp_ANSWER, Leg: e.Leg, Peer: e.Peer})
+		delete(g.offers, e.Leg)
+		if res.Code != 0 {
+			g.toEdge(ctx, e.Leg, &pb.LegRespond{CallId: g.call.ID, LegId: e.Leg, Code: res.Code, Reason: "Not Acceptable Here"})
+			g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)}) // the core undoes the pickup
+			return false
+		}
+		g.toEdge(ctx, e.Leg, &pb.LegRespond{CallId: g.call.ID, LegId: e.Leg, Code: 200, Reason: "OK", Sdp: res.Sdp})
+	case HoldMedia:
+		g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_TONE, Leg: e.Held}, &pb.MediaOp{Kind: pb.MediaOp_SILENCE, Leg: e.Holder})
+	case Hear:
+		g.media(ctx, hearOps(e.Routes)...)
+	case Chime:
+		g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_CHIME, Legs: e.Legs})
+	}
+	return true
+}
+
+// hearOps are the media worker's ops for routes: two legs that hear only
+// each other are a bridge (the relay forwards packets as they come); any
+// other shape is mixed per leg.
+func hearOps(routes []Route) []*pb.MediaOp {
+	if len(routes) == 2 && slices.Equal(routes[0].Hears, []string{routes[1].Leg}) && slices.Equal(routes[1].Hears, []string{routes[0].Leg}) {
+		return []*pb.MediaOp{{Kind: pb.MediaOp_BRIDGE, Leg: routes[0].Leg, Peer: routes[1].Leg}}
+	}
+	ops := make([]*pb.MediaOp, 0, len(routes))
+	for _, r := range routes {
+		ops = append(ops, &pb.MediaOp{Kind: pb.MediaOp_MIX, Leg: r.Leg, Legs: r.Hears})
+	}
+	return ops
+}
+
+// persist writes the call's lock, fenced; when it cannot, the core undoes
+// the lock.
+func (g *grain) persist(ctx actor.Context, e PersistLock) {
+	rev, err := g.d.PersistLock(g.call.ID, e.Locked, g.call.Line, g.lockRev)
+	if err != nil {
+		g.d.Log.Warn("call: lock not stored", "call", g.call.ID, "err", err)
+		g.lockErr = true
+		g.later(ctx, LockLost{})
+		return
+	}
+	g.lockRev = rev
+}
+
+// wakeAt schedules the core's next Tick (zero: none).
+func (g *grain) wakeAt(ctx actor.Context, at time.Time) {
+	g.wakeGen++
+	if g.timer != nil {
+		g.timer.Stop()
+		g.timer = nil
+	}
+	if !at.IsZero() {
+		gen, self, sys := g.wakeGen, ctx.Self(), ctx.ActorSystem()
+		g.timer = time.AfterFunc(at.Sub(g.now()), func() { sys.Root.Send(self, wake{gen: gen}) })
+	}
 }
 
 // later feeds an input after the current batch, through the mailbox, so

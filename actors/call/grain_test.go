@@ -31,6 +31,7 @@ type fakeNode struct {
 	mu    sync.Mutex
 	edge  []any
 	media []*pb.MediaRequest
+	d     *Deps
 }
 
 func (n *fakeNode) deps(addr string) *Deps {

@@ -97,7 +97,7 @@ type Call struct {
 	Legs        []*Leg
 	AnsweredLeg string
 	AnsweredBy  string    // user who answered (a delegate answering for the line's owner)
-	Sides       [2]string // the two legs that talk: the caller's and the answerer's, until a pickup replaces one
+	Parties     []Participant // who talks, listens or whispers (parties.go); the first two are the sides
 	HeldBy      string    // leg that put the call on hold
 	Locked      bool      // the line's owner locked the call: delegates can neither pick it up nor join
 	OnBehalfOf  string    // the delegator an outgoing call was placed for
@@ -106,7 +106,6 @@ type Call struct {
 	StageUntil  time.Time // end of the current stage (zero: the last stage rings until RingUntil)
 	Pickup      *Pickup   // a pickup under way: the call is promised to it
 	Transfer    *Transfer // a transfer under way: the target rings while the other side hears music
-	Joined      string    // a delegate's or delegator's leg joined in a three-way mix
 	Shown       Party     // who the far end sees calling: the caller, or the delegator it calls for
 	Callback    *Callback // a click-to-call whose caller's devices ring
 	CalledBack  bool      // click-to-call: the caller's leg is one we placed, so it gets EndLeg, never a response
@@ -186,29 +185,20 @@ func (c *Call) caller() *Leg {
 	return nil
 }
 
-// other is the leg talking with id, or nil before an answer.
-func (c *Call) other(id string) *Leg {
-	switch {
-	case id == "" || c.Sides[0] == "":
-		return nil
-	case id == c.Sides[0]:
-		return c.Leg(c.Sides[1])
-	case id == c.Sides[1]:
-		return c.Leg(c.Sides[0])
-	}
-	return nil
-}
-
-func (c *Call) isSide(id string) bool { return id != "" && (id == c.Sides[0] || id == c.Sides[1]) }
-
 func (c *Call) nextLegID() string {
 	c.legSeq++
 	return fmt.Sprintf("%s-b%d", c.ID, c.legSeq)
 }
 
-// Step applies one input at time now and returns the effects to carry out,
-// in order. A REST control the rules refuse returns a *Refusal error.
-func (c *Call) Step(in any, now time.Time, s Settings) ([]Effect, error) {
+// Step applies one input at time now and returns what the grain must carry
+// out, by obligation. A REST control the rules refuse returns a *Refusal
+// error.
+func (c *Call) Step(in any, now time.Time, s Settings) (Ready, error) {
+	effs, err := c.step(in, now, s)
+	return readyOf(effs), err
+}
+
+func (c *Call) step(in any, now time.Time, s Settings) ([]Effect, error) {
 	if c.State == Ended {
 		if _, ok := in.(Control); ok {
 			return nil, &Refusal{Status: 409, Code: "call_ended", Message: "the call has ended"}
@@ -444,7 +434,7 @@ func (c *Call) answered(in Answered, now time.Time, s Settings) []Effect {
 		l.State = LegEnded
 		return []Effect{EndLeg{Leg: l.ID}}
 	}
-	if l == nil || l.Role != Callee || l.ID == c.AnsweredLeg || c.isSide(l.ID) || l.ID == c.Joined {
+	if l == nil || l.Role != Callee || l.ID == c.AnsweredLeg || c.takesPart(l.ID) {
 		return nil // not a branch, or a repeated answer of the winner
 	}
 	if c.transferRings(l.ID) && l.State != LegEnded {
@@ -474,7 +464,7 @@ func (c *Call) answer(l *Leg, now time.Time, adopted bool) []Effect {
 	c.RingUntil, c.StageUntil = time.Time{}, time.Time{}
 	c.AnsweredBy = l.Party.UserID
 	cl := c.caller()
-	c.Sides = [2]string{cl.ID, l.ID}
+	c.setSides(cl.ID, l.ID)
 	cl.State = LegAnswered
 	effs := []Effect{Connect{Caller: cl.ID, Callee: l.ID, CallerUp: c.CalledBack, Adopted: adopted}}
 	if !c.CalledBack {
@@ -522,7 +512,7 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 		// as when any branch fails.
 		c.pickerGone()
 	}
-	if l.ID == c.Joined {
+	if l.ID == c.joined() {
 		return append(bye, c.unjoin()...)
 	}
 	if l.Role == Caller || wasAnswered {
@@ -592,7 +582,7 @@ func (c *Call) bye(in Bye, now time.Time) []Effect {
 		}
 		return nil // a device that lost the race
 	}
-	if l.ID == c.Joined {
+	if l.ID == c.joined() {
 		return c.unjoin()
 	}
 	if t := c.Transfer; t != nil && l.ID == t.Drop {
@@ -620,7 +610,7 @@ func (c *Call) reinvite(in Reinvite) []Effect {
 		return []Effect{HoldMedia{Holder: l.ID, Held: other.ID}, Event{Type: "call.held"}}
 	case !hold && c.State == Held && c.HeldBy == l.ID:
 		c.State, c.HeldBy = Active, ""
-		return []Effect{BridgeMedia{A: l.ID, B: other.ID}, Event{Type: "call.resumed"}}
+		return []Effect{c.hear(), Event{Type: "call.resumed"}}
 	}
 	return nil
 }
@@ -628,7 +618,7 @@ func (c *Call) reinvite(in Reinvite) []Effect {
 // partyLeg finds the established leg of a user taking part in the call.
 func (c *Call) partyLeg(user string) *Leg {
 	for _, l := range c.Legs {
-		if l.Party.UserID == user && l.State != LegEnded && (c.isSide(l.ID) || l.ID == c.Joined || c.Sides[0] == "") {
+		if l.Party.UserID == user && l.State != LegEnded && (c.takesPart(l.ID) || len(c.Parties) == 0) {
 			return l
 		}
 	}

@@ -52,7 +52,7 @@ func (c *Call) pickup(in Control, now time.Time) ([]Effect, error) {
 		return nil, &Refusal{Status: 409, Code: "call_not_held", Message: "only a held call, or one ringing the line, can be picked up"}
 	case join && c.State != Active:
 		return nil, &Refusal{Status: 409, Code: "call_not_active", Message: "only an active call can be joined"}
-	case c.Pickup != nil || c.Transfer != nil || (join && c.Joined != ""):
+	case c.Pickup != nil || c.Transfer != nil || (join && c.joined() != ""):
 		return nil, &Refusal{Status: 409, Code: "already_picked_up", Message: "someone else is already picking up this call"}
 	}
 	// A ringing call's only established leg is the caller's; the picker's
@@ -123,14 +123,14 @@ func (c *Call) pickerGone() {
 func (c *Call) pickupPeer(join bool) string {
 	switch {
 	case join:
-		return c.Sides[0]
+		return c.side(0)
 	case c.State == Ringing:
 		return c.caller().ID
 	}
 	if o := c.other(c.HeldBy); o != nil {
 		return o.ID
 	}
-	return c.Sides[0]
+	return c.side(0)
 }
 
 // pickedUp: the picker's leg is up (media is the effect that takes it:
@@ -144,20 +144,20 @@ func (c *Call) pickedUp(l *Leg, media Effect) []Effect {
 	l.State = LegAnswered
 	effs := append(c.stopLegs(p.Legs, l.ID), media)
 	if p.Join {
-		c.Joined = l.ID
-		effs = append(effs, Mix{Legs: []string{c.Sides[0], c.Sides[1], l.ID}})
+		c.add(Participant{Leg: l.ID, Mode: Talk})
+		effs = append(effs, c.hear())
 		if c.chime {
-			effs = append(effs, Chime{Legs: c.Sides[:]})
+			effs = append(effs, Chime{Legs: []string{c.side(0), c.side(1)}})
 		}
 		return append(effs, Event{Type: "call.joined"})
 	}
 	held := c.other(c.HeldBy)
 	holder := c.Leg(c.HeldBy)
-	c.Sides = [2]string{held.ID, l.ID}
+	c.setSides(held.ID, l.ID)
 	// AnsweredBy stays: history names who answered the call, not who
 	// picked it up later.
 	c.State, c.HeldBy = Active, ""
-	effs = append(effs, BridgeMedia{A: held.ID, B: l.ID})
+	effs = append(effs, c.hear())
 	if holder != nil && holder.State != LegEnded {
 		holder.State = LegEnded
 		effs = append(effs, EndLeg{Leg: holder.ID})
@@ -178,10 +178,10 @@ func (c *Call) pickupLegGone() []Effect {
 // unjoin: the third party left; the two sides go back to a plain bridge
 // (and hear the chime again if they heard it on the join).
 func (c *Call) unjoin() []Effect {
-	c.Joined = ""
-	effs := []Effect{BridgeMedia{A: c.Sides[0], B: c.Sides[1]}}
+	c.drop(c.joined())
+	effs := []Effect{c.hear()}
 	if c.chime {
-		effs = append(effs, Chime{Legs: c.Sides[:]})
+		effs = append(effs, Chime{Legs: []string{c.side(0), c.side(1)}})
 	}
 	return append(effs, Event{Type: "call.updated"})
 }

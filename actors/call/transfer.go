@@ -37,7 +37,7 @@ type Transfer struct {
 func (c *Call) transfer(in Control, now time.Time, s Settings) ([]Effect, error) {
 	var from *Leg
 	if in.Admin {
-		from = c.Leg(c.Sides[1])
+		from = c.Leg(c.side(1))
 	} else if l := c.partyLeg(in.ByUser); l != nil && c.isSide(l.ID) {
 		from = l
 	}
@@ -52,7 +52,7 @@ func (c *Call) transfer(in Control, now time.Time, s Settings) ([]Effect, error)
 		return nil, &Refusal{Status: 409, Code: "call_not_active", Message: "only an answered call can be transferred"}
 	case from == nil:
 		return nil, &Refusal{Status: 403, Code: "forbidden", Message: "only a party to the call or an admin may transfer it"}
-	case c.Pickup != nil || c.Transfer != nil || c.Joined != "":
+	case c.Pickup != nil || c.Transfer != nil || c.joined() != "":
 		return nil, &Refusal{Status: 409, Code: "already_picked_up", Message: "the call is already being picked up or transferred"}
 	case stageAfter(*plan, -1, contacts) == len(plan.Stages):
 		return nil, &Refusal{Status: 409, Code: "unreachable", Message: "nobody the transfer target's ring plan names can be rung now"}
@@ -127,9 +127,9 @@ func (c *Call) transferred(l *Leg) []Effect {
 	c.Transfer = nil
 	l.State = LegAnswered
 	effs := append(c.stopLegs(t.Legs, l.ID), AcceptAnswer{Leg: l.ID})
-	c.Sides = [2]string{t.Keep, l.ID}
+	c.setSides(t.Keep, l.ID)
 	c.State, c.HeldBy = Active, ""
-	effs = append(effs, BridgeMedia{A: t.Keep, B: l.ID})
+	effs = append(effs, c.hear())
 	if d := c.Leg(t.Drop); d != nil && d.State != LegEnded {
 		d.State = LegEnded
 		effs = append(effs, EndLeg{Leg: d.ID})
@@ -165,5 +165,5 @@ func (c *Call) transferFailed(now time.Time) []Effect {
 		return []Effect{WakeAt{}, Event{Type: "call.transfer_failed"}}
 	}
 	c.State, c.HeldBy = Active, ""
-	return []Effect{BridgeMedia{A: t.Keep, B: t.Drop}, WakeAt{}, Event{Type: "call.transfer_failed"}}
+	return []Effect{c.hear(), WakeAt{}, Event{Type: "call.transfer_failed"}}
 }

@@ -29,7 +29,7 @@ func TestTransfer(t *testing.T) {
 		WakeAt{At: t0.Add(25 * time.Second)}, Event{Type: "call.transferring"}}
 	ringDanXfer := Originate{Leg: lb5, Contact: danDesk, FromUser: outside.Number, Display: "Carrier Caller", ToUser: "1001", Peer: la}
 	answeredDan := step{at: 30 * time.Second, in: Answered{Leg: lb5},
-		want:  []Effect{AcceptAnswer{Leg: lb5}, BridgeMedia{A: la, B: lb5}, EndLeg{Leg: lb2}, WakeAt{}, Event{Type: "call.transferred"}},
+		want:  []Effect{AcceptAnswer{Leg: lb5}, bridge(la, lb5), EndLeg{Leg: lb2}, WakeAt{}, Event{Type: "call.transferred"}},
 		state: "active answered=+5s | a:answered b1:ended b2:ended b3:ended b4:ended b5:answered"}
 	cases := []struct {
 		name  string
@@ -39,7 +39,7 @@ func TestTransfer(t *testing.T) {
 			step{at: 10 * time.Second, in: toBob, want: started, state: ringing},
 			step{at: 11 * time.Second, in: toBob, err: "409 already_picked_up", state: ringing},
 			step{at: 12 * time.Second, in: Answered{Leg: lb4},
-				want:  []Effect{AcceptAnswer{Leg: lb4}, BridgeMedia{A: la, B: lb4}, EndLeg{Leg: lb2}, WakeAt{}, Event{Type: "call.transferred"}},
+				want:  []Effect{AcceptAnswer{Leg: lb4}, bridge(la, lb4), EndLeg{Leg: lb2}, WakeAt{}, Event{Type: "call.transferred"}},
 				state: "active answered=+5s | a:answered b1:ended b2:ended b3:ended b4:answered"},
 		)},
 		{"while the target rings, the line's owner cannot pick the held call up", story(annAnswered,
@@ -49,7 +49,7 @@ func TestTransfer(t *testing.T) {
 		)},
 		{"the target declines: Ann has the call back", story(annAnswered,
 			step{at: 10 * time.Second, in: toBob, want: started, state: ringing},
-			step{at: 12 * time.Second, in: Failed{Leg: lb4, Code: 603}, want: []Effect{BridgeMedia{A: la, B: lb2}, WakeAt{}, Event{Type: "call.transfer_failed"}},
+			step{at: 12 * time.Second, in: Failed{Leg: lb4, Code: 603}, want: []Effect{bridge(la, lb2), WakeAt{}, Event{Type: "call.transfer_failed"}},
 				state: "active answered=+5s | a:answered b1:ended b2:answered b3:ended b4:ended"},
 		)},
 		{"the target's whole plan rings: Bob for his stage, then Dan, who answers", story(annAnswered,
@@ -68,7 +68,7 @@ func TestTransfer(t *testing.T) {
 			step{at: 10 * time.Second, in: toDanPlan, want: planStarted, state: ringing},
 			step{at: 25 * time.Second, in: Tick{}, want: []Effect{EndLeg{Leg: lb4}, ringDanXfer, WakeAt{At: t0.Add(40 * time.Second)}}, state: stage2},
 			step{at: 39 * time.Second, in: Tick{}, state: stage2},
-			step{at: 40 * time.Second, in: Tick{}, want: []Effect{EndLeg{Leg: lb5}, BridgeMedia{A: la, B: lb2}, WakeAt{}, Event{Type: "call.transfer_failed"}}, state: returned},
+			step{at: 40 * time.Second, in: Tick{}, want: []Effect{EndLeg{Leg: lb5}, bridge(la, lb2), WakeAt{}, Event{Type: "call.transfer_failed"}}, state: returned},
 			// Dan's 200 crossed the CANCEL: his leg is hung up, the call stays Ann's.
 			step{at: 41 * time.Second, in: Answered{Leg: lb5}, want: []Effect{EndLeg{Leg: lb5}}, state: returned},
 			step{at: 42 * time.Second, in: toBob, want: []Effect{HoldMedia{Holder: lb2, Held: la},
@@ -82,12 +82,12 @@ func TestTransfer(t *testing.T) {
 				WakeAt{At: t0.Add(27 * time.Second)}, Event{Type: "call.transferring"}}, state: ringing},
 			step{at: 27 * time.Second, in: Tick{}, want: []Effect{EndLeg{Leg: lb4}, ringDanXfer, WakeAt{At: t0.Add(42 * time.Second)}}, state: stage2},
 			step{at: 42 * time.Second, in: Tick{}, want: []Effect{EndLeg{Leg: lb5}, WakeAt{}, Event{Type: "call.transfer_failed"}}, state: heldAgain},
-			step{at: 50 * time.Second, in: Control{Action: "resume", ByUser: "ann"}, want: []Effect{BridgeMedia{A: lb2, B: la}, Event{Type: "call.resumed"}}, state: returned},
+			step{at: 50 * time.Second, in: Control{Action: "resume", ByUser: "ann"}, want: []Effect{bridge(la, lb2), Event{Type: "call.resumed"}}, state: returned},
 		)},
 		{"every phone of the plan declines: Ann has the call back at once", story(annAnswered,
 			step{at: 10 * time.Second, in: toDanPlan, want: planStarted, state: ringing},
 			step{at: 12 * time.Second, in: Failed{Leg: lb4, Code: 486}, want: []Effect{ringDanXfer, WakeAt{At: t0.Add(40 * time.Second)}}, state: stage2},
-			step{at: 13 * time.Second, in: Failed{Leg: lb5, Code: 603}, want: []Effect{BridgeMedia{A: la, B: lb2}, WakeAt{}, Event{Type: "call.transfer_failed"}}, state: returned},
+			step{at: 13 * time.Second, in: Failed{Leg: lb5, Code: 603}, want: []Effect{bridge(la, lb2), WakeAt{}, Event{Type: "call.transfer_failed"}}, state: returned},
 			step{at: 40 * time.Second, in: Tick{}, state: returned},
 		)},
 		{"a stage with nobody registered is skipped", story(annAnswered,
@@ -102,7 +102,7 @@ func TestTransfer(t *testing.T) {
 			step{at: 10 * time.Second, in: toBob, want: started, state: ringing},
 			step{at: 11 * time.Second, in: Bye{Leg: lb2}, state: "held held-by=b2 answered=+5s | a:answered b1:ended b2:ended b3:ended b4:trying"},
 			step{at: 12 * time.Second, in: Answered{Leg: lb4},
-				want:  []Effect{AcceptAnswer{Leg: lb4}, BridgeMedia{A: la, B: lb4}, WakeAt{}, Event{Type: "call.transferred"}},
+				want:  []Effect{AcceptAnswer{Leg: lb4}, bridge(la, lb4), WakeAt{}, Event{Type: "call.transferred"}},
 				state: "active answered=+5s | a:answered b1:ended b2:ended b3:ended b4:answered"},
 		)},
 		{"blind, and nobody answers: the call ends", story(annAnswered,

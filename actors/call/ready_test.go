@@ -1,0 +1,130 @@
+package call
+
+import (
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/switchboard/switchboard/cluster/history"
+	pb "github.com/switchboard/switchboard/proto"
+)
+
+// The grain carries out a Ready by obligation. When a media change fails
+// (the callee's answer cannot be used), what was built on it (the caller's
+// 200) must not be sent, while the legs the step ended are still ended; the
+// failure comes back to the core, which ends the call with a final answer.
+
+type noHistory struct{}
+
+func (noHistory) Append(string, history.Entry) error { return nil }
+
+// mediaFailing answers every op but one kind, which fails with 488.
+func (n *fakeNode) mediaFailing(kind pb.MediaOp_Kind) {
+	local := n.d.Local.Load()
+	local.Media = func(req *pb.MediaRequest) *pb.MediaResponse {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.media = append(n.media, req)
+		res := &pb.MediaResponse{}
+		for _, op := range req.Ops {
+			r := &pb.MediaResult{}
+			if op.Kind == kind {
+				r.Code = 488
+			}
+			res.Results = append(res.Results, r)
+		}
+		return res
+	}
+}
+
+func TestMediaFailureDropsWhatWasBuiltOnIt(t *testing.T) {
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	node := &fakeNode{}
+	node.d = node.deps(testAddr)
+	node.d.Index, node.d.History, node.d.Now, node.d.Settings = NewIndex(), noHistory{}, time.Now, testSettings
+	node.mediaFailing(pb.MediaOp_ACCEPT_ANSWER)
+
+	here := func(c Contact) Contact { c.NodeAddr = testAddr; return c }
+	c := New(callID, time.Now())
+	in := start(alice, "102", Lookup{Target: &bob, Contacts: []Contact{here(desk), here(soft)}})
+	in.NodeAddr = testAddr
+	if _, err := c.Step(in, time.Now(), testSettings); err != nil {
+		t.Fatal(err)
+	}
+	pid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return &grain{d: node.d, call: c, mediaNode: testAddr, sdp: map[string][]byte{}, offers: map[string][]byte{}}
+	}))
+	sys.Root.Send(pid, &pb.LegEvent{CallId: callID, LegId: lb1, Kind: pb.LegEvent_ANSWERED, Sdp: []byte("v=0\r\n")})
+
+	// The failure comes back through the mailbox and ends the call: wait
+	// for the grain to stop, then read what the edge was told.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		node.mu.Lock()
+		// The caller's INVITE is still unanswered: ending its leg (LegEnd
+		// with a code) is its final answer.
+		done := slices.ContainsFunc(node.edge, func(m any) bool {
+			e, ok := m.(*pb.LegEnd)
+			return ok && e.LegId == la && e.Code >= 300
+		})
+		node.mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the caller never got a final answer; edge told %v", node.edge)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	node.mu.Lock()
+	defer node.mu.Unlock()
+	var ended []string
+	for _, m := range node.edge {
+		switch m := m.(type) {
+		case *pb.LegRespond:
+			if m.LegId == la && m.Code < 300 {
+				t.Errorf("the caller was answered %d on an answer the relay refused", m.Code)
+			}
+		case *pb.LegEnd:
+			ended = append(ended, m.LegId)
+		}
+	}
+	// b2 stopped ringing in the step that failed; b1, whose answer was
+	// refused, is hung up when the failure comes back, and so is the caller.
+	if want := []string{lb2, lb1, la}; !slices.Equal(ended, want) {
+		t.Errorf("legs ended %v, want %v", ended, want)
+	}
+}
+
+func TestHearOps(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    Hear
+		want []*pb.MediaOp
+	}{
+		{"two talkers are a bridge", bridge("a", "b"), []*pb.MediaOp{{Kind: pb.MediaOp_BRIDGE, Leg: "a", Peer: "b"}}},
+		{"three talkers are mixed", mix("a", "b", "c"), []*pb.MediaOp{
+			{Kind: pb.MediaOp_MIX, Leg: "a", Legs: []string{"b", "c"}},
+			{Kind: pb.MediaOp_MIX, Leg: "b", Legs: []string{"a", "c"}},
+			{Kind: pb.MediaOp_MIX, Leg: "c", Legs: []string{"a", "b"}}}},
+		{"a listener is mixed", Hear{Routes: Routes([]Participant{{Leg: "a", Mode: Talk}, {Leg: "b", Mode: Talk}, {Leg: "s", Mode: Listen}})}, []*pb.MediaOp{
+			{Kind: pb.MediaOp_MIX, Leg: "a", Legs: []string{"b"}},
+			{Kind: pb.MediaOp_MIX, Leg: "b", Legs: []string{"a"}},
+			{Kind: pb.MediaOp_MIX, Leg: "s", Legs: []string{"a", "b"}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := hearOps(tc.h.Routes)
+			if len(got) != len(tc.want) {
+				t.Fatalf("ops %v, want %v", got, tc.want)
+			}
+			for i := range got {
+				if got[i].Kind != tc.want[i].Kind || got[i].Leg != tc.want[i].Leg || got[i].Peer != tc.want[i].Peer || !slices.Equal(got[i].Legs, tc.want[i].Legs) {
+					t.Fatalf("op %d %v, want %v", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}
