@@ -54,7 +54,6 @@ type Connect struct {
 // HoldMedia plays the hold tone to Held and silences Holder.
 type HoldMedia struct{ Holder, Held string }
 
-
 // Adopt makes an inbound leg (a SIP pickup) part of the call: accept its
 // offer, answer it with Peer's codecs, bridge it with Peer.
 type Adopt struct{ Leg, Peer string }

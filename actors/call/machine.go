@@ -96,11 +96,11 @@ type Call struct {
 	Line        string // user id whose line the call is on ("" for trunk-to-trunk)
 	Legs        []*Leg
 	AnsweredLeg string
-	AnsweredBy  string    // user who answered (a delegate answering for the line's owner)
+	AnsweredBy  string        // user who answered (a delegate answering for the line's owner)
 	Parties     []Participant // who talks, listens or whispers (parties.go); the first two are the sides
-	HeldBy      string    // leg that put the call on hold
-	Locked      bool      // the line's owner locked the call: delegates can neither pick it up nor join
-	OnBehalfOf  string    // the delegator an outgoing call was placed for
+	HeldBy      string        // leg that put the call on hold
+	Locked      bool          // the line's owner locked the call: delegates can neither pick it up nor join
+	OnBehalfOf  string        // the delegator an outgoing call was placed for
 	Plan        RingPlan
 	Stage       int       // index of the ringing stage of Plan
 	StageUntil  time.Time // end of the current stage (zero: the last stage rings until RingUntil)
