@@ -28,6 +28,7 @@ import (
 	"github.com/switchboard/switchboard/actors/call"
 	"github.com/switchboard/switchboard/actors/line"
 	"github.com/switchboard/switchboard/api/authguard"
+	"github.com/switchboard/switchboard/api/sip/digest"
 	"github.com/switchboard/switchboard/api/sip/txn"
 	"github.com/switchboard/switchboard/api/sip/validate"
 	"github.com/switchboard/switchboard/cluster/metrics"
@@ -54,24 +55,15 @@ type Directory interface {
 	TrunkBySource(ip netip.Addr) (trunkID string, ok bool)
 }
 
-// AuthStatus is the verdict on a request's digest credentials.
-type AuthStatus int
-
-const (
-	AuthOK        AuthStatus = iota
-	AuthMissing              // no credentials: challenge
-	AuthStale                // nonce expired: challenge with stale=true
-	AuthFailed               // wrong password or unknown user over a fresh nonce: 403, counted
-	AuthMalformed            // credentials that do not parse: 400, not counted
-)
-
-// Authenticator checks digest credentials.
+// Authenticator checks digest credentials (DigestAuth).
 type Authenticator interface {
 	// Challenge's nonce is bound to peer, the client's address: only
 	// Verify with the same peer accepts it, so that failures count only
 	// against an address that received its challenge (not a forged one).
 	Challenge(peer netip.Addr, stale bool) []string
-	Verify(peer netip.Addr, method, header string, ha1 func(alg, username string) (string, bool)) (username string, st AuthStatus)
+	// Verify says how the request is answered; username is set when it
+	// is accepted.
+	Verify(peer netip.Addr, method, header string, ha1 func(alg, username string) (string, bool)) (username string, a digest.Answer)
 }
 
 // Config of the edge.
@@ -476,19 +468,19 @@ func (e *Edge) authenticate(req *sip.Request, tx *txn.ServerTx, proxy bool) (Ide
 		return ha1, ok
 	})
 	switch st {
-	case AuthOK:
+	case digest.Accept:
 		if id, ok := e.cfg.Dir.User(userID); ok {
 			return id, true
 		}
 		e.cfg.Log.Debug("sip: authenticated user vanished", "user", user)
 		e.respondStateless(req, tx, 403, "Forbidden")
-	case AuthMissing, AuthStale:
+	case digest.Challenge, digest.ChallengeStale:
 		var hdrs []sip.Header
-		for _, c := range e.cfg.Auth.Challenge(ip, st == AuthStale) {
+		for _, c := range e.cfg.Auth.Challenge(ip, st == digest.ChallengeStale) {
 			hdrs = append(hdrs, sip.NewHeader(chName, c))
 		}
 		e.respondStateless(req, tx, code, reason, hdrs...)
-	case AuthMalformed:
+	case digest.Reject:
 		metrics.SIPDropped.WithLabelValues("auth_malformed").Inc()
 		e.respondStateless(req, tx, 400, "Bad Request", sip.NewHeader("Warning", `399 `+e.cfg.Host+` "malformed credentials"`))
 	default:

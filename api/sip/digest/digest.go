@@ -57,8 +57,8 @@ var nonceEnc = base64.RawURLEncoding // token characters only: no quoting troubl
 // Reason is the verdict of Verify.
 type Reason int
 
-// How the SIP layer answers each Reason (status 401 for REGISTER, 407 for
-// other requests when challenging):
+// The Reasons, each with its Answer (a challenge is 401 for REGISTER, 407
+// for other requests):
 const (
 	// OK: authenticated as Result.Username.
 	OK Reason = iota
@@ -100,6 +100,44 @@ func (r Reason) String() string {
 		return reasonNames[r]
 	}
 	return "reason_" + strconv.Itoa(int(r))
+}
+
+// Answer is what the server does with a request whose credentials got a
+// Reason.
+type Answer int
+
+const (
+	// Accept: the request goes on, from Result.Username.
+	Accept Answer = iota
+	// Challenge: a fresh challenge (401/407).
+	Challenge
+	// ChallengeStale: a fresh challenge with stale=true, which the client
+	// answers again without asking its user.
+	ChallengeStale
+	// Refuse: 403, and a failed login to count against the source and the
+	// user.
+	Refuse
+	// Reject: 400; credentials that do not parse are no login attempt.
+	Reject
+)
+
+// Answer is how the server answers a request whose credentials got r. A
+// replayed nonce-count is challenged again (stale), not refused: UDP
+// reorders a phone's requests. A Reason this switch does not know is
+// refused.
+func (r Reason) Answer() Answer {
+	switch r {
+	case OK:
+		return Accept
+	case NoCredentials, RealmMismatch, UnknownNonce:
+		return Challenge
+	case Stale, Replayed:
+		return ChallengeStale
+	case Malformed:
+		return Reject
+	default:
+		return Refuse
+	}
 }
 
 // Result of Verify.

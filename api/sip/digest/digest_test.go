@@ -369,6 +369,34 @@ func TestReasonString(t *testing.T) {
 	}
 }
 
+// Each Reason's answer: only a wrong password over a nonce this peer was
+// sent counts as a failed login; a replay or an expired nonce with the
+// right password is re-challenged stale, so the phone retries unasked.
+func TestReasonAnswer(t *testing.T) {
+	want := map[Reason]Answer{
+		OK:            Accept,
+		NoCredentials: Challenge,
+		Malformed:     Reject,
+		UnknownUser:   Refuse,
+		WrongResponse: Refuse,
+		Stale:         ChallengeStale,
+		Replayed:      ChallengeStale,
+		RealmMismatch: Challenge,
+		UnknownNonce:  Challenge,
+		Reason(99):    Refuse, // one this package does not know yet
+	}
+	for r := range Reason(len(reasonNames)) {
+		if _, ok := want[r]; !ok {
+			t.Errorf("reason %v has no row", r)
+		}
+	}
+	for r, a := range want {
+		if got := r.Answer(); got != a {
+			t.Errorf("%v: answer %d, want %d", r, got, a)
+		}
+	}
+}
+
 func FuzzVerify(f *testing.F) {
 	a := New(realm, []byte("k"), nil)
 	p := &phone{user: "100", password: "s3cret", realm: realm}

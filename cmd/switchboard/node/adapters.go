@@ -11,7 +11,6 @@ import (
 	"github.com/switchboard/switchboard/actors/call"
 	"github.com/switchboard/switchboard/api/rest"
 	sipedge "github.com/switchboard/switchboard/api/sip"
-	"github.com/switchboard/switchboard/api/sip/digest"
 	"github.com/switchboard/switchboard/cluster/directory"
 	pb "github.com/switchboard/switchboard/proto"
 )
@@ -37,44 +36,6 @@ func (e edgeDir) Resolve(part string) (string, bool) {
 func (e edgeDir) TrunkBySource(ip netip.Addr) (string, bool) {
 	t, ok := e.d.TrunkBySource(ip)
 	return t.ID, ok
-}
-
-// digestAuth adapts the digest package to the edge.
-type digestAuth struct {
-	a    *digest.Authenticator
-	algs []string // offered, in order (DigestAlgorithms)
-}
-
-// Challenge offers the node's algorithms, one WWW-/Proxy-Authenticate each.
-func (d digestAuth) Challenge(peer netip.Addr, stale bool) []string {
-	return d.a.ChallengeFor(peerKey(peer), stale, d.algs...)
-}
-
-// peerKey is what a nonce is bound to: the client's IP (not its port, which
-// a NAT may change between a request and its retry).
-func peerKey(peer netip.Addr) string {
-	if !peer.IsValid() {
-		return ""
-	}
-	return peer.Unmap().String()
-}
-
-// Verify maps the digest verdict to the edge's answer. A replayed nonce
-// count is re-challenged (stale) rather than refused: UDP reorders.
-func (d digestAuth) Verify(peer netip.Addr, method, header string, ha1 func(alg, username string) (string, bool)) (string, sipedge.AuthStatus) {
-	res, _ := d.a.VerifyFrom(peerKey(peer), method, header, ha1)
-	switch res.Reason {
-	case digest.OK:
-		return res.Username, sipedge.AuthOK
-	case digest.NoCredentials, digest.RealmMismatch, digest.UnknownNonce:
-		return "", sipedge.AuthMissing
-	case digest.Malformed:
-		return "", sipedge.AuthMalformed
-	case digest.Stale, digest.Replayed:
-		return "", sipedge.AuthStale
-	default:
-		return "", sipedge.AuthFailed
-	}
 }
 
 // calls implements rest.Calls over the call grains of the whole cluster.

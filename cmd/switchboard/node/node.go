@@ -244,7 +244,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	n.edge = sipedge.New(sipedge.Config{
 		NodeID: cfg.NodeID, NodeAddr: nodeAddr, Domain: cfg.Domain, Host: mediaIP.String(), Port: sipPort, Advertise: advertise,
 		Lines: n.lines, Calls: n.calls,
-		Dir: edgeDir{n.dir}, Auth: digestAuth{a: auth, algs: digestAlgorithms(cfg.DigestAlgorithms)}, Cluster: func() *cluster.Cluster { return n.cluster },
+		Dir: edgeDir{n.dir}, Auth: sipedge.DigestAuth{Auth: auth, Algorithms: digestAlgorithms(cfg.DigestAlgorithms)}, Cluster: func() *cluster.Cluster { return n.cluster },
 		Draining: n.draining.Load, Pickup: n.pickupTarget, Join: n.joinTarget, LineState: n.lineState, LineUpdates: n.lineUpdates, Log: n.log,
 		Guard: sipGuard, ConnsPerSource: cfg.SIPTCPPerSource, FirstMessageTimeout: cfg.SIPTCPFirstMessage,
 	})
