@@ -45,6 +45,7 @@ type Deps struct {
 	Events   Publisher
 	Index    *Index
 	Settings Settings
+	NodeID   string // this node, where its grains run (a call's grain_node)
 	Draining func() bool
 	Now      func() time.Time
 	Log      *slog.Logger
@@ -859,7 +860,10 @@ func (g *grain) media(ctx actor.Context, ops ...*pb.MediaOp) *pb.MediaResult {
 func (g *grain) info() *pb.CallInfo {
 	c := g.call
 	state, locked := c.LineState()
-	ci := &pb.CallInfo{Id: c.ID, State: state, Line: c.Line, Node: g.mediaID, CreatedUnixNano: c.CreatedAt.UnixNano(), Found: true, Monitors: []string{}, Locked: locked}
+	ci := &pb.CallInfo{Id: c.ID, State: state, Line: c.Line, Node: g.mediaID, GrainNode: g.d.NodeID, CreatedUnixNano: c.CreatedAt.UnixNano(), Found: true, Monitors: []string{}, Locked: locked}
+	if l := c.Leg(c.side(1)); l != nil {
+		ci.AnsweredBy = l.Party.UserID // who talks to the caller now, a picker after a pickup
+	}
 	if !c.AnsweredAt.IsZero() {
 		ci.AnsweredUnixNano = c.AnsweredAt.UnixNano()
 	}

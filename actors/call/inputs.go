@@ -125,7 +125,11 @@ type DTMF struct {
 // down); the lock is undone.
 type LockLost struct{}
 
-// Tick is the wake-up the adapter schedules for RingUntil.
+// Withdraw: stop ringing User's phones (a driver outside the call, a queue,
+// moving on). Offer (ring.go) is its other half.
+type Withdraw struct{ User string }
+
+// Tick is the wake-up the adapter schedules for the ringing's next deadline.
 type Tick struct{}
 
 // MediaTimeout: no RTP from any leg for the media worker's timeout.

@@ -101,9 +101,7 @@ type Call struct {
 	HeldBy      string        // leg that put the call on hold
 	Locked      bool          // the line's owner locked the call: delegates can neither pick it up nor join
 	OnBehalfOf  string        // the delegator an outgoing call was placed for
-	Plan        RingPlan
-	Stage       int       // index of the ringing stage of Plan
-	StageUntil  time.Time // end of the current stage (zero: the last stage rings until RingUntil)
+	Ring        Ringer    // who rings, stage by stage, and until when
 	Pickup      *Pickup   // a pickup under way: the call is promised to it
 	Transfer    *Transfer // a transfer under way: the target rings while the other side hears music
 	Shown       Party     // who the far end sees calling: the caller, or the delegator it calls for
@@ -111,17 +109,13 @@ type Call struct {
 	CalledBack  bool      // click-to-call: the caller's leg is one we placed, so it gets EndLeg, never a response
 	callerSRTP  bool      // click-to-call: the caller's policy requires SRTP of the device that answers
 	chime       bool      // the line's owner wants the join/leave chime (000 L114), as the last join asked
-	contacts    map[string][]Contact
-	parties     map[string]Party
 	names       map[string]string
 	callerViews []string  // delegates who see the caller's line
-	ringStart   time.Time // when the first stage rang: no-answer counts from here
 	star        string    // leg whose last DTMF digit was '*'
 	CreatedAt   time.Time
 	AnsweredAt  time.Time
 	EndedAt     time.Time
 	Outcome     string
-	RingUntil   time.Time
 	ringingSent bool
 	sawBusy     bool // a branch answered busy: the caller hears busy, not unavailable
 	sawRefusal  bool // a branch refused the offer (488/606): the caller hears why
@@ -231,13 +225,17 @@ func (c *Call) step(in any, now time.Time, s Settings) ([]Effect, error) {
 		if c.State != Ringing {
 			return nil, nil
 		}
-		if !c.RingUntil.IsZero() && !now.Before(c.RingUntil) {
+		switch stageOver, over := c.Ring.due(now); {
+		case over:
 			return c.endUnanswered(480, "Temporarily Unavailable", "missed", now), nil
-		}
-		if !c.StageUntil.IsZero() && !now.Before(c.StageUntil) {
+		case stageOver:
 			return c.advance(now, s), nil
 		}
 		return nil, nil
+	case Offer:
+		return c.offer(in), nil
+	case Withdraw:
+		return c.withdraw(in, now), nil
 	case DTMF:
 		return c.dtmf(in), nil
 	case LockLost:
@@ -312,24 +310,21 @@ func (c *Call) route(lk Lookup, now time.Time, s Settings) []Effect {
 			c.Line = lk.Target.UserID
 		}
 		if lk.Plan != nil {
-			c.Plan, c.contacts, c.parties = *lk.Plan, lk.UserContacts, lk.Parties
+			c.Ring = newRinger(*lk.Plan, lk.UserContacts, lk.Parties, now)
 			maps.Copy(c.names, lk.Plan.Names)
 		} else {
-			c.Plan = RingPlan{Stages: []RingStage{{Users: []string{lk.Target.UserID}}}}
-			c.contacts = map[string][]Contact{lk.Target.UserID: lk.Contacts}
-			c.parties = map[string]Party{lk.Target.UserID: *lk.Target}
+			c.Ring = alone(*lk.Target, lk.Contacts, now)
 		}
-		c.Stage = -1
-		if !c.hasStageAfter(-1) {
-			if c.Plan.Voicemail {
+		if !c.Ring.more() {
+			if c.Ring.Plan.Voicemail {
 				// No voicemail service yet: the caller hears unavailable.
 				return c.refuse(480, "Temporarily Unavailable", "voicemail", now)
 			}
 			return c.refuse(480, "Temporarily Unavailable", "missed", now)
 		}
-		c.State, c.ringStart = Ringing, now
+		c.State = Ringing
 		effs := c.nextStage(now, s)
-		return append(effs, c.wake(), Event{Type: "call.ringing"})
+		return append(effs, c.Ring.wake(), Event{Type: "call.ringing"})
 	case lk.outbound(c.From):
 		c.To = Party{Number: c.Dialed, TrunkID: lk.OutboundTrunk.URI}
 		return c.ring([]Effect{c.addCallee(*lk.OutboundTrunk, c.To, true)}, now, s)
@@ -461,7 +456,7 @@ func (c *Call) answer(l *Leg, now time.Time, adopted bool) []Effect {
 	c.AnsweredLeg = l.ID
 	c.AnsweredAt = now
 	c.State = Active
-	c.RingUntil, c.StageUntil = time.Time{}, time.Time{}
+	c.Ring.stop()
 	c.AnsweredBy = l.Party.UserID
 	cl := c.caller()
 	c.setSides(cl.ID, l.ID)
@@ -527,9 +522,9 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 			return nil // others still ring
 		}
 	}
-	if c.hasStageAfter(c.Stage) {
+	if c.Ring.more() {
 		// Everybody in this stage declined: ring the next one now.
-		return append(c.nextStage(now, s), c.wake())
+		return append(c.nextStage(now, s), c.Ring.wake())
 	}
 	code, reason, outcome := 480, "Temporarily Unavailable", "missed"
 	switch {
@@ -724,7 +719,8 @@ func (c *Call) finish(effs []Effect, outcome string, now time.Time) []Effect {
 	if c.AnsweredAt.IsZero() && outcome == "answered" {
 		outcome = "missed"
 	}
-	c.State, c.Outcome, c.EndedAt, c.RingUntil = Ended, outcome, now, time.Time{}
+	c.State, c.Outcome, c.EndedAt = Ended, outcome, now
+	c.Ring.stop()
 	return append(effs, WakeAt{}, Event{Type: "call.ended"}, Finished{Outcome: outcome, History: c.history(outcome)})
 }
 

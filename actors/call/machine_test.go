@@ -129,11 +129,11 @@ func summary(c *Call) string {
 	if c.Locked {
 		b.WriteString(" locked")
 	}
-	if !c.StageUntil.IsZero() {
-		fmt.Fprintf(&b, " stage=+%s", c.StageUntil.Sub(t0))
+	if !c.Ring.StageUntil.IsZero() {
+		fmt.Fprintf(&b, " stage=+%s", c.Ring.StageUntil.Sub(t0))
 	}
-	if !c.RingUntil.IsZero() {
-		fmt.Fprintf(&b, " until=+%s", c.RingUntil.Sub(t0))
+	if !c.Ring.Until.IsZero() {
+		fmt.Fprintf(&b, " until=+%s", c.Ring.Until.Sub(t0))
 	}
 	if !c.AnsweredAt.IsZero() {
 		fmt.Fprintf(&b, " answered=+%s", c.AnsweredAt.Sub(t0))

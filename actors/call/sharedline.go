@@ -247,7 +247,7 @@ func (c *Call) Viewers() []string {
 	if c.OnBehalfOf != "" || (c.From.UserID != "" && c.Line == c.From.UserID) {
 		return c.callerViews
 	}
-	return c.Plan.Viewers
+	return c.Ring.Plan.Viewers
 }
 
 // history writes one entry per person who sees the call: the parties, and
@@ -283,7 +283,7 @@ func (c *Call) history(outcome string) []HistoryEntry {
 			label = "Answered by " + c.name(by) + " for you"
 		}
 		add(owner, "inbound", peer, owner, label)
-		for _, v := range c.Plan.Viewers {
+		for _, v := range c.Ring.Plan.Viewers {
 			switch {
 			case by == "":
 				label = ""

@@ -15,17 +15,9 @@ type Transfer struct {
 	Keep, Drop string
 	Legs       []string // the target's ringing legs
 	WasHeld    bool     // the call was on hold (by Drop) before the transfer
-	// The target's ring plan rings stage by stage as a call to the target
-	// would: Stage rings until StageUntil, the last one until Until (the
-	// no-answer time from the transfer's start), when the transferor gets
-	// the call back.
-	Plan       RingPlan
-	Stage      int
-	StageUntil time.Time
-	Until      time.Time
-	ringStart  time.Time
-	contacts   map[string][]Contact
-	parties    map[string]Party
+	// Ring steps the target's ring plan as a call to the target would; at
+	// its end the transferor gets the call back.
+	Ring Ringer
 }
 
 // transfer hands the call to another line: the party who stays hears music
@@ -41,11 +33,9 @@ func (c *Call) transfer(in Control, now time.Time, s Settings) ([]Effect, error)
 	} else if l := c.partyLeg(in.ByUser); l != nil && c.isSide(l.ID) {
 		from = l
 	}
-	plan, contacts, parties := in.Plan, in.UserContacts, in.Parties
-	if plan == nil {
-		who := in.Party.Label()
-		plan = &RingPlan{Stages: []RingStage{{Users: []string{who}}}}
-		contacts, parties = map[string][]Contact{who: in.Contacts}, map[string]Party{who: in.Party}
+	ring := alone(in.Party, in.Contacts, now)
+	if in.Plan != nil {
+		ring = newRinger(*in.Plan, in.UserContacts, in.Parties, now)
 	}
 	switch {
 	case c.State != Active && c.State != Held:
@@ -54,33 +44,29 @@ func (c *Call) transfer(in Control, now time.Time, s Settings) ([]Effect, error)
 		return nil, &Refusal{Status: 403, Code: "forbidden", Message: "only a party to the call or an admin may transfer it"}
 	case c.Pickup != nil || c.Transfer != nil || c.joined() != "":
 		return nil, &Refusal{Status: 409, Code: "already_picked_up", Message: "the call is already being picked up or transferred"}
-	case stageAfter(*plan, -1, contacts) == len(plan.Stages):
+	case !ring.more():
 		return nil, &Refusal{Status: 409, Code: "unreachable", Message: "nobody the transfer target's ring plan names can be rung now"}
 	}
 	keep := c.other(from.ID)
-	c.Transfer = &Transfer{Keep: keep.ID, Drop: from.ID, WasHeld: c.State == Held,
-		Plan: *plan, Stage: -1, ringStart: now, contacts: contacts, parties: parties}
+	c.Transfer = &Transfer{Keep: keep.ID, Drop: from.ID, WasHeld: c.State == Held, Ring: ring}
 	var effs []Effect
 	if c.State == Active || c.HeldBy != from.ID {
 		effs = append(effs, HoldMedia{Holder: from.ID, Held: keep.ID})
 	}
 	c.State, c.HeldBy = Held, from.ID
 	effs = append(effs, c.transferStage(now, s)...)
-	return append(effs, wakeAt(c.Transfer.StageUntil, c.Transfer.Until), Event{Type: "call.transferring"}), nil
+	return append(effs, c.Transfer.Ring.wake(), Event{Type: "call.transferring"}), nil
 }
 
 // transferStage rings the next stage of the transfer target's plan that
 // has somebody to ring, offering the codecs of the party who stays.
 func (c *Call) transferStage(now time.Time, s Settings) []Effect {
 	t := c.Transfer
-	if t.Stage = stageAfter(t.Plan, t.Stage, t.contacts); t.Stage == len(t.Plan.Stages) {
-		return nil
-	}
 	keep := c.Leg(t.Keep)
 	var effs []Effect
-	for _, u := range t.Plan.Stages[t.Stage].Users {
-		party := t.parties[u]
-		for _, ct := range t.contacts[u] {
+	for _, o := range t.Ring.next(now, s.NoAnswer) {
+		party := o.Party
+		for _, ct := range o.Contacts {
 			l := &Leg{ID: c.nextLegID(), Role: Callee, Party: party, State: LegTrying, NodeID: ct.NodeID, NodeAddr: ct.NodeAddr}
 			c.Legs = append(c.Legs, l)
 			t.Legs = append(t.Legs, l.ID)
@@ -94,7 +80,6 @@ func (c *Call) transferStage(now time.Time, s Settings) []Effect {
 			effs = append(effs, o)
 		}
 	}
-	t.StageUntil, t.Until = stageEnd(t.Plan, t.Stage, t.contacts, now, t.ringStart, s.NoAnswer)
 	return effs
 }
 
@@ -103,14 +88,14 @@ func (c *Call) transferStage(now time.Time, s Settings) []Effect {
 // and the transferor gets the call back).
 func (c *Call) transferTick(now time.Time, s Settings) []Effect {
 	t := c.Transfer
-	stageOver := !t.StageUntil.IsZero() && !now.Before(t.StageUntil)
-	if !stageOver && (t.Until.IsZero() || now.Before(t.Until)) {
+	stageOver, over := t.Ring.due(now)
+	if !stageOver && !over {
 		return nil
 	}
 	effs := c.stopLegs(t.Legs, "")
-	if stageOver {
+	if stageOver && !over {
 		effs = append(effs, c.transferStage(now, s)...)
-		return append(effs, wakeAt(t.StageUntil, t.Until))
+		return append(effs, t.Ring.wake())
 	}
 	return append(effs, c.transferFailed(now)...)
 }
@@ -145,8 +130,8 @@ func (c *Call) transferLegGone(now time.Time, s Settings) []Effect {
 	switch {
 	case c.anyUp(t.Legs):
 		return nil
-	case stageAfter(t.Plan, t.Stage, t.contacts) < len(t.Plan.Stages):
-		return append(c.transferStage(now, s), wakeAt(t.StageUntil, t.Until))
+	case t.Ring.more():
+		return append(c.transferStage(now, s), t.Ring.wake())
 	}
 	return c.transferFailed(now)
 }
