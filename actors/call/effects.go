@@ -99,6 +99,29 @@ type Refusal struct {
 
 func (r *Refusal) Error() string { return r.Message }
 
+// asRefusal is err as the rules' refusal; any other error is an internal one.
+func asRefusal(err error) *Refusal {
+	if r, ok := err.(*Refusal); ok {
+		return r
+	}
+	return &Refusal{Status: 500, Code: "internal", Message: err.Error()}
+}
+
+// SIP is how a refusal answers a phone that asked over SIP (a *8 pickup's
+// INVITE): a call that cannot be taken now is busy; a target that does not
+// exist is not found; what is down is unavailable; the rest is forbidden.
+func (r *Refusal) SIP() (code int, reason string) {
+	switch r.Status {
+	case 409:
+		return 486, "Busy Here"
+	case 404:
+		return 404, "Not Found"
+	case 500, 503:
+		return 503, "Service Unavailable"
+	}
+	return 403, "Forbidden"
+}
+
 // Effect is one of the effect types above.
 type Effect any
 

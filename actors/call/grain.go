@@ -360,16 +360,23 @@ func srtpSDP(b []byte) bool {
 // delegator grain with every named user's contacts, and who sees the
 // caller's own line.
 func (g *grain) lookup(ctx actor.Context, dialed string, from Party) Lookup {
+	lk, srtp := g.route(ctx, dialed, from)
+	g.calleeSRTP = srtp
+	return lk
+}
+
+// route gathers what the core needs to route dialed from from, and whether
+// the target's policy requires SRTP.
+func (g *grain) route(ctx actor.Context, dialed string, from Party) (Lookup, bool) {
 	target, srtp, isE164, trunk := g.d.Router.Lookup(dialed, from.TrunkID != "")
 	lk := Lookup{Target: target, IsE164: isE164, OutboundTrunk: trunk}
-	g.calleeSRTP = srtp
 	if from.UserID != "" {
 		if plan, err := g.d.RingPlan(ctx, &pb.RingPlanRequest{Delegator: from.UserID}); err == nil {
 			lk.CallerViewers, lk.CallerNames = plan.Viewers, plan.Names
 		}
 	}
 	if target == nil {
-		return lk
+		return lk, srtp
 	}
 	plan, err := g.d.RingPlan(ctx, &pb.RingPlanRequest{Delegator: target.UserID, CallerUser: from.UserID, CallerNumber: from.Number})
 	if err != nil {
@@ -378,7 +385,7 @@ func (g *grain) lookup(ctx actor.Context, dialed string, from Party) Lookup {
 	}
 	lk.Plan, lk.Parties, lk.UserContacts = g.ringPlan(ctx, *target, plan)
 	lk.Contacts = lk.UserContacts[target.UserID]
-	return lk
+	return lk, srtp
 }
 
 // ringPlan is the delegator grain's plan for target with what the core
@@ -475,9 +482,7 @@ func (g *grain) control(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 			g.offers[m.LegId] = m.Offer
 		}
 	case "transfer":
-		if err := g.transferTarget(ctx, m, &in); err != nil {
-			return g.refuseLeg(ctx, m, err)
-		}
+		g.transferTarget(ctx, m, &in)
 	}
 	g.lockErr = false
 	if err := g.step(ctx, in); err != nil {
@@ -489,44 +494,28 @@ func (g *grain) control(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 	return &pb.CallControlResult{Status: 200}
 }
 
-// transferTarget finds who a transfer rings: the target's whole ring plan,
-// computed with the transferor as the caller; or the outbound trunk for an
-// outside number.
-func (g *grain) transferTarget(ctx actor.Context, m *pb.CallControl, in *Control) error {
-	target, _, _, trunk := g.d.Router.Lookup(m.Target, false)
-	switch {
-	case target != nil:
-		in.Party = *target
-	case trunk != nil:
-		trunk.NodeID, trunk.NodeAddr = g.mediaID, g.mediaNode
-		in.Party, in.Contacts = Party{Number: m.Target}, []Contact{*trunk}
-		return nil
-	default:
-		return &Refusal{Status: 404, Code: "not_found", Message: "the transfer target " + m.Target + " is not known"}
+// transferTarget routes a transfer's target as if the transferor had
+// dialled it; the core decides what of that rings.
+func (g *grain) transferTarget(ctx actor.Context, m *pb.CallControl, in *Control) {
+	from := Party{UserID: m.ByUser}
+	if p, _, _, _ := g.d.Router.Lookup(m.ByUser, false); p != nil {
+		from = *p
 	}
-	plan, err := g.d.RingPlan(ctx, &pb.RingPlanRequest{Delegator: target.UserID, CallerUser: m.ByUser})
-	if err != nil {
-		return &Refusal{Status: 503, Code: "unavailable", Message: "the target's ring plan is unavailable"}
+	lk, _ := g.route(ctx, m.Target, from)
+	if t := lk.OutboundTrunk; t != nil {
+		t.NodeID, t.NodeAddr = g.mediaID, g.mediaNode
 	}
-	in.Plan, in.Parties, in.UserContacts = g.ringPlan(ctx, *target, plan)
-	return nil
+	if lk.Target != nil || lk.OutboundTrunk != nil {
+		in.Route = &lk
+	}
+	in.To = m.Target
 }
 
-// refuseLeg turns a refusal into the REST answer and, for a pickup that
-// arrived as an INVITE, into that INVITE's final response.
 func (g *grain) refuseLeg(ctx actor.Context, m *pb.CallControl, err error) *pb.CallControlResult {
 	res := refusalResult(err)
 	if m.LegId != "" {
 		delete(g.offers, m.LegId)
-		code, reason := 403, "Forbidden"
-		switch res.Status {
-		case 409:
-			code, reason = 486, "Busy Here"
-		case 404:
-			code, reason = 404, "Not Found"
-		case 503:
-			code, reason = 503, "Service Unavailable"
-		}
+		code, reason := asRefusal(err).SIP()
 		g.sendEdge(ctx, m.Node.GetAddress(), &pb.LegRespond{CallId: g.call.ID, LegId: m.LegId, Code: int32(code), Reason: reason})
 	}
 	return res
@@ -534,10 +523,7 @@ func (g *grain) refuseLeg(ctx actor.Context, m *pb.CallControl, err error) *pb.C
 
 // refusalResult is the REST answer to a refusal (500 for any other error).
 func refusalResult(err error) *pb.CallControlResult {
-	r, ok := err.(*Refusal)
-	if !ok {
-		r = &Refusal{Status: 500, Code: "internal", Message: err.Error()}
-	}
+	r := asRefusal(err)
 	return &pb.CallControlResult{Status: int32(r.Status), Code: r.Code, Message: r.Message}
 }
 

@@ -105,13 +105,11 @@ type Control struct {
 	NodeAddr string
 	Contacts []Contact
 	Party    Party
-	// A transfer rings Plan, the target's ring plan computed with the
-	// transferor as the caller, on UserContacts, its users being Parties.
-	// Nil: the target alone, Party on Contacts (an outside number through
-	// the trunk, say).
-	Plan         *RingPlan
-	Parties      map[string]Party
-	UserContacts map[string][]Contact
+	// A transfer to To rings what Route routes it to, looked up as if the
+	// transferor had dialled To: the target's ring plan (computed with the
+	// transferor as the caller), or the outbound trunk for an outside number.
+	To    string
+	Route *Lookup
 }
 
 // DTMF: a digit (RFC 4733) arrived on a leg. The line's owner locks a call

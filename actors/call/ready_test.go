@@ -128,3 +128,16 @@ func TestHearOps(t *testing.T) {
 		})
 	}
 }
+
+// A refusal answers a phone that asked over SIP with the code a phone
+// understands.
+func TestRefusalSIP(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		code   int
+	}{{403, 403}, {409, 486}, {404, 404}, {503, 503}, {500, 503}, {400, 403}} {
+		if got, reason := (&Refusal{Status: tc.status}).SIP(); got != tc.code || reason == "" {
+			t.Errorf("refusal %d: SIP %d %q, want %d", tc.status, got, reason, tc.code)
+		}
+	}
+}

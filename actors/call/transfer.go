@@ -33,11 +33,10 @@ func (c *Call) transfer(in Control, now time.Time, s Settings) ([]Effect, error)
 	} else if l := c.partyLeg(in.ByUser); l != nil && c.isSide(l.ID) {
 		from = l
 	}
-	ring := alone(in.Party, in.Contacts, now)
-	if in.Plan != nil {
-		ring = newRinger(*in.Plan, in.UserContacts, in.Parties, now)
-	}
+	ring, r := transferRinger(in, now)
 	switch {
+	case r != nil:
+		return nil, r
 	case c.State != Active && c.State != Held:
 		return nil, &Refusal{Status: 409, Code: "call_not_active", Message: "only an answered call can be transferred"}
 	case from == nil:
@@ -56,6 +55,24 @@ func (c *Call) transfer(in Control, now time.Time, s Settings) ([]Effect, error)
 	c.State, c.HeldBy = Held, from.ID
 	effs = append(effs, c.transferStage(now, s)...)
 	return append(effs, c.Transfer.Ring.wake(), Event{Type: "call.transferring"}), nil
+}
+
+// transferRinger rings what the transfer's target routes to: a user's ring
+// plan (or the user alone), else an outside number through the outbound
+// trunk.
+func transferRinger(in Control, now time.Time) (Ringer, *Refusal) {
+	lk := in.Route
+	switch {
+	case lk == nil:
+		return Ringer{}, &Refusal{Status: 404, Code: "not_found", Message: "the transfer target " + in.To + " is not known"}
+	case lk.Target != nil && lk.Plan != nil:
+		return newRinger(*lk.Plan, lk.UserContacts, lk.Parties, now), nil
+	case lk.Target != nil:
+		return alone(*lk.Target, lk.Contacts, now), nil
+	case lk.IsE164 && lk.OutboundTrunk != nil:
+		return alone(Party{Number: in.To}, []Contact{*lk.OutboundTrunk}, now), nil
+	}
+	return Ringer{}, &Refusal{Status: 404, Code: "not_found", Message: "the transfer target " + in.To + " is not known"}
 }
 
 // transferStage rings the next stage of the transfer target's plan that

@@ -15,11 +15,11 @@ func TestTransfer(t *testing.T) {
 		returned  = "active answered=+5s | a:answered b1:ended b2:answered b3:ended b4:ended b5:ended"
 		heldAgain = "held held-by=b2 answered=+5s | a:answered b1:ended b2:answered b3:ended b4:ended b5:ended"
 	)
-	toBob := Control{Action: "transfer", ByUser: "ann", Contacts: contacts["bob"], Party: bobD}
+	toBob := Control{Action: "transfer", ByUser: "ann", To: "1003", Route: &Lookup{Target: &bobD, Contacts: contacts["bob"]}}
 	// Dan's ring plan as his delegator grain computes it with Ann calling:
 	// Bob for 15 s, then Dan himself.
-	toDanPlan := Control{Action: "transfer", ByUser: "ann", Party: dan, Parties: parties, UserContacts: contacts,
-		Plan: &RingPlan{Stages: []RingStage{{Users: []string{"bob"}, Seconds: 15}, {Users: []string{"dan"}, Seconds: 15}}, Viewers: viewers, Names: names}}
+	danPlan := &RingPlan{Stages: []RingStage{{Users: []string{"bob"}, Seconds: 15}, {Users: []string{"dan"}, Seconds: 15}}, Viewers: viewers, Names: names}
+	toDanPlan := Control{Action: "transfer", ByUser: "ann", To: "1001", Route: &Lookup{Target: &dan, Parties: parties, UserContacts: contacts, Plan: danPlan}}
 	// The no-answer time (30 s) counts from the transfer at +10s.
 	started := []Effect{HoldMedia{Holder: lb2, Held: la},
 		Originate{Leg: lb4, Contact: bobDesk, FromUser: outside.Number, Display: "Carrier Caller", ToUser: "1003", Peer: la},
@@ -90,9 +90,16 @@ func TestTransfer(t *testing.T) {
 			step{at: 13 * time.Second, in: Failed{Leg: lb5, Code: 603}, want: []Effect{bridge(la, lb2), WakeAt{}, Event{Type: "call.transfer_failed"}}, state: returned},
 			step{at: 40 * time.Second, in: Tick{}, state: returned},
 		)},
+		{"an outside number rings through the outbound trunk", story(annAnswered,
+			step{at: 10 * time.Second, in: Control{Action: "transfer", ByUser: "ann", To: outsideNumber, Route: &Lookup{IsE164: true, OutboundTrunk: &trunk}},
+				want: []Effect{HoldMedia{Holder: lb2, Held: la},
+					Originate{Leg: lb4, Contact: trunk, FromUser: outside.Number, Display: "Carrier Caller", ToUser: outsideNumber, Peer: la},
+					WakeAt{At: t0.Add(40 * time.Second)}, Event{Type: "call.transferring"}},
+				state: ringing},
+		)},
 		{"a stage with nobody registered is skipped", story(annAnswered,
-			step{at: 10 * time.Second, in: Control{Action: "transfer", ByUser: "ann", Party: dan, Parties: parties,
-				UserContacts: map[string][]Contact{"dan": {danDesk}}, Plan: toDanPlan.Plan},
+			step{at: 10 * time.Second, in: Control{Action: "transfer", ByUser: "ann", To: "1001", Route: &Lookup{Target: &dan, Parties: parties,
+				UserContacts: map[string][]Contact{"dan": {danDesk}}, Plan: danPlan}},
 				want: []Effect{HoldMedia{Holder: lb2, Held: la},
 					Originate{Leg: lb4, Contact: danDesk, FromUser: outside.Number, Display: "Carrier Caller", ToUser: "1001", Peer: la},
 					WakeAt{At: t0.Add(40 * time.Second)}, Event{Type: "call.transferring"}},
@@ -125,9 +132,11 @@ func TestTransfer(t *testing.T) {
 			annAnswered[0],
 			{at: 2 * time.Second, in: toBob, err: "409 call_not_active", state: "ringing until=+30s | a:trying b1:trying b2:trying b3:trying"},
 			annAnswered[1],
-			{at: 6 * time.Second, in: Control{Action: "transfer", ByUser: "eve", Contacts: contacts["bob"], Party: bobD}, err: "403 forbidden", state: active},
-			{at: 7 * time.Second, in: Control{Action: "transfer", ByUser: "ann", Party: dan}, err: "409 unreachable", state: active},
-			{at: 8 * time.Second, in: Control{Action: "transfer", ByUser: "ann", Party: dan, Parties: parties, Plan: toDanPlan.Plan}, err: "409 unreachable", state: active},
+			{at: 6 * time.Second, in: Control{Action: "transfer", ByUser: "eve", To: "1003", Route: toBob.Route}, err: "403 forbidden", state: active},
+			{at: 7 * time.Second, in: Control{Action: "transfer", ByUser: "ann", To: "1001", Route: &Lookup{Target: &dan}}, err: "409 unreachable", state: active},
+			{at: 8 * time.Second, in: Control{Action: "transfer", ByUser: "ann", To: "1001", Route: &Lookup{Target: &dan, Parties: parties, Plan: danPlan}}, err: "409 unreachable", state: active},
+			{at: 8 * time.Second, in: Control{Action: "transfer", ByUser: "ann", To: "1999"}, err: "404 not_found", state: active},
+			{at: 8 * time.Second, in: Control{Action: "transfer", ByUser: "ann", To: "5550100", Route: &Lookup{OutboundTrunk: &trunk}}, err: "404 not_found", state: active},
 			{at: 9 * time.Second, in: Tick{}, state: active},
 		}},
 	}
@@ -135,3 +144,4 @@ func TestTransfer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { runStory(t, tc.steps) })
 	}
 }
+
