@@ -83,3 +83,26 @@ func (a *admission) routed(callID string) {
 	}
 	a.lastLate = now
 }
+
+// overdue takes out the calls that have waited limit or longer with no
+// word from their grain: the edge answers their INVITEs itself. They
+// count as routed late.
+func (a *admission) overdue(limit time.Duration) []string {
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for id, since := range a.pending {
+		if now.Sub(since) >= limit {
+			out = append(out, id)
+			delete(a.pending, id)
+		}
+	}
+	if len(out) > 0 {
+		if a.lateSince.IsZero() {
+			a.lateSince = now
+		}
+		a.lastLate = now
+	}
+	return out
+}

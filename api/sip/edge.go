@@ -191,6 +191,7 @@ func (e *Edge) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go e.followLines(ctx)
 	go e.gaugeTransactions(ctx)
+	go e.watchRouting(ctx)
 	go func() { errc <- e.layer.ServeUDP(e.udp) }()
 	go func() { errc <- e.layer.ServeTCP(e.tcp) }()
 	select {
@@ -357,23 +358,27 @@ func (e *Edge) inDialog(req *sip.Request) *leg {
 	return e.dialogs[key]
 }
 
-// toGrain sends a message to the leg's call grain without waiting. The
-// grain's PID is looked up once per leg: Cluster.Get asks the placement
-// actor every time, and a leg reports half a dozen events. A grain that is
-// gone stays gone (its call state went with it), so the PID cannot go stale
-// in a way a new lookup would mend. The edge's actor is the sender: a
-// grain without the call ends the leg there.
-func (l *leg) toGrain(msg any) {
+// toGrain sends a message to the leg's call grain without waiting, and
+// says whether it could: false when the cluster placed no grain for the
+// call (Cluster.Get gives nil when its placement actor does not answer
+// within 5 s, or no member is known). The grain's PID is looked up once
+// per leg: Cluster.Get asks the placement actor every time, and a leg
+// reports half a dozen events. A grain that is gone stays gone (its call
+// state went with it), so the PID cannot go stale in a way a new lookup
+// would mend. The edge's actor is the sender: a grain without the call
+// ends the leg there.
+func (l *leg) toGrain(msg any) bool {
 	cl := l.e.cfg.Cluster()
 	pid := l.grain.Load()
 	if pid == nil {
 		if pid = cl.Get(l.callID, call.KindName); pid == nil {
-			l.e.cfg.Log.Warn("sip: no call grain", "call", l.callID)
-			return
+			l.e.cfg.Log.Warn("sip: no call grain", "call", l.callID, "message", fmt.Sprintf("%T", msg))
+			return false
 		}
 		l.grain.Store(pid)
 	}
 	cl.ActorSystem.Root.RequestWithCustomSender(pid, msg, l.e.self.Load())
+	return true
 }
 
 func (e *Edge) node() *pb.Node { return &pb.Node{Id: e.cfg.NodeID, Address: e.cfg.NodeAddr} }

@@ -1,6 +1,7 @@
 package sipedge
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -194,7 +195,7 @@ func (e *Edge) onInvite(req *sip.Request, tx *txn.ServerTx) {
 		return
 	}
 	if legID == "" {
-		legID = callID + "-a"
+		legID = callerLeg(callID)
 	}
 	l := e.newLeg(legID, callID)
 	l.inv, l.invReq, l.tag, l.contact = tx, req, sip.GenerateTagN(16), e.contactFor(req)
@@ -202,15 +203,20 @@ func (e *Edge) onInvite(req *sip.Request, tx *txn.ServerTx) {
 	l.dlg = uasDialog(req, l.tag)
 	e.addLeg(l)
 	e.bindDialog(l.dlg.key(), l)
-	if action != "" && legID != callID+"-a" {
-		l.toGrain(&pb.CallControl{CallId: callID, Action: action, ByUser: from.UserID, LegId: l.id, Node: e.node(), Offer: req.Body()})
+	var sent bool
+	if action != "" && legID != callerLeg(callID) {
+		sent = l.toGrain(&pb.CallControl{CallId: callID, Action: action, ByUser: from.UserID, LegId: l.id, Node: e.node(), Offer: req.Body()})
 	} else {
-		l.toGrain(&pb.CallStart{
+		sent = l.toGrain(&pb.CallStart{
 			CallId: callID, LegId: l.id, Node: e.node(),
 			From: &pb.Party{UserId: from.UserID, Number: from.Number, Display: from.Display, TrunkId: from.TrunkID},
 			To:   req.Recipient.User, Offer: req.Body(), ReceivedUnixNano: start.UnixNano(),
 			OnBehalfOf: preferredIdentity(req, from),
 		})
+	}
+	if !sent {
+		l.refuseUnrouted("no_grain")
+		return
 	}
 	// Set after the grain has the call, so that a CANCEL already taken
 	// reaches it second.
@@ -218,6 +224,68 @@ func (e *Edge) onInvite(req *sip.Request, tx *txn.ServerTx) {
 		l.report(pb.LegEvent_CANCELLED, 487, nil)
 		l.finish()
 	})
+}
+
+// callerLeg is the id of the leg a new call's INVITE makes.
+func callerLeg(callID string) string { return callID + "-a" }
+
+// routeLimit is how long a new call waits for its grain's first word (a
+// ring, or an answer to its caller) before the edge answers the INVITE
+// itself: twice the cluster's request timeout (5 s), which is as long as a
+// grain's start waits on any one lookup. Past it the grain was lost on its
+// way (its activation, its first message) or in its start, and the caller,
+// who has had only a 100 Trying, would wait for good.
+const routeLimit = 10 * time.Second
+
+// watchRouting answers, once a second until ctx ends, the INVITEs of new
+// calls that waited for their grain past routeLimit.
+func (e *Edge) watchRouting(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			e.answerUnrouted()
+		}
+	}
+}
+
+// answerUnrouted refuses each new call no grain acted for within
+// routeLimit.
+func (e *Edge) answerUnrouted() {
+	for _, id := range e.admit.overdue(routeLimit) {
+		if l := e.leg(callerLeg(id)); l != nil {
+			l.refuseUnrouted("unrouted")
+		}
+	}
+}
+
+// refuseUnrouted answers the INVITE of a leg whose call no grain took up
+// (none could be placed, or it never acted) with 503 and Retry-After,
+// counted under reason: the caller may try again, or another node, rather
+// than wait for an answer that will not come. A grain that has the call
+// hears that the leg failed, and ends what it started.
+func (l *leg) refuseUnrouted(reason string) {
+	l.mu.Lock()
+	tx, req := l.inv, l.invReq
+	if tx == nil || l.done {
+		l.mu.Unlock()
+		return
+	}
+	l.inv, l.invReq, l.ended = nil, nil, true
+	l.mu.Unlock()
+	metrics.SIPDropped.WithLabelValues(reason).Inc()
+	l.e.cfg.Log.Warn("sip: call not taken up by its grain; refused", "call", l.callID, "reason", reason)
+	res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+	res.To().Params.Add("tag", l.tag)
+	res.AppendHeader(sip.NewHeader("Retry-After", "5"))
+	_ = l.e.send(tx, res)
+	if l.grain.Load() != nil {
+		l.report(pb.LegEvent_FAILED, 503, nil)
+	}
+	l.finish()
 }
 
 // sdpType is the Content-Type of every SDP body sent. Nothing changes a
