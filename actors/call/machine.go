@@ -101,17 +101,17 @@ type Call struct {
 	HeldBy      string        // leg that put the call on hold
 	Locked      bool          // the line's owner locked the call: delegates can neither pick it up nor join
 	OnBehalfOf  string        // the delegator an outgoing call was placed for
-	Ring        Ringer    // who rings, stage by stage, and until when
-	Pickup      *Pickup   // a pickup under way: the call is promised to it
-	Transfer    *Transfer // a transfer under way: the target rings while the other side hears music
-	Shown       Party     // who the far end sees calling: the caller, or the delegator it calls for
-	Callback    *Callback // a click-to-call whose caller's devices ring
-	CalledBack  bool      // click-to-call: the caller's leg is one we placed, so it gets EndLeg, never a response
-	callerSRTP  bool      // click-to-call: the caller's policy requires SRTP of the device that answers
-	chime       bool      // the line's owner wants the join/leave chime (000 L114), as the last join asked
+	Ring        Ringer        // who rings, stage by stage, and until when
+	Pickup      *Pickup       // a pickup under way: the call is promised to it
+	Transfer    *Transfer     // a transfer under way: the target rings while the other side hears music
+	Shown       Party         // who the far end sees calling: the caller, or the delegator it calls for
+	Callback    *Callback     // a click-to-call whose caller's devices ring
+	CalledBack  bool          // click-to-call: the caller's leg is one we placed, so it gets EndLeg, never a response
+	callerSRTP  bool          // click-to-call: the caller's policy requires SRTP of the device that answers
+	chime       bool          // the line's owner wants the join/leave chime (000 L114), as the last join asked
 	names       map[string]string
-	callerViews []string  // delegates who see the caller's line
-	star        string    // leg whose last DTMF digit was '*'
+	callerViews []string // delegates who see the caller's line
+	star        string   // leg whose last DTMF digit was '*'
 	CreatedAt   time.Time
 	AnsweredAt  time.Time
 	EndedAt     time.Time
