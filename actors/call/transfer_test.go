@@ -144,4 +144,3 @@ func TestTransfer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { runStory(t, tc.steps) })
 	}
 }
-
