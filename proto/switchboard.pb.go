@@ -1297,6 +1297,8 @@ type CallInfo struct {
 	CreatedUnixNano  int64                  `protobuf:"varint,8,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
 	AnsweredUnixNano int64                  `protobuf:"varint,9,opt,name=answered_unix_nano,json=answeredUnixNano,proto3" json:"answered_unix_nano,omitempty"`
 	Found            bool                   `protobuf:"varint,10,opt,name=found,proto3" json:"found,omitempty"`
+	AnsweredBy       string                 `protobuf:"bytes,11,opt,name=answered_by,json=answeredBy,proto3" json:"answered_by,omitempty"` // the user who now talks to the caller; empty while ringing
+	GrainNode        string                 `protobuf:"bytes,12,opt,name=grain_node,json=grainNode,proto3" json:"grain_node,omitempty"`    // the node whose grain holds the call
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1399,6 +1401,20 @@ func (x *CallInfo) GetFound() bool {
 		return x.Found
 	}
 	return false
+}
+
+func (x *CallInfo) GetAnsweredBy() string {
+	if x != nil {
+		return x.AnsweredBy
+	}
+	return ""
+}
+
+func (x *CallInfo) GetGrainNode() string {
+	if x != nil {
+		return x.GrainNode
+	}
+	return ""
 }
 
 // NodeCalls asks a node's "calls" actor for the calls whose grain it holds.
@@ -2936,7 +2952,7 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05party\x18\x02 \x01(\tR\x05party\x12\x14\n" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12\x12\n" +
-	"\x04node\x18\x04 \x01(\tR\x04node\"\xa9\x02\n" +
+	"\x04node\x18\x04 \x01(\tR\x04node\"\xe9\x02\n" +
 	"\bCallInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
@@ -2948,7 +2964,11 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x11created_unix_nano\x18\b \x01(\x03R\x0fcreatedUnixNano\x12,\n" +
 	"\x12answered_unix_nano\x18\t \x01(\x03R\x10answeredUnixNano\x12\x14\n" +
 	"\x05found\x18\n" +
-	" \x01(\bR\x05found\"\v\n" +
+	" \x01(\bR\x05found\x12\x1f\n" +
+	"\vanswered_by\x18\v \x01(\tR\n" +
+	"answeredBy\x12\x1d\n" +
+	"\n" +
+	"grain_node\x18\f \x01(\tR\tgrainNode\"\v\n" +
 	"\tNodeCalls\"Y\n" +
 	"\x0fNodeCallsResult\x12.\n" +
 	"\x05calls\x18\x01 \x03(\v2\x18.switchboard.v1.CallInfoR\x05calls\x12\x16\n" +

@@ -70,7 +70,8 @@ func callJSON(ci *pb.CallInfo) map[string]any {
 	}
 	m := map[string]any{
 		"id": ci.Id, "state": ci.State, "line": ci.Line, "legs": legs, "locked": ci.Locked,
-		"monitors": ci.Monitors, "node": ci.Node, "created_at": time.Unix(0, ci.CreatedUnixNano).UTC(),
+		"monitors": ci.Monitors, "answered_by": ci.AnsweredBy, "node": ci.Node, "grain_node": ci.GrainNode,
+		"created_at": time.Unix(0, ci.CreatedUnixNano).UTC(),
 	}
 	if ci.AnsweredUnixNano != 0 {
 		m["answered_at"] = time.Unix(0, ci.AnsweredUnixNano).UTC()

@@ -101,7 +101,9 @@ type Call struct {
 	Legs       []Leg      `json:"legs"`
 	Locked     bool       `json:"locked"`
 	Monitors   []string   `json:"monitors"`
-	Node       string     `json:"node"`
+	AnsweredBy string     `json:"answered_by"` // the user who now talks to the caller; empty while ringing
+	Node       string     `json:"node"`        // holds the call's media
+	GrainNode  string     `json:"grain_node"`  // runs the call's grain now
 	CreatedAt  time.Time  `json:"created_at"`
 	AnsweredAt *time.Time `json:"answered_at"`
 }

@@ -121,8 +121,8 @@ func newEnv(t testing.TB) *env {
 	e := &env{calls: &fakeCalls{
 		calls: []Call{
 			{ID: "call-a", State: "active", Line: "alice", Legs: []Leg{{ID: "l1", Party: "alice", State: "active", Node: "n1"}, {ID: "l2", Party: "+14155550199", State: "active", Node: "n1"}},
-				Monitors: []string{}, Node: "n1", CreatedAt: answered.Add(-5 * time.Second), AnsweredAt: &answered},
-			{ID: "call-b", State: "ringing", Line: "bob", Legs: []Leg{{ID: "l3", Party: "bob", State: "ringing", Node: "n2"}}, Monitors: []string{}, Node: "n2"},
+				Monitors: []string{}, AnsweredBy: "alice", Node: "n1", GrainNode: "n2", CreatedAt: answered.Add(-5 * time.Second), AnsweredAt: &answered},
+			{ID: "call-b", State: "ringing", Line: "bob", Legs: []Leg{{ID: "l3", Party: "bob", State: "ringing", Node: "n2"}}, Monitors: []string{}, Node: "n2", GrainNode: "n1"},
 		},
 		errs: map[string]error{
 			"locked":  fmt.Errorf("call locked: %w", ErrConflict),
@@ -431,12 +431,15 @@ func TestCalls(t *testing.T) {
 		Items []map[string]json.RawMessage `json:"items"`
 	}
 	r.decode(t, &raw)
-	for _, k := range []string{"id", "state", "line", "legs", "locked", "monitors", "node", "created_at", "answered_at"} {
+	for _, k := range []string{"id", "state", "line", "legs", "locked", "monitors", "answered_by", "node", "grain_node", "created_at", "answered_at"} {
 		if _, ok := raw.Items[0][k]; !ok {
 			t.Errorf("call lacks %q: %s", k, r.body)
 		}
 	}
-	if string(raw.Items[1]["answered_at"]) != "null" || string(raw.Items[1]["monitors"]) != "[]" {
+	if string(raw.Items[0]["answered_by"]) != `"alice"` || string(raw.Items[0]["grain_node"]) != `"n2"` {
+		t.Errorf("answered call: %s", r.body)
+	}
+	if string(raw.Items[1]["answered_at"]) != "null" || string(raw.Items[1]["monitors"]) != "[]" || string(raw.Items[1]["answered_by"]) != `""` {
 		t.Errorf("unanswered call: %s", r.body)
 	}
 	r = e.do("GET", "/v1/calls", alice.Token, "")

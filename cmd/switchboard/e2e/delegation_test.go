@@ -153,6 +153,7 @@ func TestDelegation(t *testing.T) {
 		t.Fatalf("Bob's lines should show Dan's call active: %q %q", callID, state)
 	}
 	s.expect("GET", "/v1/calls/"+callID, bob.Token, nil, 200, "")
+	s.talking(callID, "ann") // the delegate who answered for Dan
 	var listed struct {
 		Items []struct{ ID string } `json:"items"`
 	}
@@ -202,9 +203,9 @@ func TestDelegation(t *testing.T) {
 	if !(codes["dan"] == 200 && codes["bob"] == 409 || codes["dan"] == 409 && codes["bob"] == 200) {
 		t.Fatalf("pickup race: %v, want one 200 and one 409", codes)
 	}
-	winner, loser, winnerP := danP, bobP, "dan"
+	winner, loser, winnerP, loserP := danP, bobP, "dan", "bob"
 	if codes["bob"] == 200 {
-		winner, loser, winnerP = bobP, danP, "bob"
+		winner, loser, winnerP, loserP = bobP, danP, "bob", "dan"
 	}
 	picked := recvCall(t, winner)
 	if err := picked.Answer(); err != nil {
@@ -238,6 +239,8 @@ func TestDelegation(t *testing.T) {
 	}
 	_ = out.SendRTP(10, 2*time.Millisecond)
 	eventually(t, 3*time.Second, "Alice's audio after the SIP pickup", func() bool { return sipPick.Received() >= 8 })
+	// The picker talks to Alice now; history still names Ann, who answered.
+	s.talking(callID, loserP)
 	// Nothing is left to pick up now.
 	var rej *sipphone.ErrRejected
 	if _, err := annP.Dial(ctx, "*81001", nil); !errors.As(err, &rej) || rej.Code != 404 {

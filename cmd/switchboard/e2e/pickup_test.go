@@ -9,21 +9,37 @@ import (
 	"github.com/switchboard/switchboard/cmd/switchboard/e2e/sipphone"
 )
 
-type callList struct {
-	Items []struct {
-		ID         string `json:"id"`
-		State      string `json:"state"`
-		Line       string `json:"line"`
-		AnsweredAt string `json:"answered_at"`
-		Legs       []struct {
-			Party string `json:"party"`
-			State string `json:"state"`
-		} `json:"legs"`
-	} `json:"items"`
+type callInfo struct {
+	ID         string `json:"id"`
+	State      string `json:"state"`
+	Line       string `json:"line"`
+	AnsweredAt string `json:"answered_at"`
+	AnsweredBy string `json:"answered_by"`
+	Node       string `json:"node"`
+	GrainNode  string `json:"grain_node"`
+	Legs       []struct {
+		Party string `json:"party"`
+		State string `json:"state"`
+	} `json:"legs"`
 }
 
-// answeredBy checks GET /v1/calls: the one call is active on line, its
-// answered leg is picker's, and nobody else's leg is still up but caller's.
+type callList struct {
+	Items []callInfo `json:"items"`
+}
+
+// talking checks GET /v1/calls/{id}, which asks the call's grain: who talks
+// to the caller now, and that the one node holds the media and the grain.
+func (s *sys) talking(id, who string) {
+	s.t.Helper()
+	var c callInfo
+	if code := s.api("GET", "/v1/calls/"+id, "", nil, &c); code != 200 || c.AnsweredBy != who || c.Node != "n1" || c.GrainNode != "n1" {
+		s.t.Fatalf("GET /v1/calls/%s: %d %+v, want answered_by %q, node and grain_node n1", id, code, c, who)
+	}
+}
+
+// answeredBy checks GET /v1/calls, which the nodes' indexes answer: the one
+// call is active on line, picker talks to the caller, its answered leg is
+// picker's, and nobody else's leg is still up but caller's.
 func (s *sys) answeredBy(line, caller, picker string) {
 	s.t.Helper()
 	var cl callList
@@ -31,9 +47,10 @@ func (s *sys) answeredBy(line, caller, picker string) {
 		s.t.Fatalf("GET /v1/calls: %d %+v, want the one call", code, cl)
 	}
 	c := cl.Items[0]
-	if c.State != "active" || c.Line != line || c.AnsweredAt == "" {
-		s.t.Fatalf("the picked-up call: %+v, want active on %s's line with answered_at", c, line)
+	if c.State != "active" || c.Line != line || c.AnsweredAt == "" || c.AnsweredBy != picker || c.GrainNode != "n1" {
+		s.t.Fatalf("the picked-up call: %+v, want active on %s's line with answered_at, answered_by %s, grain_node n1", c, line, picker)
 	}
+	s.talking(c.ID, picker)
 	up := map[string]int{}
 	for _, l := range c.Legs {
 		if l.State == "answered" {

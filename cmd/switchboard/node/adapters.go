@@ -97,8 +97,8 @@ func (c *calls) Dial(ctx context.Context, d rest.DialRequest) (rest.Call, error)
 }
 
 func restCall(ci *pb.CallInfo) rest.Call {
-	c := rest.Call{ID: ci.Id, State: ci.State, Line: ci.Line, Locked: ci.Locked, Monitors: ci.Monitors, Node: ci.Node,
-		CreatedAt: time.Unix(0, ci.CreatedUnixNano).UTC()}
+	c := rest.Call{ID: ci.Id, State: ci.State, Line: ci.Line, Locked: ci.Locked, Monitors: ci.Monitors, AnsweredBy: ci.AnsweredBy,
+		Node: ci.Node, GrainNode: ci.GrainNode, CreatedAt: time.Unix(0, ci.CreatedUnixNano).UTC()}
 	if c.Monitors == nil {
 		c.Monitors = []string{}
 	}

@@ -63,22 +63,46 @@ func post(t *testing.T, n *node.Node, path string, body any) int {
 type member struct {
 	ID    string `json:"id"`
 	State string `json:"state"`
+	Calls int    `json:"calls"`
 }
 
 func members(t *testing.T, n *node.Node) []member {
 	t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+n.HTTPAddr()+"/v1/cluster", nil)
+	var body struct {
+		Items []member `json:"items"`
+	}
+	get(t, n, "/v1/cluster", &body)
+	return body.Items
+}
+
+type call struct {
+	AnsweredBy string `json:"answered_by"`
+	Node       string `json:"node"`
+	GrainNode  string `json:"grain_node"`
+}
+
+func calls(t *testing.T, n *node.Node) []call {
+	t.Helper()
+	var body struct {
+		Items []call `json:"items"`
+	}
+	get(t, n, "/v1/calls", &body)
+	return body.Items
+}
+
+// get reads path's JSON into v, as the admin.
+func get(t *testing.T, n *node.Node, path string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+n.HTTPAddr()+path, nil)
 	req.Header.Set("Authorization", "Bearer cluster-admin")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	var body struct {
-		Items []member `json:"items"`
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
 	}
-	_ = json.NewDecoder(res.Body).Decode(&body)
-	return body.Items
 }
 
 func phone(t *testing.T, n *node.Node, user, pass string, auto bool) *sipphone.Phone {
@@ -177,6 +201,19 @@ func callAcross(t *testing.T, n1, n2 *node.Node) {
 	_ = a.SendRTP(40, 2*time.Millisecond)
 	_ = b.SendRTP(40, 2*time.Millisecond)
 	eventually(t, 5*time.Second, "RTP both ways across nodes", func() bool { return a.Received() >= 36 && b.Received() >= 36 })
+	// Both nodes list the call alike: Bob talks, the media is on n1, and
+	// the grain runs on the member that counts the call as its own.
+	var grainNode string
+	for _, m := range members(t, n1) {
+		if m.Calls == 1 {
+			grainNode = m.ID
+		}
+	}
+	for _, n := range []*node.Node{n1, n2} {
+		if cs := calls(t, n); len(cs) != 1 || cs[0] != (call{AnsweredBy: "bob", Node: "n1", GrainNode: grainNode}) || grainNode == "" {
+			t.Fatalf("calls listed by %s: %+v, want bob answering, media on n1, the grain on %q", n.HTTPAddr(), cs, grainNode)
+		}
+	}
 	if err := a.Hangup(ctx); err != nil {
 		t.Fatalf("hangup: %v", err)
 	}
