@@ -90,7 +90,9 @@ type HistoryEntry struct {
 	Outcome   string
 }
 
-// Refusal answers a REST control that the rules refuse.
+// Refusal answers a REST control that the rules refuse. Status is the HTTP
+// status, but for 488: an offer refused by the SRTP policy, which only a
+// SIP request (a *8 pickup's INVITE) can make.
 type Refusal struct {
 	Status  int
 	Code    string
@@ -109,9 +111,12 @@ func asRefusal(err error) *Refusal {
 
 // SIP is how a refusal answers a phone that asked over SIP (a *8 pickup's
 // INVITE): a call that cannot be taken now is busy; a target that does not
-// exist is not found; what is down is unavailable; the rest is forbidden.
+// exist is not found; what is down is unavailable; an offer the SRTP policy
+// refuses is not acceptable; the rest is forbidden.
 func (r *Refusal) SIP() (code int, reason string) {
 	switch r.Status {
+	case 488:
+		return 488, "Not Acceptable Here"
 	case 409:
 		return 486, "Busy Here"
 	case 404:

@@ -438,8 +438,12 @@ func (g *grain) legEvent(ctx actor.Context, m *pb.LegEvent) {
 }
 
 func (g *grain) reinvite(ctx actor.Context, m *pb.LegReinvite) *pb.LegReinviteResult {
-	if g.call.Leg(m.LegId) == nil || g.call.State == Ended {
+	l := g.call.Leg(m.LegId)
+	if l == nil || g.call.State == Ended {
 		return &pb.LegReinviteResult{Code: 481}
+	}
+	if _, required := g.policy(l.Party); plainRefused(required, srtpSDP(m.Sdp)) {
+		return &pb.LegReinviteResult{Code: 488} // the session goes on as it was (RFC 3261 14.2)
 	}
 	// The answer keeps to what the other side agreed on; before an answer
 	// there is no other side and the offer's own codecs stand.
@@ -480,6 +484,8 @@ func (g *grain) control(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 		}
 		if m.LegId != "" {
 			g.offers[m.LegId] = m.Offer
+			_, in.PartySRTP = g.policy(in.Party)
+			in.OfferSRTP = srtpSDP(m.Offer)
 		}
 	case "transfer":
 		g.transferTarget(ctx, m, &in)
@@ -515,8 +521,13 @@ func (g *grain) refuseLeg(ctx actor.Context, m *pb.CallControl, err error) *pb.C
 	res := refusalResult(err)
 	if m.LegId != "" {
 		delete(g.offers, m.LegId)
-		code, reason := asRefusal(err).SIP()
-		g.sendEdge(ctx, m.Node.GetAddress(), &pb.LegRespond{CallId: g.call.ID, LegId: m.LegId, Code: int32(code), Reason: reason})
+		r := asRefusal(err)
+		code, reason := r.SIP()
+		resp := &pb.LegRespond{CallId: g.call.ID, LegId: m.LegId, Code: int32(code), Reason: reason}
+		if code == 488 {
+			resp.Headers = []string{warning(r.Message)}
+		}
+		g.sendEdge(ctx, m.Node.GetAddress(), resp)
 	}
 	return res
 }
@@ -623,9 +634,7 @@ func (g *grain) respond(ctx actor.Context, e Respond) {
 		r.Sdp = g.answerSDP
 	}
 	if e.Warning != "" {
-		// A pseudonym as the warn-agent (RFC 3261 20.43): the grain does
-		// not know which host name the caller reached.
-		r.Headers = []string{`Warning: 399 switchboard "` + e.Warning + `"`}
+		r.Headers = []string{warning(e.Warning)}
 	}
 	if e.Code < 300 && !g.setupFrom.IsZero() {
 		metrics.CallSetupSeconds.Observe(time.Since(g.setupFrom).Seconds())
@@ -633,6 +642,11 @@ func (g *grain) respond(ctx actor.Context, e Respond) {
 	}
 	g.toEdge(ctx, e.Leg, r)
 }
+
+// warning is a SIP Warning header saying why. A pseudonym is the
+// warn-agent (RFC 3261 20.43): the grain does not know which host name the
+// phone reached.
+func warning(text string) string { return `Warning: 399 switchboard "` + text + `"` }
 
 // originate has the relay offer for a new leg and sends its INVITE; a leg
 // the relay cannot offer for fails alone.

@@ -105,6 +105,10 @@ type Control struct {
 	NodeAddr string
 	Contacts []Contact
 	Party    Party
+	// For a SIP pickup: PartySRTP, the picker's policy requires SRTP;
+	// OfferSRTP, the picker's INVITE offers it.
+	PartySRTP bool
+	OfferSRTP bool
 	// A transfer to To rings what Route routes it to, looked up as if the
 	// transferor had dialled To: the target's ring plan (computed with the
 	// transferor as the caller), or the outbound trunk for an outside number.

@@ -604,8 +604,15 @@ func (c *Call) reinvite(in Reinvite) []Effect {
 		c.State, c.HeldBy = Held, l.ID
 		return []Effect{HoldMedia{Holder: l.ID, Held: other.ID}, Event{Type: "call.held"}}
 	case !hold && c.State == Held && c.HeldBy == l.ID:
+		var effs []Effect
+		if t := c.Transfer; t != nil {
+			// The transferor took the call back while the target rang:
+			// the transfer is off and its phones stop.
+			c.Transfer = nil
+			effs = append(c.stopLegs(t.Legs, ""), WakeAt{})
+		}
 		c.State, c.HeldBy = Active, ""
-		return []Effect{c.hear(), Event{Type: "call.resumed"}}
+		return append(effs, c.hear(), Event{Type: "call.resumed"})
 	}
 	return nil
 }

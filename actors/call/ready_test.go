@@ -141,3 +141,57 @@ func TestRefusalSIP(t *testing.T) {
 		}
 	}
 }
+
+// srtpRouter says every user's policy requires SRTP.
+type srtpRouter struct{}
+
+func (srtpRouter) Lookup(dialed string, _ bool) (*Party, bool, bool, *Contact) {
+	return &Party{UserID: dialed, Number: dialed}, true, false, nil
+}
+
+// A user whose policy requires SRTP cannot move an answered call to plain
+// RTP by re-INVITE: 488, and the media worker is not asked to change
+// anything (the session goes on as it was).
+func TestPlainReinviteRefusedBySRTPPolicy(t *testing.T) {
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	for _, tc := range []struct {
+		name string
+		sdp  string
+		code int32
+	}{
+		{"plain RTP", offerSDP("RTP/AVP", ""), 488},
+		{"SRTP", offerSDP("RTP/SAVP", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"), 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			node := &fakeNode{}
+			node.d = node.deps(testAddr)
+			node.d.Index, node.d.History, node.d.Now, node.d.Settings, node.d.Router = NewIndex(), noHistory{}, time.Now, testSettings, srtpRouter{}
+			c := New(callID, time.Now())
+			for _, in := range []any{startToBob, Answered{Leg: lb1}} {
+				if _, err := c.Step(in, time.Now(), testSettings); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
+				return &grain{d: node.d, call: c, mediaNode: testAddr, sdp: map[string][]byte{}, offers: map[string][]byte{}}
+			}))
+			defer sys.Root.Stop(pid)
+			res, err := sys.Root.RequestFuture(pid, &pb.LegReinvite{CallId: callID, LegId: la, Sdp: []byte(tc.sdp)}, 5*time.Second).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := res.(*pb.LegReinviteResult).Code; got != tc.code {
+				t.Fatalf("re-INVITE answered %d, want %d", got, tc.code)
+			}
+			node.mu.Lock()
+			defer node.mu.Unlock()
+			if asked := len(node.media) > 0; asked != (tc.code == 200) {
+				t.Errorf("media asked %v for a re-INVITE answered %d", node.media, tc.code)
+			}
+		})
+	}
+}
+
+func offerSDP(proto, extra string) string {
+	return "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 " + proto + " 0\r\na=rtpmap:0 PCMU/8000\r\n" + extra
+}

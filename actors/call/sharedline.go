@@ -55,6 +55,9 @@ func (c *Call) pickup(in Control, now time.Time) ([]Effect, error) {
 	case c.Pickup != nil || c.Transfer != nil || (join && c.joined() != ""):
 		return nil, &Refusal{Status: 409, Code: "already_picked_up", Message: "someone else is already picking up this call"}
 	}
+	if in.Leg != "" && plainRefused(in.PartySRTP, in.OfferSRTP) {
+		return nil, &Refusal{Status: 488, Code: "srtp_required", Message: srtpWarning}
+	}
 	// A ringing call's only established leg is the caller's; the picker's
 	// own ringing branch, if any, simply stops when the pickup answers.
 	if l := c.partyLeg(in.ByUser); l != nil && !in.Admin && l.ID != c.HeldBy && (!ringing || l.Role == Caller) {
