@@ -1,6 +1,10 @@
 package call
 
 import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/switchboard/switchboard/cluster/ask"
 	pb "github.com/switchboard/switchboard/proto"
 )
@@ -30,4 +34,10 @@ func (c Client) Dial(m *pb.CallDial) (*pb.CallControlResult, error) {
 // Reinvite hands a leg's re-INVITE offer to its call and returns the answer.
 func (c Client) Reinvite(m *pb.LegReinvite) (*pb.LegReinviteResult, error) {
 	return ask.Grain[*pb.LegReinviteResult](c.r, KindName, m.CallId, m)
+}
+
+// OnNode lists the calls whose grains run on the member at addr, and how
+// many grains of every kind it holds (its IndexActor answers).
+func OnNode(root *actor.RootContext, addr string, timeout time.Duration) (*pb.NodeCallsResult, error) {
+	return ask.Actor[*pb.NodeCallsResult](root, addr, IndexActor, &pb.NodeCalls{}, timeout)
 }

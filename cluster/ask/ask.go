@@ -5,7 +5,9 @@ package ask
 
 import (
 	"fmt"
+	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 )
 
@@ -26,6 +28,21 @@ func Grain[R any](r Requester, kind, identity string, msg any) (R, error) {
 	res, ok := ans.(R)
 	if !ok {
 		return zero, fmt.Errorf("%s %s: %T answered with %T, want %T", kind, identity, msg, ans, zero)
+	}
+	return res, nil
+}
+
+// Actor sends msg to the actor named name on the member at addr (a node's
+// well-known actor, not a grain) and returns its answer as an R.
+func Actor[R any](root *actor.RootContext, addr, name string, msg any, timeout time.Duration) (R, error) {
+	var zero R
+	ans, err := root.RequestFuture(actor.NewPID(addr, name), msg, timeout).Result()
+	if err != nil {
+		return zero, fmt.Errorf("%s on %s: %T: %w", name, addr, msg, err)
+	}
+	res, ok := ans.(R)
+	if !ok {
+		return zero, fmt.Errorf("%s on %s: %T answered with %T, want %T", name, addr, msg, ans, zero)
 	}
 	return res, nil
 }

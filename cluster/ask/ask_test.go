@@ -1,9 +1,13 @@
 package ask
 
 import (
+	"time"
+
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/asynkron/protoactor-go/cluster"
 )
@@ -38,5 +42,28 @@ func TestGrain(t *testing.T) {
 		if _, err := Grain[*answer](tc.f, "line", "alice", "hello"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
 		}
+	}
+}
+
+// Actor reaches a node's named actor and types its answer; a wrong type or
+// no answer is an error naming the actor.
+func TestActor(t *testing.T) {
+	sys := actor.NewActorSystem()
+	if _, err := sys.Root.SpawnNamed(actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(string); ok {
+			ctx.Respond(&answer{n: 3})
+		}
+	}), "counter"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Actor[*answer](sys.Root, sys.Address(), "counter", "how many", time.Second)
+	if err != nil || got.n != 3 {
+		t.Fatalf("Actor: %+v, %v", got, err)
+	}
+	if _, err := Actor[*strings.Builder](sys.Root, sys.Address(), "counter", "how many", time.Second); err == nil || !strings.Contains(err.Error(), "counter") {
+		t.Fatalf("a wrong answer type: %v", err)
+	}
+	if _, err := Actor[*answer](sys.Root, sys.Address(), "nobody", "how many", 50*time.Millisecond); err == nil || !strings.Contains(err.Error(), "nobody") {
+		t.Fatalf("no such actor: %v", err)
 	}
 }
