@@ -1,14 +1,12 @@
 package ask
 
 import (
-	"time"
-
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/asynkron/protoactor-go/cluster"
 )
 
