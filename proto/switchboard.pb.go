@@ -293,6 +293,7 @@ type CallStart struct {
 	Offer            []byte                 `protobuf:"bytes,6,opt,name=offer,proto3" json:"offer,omitempty"` // caller's SDP offer
 	ReceivedUnixNano int64                  `protobuf:"varint,7,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
 	OnBehalfOf       string                 `protobuf:"bytes,8,opt,name=on_behalf_of,json=onBehalfOf,proto3" json:"on_behalf_of,omitempty"` // P-Preferred-Identity user part: the line the caller calls for
+	Draining         bool                   `protobuf:"varint,9,opt,name=draining,proto3" json:"draining,omitempty"`                        // the node whose edge took the INVITE drains: the call is refused (503)
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -381,6 +382,13 @@ func (x *CallStart) GetOnBehalfOf() string {
 		return x.OnBehalfOf
 	}
 	return ""
+}
+
+func (x *CallStart) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
 }
 
 // CallDial is a click-to-call (REST POST /v1/calls): the grain rings
@@ -959,7 +967,8 @@ type CallControl struct {
 	LegId         string `protobuf:"bytes,5,opt,name=leg_id,json=legId,proto3" json:"leg_id,omitempty"`
 	Node          *Node  `protobuf:"bytes,6,opt,name=node,proto3" json:"node,omitempty"`
 	Offer         []byte `protobuf:"bytes,7,opt,name=offer,proto3" json:"offer,omitempty"`
-	Target        string `protobuf:"bytes,8,opt,name=target,proto3" json:"target,omitempty"` // transfer: user id, extension or number
+	Target        string `protobuf:"bytes,8,opt,name=target,proto3" json:"target,omitempty"`      // transfer: user id, extension or number
+	Draining      bool   `protobuf:"varint,9,opt,name=draining,proto3" json:"draining,omitempty"` // node (a SIP pickup's) drains: the pickup is refused (503)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1048,6 +1057,13 @@ func (x *CallControl) GetTarget() string {
 		return x.Target
 	}
 	return ""
+}
+
+func (x *CallControl) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
 }
 
 type CallControlResult struct {
@@ -2860,7 +2876,7 @@ const file_switchboard_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
 	"\x06number\x18\x02 \x01(\tR\x06number\x12\x18\n" +
 	"\adisplay\x18\x03 \x01(\tR\adisplay\x12\x19\n" +
-	"\btrunk_id\x18\x04 \x01(\tR\atrunkId\"\x86\x02\n" +
+	"\btrunk_id\x18\x04 \x01(\tR\atrunkId\"\xa2\x02\n" +
 	"\tCallStart\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x15\n" +
 	"\x06leg_id\x18\x02 \x01(\tR\x05legId\x12(\n" +
@@ -2870,7 +2886,8 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x05offer\x18\x06 \x01(\fR\x05offer\x12,\n" +
 	"\x12received_unix_nano\x18\a \x01(\x03R\x10receivedUnixNano\x12 \n" +
 	"\fon_behalf_of\x18\b \x01(\tR\n" +
-	"onBehalfOf\"\xb8\x01\n" +
+	"onBehalfOf\x12\x1a\n" +
+	"\bdraining\x18\t \x01(\bR\bdraining\"\xb8\x01\n" +
 	"\bCallDial\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x1b\n" +
 	"\tfrom_user\x18\x02 \x01(\tR\bfromUser\x12\x0e\n" +
@@ -2928,7 +2945,7 @@ const file_switchboard_proto_rawDesc = "" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x15\n" +
 	"\x06leg_id\x18\x02 \x01(\tR\x05legId\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xdc\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xf8\x01\n" +
 	"\vCallControl\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x17\n" +
@@ -2937,7 +2954,8 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x06leg_id\x18\x05 \x01(\tR\x05legId\x12(\n" +
 	"\x04node\x18\x06 \x01(\v2\x14.switchboard.v1.NodeR\x04node\x12\x14\n" +
 	"\x05offer\x18\a \x01(\fR\x05offer\x12\x16\n" +
-	"\x06target\x18\b \x01(\tR\x06target\"\x87\x01\n" +
+	"\x06target\x18\b \x01(\tR\x06target\x12\x1a\n" +
+	"\bdraining\x18\t \x01(\bR\bdraining\"\x87\x01\n" +
 	"\x11CallControlResult\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +

@@ -242,7 +242,9 @@ func (g *grain) start(ctx actor.Context, m *pb.CallStart) {
 	metrics.CallsActive.Inc()
 	from := Party{UserID: m.From.GetUserId(), Number: m.From.GetNumber(), Display: m.From.GetDisplay(), TrunkID: m.From.GetTrunkId()}
 	in := Start{CallerLeg: m.LegId, NodeID: m.Node.GetId(), NodeAddr: m.Node.GetAddress(), From: from, Dialed: m.To}
-	if g.d.Draining != nil && g.d.Draining() {
+	// Either node draining refuses it: the edge's, which would hold its
+	// caller and media, or this grain's.
+	if m.Draining || (g.d.Draining != nil && g.d.Draining()) {
 		in.Draining = true
 	} else {
 		res := g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_ACCEPT_OFFER, Leg: m.LegId, Sdp: m.Offer})
@@ -463,6 +465,10 @@ func (g *grain) reinvite(ctx actor.Context, m *pb.LegReinvite) *pb.LegReinviteRe
 
 func (g *grain) control(ctx actor.Context, m *pb.CallControl) *pb.CallControlResult {
 	in := Control{Action: m.Action, ByUser: m.ByUser, Admin: m.Admin, Leg: m.LegId, NodeID: m.Node.GetId(), NodeAddr: m.Node.GetAddress()}
+	if m.Draining {
+		// A *8 or *7 INVITE would be a new leg on a node that is leaving.
+		return g.refuseLeg(ctx, m, &Refusal{Status: 503, Code: "draining", Message: "this node is draining and takes no new calls"})
+	}
 	switch m.Action {
 	case "pickup", "join", "lock", "unlock":
 		if m.ByUser != "" && g.call.Line != "" {

@@ -81,7 +81,7 @@ type Config struct {
 	Cluster   func() *cluster.Cluster // the call grains' PIDs, for the legs' reports
 	Lines     line.Client
 	Calls     call.Client
-	Draining  func() bool
+	Draining  func() bool // this node drains: the grains refuse its new calls
 	// Pickup names the call a *8<target> pickup takes (the line grain's
 	// answer); nil or false: nothing to pick up.
 	Pickup func(target string) (callID string, ok bool)

@@ -148,10 +148,6 @@ func (l *leg) bye() {
 
 func (e *Edge) onInvite(req *sip.Request, tx *txn.ServerTx) {
 	start := time.Now()
-	if e.cfg.Draining != nil && e.cfg.Draining() {
-		e.respond(req, tx, 503, "Service Unavailable", nil, sip.NewHeader("Retry-After", "30"))
-		return
-	}
 	from, ok := e.authenticate(req, tx, true)
 	if !ok {
 		return
@@ -203,15 +199,16 @@ func (e *Edge) onInvite(req *sip.Request, tx *txn.ServerTx) {
 	l.dlg = uasDialog(req, l.tag)
 	e.addLeg(l)
 	e.bindDialog(l.dlg.key(), l)
+	// The grain refuses what a draining node takes in; the edge says so.
 	var sent bool
 	if action != "" && legID != callerLeg(callID) {
-		sent = l.toGrain(&pb.CallControl{CallId: callID, Action: action, ByUser: from.UserID, LegId: l.id, Node: e.node(), Offer: req.Body()})
+		sent = l.toGrain(&pb.CallControl{CallId: callID, Action: action, ByUser: from.UserID, LegId: l.id, Node: e.node(), Offer: req.Body(), Draining: e.draining()})
 	} else {
 		sent = l.toGrain(&pb.CallStart{
 			CallId: callID, LegId: l.id, Node: e.node(),
 			From: &pb.Party{UserId: from.UserID, Number: from.Number, Display: from.Display, TrunkId: from.TrunkID},
 			To:   req.Recipient.User, Offer: req.Body(), ReceivedUnixNano: start.UnixNano(),
-			OnBehalfOf: preferredIdentity(req, from),
+			OnBehalfOf: preferredIdentity(req), Draining: e.draining(),
 		})
 	}
 	if !sent {
@@ -288,6 +285,14 @@ func (l *leg) refuseUnrouted(reason string) {
 	l.finish()
 }
 
+// grainRetryAfter is the Retry-After of a grain's 503 that names none, in
+// seconds: as long as a drain lets calls finish by default.
+const grainRetryAfter = "30"
+
+// draining says whether this node drains, for the grain to refuse what it
+// would take in.
+func (e *Edge) draining() bool { return e.cfg.Draining != nil && e.cfg.Draining() }
+
 // sdpType is the Content-Type of every SDP body sent. Nothing changes a
 // header once sent, so one serves every message.
 var sdpType = sip.ContentTypeHeader("application/sdp")
@@ -317,10 +322,18 @@ func (l *leg) respond(m *pb.LegRespond) {
 	if len(body) > 0 {
 		res.AppendHeader(&sdpType)
 	}
+	retry := false
 	for _, h := range m.Headers {
 		if name, val, ok := headerLine(h); ok {
 			res.AppendHeader(sip.NewHeader(name, val))
+			retry = retry || strings.EqualFold(name, "Retry-After")
 		}
+	}
+	if code == 503 && !retry {
+		// A phone takes a 503 without Retry-After for a 500 (RFC 3261
+		// 21.5.4); the grain's 503s (a draining node's, above all) mean
+		// "not here for now".
+		res.AppendHeader(sip.NewHeader("Retry-After", grainRetryAfter))
 	}
 	switch {
 	case code < 200:
@@ -700,11 +713,12 @@ func reasonFor(code int) string {
 	return "Error"
 }
 
-// preferredIdentity is the user part of a user's P-Preferred-Identity
-// (RFC 3325): the line a delegate asks to call for. Trunks assert their own.
-func preferredIdentity(req *sip.Request, from Identity) string {
+// preferredIdentity is the user part of a P-Preferred-Identity (RFC 3325):
+// the line the caller asks to call for. Whether it may (a trunk asserts its
+// own identity; a user needs the line's place_calls) is the call's to say.
+func preferredIdentity(req *sip.Request) string {
 	h := req.GetHeader("P-Preferred-Identity")
-	if h == nil || from.UserID == "" {
+	if h == nil {
 		return ""
 	}
 	var uri sip.Uri

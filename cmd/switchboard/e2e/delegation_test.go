@@ -300,6 +300,20 @@ func TestCallOnBehalf(t *testing.T) {
 	if _, err := bobP.DialWith(ctx, "+12125550100", []string{"P-Preferred-Identity: <sip:dan@" + domain + ">"}, nil); !errors.As(err, &rej) || rej.Code != 403 {
 		t.Fatalf("on behalf without place_calls: want 403, got %v", err)
 	}
+
+	// A carrier's P-Preferred-Identity asks for no line (a trunk asserts
+	// its own callers): its call reaches Ann as any other, not a 403.
+	dialed := make(chan error, 1)
+	go func() {
+		_, err := carrier.DialWith(ctx, "+14155550102", []string{"P-Preferred-Identity: <sip:1001@" + domain + ">"}, nil)
+		dialed <- err
+	}()
+	if err := recvCall(t, annP).Reject(486); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-dialed; !errors.As(err, &rej) || rej.Code != 486 {
+		t.Fatalf("a carrier's call with a P-Preferred-Identity: want Ann's 486, got %v", err)
+	}
 }
 
 // lamp waits for a NOTIFY whose dialog-info body satisfies ok.

@@ -58,7 +58,9 @@ func TestNoUsableCodec488(t *testing.T) {
 	}
 }
 
-// SIGTERM's drain: new calls get 503 with Retry-After while active calls go on.
+// SIGTERM's drain: new calls, and pickups or joins that would be new legs
+// here, get 503 with Retry-After while active calls go on (a re-INVITE in
+// one is answered).
 func TestDrainRefusesNewCalls(t *testing.T) {
 	s := startNode(t, nil)
 	s.user("alice", "1001", "alice-secret")
@@ -80,8 +82,19 @@ func TestDrainRefusesNewCalls(t *testing.T) {
 		return s.api("GET", "/readyz", "", nil, nil) == 503
 	})
 	var rej *sipphone.ErrRejected
-	if _, err := alice.Dial(ctx, "1002", nil); !errors.As(err, &rej) || rej.Code != 503 {
-		t.Fatalf("new call while draining: want 503, got %v", err)
+	if _, err := alice.Dial(ctx, "1002", nil); !errors.As(err, &rej) || rej.Code != 503 || rej.RetryAfter != "30" {
+		t.Fatalf("new call while draining: want 503 with Retry-After 30, got %v %+v", err, rej)
+	}
+	// Alice may not join Bob's line (403 on a node up); a draining one
+	// refuses the new leg first.
+	if _, err := alice.Dial(ctx, "*71002", nil); !errors.As(err, &rej) || rej.Code != 503 || rej.RetryAfter != "30" {
+		t.Fatalf("*7 while draining: want 503 with Retry-After 30, got %v %+v", err, rej)
+	}
+	if err := b.Hold(ctx, "sendonly"); err != nil {
+		t.Fatalf("a re-INVITE in the active call while draining: %v", err)
+	}
+	if err := b.Resume(ctx); err != nil {
+		t.Fatalf("resuming while draining: %v", err)
 	}
 	// Click-to-call is a new call too, and its media would anchor here.
 	s.expect("POST", "/v1/calls", "", map[string]any{"from_user": "alice", "to": "1002"}, 503, "draining")

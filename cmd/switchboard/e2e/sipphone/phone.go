@@ -229,8 +229,9 @@ type Call struct {
 // ErrRejected carries a non-2xx final response: its code, and its
 // Warning's value when it has one.
 type ErrRejected struct {
-	Code    int
-	Warning string
+	Code       int
+	Warning    string
+	RetryAfter string
 }
 
 func (e *ErrRejected) Error() string { return fmt.Sprintf("call rejected with %d", e.Code) }
@@ -277,6 +278,9 @@ func (p *Phone) DialWith(ctx context.Context, target string, headers []string, o
 			rej := &ErrRejected{Code: de.Res.StatusCode}
 			if w := de.Res.GetHeader("Warning"); w != nil {
 				rej.Warning = w.Value()
+			}
+			if r := de.Res.GetHeader("Retry-After"); r != nil {
+				rej.RetryAfter = r.Value()
 			}
 			return nil, rej
 		}
