@@ -44,15 +44,12 @@ type calls struct{ n *Node }
 func (c *calls) List(ctx context.Context) ([]rest.Call, error) {
 	var out []rest.Call
 	for _, m := range c.n.cluster.MemberList.Members().Members() {
-		pid := actorPID(m.Address(), call.IndexActor)
-		r, err := c.n.system.Root.RequestFuture(pid, &pb.NodeCalls{}, 2*time.Second).Result()
+		res, err := call.OnNode(c.n.system.Root, m.Address(), 2*time.Second)
 		if err != nil {
 			continue // a member going away: its calls are listed by the next one to hold them
 		}
-		if res, ok := r.(*pb.NodeCallsResult); ok {
-			for _, ci := range res.Calls {
-				out = append(out, restCall(ci))
-			}
+		for _, ci := range res.Calls {
+			out = append(out, restCall(ci))
 		}
 	}
 	return out, nil
@@ -124,10 +121,8 @@ func (m *members) Members() []rest.Member {
 		}
 		rm := rest.Member{ID: mb.NodeID, Address: mb.Address, State: st}
 		if mb.Alive {
-			if r, err := m.n.system.Root.RequestFuture(actorPID(mb.Address, call.IndexActor), &pb.NodeCalls{}, time.Second).Result(); err == nil {
-				if res, ok := r.(*pb.NodeCallsResult); ok {
-					rm.Calls, rm.Actors = len(res.Calls), int(res.Actors)
-				}
+			if res, err := call.OnNode(m.n.system.Root, mb.Address, time.Second); err == nil {
+				rm.Calls, rm.Actors = len(res.Calls), int(res.Actors)
 			}
 		}
 		out = append(out, rm)

@@ -8,11 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-
-	"github.com/asynkron/protoactor-go/actor"
 )
-
-func actorPID(addr, name string) *actor.PID { return actor.NewPID(addr, name) }
 
 // printDev tells a newcomer how to get two phones talking.
 func (n *Node) printDev() {
