@@ -5,6 +5,8 @@
 // stopped by its pid.
 //
 //	go run ./bench -scenario calls                      # setup-rate ladder: sipp↔sipp, Kamailio, switchboard
+//	go run ./bench -scenario calls -targets switchboard,base -base /tmp/sb-old -rounds 5 -warmup 5s \
+//	    -profile /tmp/prof                              # this build beside an older one, rung by rung, with CPU profiles
 //	go run ./bench -scenario concurrent -calls 250,500  # calls held with RTP both ways: rtpengine, switchboard
 //	go run ./bench -scenario register -rates 500,1000   # REGISTER with digest per second
 //	go run ./bench -scenario delegated -rates 50,100    # calls to a delegator with two delegates
@@ -33,6 +35,7 @@ import (
 	"github.com/switchboard/switchboard/bench/proc"
 	"github.com/switchboard/switchboard/bench/rtpengine"
 	"github.com/switchboard/switchboard/bench/sipp"
+	"github.com/switchboard/switchboard/cmd/switchboard/e2e/freeport"
 )
 
 // noMedia: a phone opens its own RTP socket per call.
@@ -65,8 +68,12 @@ func main() {
 	sipAddr := flag.String("sip", "", "SIP address of a running node (empty: build and start one)")
 	httpAddr := flag.String("http", "", "HTTP address of a running node")
 	token := flag.String("token", "bench-token", "admin token")
-	bin := flag.String("bin", "", "switchboard binary to start (empty: build this checkout), e.g. an older build for a before/after")
+	bin := flag.String("bin", "", "switchboard binary to start (empty: build this checkout)")
+	base := flag.String("base", "", "calls: also start this switchboard binary (e.g. the build before a change) as the target \"base\", and climb its ladder beside switchboard's, rung by rung")
+	rounds := flag.Int("rounds", 1, "calls: run each rung this many times per target, in alternating turns")
+	warmup := flag.Duration("warmup", 0, "calls: before switchboard's (and base's) ladder, offer its first rate this long, not counted")
 	pprof := flag.String("pprof", "", "start the node with --pprof-addr here (e.g. 127.0.0.1:6060)")
+	profile := flag.String("profile", "", "calls: write each switchboard node's CPU profile of each rung into this folder (<target>-<rate>-<round>.pb.gz)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -82,9 +89,16 @@ func main() {
 		fmt.Printf("keeping %s\n", dir)
 	}
 
-	n := &node{sip: *sipAddr, http: *httpAddr, token: *token}
+	if *profile != "" {
+		if err := os.MkdirAll(*profile, 0o755); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Each node started gets as many RTP port pairs as the default range
+	// (5000), apart from rtpengine's 20000-29999 and from each other.
+	n := &node{name: "switchboard", sip: *sipAddr, http: *httpAddr, token: *token, pprof: *pprof}
 	if *sipAddr == "" {
-		if n, err = startNode(dir, *bin, *token, *pprof); err != nil {
+		if n, err = startNode(dir, nodeSpec{name: "switchboard", bin: *bin, token: *token, pprof: pprofAddr(*pprof, *profile), rtpPorts: "40000-49999"}); err != nil {
 			log.Fatal(err)
 		}
 		defer n.stop()
@@ -93,9 +107,24 @@ func main() {
 	if err := n.provision(); err != nil {
 		log.Fatal(err)
 	}
-	if err := run(ctx, &rep, n, dir, options{
+	nodes := []*node{n}
+	if *base != "" && *scenario != "calls" {
+		log.Fatal("-base is for -scenario calls")
+	}
+	if *base != "" {
+		b, err := startNode(dir, nodeSpec{name: "base", bin: *base, token: *token, pprof: pprofAddr("", *profile), rtpPorts: "30000-39999"})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer b.stop()
+		if err := b.provision(); err != nil {
+			log.Fatal(err)
+		}
+		nodes = append(nodes, b)
+	}
+	if err := run(ctx, &rep, nodes, dir, options{
 		scenario: *scenario, targets: list(*targets), gen: *gen, rates: floats(*rates), step: *step, bound: *bound,
-		calls: ints(*calls), duration: *duration, self: *self, hold: *hold, users: *users,
+		calls: ints(*calls), duration: *duration, self: *self, hold: *hold, users: *users, rounds: max(*rounds, 1), warmup: *warmup, profile: *profile,
 	}); err != nil {
 		log.Print(err)
 		defer os.Exit(1)
@@ -118,15 +147,37 @@ type options struct {
 	self        int
 	hold        bool
 	users       int
+	rounds      int
+	warmup      time.Duration
+	profile     string
 }
 
-func run(ctx context.Context, rep *report, n *node, dir string, o options) error {
+// pprofAddr is where a node serves pprof: the address asked for, else a
+// free port when profiles are to be recorded, else nowhere.
+func pprofAddr(asked, profile string) string {
+	if asked != "" || profile == "" {
+		return asked
+	}
+	port, err := freeport.Find("127.0.0.1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}
+
+// run runs the scenario against nodes: switchboard's first, then the
+// base's (-base) for the calls ladder.
+func run(ctx context.Context, rep *report, nodes []*node, dir string, o options) error {
+	n := nodes[0]
 	switch o.scenario {
 	case "calls":
 		if len(o.targets) == 0 {
 			o.targets = []string{"sipp", "kamailio", "switchboard"}
+			if len(nodes) > 1 {
+				o.targets = append(o.targets, "base")
+			}
 		}
-		ls, err := ladders(ctx, n, dir, o.targets, o.gen, o.rates, o.step, o.bound, o.hold, o.users)
+		ls, err := ladders(ctx, nodes, dir, o)
 		rep.Ladders = ls
 		rep.Ratios = ladderRatios(ls)
 		printLadders(ls, rep.Ratios)
@@ -208,6 +259,9 @@ func ladderRatios(ls []ladderResult) map[string]float64 {
 		if l.Target == "switchboard" {
 			continue
 		}
+		if l.Target == "base" {
+			cpuRatios(r, ls)
+		}
 		if l.CleanRate > 0 {
 			r["switchboard/"+l.Target+" clean setup rate"] = sb / l.CleanRate
 		}
@@ -216,6 +270,31 @@ func ladderRatios(ls []ladderResult) map[string]float64 {
 		}
 	}
 	return r
+}
+
+// cpuRatios: switchboard's CPU per call over base's, at each rate both
+// ran (over all their rounds).
+func cpuRatios(r map[string]float64, ls []ladderResult) {
+	var sb, base ladderResult
+	for _, l := range ls {
+		switch l.Target {
+		case "switchboard":
+			sb = l
+		case "base":
+			base = l
+		}
+	}
+	for _, st := range sb.Steps {
+		key := fmt.Sprintf("switchboard/base CPU per call at %.0f/s", st.Rate)
+		if _, done := r[key]; done {
+			continue
+		}
+		a, ok1 := sb.cpuPerCall(st.Rate)
+		b, ok2 := base.cpuPerCall(st.Rate)
+		if ok1 && ok2 {
+			r[key] = a / b
+		}
+	}
 }
 
 // concurrentRatios: switchboard over rtpengine in the largest count each

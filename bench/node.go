@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/switchboard/switchboard/bench/proc"
@@ -27,15 +30,24 @@ const (
 // node is the switchboard under test: one the harness started, or a
 // running one (-sip/-http).
 type node struct {
+	name      string     // its target name in a ladder: switchboard, or base (-base)
 	p         *proc.Proc // nil for a node the harness did not start
 	sip, http string
 	token     string
+	pprof     string // where it serves /debug/pprof (empty: nowhere)
 	readyMs   int64
 }
 
-// startNode runs switchboard on loopback in dir: bin, or one it builds
-// from this checkout when bin is empty.
-func startNode(dir, bin, token, pprof string) (*node, error) {
+// nodeSpec is a node for the harness to start: its binary (empty: build
+// this checkout), its RTP ports, and where it serves pprof (empty:
+// nowhere). Its data and log are named after it in the run's folder.
+type nodeSpec struct {
+	name, bin, token, pprof, rtpPorts string
+}
+
+// startNode runs switchboard on loopback in dir.
+func startNode(dir string, s nodeSpec) (*node, error) {
+	bin := s.bin
 	if bin == "" {
 		bin = filepath.Join(dir, "switchboard")
 		build := exec.Command("go", "build", "-o", bin, "github.com/switchboard/switchboard/cmd/switchboard")
@@ -52,17 +64,15 @@ func startNode(dir, bin, token, pprof string) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &node{sip: fmt.Sprintf("127.0.0.1:%d", sipPort), http: fmt.Sprintf("127.0.0.1:%d", httpPort), token: token}
-	// As many RTP port pairs as the default range (5000), apart from
-	// rtpengine's 20000-29999.
+	n := &node{name: s.name, sip: fmt.Sprintf("127.0.0.1:%d", sipPort), http: fmt.Sprintf("127.0.0.1:%d", httpPort), token: s.token, pprof: s.pprof}
 	args := []string{"--sip-addr", n.sip, "--http-addr", n.http, "--media-ip", "127.0.0.1",
-		"--rtp-ports", "40000-49999", "--data-dir", filepath.Join(dir, "data"), "--etcd-listen", "127.0.0.1:0",
-		"--node-id", "bench", "--admin-token", token, "--log-level", cmp.Or(os.Getenv("BENCH_NODE_LOG"), "error")}
-	if pprof != "" {
-		args = append(args, "--pprof-addr", pprof)
+		"--rtp-ports", s.rtpPorts, "--data-dir", filepath.Join(dir, "data-"+s.name), "--etcd-listen", "127.0.0.1:0",
+		"--node-id", "bench", "--admin-token", s.token, "--log-level", cmp.Or(os.Getenv("BENCH_NODE_LOG"), "error")}
+	if s.pprof != "" {
+		args = append(args, "--pprof-addr", s.pprof)
 	}
 	t0 := time.Now()
-	logPath := filepath.Join(dir, "node.log")
+	logPath := filepath.Join(dir, s.name+".log")
 	p, err := proc.Start(bin, logPath, args...)
 	if err != nil {
 		return nil, err
@@ -70,7 +80,7 @@ func startNode(dir, bin, token, pprof string) (*node, error) {
 	n.p = p
 	if err := p.WaitHTTP("http://"+n.http+"/readyz", 30*time.Second); err != nil {
 		p.Stop()
-		return nil, fmt.Errorf("switchboard at start: %w (log: %s)", err, logPath)
+		return nil, fmt.Errorf("%s at start: %w (log: %s)", s.name, err, logPath)
 	}
 	n.readyMs = time.Since(t0).Milliseconds()
 	return n, nil
@@ -175,4 +185,73 @@ func (n *node) ringMode(mode string) error {
 		err = fmt.Errorf("PUT vip %v: status %d", body, code)
 	}
 	return err
+}
+
+// profileCPU records the node's CPU profile over the next d into path (a
+// pprof file for `go tool pprof`) while the caller offers load; the
+// returned wait gives the outcome once it is written.
+func (n *node) profileCPU(path string, d time.Duration) (wait func() error) {
+	done := make(chan error, 1)
+	go func() {
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", n.pprof, int(d.Seconds()))
+		res, err := (&http.Client{Timeout: d + 30*time.Second}).Get(url)
+		if err != nil {
+			done <- fmt.Errorf("profile %s: %w", n.name, err)
+			return
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			done <- fmt.Errorf("profile %s: %s", n.name, res.Status)
+			return
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			done <- fmt.Errorf("profile %s: %w", n.name, err)
+			return
+		}
+		_, err = io.Copy(f, res.Body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			err = fmt.Errorf("profile %s: %w", n.name, err)
+		}
+		done <- err
+	}()
+	return func() error { return <-done }
+}
+
+// goStats is what the Go runtime of a node reports in /metrics of its
+// allocations and collections so far.
+type goStats struct{ mallocs, bytes, gcs float64 }
+
+// goStats reads the node's allocation counters (zeroes when it cannot).
+func (n *node) goStats() goStats {
+	res, err := http.Get("http://" + n.http + "/metrics")
+	if err != nil {
+		return goStats{}
+	}
+	defer res.Body.Close()
+	var s goStats
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "go_memstats_mallocs_total":
+			s.mallocs = v
+		case "go_memstats_alloc_bytes_total":
+			s.bytes = v
+		case "go_gc_duration_seconds_count":
+			s.gcs = v
+		}
+	}
+	return s
 }

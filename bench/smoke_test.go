@@ -18,7 +18,7 @@ func TestSmoke(t *testing.T) {
 		t.Skip("builds and runs a node")
 	}
 	dir := t.TempDir()
-	n, err := startNode(dir, "", "smoke-token", "")
+	n, err := startNode(dir, nodeSpec{name: "switchboard", token: "smoke-token", rtpPorts: "40000-49999"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,8 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ls, err := ladders(context.Background(), n, dir, []string{"switchboard"}, "go", []float64{20}, 2*time.Second, 2*time.Second, true, 1)
+	ls, err := ladders(context.Background(), []*node{n}, dir, options{targets: []string{"switchboard"}, gen: "go",
+		rates: []float64{20}, step: 2 * time.Second, bound: 2 * time.Second, hold: true, users: 1, rounds: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,8 @@ func TestSmoke(t *testing.T) {
 	if !sipp.Available() {
 		return // CI installs sipp (.ci/run); a laptop may not have it
 	}
-	ls, err = ladders(context.Background(), n, dir, []string{"sipp", "switchboard"}, "sipp", []float64{50}, 2*time.Second, time.Second, false, 20)
+	ls, err = ladders(context.Background(), []*node{n}, dir, options{targets: []string{"sipp", "switchboard"}, gen: "sipp",
+		rates: []float64{50}, step: 2 * time.Second, bound: time.Second, users: 20, rounds: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

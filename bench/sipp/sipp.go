@@ -117,7 +117,13 @@ type Step struct {
 	RefusedBy  map[string]int `json:"refused_by_code,omitempty"`
 	TargetCPU  float64        `json:"target_cpu_s"`
 	CPUPerCall float64        `json:"target_cpu_ms_per_call"`
-	Seconds    float64        `json:"seconds"`
+	// What a switchboard target's Go runtime allocated per successful
+	// call (objects and bytes, all of the rung's work included), and the
+	// collections it ran.
+	MallocsPerCall float64 `json:"target_mallocs_per_call,omitempty"`
+	AllocKBPerCall float64 `json:"target_alloc_kb_per_call,omitempty"`
+	GCs            int     `json:"target_gc_cycles,omitempty"`
+	Seconds        float64 `json:"seconds"`
 }
 
 // Clean: every call completed.
