@@ -464,11 +464,7 @@ func (g *grain) reinvite(ctx actor.Context, m *pb.LegReinvite) *pb.LegReinviteRe
 }
 
 func (g *grain) control(ctx actor.Context, m *pb.CallControl) *pb.CallControlResult {
-	in := Control{Action: m.Action, ByUser: m.ByUser, Admin: m.Admin, Leg: m.LegId, NodeID: m.Node.GetId(), NodeAddr: m.Node.GetAddress()}
-	if m.Draining {
-		// A *8 or *7 INVITE would be a new leg on a node that is leaving.
-		return g.refuseLeg(ctx, m, &Refusal{Status: 503, Code: "draining", Message: "this node is draining and takes no new calls"})
-	}
+	in := Control{Action: m.Action, ByUser: m.ByUser, Admin: m.Admin, Leg: m.LegId, NodeID: m.Node.GetId(), NodeAddr: m.Node.GetAddress(), Draining: m.Draining}
 	switch m.Action {
 	case "pickup", "join", "lock", "unlock":
 		if m.ByUser != "" && g.call.Line != "" {

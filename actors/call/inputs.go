@@ -109,6 +109,8 @@ type Control struct {
 	// OfferSRTP, the picker's INVITE offers it.
 	PartySRTP bool
 	OfferSRTP bool
+	// Draining: Leg arrived at a node that drains.
+	Draining bool
 	// A transfer to To rings what Route routes it to, looked up as if the
 	// transferor had dialled To: the target's ring plan (computed with the
 	// transferor as the caller), or the outbound trunk for an outside number.

@@ -628,6 +628,10 @@ func (c *Call) partyLeg(user string) *Leg {
 }
 
 func (c *Call) control(in Control, now time.Time, s Settings) ([]Effect, error) {
+	if in.Leg != "" && in.Draining {
+		// A *8 or *7 INVITE would be a new leg on a node that is leaving.
+		return nil, &Refusal{Status: 503, Code: "draining", Message: "this node is draining and takes no new calls"}
+	}
 	switch in.Action {
 	case "pickup", "join":
 		return c.pickup(in, now)
