@@ -490,7 +490,7 @@ func newToken() string {
 }
 
 // Credentials derives what is stored of a password: the digest HA1 of
-// each algorithm the SIP edge may offer (api/sip/digest), so that the
+// each algorithm the SIP edge may offer (api/sipedge/digest), so that the
 // password itself is never kept and the directory needs no digest code.
 type Credentials struct {
 	Algorithms []string

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/switchboard/switchboard/api/sip/txn"
+	"github.com/switchboard/switchboard/api/sipedge/txn"
 	"github.com/switchboard/switchboard/cmd/switchboard/node"
 	"github.com/switchboard/switchboard/cmd/switchboard/stackfloor"
 )

@@ -10,7 +10,7 @@ import (
 
 	"github.com/switchboard/switchboard/actors/call"
 	"github.com/switchboard/switchboard/api/rest"
-	sipedge "github.com/switchboard/switchboard/api/sip"
+	sipedge "github.com/switchboard/switchboard/api/sipedge"
 	"github.com/switchboard/switchboard/cluster/directory"
 	pb "github.com/switchboard/switchboard/proto"
 )

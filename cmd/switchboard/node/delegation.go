@@ -12,7 +12,7 @@ import (
 	"github.com/switchboard/switchboard/actors/delegator"
 	"github.com/switchboard/switchboard/actors/line"
 	"github.com/switchboard/switchboard/api/rest"
-	sipedge "github.com/switchboard/switchboard/api/sip"
+	sipedge "github.com/switchboard/switchboard/api/sipedge"
 	"github.com/switchboard/switchboard/cluster/store"
 	pb "github.com/switchboard/switchboard/proto"
 )

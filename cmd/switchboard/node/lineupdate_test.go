@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/switchboard/switchboard/actors/line"
-	sipedge "github.com/switchboard/switchboard/api/sip"
+	sipedge "github.com/switchboard/switchboard/api/sipedge"
 )
 
 // A lamp reads the same line state from the local line grain's Update and

@@ -12,7 +12,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/switchboard/switchboard/actors/line"
-	"github.com/switchboard/switchboard/api/sip/txn"
+	"github.com/switchboard/switchboard/api/sipedge/txn"
 )
 
 // Busy lamp fields: SUBSCRIBE with Event: dialog (RFC 6665, RFC 4235) to a

@@ -8,7 +8,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/switchboard/switchboard/api/sip/txn"
+	"github.com/switchboard/switchboard/api/sipedge/txn"
 )
 
 // contactFor is our Contact on the flow req arrived by: the local address

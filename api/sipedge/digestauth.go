@@ -3,7 +3,7 @@ package sipedge
 import (
 	"net/netip"
 
-	"github.com/switchboard/switchboard/api/sip/digest"
+	"github.com/switchboard/switchboard/api/sipedge/digest"
 )
 
 // DigestAuth is the edge's Authenticator over the digest package: each

@@ -11,7 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/switchboard/switchboard/actors/call"
-	"github.com/switchboard/switchboard/api/sip/txn"
+	"github.com/switchboard/switchboard/api/sipedge/txn"
 	"github.com/switchboard/switchboard/cluster/metrics"
 	pb "github.com/switchboard/switchboard/proto"
 )

@@ -10,7 +10,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/switchboard/switchboard/api/sip/txn"
+	"github.com/switchboard/switchboard/api/sipedge/txn"
 	pb "github.com/switchboard/switchboard/proto"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchboard/switchboard/api/sip/digest"
+	"github.com/switchboard/switchboard/api/sipedge/digest"
 )
 
 // The edge answers credentials as the digest package rules, with each

@@ -28,9 +28,9 @@ import (
 	"github.com/switchboard/switchboard/actors/call"
 	"github.com/switchboard/switchboard/actors/line"
 	"github.com/switchboard/switchboard/api/authguard"
-	"github.com/switchboard/switchboard/api/sip/digest"
-	"github.com/switchboard/switchboard/api/sip/txn"
-	"github.com/switchboard/switchboard/api/sip/validate"
+	"github.com/switchboard/switchboard/api/sipedge/digest"
+	"github.com/switchboard/switchboard/api/sipedge/txn"
+	"github.com/switchboard/switchboard/api/sipedge/validate"
 	"github.com/switchboard/switchboard/cluster/metrics"
 	pb "github.com/switchboard/switchboard/proto"
 )
