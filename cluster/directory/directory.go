@@ -1,7 +1,8 @@
-// Package directory holds users, trunks, numbers and tokens: settings in
-// etcd, with a cache every node keeps current from a watch. SIP auth and
-// routing read it on every request, so reads are map lookups; a miss falls
-// back to etcd once, so a user created on another node is usable at once.
+// Package directory holds users, trunks, numbers, tokens and monitoring
+// groups: settings in etcd, with a cache every node keeps current from a
+// watch. SIP auth and routing read it on every request, so reads are map
+// lookups; a miss falls back to etcd once, so a user created on another
+// node is usable at once.
 package directory
 
 import (
@@ -108,6 +109,9 @@ type Directory struct {
 	ha1      map[string]ha1Ref
 	trunks   map[string]Trunk
 	outbound string // id of the outbound trunk, "" when none
+	groups   map[string]MonitoringGroup
+	// bySupervisor: a supervisor's monitoring groups, by id.
+	bySupervisor map[string][]string
 }
 
 type ha1Ref struct{ ha1, user string }
@@ -116,13 +120,14 @@ type ha1Ref struct{ ha1, user string }
 func New(st store.Store, realm string, creds Credentials, log *slog.Logger) *Directory {
 	return &Directory{st: st, realm: realm, creds: creds, log: log.With("component", "directory"),
 		revs: map[string]int64{}, users: map[string]record{}, byExt: map[string]string{}, byNum: map[string]string{},
-		byTok: map[string]string{}, ha1: map[string]ha1Ref{}, trunks: map[string]Trunk{}}
+		byTok: map[string]string{}, ha1: map[string]ha1Ref{}, trunks: map[string]Trunk{},
+		groups: map[string]MonitoringGroup{}, bySupervisor: map[string][]string{}}
 }
 
-// Start loads every user and trunk, then keeps the cache current until ctx
-// ends. It fails only when the first load does.
+// Start loads every user, trunk and monitoring group, then keeps the cache
+// current until ctx ends. It fails only when the first load does.
 func (d *Directory) Start(ctx context.Context) error {
-	for _, kind := range []string{kindUsers, kindTrunks} {
+	for _, kind := range []string{kindUsers, kindTrunks, kindGroups} {
 		// Watch before List: a change between the two is then in the watch.
 		ch, stop := d.watch(ctx, kind)
 		if err := d.resync(ctx, kind); err != nil {
@@ -202,6 +207,7 @@ func (d *Directory) applyEvent(kind string, ev store.Event) {
 	var (
 		rec   record
 		trunk Trunk
+		group MonitoringGroup
 	)
 	if ev.Type == store.EventPut {
 		var err error
@@ -212,6 +218,8 @@ func (d *Directory) applyEvent(kind string, ev store.Event) {
 			if err = json.Unmarshal(ev.KV.Value, &trunk); err == nil {
 				err = trunk.validate()
 			}
+		case kindGroups:
+			err = json.Unmarshal(ev.KV.Value, &group)
 		}
 		if err != nil {
 			d.log.Error("unreadable setting ignored", "key", ev.KV.Key, "err", err)
@@ -235,6 +243,8 @@ func (d *Directory) applyEvent(kind string, ev store.Event) {
 	case kindTrunks:
 		d.trunks[trunk.ID] = trunk
 		d.pickOutboundLocked()
+	case kindGroups:
+		d.putGroupLocked(group)
 	}
 }
 
@@ -252,9 +262,13 @@ func (d *Directory) putUserLocked(r record) {
 	}
 }
 
-// dropLocked removes a cached user or trunk and the index entries that
-// still point at it (another user may already own a freed extension).
+// dropLocked removes a cached user, trunk or group and the index entries
+// that still point at it (another user may already own a freed extension).
 func (d *Directory) dropLocked(kind, id string) {
+	if kind == kindGroups {
+		d.dropGroupLocked(id)
+		return
+	}
 	if kind == kindTrunks {
 		if _, ok := d.trunks[id]; ok {
 			delete(d.trunks, id)
@@ -411,22 +425,28 @@ func (d *Directory) TrunkByID(id string) (Trunk, bool) {
 	d.mu.RLock()
 	t, ok := d.trunks[id]
 	d.mu.RUnlock()
-	if ok || !validID(id) {
+	if ok || !validID(id) || !d.fetch(kindTrunks, id) {
 		return t, ok
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), missTimeout)
-	defer cancel()
-	kv, err := d.st.Get(ctx, store.Key(kindTrunks, id))
-	if err != nil {
-		d.logMiss(kindTrunks, err)
-		return Trunk{}, false
-	}
-	// Through the cache, so a delete seen meanwhile wins over this read.
-	d.applyEvent(kindTrunks, store.Event{Type: store.EventPut, KV: kv})
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	t, ok = d.trunks[id]
 	return t, ok
+}
+
+// fetch reads a setting that is not cached (yet) from etcd into the cache;
+// false when there is none.
+func (d *Directory) fetch(kind, id string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), missTimeout)
+	defer cancel()
+	kv, err := d.st.Get(ctx, store.Key(kind, id))
+	if err != nil {
+		d.logMiss(kind, err)
+		return false
+	}
+	// Through the cache, so a delete seen meanwhile wins over this read.
+	d.applyEvent(kind, store.Event{Type: store.EventPut, KV: kv})
+	return true
 }
 
 // byIndex looks a user up in an index map and, on a miss, through the
@@ -455,15 +475,9 @@ func (d *Directory) byIndex(idx map[string]string, kind, k string, valid bool, m
 
 // missUser reads a user that is not cached (yet) from etcd.
 func (d *Directory) missUser(id string) (record, bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), missTimeout)
-	defer cancel()
-	kv, err := d.st.Get(ctx, store.Key(kindUsers, id))
-	if err != nil {
-		d.logMiss(kindUsers, err)
+	if !d.fetch(kindUsers, id) {
 		return record{}, false
 	}
-	// Through the cache, so a delete seen meanwhile wins over this read.
-	d.applyEvent(kindUsers, store.Event{Type: store.EventPut, KV: kv})
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	r, ok := d.users[id]
@@ -703,8 +717,15 @@ func (d *Directory) ReissueToken(ctx context.Context, id string) (string, error)
 	return tok, nil
 }
 
-// DeleteUser removes a user and its index keys.
+// DeleteUser removes a user and its index keys, after taking them out of
+// the monitoring groups.
 func (d *Directory) DeleteUser(ctx context.Context, id string) error {
+	if _, _, err := d.current(ctx, id); err != nil {
+		return err
+	}
+	if err := d.forgetInGroups(ctx, id); err != nil {
+		return err
+	}
 	_, err := d.change(ctx, id, func(old record) (*record, claims, error) {
 		var c claims
 		c.ops = append(c.ops, store.Op{Key: store.Key(kindExtensions, old.Extension), Delete: true})
