@@ -81,6 +81,7 @@ func New(d Deps, log *slog.Logger) *fiber.App {
 		v1.Post("/calls/:id/"+action, a.control(action))
 	}
 	a.delegationRoutes(v1)
+	a.monitoringGroupRoutes(v1)
 	v1.Get("/cluster", a.admin, a.cluster)
 	v1.Get("/events", a.events)
 	app.Use(func(c *fiber.Ctx) error {

@@ -308,6 +308,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"VIPContact", delegator.ContactBody{}},
 		{"Privacy", privacyBody{}},
 		{"Privacy", delegator.Privacy{}},
+		{"MonitoringGroup", directory.MonitoringGroup{}},
+		{"MonitoringGroupInput", directory.MonitoringGroupInput{}},
+		{"MonitoringGroupPatch", directory.MonitoringGroupPatch{}},
 	} {
 		typ := reflect.TypeOf(c.typ)
 		got := d.properties(t, map[string]any{"$ref": "#/components/schemas/" + c.schema})
