@@ -99,7 +99,7 @@ const (
 	MediaOp_REMOVE_LEG    MediaOp_Kind = 7
 	MediaOp_RELEASE       MediaOp_Kind = 8  // end the worker
 	MediaOp_MIX           MediaOp_Kind = 9  // leg hears the sum of every leg in legs (decoded, mixed and re-encoded per 20 ms)
-	MediaOp_CHIME         MediaOp_Kind = 10 // a short chime is mixed once into what each leg in legs hears
+	MediaOp_CHIME         MediaOp_Kind = 10 // a short tone pattern (tone) is mixed once into what each leg in legs hears
 )
 
 // Enum value maps for MediaOp_Kind.
@@ -156,7 +156,7 @@ func (x MediaOp_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MediaOp_Kind.Descriptor instead.
 func (MediaOp_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{26, 0}
+	return file_switchboard_proto_rawDescGZIP(), []int{27, 0}
 }
 
 // Node names a cluster member: its id and its actor-system address, where the
@@ -969,6 +969,7 @@ type CallControl struct {
 	Offer         []byte `protobuf:"bytes,7,opt,name=offer,proto3" json:"offer,omitempty"`
 	Target        string `protobuf:"bytes,8,opt,name=target,proto3" json:"target,omitempty"`      // transfer: user id, extension or number
 	Draining      bool   `protobuf:"varint,9,opt,name=draining,proto3" json:"draining,omitempty"` // node (a SIP pickup's) drains: the pickup is refused (503)
+	Mode          string `protobuf:"bytes,10,opt,name=mode,proto3" json:"mode,omitempty"`         // monitor: listen | whisper | barge | takeover
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1064,6 +1065,13 @@ func (x *CallControl) GetDraining() bool {
 		return x.Draining
 	}
 	return false
+}
+
+func (x *CallControl) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
 }
 
 type CallControlResult struct {
@@ -1308,7 +1316,7 @@ type CallInfo struct {
 	Line             string                 `protobuf:"bytes,3,opt,name=line,proto3" json:"line,omitempty"`
 	Legs             []*LegInfo             `protobuf:"bytes,4,rep,name=legs,proto3" json:"legs,omitempty"`
 	Locked           bool                   `protobuf:"varint,5,opt,name=locked,proto3" json:"locked,omitempty"`
-	Monitors         []string               `protobuf:"bytes,6,rep,name=monitors,proto3" json:"monitors,omitempty"`
+	Monitors         []*MonitorInfo         `protobuf:"bytes,13,rep,name=monitors,proto3" json:"monitors,omitempty"`
 	Node             string                 `protobuf:"bytes,7,opt,name=node,proto3" json:"node,omitempty"`
 	CreatedUnixNano  int64                  `protobuf:"varint,8,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
 	AnsweredUnixNano int64                  `protobuf:"varint,9,opt,name=answered_unix_nano,json=answeredUnixNano,proto3" json:"answered_unix_nano,omitempty"`
@@ -1384,7 +1392,7 @@ func (x *CallInfo) GetLocked() bool {
 	return false
 }
 
-func (x *CallInfo) GetMonitors() []string {
+func (x *CallInfo) GetMonitors() []*MonitorInfo {
 	if x != nil {
 		return x.Monitors
 	}
@@ -1433,6 +1441,67 @@ func (x *CallInfo) GetGrainNode() string {
 	return ""
 }
 
+// MonitorInfo is a supervisor monitoring a call.
+type MonitorInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Mode          string                 `protobuf:"bytes,2,opt,name=mode,proto3" json:"mode,omitempty"`
+	SinceUnixNano int64                  `protobuf:"varint,3,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonitorInfo) Reset() {
+	*x = MonitorInfo{}
+	mi := &file_switchboard_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonitorInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonitorInfo) ProtoMessage() {}
+
+func (x *MonitorInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonitorInfo.ProtoReflect.Descriptor instead.
+func (*MonitorInfo) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MonitorInfo) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *MonitorInfo) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *MonitorInfo) GetSinceUnixNano() int64 {
+	if x != nil {
+		return x.SinceUnixNano
+	}
+	return 0
+}
+
 // NodeCalls asks a node's "calls" actor for the calls whose grain it holds.
 type NodeCalls struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1442,7 +1511,7 @@ type NodeCalls struct {
 
 func (x *NodeCalls) Reset() {
 	*x = NodeCalls{}
-	mi := &file_switchboard_proto_msgTypes[16]
+	mi := &file_switchboard_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1454,7 +1523,7 @@ func (x *NodeCalls) String() string {
 func (*NodeCalls) ProtoMessage() {}
 
 func (x *NodeCalls) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[16]
+	mi := &file_switchboard_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1467,7 +1536,7 @@ func (x *NodeCalls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeCalls.ProtoReflect.Descriptor instead.
 func (*NodeCalls) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{16}
+	return file_switchboard_proto_rawDescGZIP(), []int{17}
 }
 
 type NodeCallsResult struct {
@@ -1480,7 +1549,7 @@ type NodeCallsResult struct {
 
 func (x *NodeCallsResult) Reset() {
 	*x = NodeCallsResult{}
-	mi := &file_switchboard_proto_msgTypes[17]
+	mi := &file_switchboard_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1561,7 @@ func (x *NodeCallsResult) String() string {
 func (*NodeCallsResult) ProtoMessage() {}
 
 func (x *NodeCallsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[17]
+	mi := &file_switchboard_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1574,7 @@ func (x *NodeCallsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeCallsResult.ProtoReflect.Descriptor instead.
 func (*NodeCallsResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{17}
+	return file_switchboard_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *NodeCallsResult) GetCalls() []*CallInfo {
@@ -1538,7 +1607,7 @@ type Binding struct {
 
 func (x *Binding) Reset() {
 	*x = Binding{}
-	mi := &file_switchboard_proto_msgTypes[18]
+	mi := &file_switchboard_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1619,7 @@ func (x *Binding) String() string {
 func (*Binding) ProtoMessage() {}
 
 func (x *Binding) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[18]
+	mi := &file_switchboard_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1632,7 @@ func (x *Binding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Binding.ProtoReflect.Descriptor instead.
 func (*Binding) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{18}
+	return file_switchboard_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Binding) GetContact() string {
@@ -1636,7 +1705,7 @@ type Register struct {
 
 func (x *Register) Reset() {
 	*x = Register{}
-	mi := &file_switchboard_proto_msgTypes[19]
+	mi := &file_switchboard_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1717,7 @@ func (x *Register) String() string {
 func (*Register) ProtoMessage() {}
 
 func (x *Register) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[19]
+	mi := &file_switchboard_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1730,7 @@ func (x *Register) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Register.ProtoReflect.Descriptor instead.
 func (*Register) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{19}
+	return file_switchboard_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Register) GetUserId() string {
@@ -1703,7 +1772,7 @@ type RegisterResult struct {
 
 func (x *RegisterResult) Reset() {
 	*x = RegisterResult{}
-	mi := &file_switchboard_proto_msgTypes[20]
+	mi := &file_switchboard_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1715,7 +1784,7 @@ func (x *RegisterResult) String() string {
 func (*RegisterResult) ProtoMessage() {}
 
 func (x *RegisterResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[20]
+	mi := &file_switchboard_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1728,7 +1797,7 @@ func (x *RegisterResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResult.ProtoReflect.Descriptor instead.
 func (*RegisterResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{20}
+	return file_switchboard_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RegisterResult) GetBindings() []*Binding {
@@ -1769,7 +1838,7 @@ type LineCall struct {
 
 func (x *LineCall) Reset() {
 	*x = LineCall{}
-	mi := &file_switchboard_proto_msgTypes[21]
+	mi := &file_switchboard_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1781,7 +1850,7 @@ func (x *LineCall) String() string {
 func (*LineCall) ProtoMessage() {}
 
 func (x *LineCall) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[21]
+	mi := &file_switchboard_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1794,7 +1863,7 @@ func (x *LineCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineCall.ProtoReflect.Descriptor instead.
 func (*LineCall) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{21}
+	return file_switchboard_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LineCall) GetLine() string {
@@ -1855,7 +1924,7 @@ type LineGet struct {
 
 func (x *LineGet) Reset() {
 	*x = LineGet{}
-	mi := &file_switchboard_proto_msgTypes[22]
+	mi := &file_switchboard_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +1936,7 @@ func (x *LineGet) String() string {
 func (*LineGet) ProtoMessage() {}
 
 func (x *LineGet) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[22]
+	mi := &file_switchboard_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +1949,7 @@ func (x *LineGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineGet.ProtoReflect.Descriptor instead.
 func (*LineGet) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{22}
+	return file_switchboard_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LineGet) GetLine() string {
@@ -1899,7 +1968,7 @@ type LineCalls struct {
 
 func (x *LineCalls) Reset() {
 	*x = LineCalls{}
-	mi := &file_switchboard_proto_msgTypes[23]
+	mi := &file_switchboard_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +1980,7 @@ func (x *LineCalls) String() string {
 func (*LineCalls) ProtoMessage() {}
 
 func (x *LineCalls) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[23]
+	mi := &file_switchboard_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +1993,7 @@ func (x *LineCalls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineCalls.ProtoReflect.Descriptor instead.
 func (*LineCalls) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{23}
+	return file_switchboard_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LineCalls) GetCalls() []*LineCall {
@@ -1943,7 +2012,7 @@ type GetContacts struct {
 
 func (x *GetContacts) Reset() {
 	*x = GetContacts{}
-	mi := &file_switchboard_proto_msgTypes[24]
+	mi := &file_switchboard_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2024,7 @@ func (x *GetContacts) String() string {
 func (*GetContacts) ProtoMessage() {}
 
 func (x *GetContacts) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[24]
+	mi := &file_switchboard_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2037,7 @@ func (x *GetContacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContacts.ProtoReflect.Descriptor instead.
 func (*GetContacts) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{24}
+	return file_switchboard_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetContacts) GetUserId() string {
@@ -1987,7 +2056,7 @@ type ContactsResult struct {
 
 func (x *ContactsResult) Reset() {
 	*x = ContactsResult{}
-	mi := &file_switchboard_proto_msgTypes[25]
+	mi := &file_switchboard_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +2068,7 @@ func (x *ContactsResult) String() string {
 func (*ContactsResult) ProtoMessage() {}
 
 func (x *ContactsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[25]
+	mi := &file_switchboard_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +2081,7 @@ func (x *ContactsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactsResult.ProtoReflect.Descriptor instead.
 func (*ContactsResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{25}
+	return file_switchboard_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ContactsResult) GetBindings() []*Binding {
@@ -2030,13 +2099,14 @@ type MediaOp struct {
 	Sdp           []byte                 `protobuf:"bytes,4,opt,name=sdp,proto3" json:"sdp,omitempty"`
 	Srtp          bool                   `protobuf:"varint,5,opt,name=srtp,proto3" json:"srtp,omitempty"`
 	Legs          []string               `protobuf:"bytes,6,rep,name=legs,proto3" json:"legs,omitempty"`
+	Tone          string                 `protobuf:"bytes,7,opt,name=tone,proto3" json:"tone,omitempty"` // CHIME: "" the join chime, "entry" (a supervisor barges in), "notice" (monitoring starts)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MediaOp) Reset() {
 	*x = MediaOp{}
-	mi := &file_switchboard_proto_msgTypes[26]
+	mi := &file_switchboard_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2118,7 @@ func (x *MediaOp) String() string {
 func (*MediaOp) ProtoMessage() {}
 
 func (x *MediaOp) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[26]
+	mi := &file_switchboard_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2131,7 @@ func (x *MediaOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaOp.ProtoReflect.Descriptor instead.
 func (*MediaOp) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{26}
+	return file_switchboard_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MediaOp) GetKind() MediaOp_Kind {
@@ -2106,6 +2176,13 @@ func (x *MediaOp) GetLegs() []string {
 	return nil
 }
 
+func (x *MediaOp) GetTone() string {
+	if x != nil {
+		return x.Tone
+	}
+	return ""
+}
+
 type MediaRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CallId        string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
@@ -2116,7 +2193,7 @@ type MediaRequest struct {
 
 func (x *MediaRequest) Reset() {
 	*x = MediaRequest{}
-	mi := &file_switchboard_proto_msgTypes[27]
+	mi := &file_switchboard_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2205,7 @@ func (x *MediaRequest) String() string {
 func (*MediaRequest) ProtoMessage() {}
 
 func (x *MediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[27]
+	mi := &file_switchboard_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2218,7 @@ func (x *MediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaRequest.ProtoReflect.Descriptor instead.
 func (*MediaRequest) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{27}
+	return file_switchboard_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MediaRequest) GetCallId() string {
@@ -2170,7 +2247,7 @@ type MediaResult struct {
 
 func (x *MediaResult) Reset() {
 	*x = MediaResult{}
-	mi := &file_switchboard_proto_msgTypes[28]
+	mi := &file_switchboard_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2182,7 +2259,7 @@ func (x *MediaResult) String() string {
 func (*MediaResult) ProtoMessage() {}
 
 func (x *MediaResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[28]
+	mi := &file_switchboard_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2195,7 +2272,7 @@ func (x *MediaResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaResult.ProtoReflect.Descriptor instead.
 func (*MediaResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{28}
+	return file_switchboard_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *MediaResult) GetSdp() []byte {
@@ -2235,7 +2312,7 @@ type MediaResponse struct {
 
 func (x *MediaResponse) Reset() {
 	*x = MediaResponse{}
-	mi := &file_switchboard_proto_msgTypes[29]
+	mi := &file_switchboard_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2247,7 +2324,7 @@ func (x *MediaResponse) String() string {
 func (*MediaResponse) ProtoMessage() {}
 
 func (x *MediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[29]
+	mi := &file_switchboard_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2260,7 +2337,7 @@ func (x *MediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaResponse.ProtoReflect.Descriptor instead.
 func (*MediaResponse) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{29}
+	return file_switchboard_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MediaResponse) GetResults() []*MediaResult {
@@ -2282,7 +2359,7 @@ type MediaEvent struct {
 
 func (x *MediaEvent) Reset() {
 	*x = MediaEvent{}
-	mi := &file_switchboard_proto_msgTypes[30]
+	mi := &file_switchboard_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2294,7 +2371,7 @@ func (x *MediaEvent) String() string {
 func (*MediaEvent) ProtoMessage() {}
 
 func (x *MediaEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[30]
+	mi := &file_switchboard_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2307,7 +2384,7 @@ func (x *MediaEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaEvent.ProtoReflect.Descriptor instead.
 func (*MediaEvent) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{30}
+	return file_switchboard_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *MediaEvent) GetCallId() string {
@@ -2353,7 +2430,7 @@ type DomainEvent struct {
 
 func (x *DomainEvent) Reset() {
 	*x = DomainEvent{}
-	mi := &file_switchboard_proto_msgTypes[31]
+	mi := &file_switchboard_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2442,7 @@ func (x *DomainEvent) String() string {
 func (*DomainEvent) ProtoMessage() {}
 
 func (x *DomainEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[31]
+	mi := &file_switchboard_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2455,7 @@ func (x *DomainEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainEvent.ProtoReflect.Descriptor instead.
 func (*DomainEvent) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{31}
+	return file_switchboard_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DomainEvent) GetType() string {
@@ -2432,7 +2509,7 @@ type DelegatorCommand struct {
 
 func (x *DelegatorCommand) Reset() {
 	*x = DelegatorCommand{}
-	mi := &file_switchboard_proto_msgTypes[32]
+	mi := &file_switchboard_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2444,7 +2521,7 @@ func (x *DelegatorCommand) String() string {
 func (*DelegatorCommand) ProtoMessage() {}
 
 func (x *DelegatorCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[32]
+	mi := &file_switchboard_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2457,7 +2534,7 @@ func (x *DelegatorCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DelegatorCommand.ProtoReflect.Descriptor instead.
 func (*DelegatorCommand) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{32}
+	return file_switchboard_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DelegatorCommand) GetDelegator() string {
@@ -2514,7 +2591,7 @@ type DelegatorResult struct {
 
 func (x *DelegatorResult) Reset() {
 	*x = DelegatorResult{}
-	mi := &file_switchboard_proto_msgTypes[33]
+	mi := &file_switchboard_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2603,7 @@ func (x *DelegatorResult) String() string {
 func (*DelegatorResult) ProtoMessage() {}
 
 func (x *DelegatorResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[33]
+	mi := &file_switchboard_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2616,7 @@ func (x *DelegatorResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DelegatorResult.ProtoReflect.Descriptor instead.
 func (*DelegatorResult) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{33}
+	return file_switchboard_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DelegatorResult) GetStatus() int32 {
@@ -2582,7 +2659,7 @@ type RingPlanRequest struct {
 
 func (x *RingPlanRequest) Reset() {
 	*x = RingPlanRequest{}
-	mi := &file_switchboard_proto_msgTypes[34]
+	mi := &file_switchboard_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +2671,7 @@ func (x *RingPlanRequest) String() string {
 func (*RingPlanRequest) ProtoMessage() {}
 
 func (x *RingPlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[34]
+	mi := &file_switchboard_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +2684,7 @@ func (x *RingPlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingPlanRequest.ProtoReflect.Descriptor instead.
 func (*RingPlanRequest) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{34}
+	return file_switchboard_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RingPlanRequest) GetDelegator() string {
@@ -2641,7 +2718,7 @@ type RingStage struct {
 
 func (x *RingStage) Reset() {
 	*x = RingStage{}
-	mi := &file_switchboard_proto_msgTypes[35]
+	mi := &file_switchboard_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2653,7 +2730,7 @@ func (x *RingStage) String() string {
 func (*RingStage) ProtoMessage() {}
 
 func (x *RingStage) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[35]
+	mi := &file_switchboard_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2666,7 +2743,7 @@ func (x *RingStage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingStage.ProtoReflect.Descriptor instead.
 func (*RingStage) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{35}
+	return file_switchboard_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RingStage) GetUsers() []string {
@@ -2695,7 +2772,7 @@ type RingPlan struct {
 
 func (x *RingPlan) Reset() {
 	*x = RingPlan{}
-	mi := &file_switchboard_proto_msgTypes[36]
+	mi := &file_switchboard_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2707,7 +2784,7 @@ func (x *RingPlan) String() string {
 func (*RingPlan) ProtoMessage() {}
 
 func (x *RingPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[36]
+	mi := &file_switchboard_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2720,7 +2797,7 @@ func (x *RingPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingPlan.ProtoReflect.Descriptor instead.
 func (*RingPlan) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{36}
+	return file_switchboard_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RingPlan) GetStages() []*RingStage {
@@ -2762,7 +2839,7 @@ type AccessRequest struct {
 
 func (x *AccessRequest) Reset() {
 	*x = AccessRequest{}
-	mi := &file_switchboard_proto_msgTypes[37]
+	mi := &file_switchboard_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2774,7 +2851,7 @@ func (x *AccessRequest) String() string {
 func (*AccessRequest) ProtoMessage() {}
 
 func (x *AccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[37]
+	mi := &file_switchboard_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2787,7 +2864,7 @@ func (x *AccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessRequest.ProtoReflect.Descriptor instead.
 func (*AccessRequest) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{37}
+	return file_switchboard_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AccessRequest) GetDelegator() string {
@@ -2815,7 +2892,7 @@ type Access struct {
 
 func (x *Access) Reset() {
 	*x = Access{}
-	mi := &file_switchboard_proto_msgTypes[38]
+	mi := &file_switchboard_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2827,7 +2904,7 @@ func (x *Access) String() string {
 func (*Access) ProtoMessage() {}
 
 func (x *Access) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_proto_msgTypes[38]
+	mi := &file_switchboard_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2840,7 +2917,7 @@ func (x *Access) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Access.ProtoReflect.Descriptor instead.
 func (*Access) Descriptor() ([]byte, []int) {
-	return file_switchboard_proto_rawDescGZIP(), []int{38}
+	return file_switchboard_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Access) GetRole() string {
@@ -2945,7 +3022,7 @@ const file_switchboard_proto_rawDesc = "" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x15\n" +
 	"\x06leg_id\x18\x02 \x01(\tR\x05legId\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xf8\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x8c\x02\n" +
 	"\vCallControl\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x17\n" +
@@ -2955,7 +3032,9 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x04node\x18\x06 \x01(\v2\x14.switchboard.v1.NodeR\x04node\x12\x14\n" +
 	"\x05offer\x18\a \x01(\fR\x05offer\x12\x16\n" +
 	"\x06target\x18\b \x01(\tR\x06target\x12\x1a\n" +
-	"\bdraining\x18\t \x01(\bR\bdraining\"\x87\x01\n" +
+	"\bdraining\x18\t \x01(\bR\bdraining\x12\x12\n" +
+	"\x04mode\x18\n" +
+	" \x01(\tR\x04mode\"\x87\x01\n" +
 	"\x11CallControlResult\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
@@ -2970,14 +3049,14 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05party\x18\x02 \x01(\tR\x05party\x12\x14\n" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12\x12\n" +
-	"\x04node\x18\x04 \x01(\tR\x04node\"\xe9\x02\n" +
+	"\x04node\x18\x04 \x01(\tR\x04node\"\x8c\x03\n" +
 	"\bCallInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
 	"\x04line\x18\x03 \x01(\tR\x04line\x12+\n" +
 	"\x04legs\x18\x04 \x03(\v2\x17.switchboard.v1.LegInfoR\x04legs\x12\x16\n" +
-	"\x06locked\x18\x05 \x01(\bR\x06locked\x12\x1a\n" +
-	"\bmonitors\x18\x06 \x03(\tR\bmonitors\x12\x12\n" +
+	"\x06locked\x18\x05 \x01(\bR\x06locked\x127\n" +
+	"\bmonitors\x18\r \x03(\v2\x1b.switchboard.v1.MonitorInfoR\bmonitors\x12\x12\n" +
 	"\x04node\x18\a \x01(\tR\x04node\x12*\n" +
 	"\x11created_unix_nano\x18\b \x01(\x03R\x0fcreatedUnixNano\x12,\n" +
 	"\x12answered_unix_nano\x18\t \x01(\x03R\x10answeredUnixNano\x12\x14\n" +
@@ -2986,7 +3065,11 @@ const file_switchboard_proto_rawDesc = "" +
 	"\vanswered_by\x18\v \x01(\tR\n" +
 	"answeredBy\x12\x1d\n" +
 	"\n" +
-	"grain_node\x18\f \x01(\tR\tgrainNode\"\v\n" +
+	"grain_node\x18\f \x01(\tR\tgrainNodeJ\x04\b\x06\x10\a\"]\n" +
+	"\vMonitorInfo\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04mode\x18\x02 \x01(\tR\x04mode\x12&\n" +
+	"\x0fsince_unix_nano\x18\x03 \x01(\x03R\rsinceUnixNano\"\v\n" +
 	"\tNodeCalls\"Y\n" +
 	"\x0fNodeCallsResult\x12.\n" +
 	"\x05calls\x18\x01 \x03(\v2\x18.switchboard.v1.CallInfoR\x05calls\x12\x16\n" +
@@ -3026,14 +3109,15 @@ const file_switchboard_proto_rawDesc = "" +
 	"\vGetContacts\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"E\n" +
 	"\x0eContactsResult\x123\n" +
-	"\bbindings\x18\x01 \x03(\v2\x17.switchboard.v1.BindingR\bbindings\"\xb4\x02\n" +
+	"\bbindings\x18\x01 \x03(\v2\x17.switchboard.v1.BindingR\bbindings\"\xc8\x02\n" +
 	"\aMediaOp\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.switchboard.v1.MediaOp.KindR\x04kind\x12\x10\n" +
 	"\x03leg\x18\x02 \x01(\tR\x03leg\x12\x12\n" +
 	"\x04peer\x18\x03 \x01(\tR\x04peer\x12\x10\n" +
 	"\x03sdp\x18\x04 \x01(\fR\x03sdp\x12\x12\n" +
 	"\x04srtp\x18\x05 \x01(\bR\x04srtp\x12\x12\n" +
-	"\x04legs\x18\x06 \x03(\tR\x04legs\"\x96\x01\n" +
+	"\x04legs\x18\x06 \x03(\tR\x04legs\x12\x12\n" +
+	"\x04tone\x18\a \x01(\tR\x04tone\"\x96\x01\n" +
 	"\x04Kind\x12\x10\n" +
 	"\fACCEPT_OFFER\x10\x00\x12\n" +
 	"\n" +
@@ -3125,7 +3209,7 @@ func file_switchboard_proto_rawDescGZIP() []byte {
 }
 
 var file_switchboard_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_switchboard_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_switchboard_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_switchboard_proto_goTypes = []any{
 	(LegEvent_Kind)(0),        // 0: switchboard.v1.LegEvent.Kind
 	(MediaOp_Kind)(0),         // 1: switchboard.v1.MediaOp.Kind
@@ -3145,30 +3229,31 @@ var file_switchboard_proto_goTypes = []any{
 	(*CallGet)(nil),           // 15: switchboard.v1.CallGet
 	(*LegInfo)(nil),           // 16: switchboard.v1.LegInfo
 	(*CallInfo)(nil),          // 17: switchboard.v1.CallInfo
-	(*NodeCalls)(nil),         // 18: switchboard.v1.NodeCalls
-	(*NodeCallsResult)(nil),   // 19: switchboard.v1.NodeCallsResult
-	(*Binding)(nil),           // 20: switchboard.v1.Binding
-	(*Register)(nil),          // 21: switchboard.v1.Register
-	(*RegisterResult)(nil),    // 22: switchboard.v1.RegisterResult
-	(*LineCall)(nil),          // 23: switchboard.v1.LineCall
-	(*LineGet)(nil),           // 24: switchboard.v1.LineGet
-	(*LineCalls)(nil),         // 25: switchboard.v1.LineCalls
-	(*GetContacts)(nil),       // 26: switchboard.v1.GetContacts
-	(*ContactsResult)(nil),    // 27: switchboard.v1.ContactsResult
-	(*MediaOp)(nil),           // 28: switchboard.v1.MediaOp
-	(*MediaRequest)(nil),      // 29: switchboard.v1.MediaRequest
-	(*MediaResult)(nil),       // 30: switchboard.v1.MediaResult
-	(*MediaResponse)(nil),     // 31: switchboard.v1.MediaResponse
-	(*MediaEvent)(nil),        // 32: switchboard.v1.MediaEvent
-	(*DomainEvent)(nil),       // 33: switchboard.v1.DomainEvent
-	(*DelegatorCommand)(nil),  // 34: switchboard.v1.DelegatorCommand
-	(*DelegatorResult)(nil),   // 35: switchboard.v1.DelegatorResult
-	(*RingPlanRequest)(nil),   // 36: switchboard.v1.RingPlanRequest
-	(*RingStage)(nil),         // 37: switchboard.v1.RingStage
-	(*RingPlan)(nil),          // 38: switchboard.v1.RingPlan
-	(*AccessRequest)(nil),     // 39: switchboard.v1.AccessRequest
-	(*Access)(nil),            // 40: switchboard.v1.Access
-	nil,                       // 41: switchboard.v1.RingPlan.NamesEntry
+	(*MonitorInfo)(nil),       // 18: switchboard.v1.MonitorInfo
+	(*NodeCalls)(nil),         // 19: switchboard.v1.NodeCalls
+	(*NodeCallsResult)(nil),   // 20: switchboard.v1.NodeCallsResult
+	(*Binding)(nil),           // 21: switchboard.v1.Binding
+	(*Register)(nil),          // 22: switchboard.v1.Register
+	(*RegisterResult)(nil),    // 23: switchboard.v1.RegisterResult
+	(*LineCall)(nil),          // 24: switchboard.v1.LineCall
+	(*LineGet)(nil),           // 25: switchboard.v1.LineGet
+	(*LineCalls)(nil),         // 26: switchboard.v1.LineCalls
+	(*GetContacts)(nil),       // 27: switchboard.v1.GetContacts
+	(*ContactsResult)(nil),    // 28: switchboard.v1.ContactsResult
+	(*MediaOp)(nil),           // 29: switchboard.v1.MediaOp
+	(*MediaRequest)(nil),      // 30: switchboard.v1.MediaRequest
+	(*MediaResult)(nil),       // 31: switchboard.v1.MediaResult
+	(*MediaResponse)(nil),     // 32: switchboard.v1.MediaResponse
+	(*MediaEvent)(nil),        // 33: switchboard.v1.MediaEvent
+	(*DomainEvent)(nil),       // 34: switchboard.v1.DomainEvent
+	(*DelegatorCommand)(nil),  // 35: switchboard.v1.DelegatorCommand
+	(*DelegatorResult)(nil),   // 36: switchboard.v1.DelegatorResult
+	(*RingPlanRequest)(nil),   // 37: switchboard.v1.RingPlanRequest
+	(*RingStage)(nil),         // 38: switchboard.v1.RingStage
+	(*RingPlan)(nil),          // 39: switchboard.v1.RingPlan
+	(*AccessRequest)(nil),     // 40: switchboard.v1.AccessRequest
+	(*Access)(nil),            // 41: switchboard.v1.Access
+	nil,                       // 42: switchboard.v1.RingPlan.NamesEntry
 }
 var file_switchboard_proto_depIdxs = []int32{
 	2,  // 0: switchboard.v1.CallStart.node:type_name -> switchboard.v1.Node
@@ -3178,22 +3263,23 @@ var file_switchboard_proto_depIdxs = []int32{
 	2,  // 4: switchboard.v1.CallControl.node:type_name -> switchboard.v1.Node
 	17, // 5: switchboard.v1.CallControlResult.call:type_name -> switchboard.v1.CallInfo
 	16, // 6: switchboard.v1.CallInfo.legs:type_name -> switchboard.v1.LegInfo
-	17, // 7: switchboard.v1.NodeCallsResult.calls:type_name -> switchboard.v1.CallInfo
-	2,  // 8: switchboard.v1.Binding.node:type_name -> switchboard.v1.Node
-	20, // 9: switchboard.v1.Register.binding:type_name -> switchboard.v1.Binding
-	20, // 10: switchboard.v1.RegisterResult.bindings:type_name -> switchboard.v1.Binding
-	23, // 11: switchboard.v1.LineCalls.calls:type_name -> switchboard.v1.LineCall
-	20, // 12: switchboard.v1.ContactsResult.bindings:type_name -> switchboard.v1.Binding
-	1,  // 13: switchboard.v1.MediaOp.kind:type_name -> switchboard.v1.MediaOp.Kind
-	28, // 14: switchboard.v1.MediaRequest.ops:type_name -> switchboard.v1.MediaOp
-	30, // 15: switchboard.v1.MediaResponse.results:type_name -> switchboard.v1.MediaResult
-	37, // 16: switchboard.v1.RingPlan.stages:type_name -> switchboard.v1.RingStage
-	41, // 17: switchboard.v1.RingPlan.names:type_name -> switchboard.v1.RingPlan.NamesEntry
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	18, // 7: switchboard.v1.CallInfo.monitors:type_name -> switchboard.v1.MonitorInfo
+	17, // 8: switchboard.v1.NodeCallsResult.calls:type_name -> switchboard.v1.CallInfo
+	2,  // 9: switchboard.v1.Binding.node:type_name -> switchboard.v1.Node
+	21, // 10: switchboard.v1.Register.binding:type_name -> switchboard.v1.Binding
+	21, // 11: switchboard.v1.RegisterResult.bindings:type_name -> switchboard.v1.Binding
+	24, // 12: switchboard.v1.LineCalls.calls:type_name -> switchboard.v1.LineCall
+	21, // 13: switchboard.v1.ContactsResult.bindings:type_name -> switchboard.v1.Binding
+	1,  // 14: switchboard.v1.MediaOp.kind:type_name -> switchboard.v1.MediaOp.Kind
+	29, // 15: switchboard.v1.MediaRequest.ops:type_name -> switchboard.v1.MediaOp
+	31, // 16: switchboard.v1.MediaResponse.results:type_name -> switchboard.v1.MediaResult
+	38, // 17: switchboard.v1.RingPlan.stages:type_name -> switchboard.v1.RingStage
+	42, // 18: switchboard.v1.RingPlan.names:type_name -> switchboard.v1.RingPlan.NamesEntry
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_proto_init() }
@@ -3207,7 +3293,7 @@ func file_switchboard_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_proto_rawDesc), len(file_switchboard_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   40,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

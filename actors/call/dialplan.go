@@ -56,20 +56,34 @@ func PartyOf(u directory.User) *Party {
 }
 
 // Feature codes, dialed as the Request-URI's user part: *8<ext> picks up
-// the held or ringing call on ext's line, *7<ext> joins its active call.
+// the held or ringing call on ext's line, *7<ext> joins its active call,
+// *1/*2/*3<ext> listen to, whisper to or barge into it.
 const (
-	FeaturePickup = "pickup"
-	FeatureJoin   = "join"
+	FeaturePickup  = "pickup"
+	FeatureJoin    = "join"
+	FeatureMonitor = "monitor"
 )
 
-// FeatureCode reads a dialed feature code: the action (a CallControl
-// action) and the line it names; ok is false for anything else.
-func FeatureCode(dialed string) (action, line string, ok bool) {
-	if t, ok := strings.CutPrefix(dialed, "*8"); ok && t != "" {
-		return FeaturePickup, t, true
+// Feature is a dialed feature code: the CallControl action, the monitoring
+// mode for a monitor, and the line it names.
+type Feature struct {
+	Action, Mode, Line string
+}
+
+var featureCodes = []struct{ prefix, action, mode string }{
+	{"*8", FeaturePickup, ""},
+	{"*7", FeatureJoin, ""},
+	{"*1", FeatureMonitor, ModeListen},
+	{"*2", FeatureMonitor, ModeWhisper},
+	{"*3", FeatureMonitor, ModeBarge},
+}
+
+// FeatureCode reads a dialed feature code; ok is false for anything else.
+func FeatureCode(dialed string) (f Feature, ok bool) {
+	for _, fc := range featureCodes {
+		if t, ok := strings.CutPrefix(dialed, fc.prefix); ok && t != "" {
+			return Feature{Action: fc.action, Mode: fc.mode, Line: t}, true
+		}
 	}
-	if t, ok := strings.CutPrefix(dialed, "*7"); ok && t != "" {
-		return FeatureJoin, t, true
-	}
-	return "", "", false
+	return Feature{}, false
 }

@@ -79,18 +79,24 @@ func TestDialPlan(t *testing.T) {
 
 func TestFeatureCode(t *testing.T) {
 	for _, tc := range []struct {
-		dialed, action, line string
-		ok                   bool
+		dialed string
+		want   Feature
+		ok     bool
 	}{
-		{"*81002", FeaturePickup, "1002", true},
-		{"*7bob", FeatureJoin, "bob", true},
-		{"*8", "", "", false},
-		{"1002", "", "", false},
-		{"*91002", "", "", false},
+		{"*81002", Feature{Action: FeaturePickup, Line: "1002"}, true},
+		{"*7bob", Feature{Action: FeatureJoin, Line: "bob"}, true},
+		{"*11002", Feature{Action: FeatureMonitor, Mode: ModeListen, Line: "1002"}, true},
+		{"*21002", Feature{Action: FeatureMonitor, Mode: ModeWhisper, Line: "1002"}, true},
+		{"*31002", Feature{Action: FeatureMonitor, Mode: ModeBarge, Line: "1002"}, true},
+		{"*8", Feature{}, false},
+		{"*3", Feature{}, false},
+		{"1002", Feature{}, false},
+		{"*91002", Feature{}, false},
+		{"*41002", Feature{}, false},
 	} {
-		action, line, ok := FeatureCode(tc.dialed)
-		if action != tc.action || line != tc.line || ok != tc.ok {
-			t.Errorf("%q: %q %q %v, want %q %q %v", tc.dialed, action, line, ok, tc.action, tc.line, tc.ok)
+		f, ok := FeatureCode(tc.dialed)
+		if f != tc.want || ok != tc.ok {
+			t.Errorf("%q: %+v %v, want %+v %v", tc.dialed, f, ok, tc.want, tc.ok)
 		}
 	}
 }

@@ -65,6 +65,12 @@ type Hear struct{ Routes []Route }
 // Chime plays the join/leave chime to legs (000 L112-114).
 type Chime struct{ Legs []string }
 
+// Tone plays a named tone (ToneEntry, ToneNotice) once to legs.
+type Tone struct {
+	Name string
+	Legs []string
+}
+
 // PersistLock writes the call's lock to etcd, fenced, before the 200.
 type PersistLock struct{ Locked bool }
 
@@ -77,8 +83,13 @@ type Finished struct {
 	History []HistoryEntry
 }
 
-// Event is a domain event for SSE and line watchers.
-type Event struct{ Type string }
+// Event is a domain event for SSE and line watchers: those who see the
+// call get it, and Also, but not Hide.
+type Event struct {
+	Type string
+	Also []string
+	Hide []string
+}
 
 // HistoryEntry is one party's record of the call.
 type HistoryEntry struct {
@@ -160,7 +171,7 @@ func readyOf(effs []Effect) Ready {
 		switch e := e.(type) {
 		case PersistLock:
 			r.Persist = append(r.Persist, e)
-		case Connect, AcceptAnswer, Adopt, HoldMedia, Hear, Chime:
+		case Connect, AcceptAnswer, Adopt, HoldMedia, Hear, Chime, Tone:
 			r.Media = append(r.Media, e)
 		case EndLeg:
 			r.End = append(r.End, e)

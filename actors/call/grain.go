@@ -53,6 +53,9 @@ type Deps struct {
 	LineContacts func(ctx actor.Context, user string) ([]Contact, error)
 	// RingPlan asks the delegator grain of a user who rings for a call.
 	RingPlan func(ctx actor.Context, req *pb.RingPlanRequest) (RingPlan, error)
+	// MayMonitor asks the monitoring rule whether supervisor may monitor
+	// party's calls, and with what grant (ok false: not at all).
+	MayMonitor func(ctx actor.Context, supervisor, party string) (grant MonitorGrant, ok bool, err error)
 	// Access asks the delegator grain of line what user may do on it.
 	Access func(ctx actor.Context, line, user string) (Access, error)
 	// LineUpdate tells the line grain how a call on it stands.
@@ -491,6 +494,8 @@ func (g *grain) control(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 		}
 	case "transfer":
 		g.transferTarget(ctx, m, &in)
+	case "monitor", "unmonitor":
+		return g.monitor(ctx, m)
 	}
 	g.lockErr = false
 	if err := g.step(ctx, in); err != nil {
@@ -623,7 +628,7 @@ func (g *grain) apply(ctx actor.Context, r Ready) {
 		g.wakeAt(ctx, r.Wake.At)
 	}
 	for _, e := range r.Events {
-		g.publish(e.Type)
+		g.publish(e)
 	}
 	if r.Finished != nil {
 		g.finish(ctx, *r.Finished)
@@ -715,6 +720,8 @@ func (g *grain) applyMedia(ctx actor.Context, e Effect) bool {
 		g.media(ctx, hearOps(e.Routes)...)
 	case Chime:
 		g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_CHIME, Legs: e.Legs})
+	case Tone:
+		g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_CHIME, Legs: e.Legs})
 	}
 	return true
 }
@@ -796,17 +803,18 @@ func (g *grain) finish(ctx actor.Context, f Finished) {
 	ctx.Stop(ctx.Self())
 }
 
-func (g *grain) publish(typ string) {
-	if g.d.Events == nil || !g.d.Events.Listening(typ) {
+func (g *grain) publish(e Event) {
+	if g.d.Events == nil || !g.d.Events.Listening(e.Type) {
 		return
 	}
 	users := append([]string{}, g.call.Viewers()...)
-	for _, u := range []string{g.call.From.UserID, g.call.To.UserID, g.call.AnsweredBy} {
+	for _, u := range append([]string{g.call.From.UserID, g.call.To.UserID, g.call.AnsweredBy}, e.Also...) {
 		if u != "" {
 			users = append(users, u)
 		}
 	}
-	g.d.Events.Publish(events.Event{Type: typ, Subject: g.call.ID, Users: users, Data: callJSON(g.info())})
+	users = slices.DeleteFunc(users, func(u string) bool { return slices.Contains(e.Hide, u) })
+	g.d.Events.Publish(events.Event{Type: e.Type, Subject: g.call.ID, Users: users, Data: callJSON(g.info())})
 }
 
 func (g *grain) toEdge(ctx actor.Context, legID string, msg any) {
@@ -862,7 +870,10 @@ func (g *grain) media(ctx actor.Context, ops ...*pb.MediaOp) *pb.MediaResult {
 func (g *grain) info() *pb.CallInfo {
 	c := g.call
 	state, locked := c.LineState()
-	ci := &pb.CallInfo{Id: c.ID, State: state, Line: c.Line, Node: g.mediaID, GrainNode: g.d.NodeID, CreatedUnixNano: c.CreatedAt.UnixNano(), Found: true, Monitors: []string{}, Locked: locked}
+	ci := &pb.CallInfo{Id: c.ID, State: state, Line: c.Line, Node: g.mediaID, GrainNode: g.d.NodeID, CreatedUnixNano: c.CreatedAt.UnixNano(), Found: true, Locked: locked}
+	for _, m := range c.Monitors() {
+		ci.Monitors = append(ci.Monitors, &pb.MonitorInfo{User: m.By, Mode: m.Mode, SinceUnixNano: m.Since.UnixNano()})
+	}
 	if l := c.Leg(c.side(1)); l != nil {
 		ci.AnsweredBy = l.Party.UserID // who talks to the caller now, a picker after a pickup
 	}
@@ -873,4 +884,63 @@ func (g *grain) info() *pb.CallInfo {
 		ci.Legs = append(ci.Legs, &pb.LegInfo{Id: l.ID, Party: l.Party.Label(), State: string(l.State), Node: l.NodeID})
 	}
 	return ci
+}
+
+// monitor starts, switches or ends a supervisor's monitoring. The rule of
+// who may monitor whom is asked for each user on the call's sides (and the
+// party a *1-*3 code names); the core picks and decides. A start answers
+// 202, a switch 200, both with the call.
+func (g *grain) monitor(ctx actor.Context, m *pb.CallControl) *pb.CallControlResult {
+	c := g.call
+	if m.Action == "unmonitor" {
+		if err := g.step(ctx, Unmonitor{By: m.ByUser, Admin: m.Admin}); err != nil {
+			return refusalResult(err)
+		}
+		return &pb.CallControlResult{Status: 200, Call: g.info()}
+	}
+	in := Monitor{By: m.ByUser, Mode: m.Mode, Leg: m.LegId, NodeID: m.Node.GetId(), NodeAddr: m.Node.GetAddress(), Draining: m.Draining, Grants: map[string]MonitorGrant{}}
+	if p, _, _, _ := g.d.Router.Lookup(m.ByUser, false); p != nil {
+		in.Party = *p
+	}
+	if m.Target != "" {
+		if p, _, _, _ := g.d.Router.Lookup(m.Target, false); p != nil {
+			in.Of = p.UserID
+		}
+	}
+	starting := c.Monitor == nil || c.Monitor.By != m.ByUser || m.LegId != ""
+	if starting && g.d.MayMonitor != nil {
+		for _, id := range []string{c.side(0), c.side(1)} {
+			l := c.Leg(id)
+			if l == nil || l.Party.UserID == "" || l.Party.UserID == m.ByUser {
+				continue
+			}
+			grant, ok, err := g.d.MayMonitor(ctx, m.ByUser, l.Party.UserID)
+			if err != nil {
+				return g.refuseLeg(ctx, m, &Refusal{Status: 503, Code: "unavailable", Message: "the monitoring rules cannot be read now; try again"})
+			}
+			if ok {
+				in.Grants[l.Party.UserID] = grant
+			}
+		}
+	}
+	if starting && m.LegId == "" && m.ByUser != "" {
+		cts, err := g.d.LineContacts(ctx, m.ByUser)
+		if err != nil {
+			g.d.Log.Warn("call: supervisor contacts lookup failed", "call", c.ID, "user", m.ByUser, "err", err)
+		}
+		in.Contacts = cts
+	}
+	if m.LegId != "" {
+		g.offers[m.LegId] = m.Offer
+		_, in.PartySRTP = g.policy(in.Party)
+		in.OfferSRTP = srtpSDP(m.Offer)
+	}
+	if err := g.step(ctx, in); err != nil {
+		return g.refuseLeg(ctx, m, err)
+	}
+	status := int32(200)
+	if starting {
+		status = 202
+	}
+	return &pb.CallControlResult{Status: status, Call: g.info()}
 }

@@ -70,11 +70,21 @@ func callJSON(ci *pb.CallInfo) map[string]any {
 	}
 	m := map[string]any{
 		"id": ci.Id, "state": ci.State, "line": ci.Line, "legs": legs, "locked": ci.Locked,
-		"monitors": ci.Monitors, "answered_by": ci.AnsweredBy, "node": ci.Node, "grain_node": ci.GrainNode,
+		"monitors": monitorsJSON(ci.Monitors), "answered_by": ci.AnsweredBy, "node": ci.Node, "grain_node": ci.GrainNode,
 		"created_at": time.Unix(0, ci.CreatedUnixNano).UTC(),
 	}
 	if ci.AnsweredUnixNano != 0 {
 		m["answered_at"] = time.Unix(0, ci.AnsweredUnixNano).UTC()
 	}
 	return m
+}
+
+// monitorsJSON is a call's monitors as INTERFACE.md shows them:
+// [{user, mode, since}], never null.
+func monitorsJSON(ms []*pb.MonitorInfo) []map[string]any {
+	out := make([]map[string]any, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, map[string]any{"user": m.User, "mode": m.Mode, "since": time.Unix(0, m.SinceUnixNano).UTC()})
+	}
+	return out
 }

@@ -40,6 +40,8 @@ const (
 	// Device is one of the caller's own phones rung by a click-to-call;
 	// the first to answer becomes the caller's leg.
 	Device Role = "device"
+	// Supervisor is a monitoring supervisor's leg (monitor.go).
+	Supervisor Role = "supervisor"
 )
 
 // Party is one end of the call as the rules see it.
@@ -104,6 +106,7 @@ type Call struct {
 	Ring        Ringer        // who rings, stage by stage, and until when
 	Pickup      *Pickup       // a pickup under way: the call is promised to it
 	Transfer    *Transfer     // a transfer under way: the target rings while the other side hears music
+	Monitor     *Monitoring   // a supervisor monitoring the call, or ringing to
 	Shown       Party         // who the far end sees calling: the caller, or the delegator it calls for
 	Callback    *Callback     // a click-to-call whose caller's devices ring
 	CalledBack  bool          // click-to-call: the caller's leg is one we placed, so it gets EndLeg, never a response
@@ -189,6 +192,9 @@ func (c *Call) nextLegID() string {
 // error.
 func (c *Call) Step(in any, now time.Time, s Settings) (Ready, error) {
 	effs, err := c.step(in, now, s)
+	if err == nil {
+		effs = append(effs, c.monitoredLeft()...)
+	}
 	return readyOf(effs), err
 }
 
@@ -218,6 +224,10 @@ func (c *Call) step(in any, now time.Time, s Settings) ([]Effect, error) {
 		return c.reinvite(in), nil
 	case Control:
 		return c.control(in, now, s)
+	case Monitor:
+		return c.monitor(in, now)
+	case Unmonitor:
+		return c.unmonitor(in, now)
 	case Tick:
 		if c.Transfer != nil {
 			return c.transferTick(now, s), nil
@@ -237,7 +247,7 @@ func (c *Call) step(in any, now time.Time, s Settings) ([]Effect, error) {
 	case Withdraw:
 		return c.withdraw(in, now), nil
 	case DTMF:
-		return c.dtmf(in), nil
+		return c.dtmf(in, now), nil
 	case LockLost:
 		c.Locked = !c.Locked
 		return []Effect{Event{Type: "call.updated"}}, nil
@@ -429,6 +439,16 @@ func (c *Call) answered(in Answered, now time.Time, s Settings) []Effect {
 		l.State = LegEnded
 		return []Effect{EndLeg{Leg: l.ID}}
 	}
+	if l != nil && l.Role == Supervisor {
+		if m := c.Monitor; m != nil && m.Leg == "" && slices.Contains(m.Ringing, l.ID) && l.State != LegEnded {
+			return c.monitorUp(l, AcceptAnswer{Leg: l.ID}, now)
+		}
+		if l.State == LegEnded || !c.takesPart(l.ID) {
+			l.State = LegEnded
+			return []Effect{EndLeg{Leg: l.ID}} // lost the race, or monitoring ended meanwhile
+		}
+		return nil
+	}
 	if l == nil || l.Role != Callee || l.ID == c.AnsweredLeg || c.takesPart(l.ID) {
 		return nil // not a branch, or a repeated answer of the winner
 	}
@@ -489,6 +509,9 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 	}
 	if l.Role == Device {
 		return append(bye, c.deviceGone(now)...)
+	}
+	if l.Role == Supervisor && !c.isSide(l.ID) {
+		return append(bye, c.supervisorGone(l)...)
 	}
 	switch in.Code {
 	case 486, 600, 603:
@@ -577,6 +600,9 @@ func (c *Call) bye(in Bye, now time.Time) []Effect {
 		}
 		return nil // a device that lost the race
 	}
+	if l.Role == Supervisor && !c.isSide(l.ID) {
+		return c.supervisorGone(l)
+	}
 	if l.ID == c.joined() {
 		return c.unjoin()
 	}
@@ -620,7 +646,7 @@ func (c *Call) reinvite(in Reinvite) []Effect {
 // partyLeg finds the established leg of a user taking part in the call.
 func (c *Call) partyLeg(user string) *Leg {
 	for _, l := range c.Legs {
-		if l.Party.UserID == user && l.State != LegEnded && (c.takesPart(l.ID) || len(c.Parties) == 0) {
+		if l.Party.UserID == user && l.State != LegEnded && (c.takesPart(l.ID) || len(c.Parties) == 0) && (l.Role != Supervisor || c.isSide(l.ID)) {
 			return l
 		}
 	}

@@ -80,7 +80,7 @@ func (c *Call) other(id string) *Leg {
 // joined is the leg that joined the two sides as a third talker, or "".
 func (c *Call) joined() string {
 	for _, p := range c.Parties[min(2, len(c.Parties)):] {
-		if p.Mode == Talk {
+		if p.Mode == Talk && (c.Monitor == nil || p.Leg != c.Monitor.Leg) {
 			return p.Leg
 		}
 	}

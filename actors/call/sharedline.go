@@ -211,8 +211,11 @@ func (c *Call) lock(in Control) ([]Effect, error) {
 
 // dtmf reads the in-call feature codes: *5 locks, *6 unlocks, for the
 // line's owner only (delegates' digits are just audio).
-func (c *Call) dtmf(in DTMF) []Effect {
+func (c *Call) dtmf(in DTMF, now time.Time) []Effect {
 	l := c.Leg(in.Leg)
+	if m := c.Monitor; m != nil && l != nil && l.ID == m.Leg && !c.isSide(l.ID) {
+		return c.monitorDigit(in.Digit, now)
+	}
 	if l == nil || !c.isSide(l.ID) || (c.State != Active && c.State != Held) {
 		return nil
 	}
@@ -298,6 +301,14 @@ func (c *Call) history(outcome string) []HistoryEntry {
 				label = "Answered by " + c.name(by) + " for " + c.name(owner)
 			}
 			add(v, "inbound", peer, owner, label)
+		}
+	}
+	if m := c.Monitor; m != nil && m.Mode == ModeTakeover {
+		// The supervisor who took the call over has it in their history.
+		if g := c.Leg(m.Target); g != nil && g.Role == Caller {
+			add(m.By, "outbound", c.peerOf(c.To), c.Line, "Taken over from "+c.name(m.Party))
+		} else {
+			add(m.By, "inbound", c.peerOf(c.Shown), c.Line, "Taken over from "+c.name(m.Party))
 		}
 	}
 	return out

@@ -80,6 +80,7 @@ func New(d Deps, log *slog.Logger) *fiber.App {
 	for _, action := range []string{"hold", "resume", "hangup", "pickup", "join", "lock", "unlock", "transfer"} {
 		v1.Post("/calls/:id/"+action, a.control(action))
 	}
+	a.monitorRoutes(v1)
 	a.delegationRoutes(v1)
 	a.monitoringGroupRoutes(v1)
 	v1.Get("/cluster", a.admin, a.cluster)

@@ -18,6 +18,7 @@ type Deps struct {
 	Events     *events.Hub
 	AdminToken string
 	Calls      Calls
+	Monitors   Monitors
 	Delegation Delegation
 	Cluster    Cluster
 	// Registrations reads the devices the users have registered.
@@ -93,6 +94,13 @@ type Principal struct {
 	Admin  bool
 }
 
+// Monitor is a supervisor monitoring a call.
+type Monitor struct {
+	User  string    `json:"user"`
+	Mode  string    `json:"mode"`
+	Since time.Time `json:"since"`
+}
+
 // Call is a call as openapi.json shows it.
 type Call struct {
 	ID         string     `json:"id"`
@@ -100,7 +108,7 @@ type Call struct {
 	Line       string     `json:"line"`
 	Legs       []Leg      `json:"legs"`
 	Locked     bool       `json:"locked"`
-	Monitors   []string   `json:"monitors"`
+	Monitors   []Monitor  `json:"monitors"`
 	AnsweredBy string     `json:"answered_by"` // the user who now talks to the caller; empty while ringing
 	Node       string     `json:"node"`        // holds the call's media
 	GrainNode  string     `json:"grain_node"`  // runs the call's grain now

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,29 @@ func (f *fakeCalls) Control(_ context.Context, id string, cmd Command, by Princi
 	return nil
 }
 
+// Monitor answers like a call grain: 202 for a supervisor not yet on the
+// call, 200 for a switch (or a stop), the call's refusal from errs.
+func (f *fakeCalls) Monitor(ctx context.Context, id string, req MonitorRequest, by Principal) (int, Call, error) {
+	if err, ok := f.errs[id]; ok {
+		return 0, Call{}, err
+	}
+	c, err := f.Get(ctx, id)
+	if err != nil {
+		return 0, Call{}, err
+	}
+	what := "monitor " + req.Mode
+	if req.Stop {
+		what = "stop"
+	}
+	f.mu.Lock()
+	f.done = append(f.done, what+" "+id+" as "+req.Supervisor)
+	f.mu.Unlock()
+	if req.Stop || slices.ContainsFunc(c.Monitors, func(m Monitor) bool { return m.User == req.Supervisor }) {
+		return 200, c, nil
+	}
+	return 202, c, nil
+}
+
 // Dial answers like a call grain: "nodev" has no device, "cat" has no
 // place_calls on "dan"'s line; otherwise a ringing call on from's line.
 func (f *fakeCalls) Dial(_ context.Context, d DialRequest) (Call, error) {
@@ -83,7 +107,7 @@ func (f *fakeCalls) Dial(_ context.Context, d DialRequest) (Call, error) {
 	case d.From == "cat" && d.OnBehalfOf == "dan":
 		return Call{}, AsControlError(403, "missing_privilege", "a delegate needs the place_calls privilege to call on this line")
 	}
-	return Call{ID: "c2c", State: "ringing", Line: d.From, Legs: []Leg{{ID: "c2c-b1", Party: d.From, State: "trying", Node: "n1"}}, Monitors: []string{}, Node: "n1"}, nil
+	return Call{ID: "c2c", State: "ringing", Line: d.From, Legs: []Leg{{ID: "c2c-b1", Party: d.From, State: "trying", Node: "n1"}}, Monitors: []Monitor{}, Node: "n1"}, nil
 }
 
 type fakeCluster []Member
@@ -121,8 +145,8 @@ func newEnv(t testing.TB) *env {
 	e := &env{calls: &fakeCalls{
 		calls: []Call{
 			{ID: "call-a", State: "active", Line: "alice", Legs: []Leg{{ID: "l1", Party: "alice", State: "active", Node: "n1"}, {ID: "l2", Party: "+14155550199", State: "active", Node: "n1"}},
-				Monitors: []string{}, AnsweredBy: "alice", Node: "n1", GrainNode: "n2", CreatedAt: answered.Add(-5 * time.Second), AnsweredAt: &answered},
-			{ID: "call-b", State: "ringing", Line: "bob", Legs: []Leg{{ID: "l3", Party: "bob", State: "ringing", Node: "n2"}}, Monitors: []string{}, Node: "n2", GrainNode: "n1"},
+				Monitors: []Monitor{}, AnsweredBy: "alice", Node: "n1", GrainNode: "n2", CreatedAt: answered.Add(-5 * time.Second), AnsweredAt: &answered},
+			{ID: "call-b", State: "ringing", Line: "bob", Legs: []Leg{{ID: "l3", Party: "bob", State: "ringing", Node: "n2"}}, Monitors: []Monitor{}, Node: "n2", GrainNode: "n1"},
 		},
 		errs: map[string]error{
 			"locked":  fmt.Errorf("call locked: %w", ErrConflict),
@@ -133,7 +157,7 @@ func newEnv(t testing.TB) *env {
 	if tt, ok := t.(*testing.T); ok {
 		e.t = tt
 	}
-	e.deps = Deps{Directory: dir, Store: st, Events: events.NewHub(), AdminToken: adminTok, Calls: e.calls,
+	e.deps = Deps{Directory: dir, Store: st, Events: events.NewHub(), AdminToken: adminTok, Calls: e.calls, Monitors: e.calls,
 		Cluster: fakeCluster{{ID: "n1", Address: "127.0.0.1:7001", State: "alive", Calls: 1, Actors: 3}},
 		Ready: func() error {
 			if p := e.ready.Load(); p != nil {

@@ -165,20 +165,24 @@ func (e *Edge) onInvite(req *sip.Request, tx *txn.ServerTx) {
 	// *8<ext>: pick up the held (or ringing) call on ext's line; *7<ext>:
 	// join its active call. The INVITE becomes a leg of that call; its
 	// grain decides whether the caller may.
-	action, target, feature := call.FeatureCode(req.Recipient.User)
+	feat, feature := call.FeatureCode(req.Recipient.User)
+	action := feat.Action
 	if feature && from.UserID != "" {
 		find := e.cfg.Pickup
-		if action == call.FeatureJoin {
-			find = e.cfg.Join
+		if action != call.FeaturePickup {
+			find = e.cfg.Join // the line's active call
 		}
 		id, ok := "", false
 		if find != nil {
-			id, ok = find(target)
+			id, ok = find(feat.Line)
 		}
 		if !ok {
 			reason := "Nothing To Pick Up"
-			if action == call.FeatureJoin {
+			switch action {
+			case call.FeatureJoin:
 				reason = "Nothing To Join"
+			case call.FeatureMonitor:
+				reason = "Nothing To Monitor"
 			}
 			e.respond(req, tx, 404, reason, nil)
 			return
@@ -202,7 +206,7 @@ func (e *Edge) onInvite(req *sip.Request, tx *txn.ServerTx) {
 	// The grain refuses what a draining node takes in; the edge says so.
 	var sent bool
 	if action != "" && legID != callerLeg(callID) {
-		sent = l.toGrain(&pb.CallControl{CallId: callID, Action: action, ByUser: from.UserID, LegId: l.id, Node: e.node(), Offer: req.Body(), Draining: e.draining()})
+		sent = l.toGrain(&pb.CallControl{CallId: callID, Action: action, Mode: feat.Mode, Target: feat.Line, ByUser: from.UserID, LegId: l.id, Node: e.node(), Offer: req.Body(), Draining: e.draining()})
 	} else {
 		sent = l.toGrain(&pb.CallStart{
 			CallId: callID, LegId: l.id, Node: e.node(),

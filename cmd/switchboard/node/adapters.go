@@ -66,6 +66,23 @@ func (c *calls) Get(ctx context.Context, id string) (rest.Call, error) {
 	return restCall(ci), nil
 }
 
+// Monitor asks the call's grain to start, switch or end a supervisor's
+// monitoring.
+func (c *calls) Monitor(ctx context.Context, id string, req rest.MonitorRequest, by rest.Principal) (int, rest.Call, error) {
+	action := "monitor"
+	if req.Stop {
+		action = "unmonitor"
+	}
+	res, err := c.n.calls.Control(&pb.CallControl{CallId: id, Action: action, ByUser: req.Supervisor, Admin: by.Admin, Mode: req.Mode})
+	if err != nil {
+		return 0, rest.Call{}, err
+	}
+	if res.Status >= 300 {
+		return 0, rest.Call{}, rest.AsControlError(int(res.Status), res.Code, res.Message)
+	}
+	return int(res.Status), restCall(res.Call), nil
+}
+
 func (c *calls) Control(ctx context.Context, id string, cmd rest.Command, by rest.Principal) error {
 	res, err := c.n.calls.Control(&pb.CallControl{CallId: id, Action: cmd.Action, ByUser: by.UserID, Admin: by.Admin, Target: cmd.To})
 	if err != nil {
@@ -94,10 +111,10 @@ func (c *calls) Dial(ctx context.Context, d rest.DialRequest) (rest.Call, error)
 }
 
 func restCall(ci *pb.CallInfo) rest.Call {
-	c := rest.Call{ID: ci.Id, State: ci.State, Line: ci.Line, Locked: ci.Locked, Monitors: ci.Monitors, AnsweredBy: ci.AnsweredBy,
+	c := rest.Call{ID: ci.Id, State: ci.State, Line: ci.Line, Locked: ci.Locked, Monitors: []rest.Monitor{}, AnsweredBy: ci.AnsweredBy,
 		Node: ci.Node, GrainNode: ci.GrainNode, CreatedAt: time.Unix(0, ci.CreatedUnixNano).UTC()}
-	if c.Monitors == nil {
-		c.Monitors = []string{}
+	for _, m := range ci.Monitors {
+		c.Monitors = append(c.Monitors, rest.Monitor{User: m.User, Mode: m.Mode, Since: time.Unix(0, m.SinceUnixNano).UTC()})
 	}
 	if ci.AnsweredUnixNano != 0 {
 		t := time.Unix(0, ci.AnsweredUnixNano).UTC()

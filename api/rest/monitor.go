@@ -1,0 +1,96 @@
+package rest
+
+import (
+	"context"
+	"slices"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Monitoring a call: POST /v1/calls/{id}/monitor {mode} starts it (202,
+// the supervisor's phones ring) or switches the mode (200); DELETE ends it.
+// The call's grain decides everything; this file reads and answers.
+
+// MonitorRequest is a supervisor's request on a call. Stop ends monitoring.
+type MonitorRequest struct {
+	Supervisor string
+	Mode       string
+	Stop       bool
+}
+
+// Monitors is what the monitoring routes need of the calls: the grain's
+// status (202 started, 200 switched or ended) and the call, or a refusal
+// as Calls.Control gives them.
+type Monitors interface {
+	Monitor(ctx context.Context, id string, req MonitorRequest, by Principal) (int, Call, error)
+}
+
+// monitorModes are the modes a request may ask for.
+var monitorModes = []string{"listen", "whisper", "barge", "takeover"}
+
+// monitorBody is POST /v1/calls/{id}/monitor, read strictly.
+type monitorBody struct {
+	Mode       *string `json:"mode"`
+	Supervisor *string `json:"supervisor"`
+}
+
+func (a *api) monitorRoutes(v1 fiber.Router) {
+	v1.Post("/calls/:id/monitor", a.monitor)
+	v1.Delete("/calls/:id/monitor", a.unmonitor)
+}
+
+func (a *api) monitor(c *fiber.Ctx) error {
+	var in monitorBody
+	if err := jsonBody(c, &in); err != nil {
+		return err
+	}
+	if in.Mode == nil || !slices.Contains(monitorModes, *in.Mode) {
+		return bad("invalid_field", "mode: is required, one of listen, whisper, barge, takeover.")
+	}
+	sup, err := supervisor(principal(c), in.Supervisor)
+	if err != nil {
+		return err
+	}
+	return a.monitorAnswer(c, MonitorRequest{Supervisor: sup, Mode: *in.Mode}, "monitor")
+}
+
+func (a *api) unmonitor(c *fiber.Ctx) error {
+	var s *string
+	if q := c.Query("supervisor"); q != "" {
+		s = &q
+	}
+	p := principal(c)
+	sup := p.UserID
+	if s != nil || !p.Admin {
+		var err error
+		if sup, err = supervisor(p, s); err != nil {
+			return err
+		}
+	}
+	return a.monitorAnswer(c, MonitorRequest{Supervisor: sup, Stop: true}, "stop monitoring")
+}
+
+func (a *api) monitorAnswer(c *fiber.Ctx, req MonitorRequest, what string) error {
+	if a.d.Monitors == nil {
+		return &apiError{fiber.StatusServiceUnavailable, "unavailable", "Monitoring is not available on this node."}
+	}
+	status, call, err := a.d.Monitors.Monitor(c.UserContext(), c.Params("id"), req, principal(c))
+	if err != nil {
+		return callError(err, what)
+	}
+	return c.Status(status).JSON(call)
+}
+
+// supervisor is who monitors: the caller of the request, or for the admin
+// the supervisor the body names.
+func supervisor(p Principal, named *string) (string, error) {
+	switch {
+	case p.Admin && (named == nil || *named == ""):
+		return "", bad("invalid_field", "supervisor: is required when the admin asks on a supervisor's behalf.")
+	case p.Admin:
+		return *named, nil
+	case named != nil && *named != p.UserID:
+		return "", forbidden("You may monitor only as yourself.")
+	}
+	return p.UserID, nil
+}
