@@ -13,10 +13,14 @@ import (
 
 // monitorFacts gathers what actors/monitoring's rule needs to answer
 // whether supervisor s may monitor user g's call: the call grain's
-// question, over REST and SIP alike.
+// question (its Deps.MonitorFacts), over REST and SIP alike.
 func (n *Node) monitorFacts(_ actor.Context, s, g string) (monitoring.Facts, error) {
 	return gatherFacts(s, g, n.dir.MonitoringGroupsOf, n.isUser, n.delegators.Access)
 }
+
+// MonitorFacts is what a call grain of this node is told about supervisor
+// s and user g, for the end-to-end tests.
+func (n *Node) MonitorFacts(s, g string) (monitoring.Facts, error) { return n.monitorFacts(nil, s, g) }
 
 func (n *Node) isUser(id string) bool {
 	_, ok := n.dir.UserByID(id)
