@@ -44,6 +44,13 @@ const rtpBuffer = 256 << 10
 // space for stray packets, for ever.
 const restAtMost = time.Minute
 
+// busyRest is how long a pair whose port another socket holds is left
+// untried: such a port (another process's, say an ephemeral port in the
+// RTP range) stays held for long, and trying it at every pass of the pool,
+// each a failed bind and a warning, cost a few thousand of each a minute
+// at 1500 calls/s.
+const busyRest = time.Minute
+
 // take readies the least recently used free pair for a new leg: a bound one
 // is drained and reused, an unbound one is bound. Reuse keeps the order a
 // fresh bind would have, so a freed pair comes back as late as before, and
@@ -51,6 +58,7 @@ const restAtMost = time.Minute
 // new call. Out of descriptors, only pairs still bound are taken.
 func (s *Service) take() (sockets, error) {
 	noFDs := false
+	now := s.cfg.Now()
 	var err error
 	for range s.ports.len() {
 		r := s.ports.take()
@@ -61,7 +69,7 @@ func (s *Service) take() (sockets, error) {
 			}
 			r.p = sockets{port: r.p.port} // reuse closed it; bind it afresh
 		}
-		if noFDs {
+		if noFDs || now.Before(r.busyUntil) {
 			s.ports.put(r)
 			continue
 		}
@@ -69,13 +77,15 @@ func (s *Service) take() (sockets, error) {
 		if p, err = s.bindPair(r.p.port); err == nil {
 			return p, nil
 		}
-		s.ports.put(r)
 		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			s.ports.put(r)
 			noFDs = true // every unbound pair would fail the same way
 			s.warnNoFDs(err)
 			continue
 		}
-		s.log.Warn("RTP port pair busy, skipped", "port", r.p.port, "err", err)
+		r.busyUntil = now.Add(busyRest)
+		s.ports.put(r)
+		s.log.Warn("RTP port pair busy, skipped for a while", "port", r.p.port, "retry_in", busyRest, "err", err)
 	}
 	if err != nil {
 		return sockets{}, fmt.Errorf("%w: %w", ErrNoPorts, err)
@@ -188,6 +198,9 @@ type portPool struct {
 type restingPair struct {
 	p     sockets
 	since time.Time // when its last leg ended
+	// busyUntil: another socket held its port when it was last bound; it
+	// is not tried again before then.
+	busyUntil time.Time
 }
 
 // init fills the pool with lo..hi, and caps the pairs kept bound at rest to

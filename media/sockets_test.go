@@ -1,6 +1,8 @@
 package media
 
 import (
+	"context"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -104,5 +106,67 @@ func TestEndedLegSendsNothing(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // loopback delivers at once; this only lets the reader count
 	if n := peer.got.Load(); n != 1 {
 		t.Fatalf("peer got %d packets; the ended leg's must not arrive", n)
+	}
+}
+
+// countWarnings counts the warnings logged.
+type countWarnings struct{ n atomic.Int64 }
+
+func (c *countWarnings) Enabled(context.Context, slog.Level) bool { return true }
+func (c *countWarnings) Handle(_ context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn {
+		c.n.Add(1)
+	}
+	return nil
+}
+func (c *countWarnings) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *countWarnings) WithGroup(string) slog.Handler      { return c }
+
+// A pair whose port another socket holds is skipped, with one warning, and
+// left untried for busyRest (not tried and warned of at every pass of the
+// pool, which under load is every few hundred legs); then it is tried again.
+func TestBusyPairLeftUntriedForAWhile(t *testing.T) {
+	const base = 36540 // two pairs: 36540 and 36542
+	var now atomic.Int64
+	now.Store(time.Unix(1000, 0).UnixNano())
+	warned := &countWarnings{}
+	s, err := NewService(Config{IP: testIP, PortMin: base, PortMax: base + 3, CheckEvery: time.Hour,
+		Now: func() time.Time { return time.Unix(0, now.Load()) }}, slog.New(warned))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	held, err := net.ListenUDP("udp", &net.UDPAddr{IP: testIP.AsSlice(), Port: base})
+	if err != nil {
+		t.Skipf("port %d not free for the test: %v", base, err)
+	}
+	defer func() { held.Close() }()
+	w := s.NewWorker("c", nil)
+
+	for i, tc := range []struct {
+		after    time.Duration // on the clock, from the start
+		release  bool          // the other socket lets the port go first
+		port     int
+		warnings int64 // so far
+	}{
+		{0, false, base + 2, 1},
+		{time.Second, false, base + 2, 1},
+		{busyRest - time.Second, false, base + 2, 1},
+		{busyRest, false, base + 2, 2}, // tried again, still held
+		{2*busyRest + time.Second, true, base, 2},
+	} {
+		now.Store(time.Unix(1000, 0).Add(tc.after).UnixNano())
+		if tc.release {
+			held.Close()
+		}
+		id := string(rune('a' + i))
+		l, err := w.AddLeg(id)
+		if err != nil {
+			t.Fatalf("leg %d at %v: %v", i, tc.after, err)
+		}
+		if l.LocalPort() != tc.port || warned.n.Load() != tc.warnings {
+			t.Fatalf("leg %d at %v: port %d after %d warnings; want %d after %d", i, tc.after, l.LocalPort(), warned.n.Load(), tc.port, tc.warnings)
+		}
+		w.RemoveLeg(id)
 	}
 }
