@@ -222,10 +222,18 @@ func fmtFailed(m map[string]int) string {
 // fmtStepFailed adds to the failed calls the refusals behind sipp's
 // timeouts (a 503 is the target shedding load).
 func fmtStepFailed(st sipp.Step) string {
-	if len(st.RefusedBy) == 0 {
-		return fmtFailed(st.Failed)
+	out := fmtFailed(st.Failed)
+	if len(st.RefusedBy) > 0 {
+		atLeast := ""
+		if st.RefusedUndercount {
+			atLeast = "at least "
+		}
+		out += fmt.Sprintf(" refused %s%v", atLeast, st.RefusedBy)
 	}
-	return fmt.Sprintf("%s refused %v", fmtFailed(st.Failed), st.RefusedBy)
+	if st.RefusedUndercount {
+		out += " (UAC log full)"
+	}
+	return out
 }
 
 // ladders runs the setup-rate ladder against each target in the same run:

@@ -114,9 +114,14 @@ type Step struct {
 	// scenario does not take, by status code. sipp ignores such a response
 	// and the call times out (TimeoutOnRecv), so this says why: a 503 is
 	// the target shedding load.
-	RefusedBy  map[string]int `json:"refused_by_code,omitempty"`
-	TargetCPU  float64        `json:"target_cpu_s"`
-	CPUPerCall float64        `json:"target_cpu_ms_per_call"`
+	RefusedBy map[string]int `json:"refused_by_code,omitempty"`
+	// RefusedUndercount: the UAC's log reached its cap (errorLogCap) and
+	// sipp logged no more, so RefusedBy counts only the refusals before
+	// that: an overloaded target's retransmitted refusals and late 200s
+	// fill it within seconds.
+	RefusedUndercount bool    `json:"refused_log_full,omitempty"`
+	TargetCPU         float64 `json:"target_cpu_s"`
+	CPUPerCall        float64 `json:"target_cpu_ms_per_call"`
 	// What a switchboard target's Go runtime allocated per successful
 	// call (objects and bytes, all of the rung's work included), and the
 	// collections it ran.
@@ -152,7 +157,7 @@ func UAC(ctx context.Context, dir, localIP, target string, numbers []string, rat
 		"-r", strconv.FormatFloat(rate, 'f', -1, 64), "-m", strconv.Itoa(calls), "-d", strconv.Itoa(holdMs), "-l", "100000",
 		"-buff_size", bufSize, "-nostdin", "-timeout", strconv.Itoa(int((d+30*time.Second).Seconds()))+"s", // sipp reads "90s", not "1m30s"
 		"-recv_timeout", "10000",
-		"-trace_stat", "-stf", "stat.csv", "-fd", "3600", "-trace_rtt", "-rtt_freq", "1", "-trace_err", "-error_file", errorsFile, "-max_log_size", "16777216",
+		"-trace_stat", "-stf", "stat.csv", "-fd", "3600", "-trace_rtt", "-rtt_freq", "1", "-trace_err", "-error_file", errorsFile, "-max_log_size", strconv.Itoa(errorLogCap),
 		"-default_behaviors", "all,-abortunexp", target)...)
 	cmd.Dir = run
 	cmd.WaitDelay = 5 * time.Second
@@ -219,12 +224,19 @@ func readStats(run string) (Step, error) {
 		return st, err
 	}
 	st.RefusedBy = refused
+	if fi, err := os.Stat(filepath.Join(run, errorsFile)); err == nil && fi.Size() >= errorLogCap {
+		st.RefusedUndercount = true
+	}
 	return st, nil
 }
 
 // errorsFile is the UAC's log of the messages its scenario did not expect
-// (-trace_err), kept with the run (BENCH_KEEP) for the story of a call.
-const errorsFile = "errors.log"
+// (-trace_err), kept with the run (BENCH_KEEP) for the story of a call;
+// errorLogCap is the size at which sipp stops writing it.
+const (
+	errorsFile  = "errors.log"
+	errorLogCap = 16 << 20
+)
 
 // unexpected is how sipp logs a response it ignored (the call goes on,
 // then times out): the Call-ID and the status code.

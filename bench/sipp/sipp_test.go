@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -40,8 +41,20 @@ func TestReadStats(t *testing.T) {
 	if st.SetupP50ms != 50 || st.SetupP95ms != 95 || st.SetupP99ms != 99 {
 		t.Fatalf("setup p50/p95/p99 %v/%v/%v, want 50/95/99 (the other rtd ignored)", st.SetupP50ms, st.SetupP95ms, st.SetupP99ms)
 	}
+	if st.RefusedUndercount {
+		t.Fatal("no UAC log, yet the refusals are said to be undercounted")
+	}
 	if _, err := readStats(t.TempDir()); err == nil {
 		t.Fatal("no statistics file read as a result")
+	}
+
+	// A log at its cap: sipp wrote no more, so the refusals read are a
+	// floor.
+	if err := os.WriteFile(filepath.Join(dir, errorsFile), []byte(strings.Repeat("\n", errorLogCap)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := readStats(dir); err != nil || !st.RefusedUndercount {
+		t.Fatalf("a full UAC log: undercount %v, %v", st.RefusedUndercount, err)
 	}
 }
 
