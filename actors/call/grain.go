@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/switchboard/switchboard/actors/monitoring"
 	"github.com/switchboard/switchboard/cluster/events"
 	"github.com/switchboard/switchboard/cluster/history"
 	"github.com/switchboard/switchboard/cluster/metrics"
@@ -53,9 +54,9 @@ type Deps struct {
 	LineContacts func(ctx actor.Context, user string) ([]Contact, error)
 	// RingPlan asks the delegator grain of a user who rings for a call.
 	RingPlan func(ctx actor.Context, req *pb.RingPlanRequest) (RingPlan, error)
-	// MayMonitor asks the monitoring rule whether supervisor may monitor
-	// party's calls, and with what grant (ok false: not at all).
-	MayMonitor func(ctx actor.Context, supervisor, party string) (grant MonitorGrant, ok bool, err error)
+	// MonitorFacts gathers what the monitoring rule (actors/monitoring)
+	// needs to answer whether supervisor may monitor party's calls.
+	MonitorFacts func(ctx actor.Context, supervisor, party string) (monitoring.Facts, error)
 	// Access asks the delegator grain of line what user may do on it.
 	Access func(ctx actor.Context, line, user string) (Access, error)
 	// LineUpdate tells the line grain how a call on it stands.
@@ -908,18 +909,19 @@ func (g *grain) monitor(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 		}
 	}
 	starting := c.Monitor == nil || c.Monitor.By != m.ByUser || m.LegId != ""
-	if starting && g.d.MayMonitor != nil {
+	if starting && g.d.MonitorFacts != nil {
 		for _, id := range []string{c.side(0), c.side(1)} {
 			l := c.Leg(id)
 			if l == nil || l.Party.UserID == "" || l.Party.UserID == m.ByUser {
 				continue
 			}
-			grant, ok, err := g.d.MayMonitor(ctx, m.ByUser, l.Party.UserID)
+			f, err := g.d.MonitorFacts(ctx, m.ByUser, l.Party.UserID)
 			if err != nil {
+				g.d.Log.Warn("call: monitoring facts unavailable", "call", c.ID, "supervisor", m.ByUser, "err", err)
 				return g.refuseLeg(ctx, m, &Refusal{Status: 503, Code: "unavailable", Message: "the monitoring rules cannot be read now; try again"})
 			}
-			if ok {
-				in.Grants[l.Party.UserID] = grant
+			if grant, r := monitoring.May(m.ByUser, l.Party.UserID, f); r == nil {
+				in.Grants[l.Party.UserID] = grantOf(grant)
 			}
 		}
 	}
@@ -943,4 +945,13 @@ func (g *grain) monitor(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 		status = 202
 	}
 	return &pb.CallControlResult{Status: status, Call: g.info()}
+}
+
+// grantOf is the monitoring rule's grant as the call core reads it.
+func grantOf(g monitoring.Grant) MonitorGrant {
+	out := MonitorGrant{NotifyAgent: g.NotifyAgent, BargeTone: g.BargeTone}
+	for _, m := range g.Modes {
+		out.Modes = append(out.Modes, string(m))
+	}
+	return out
 }

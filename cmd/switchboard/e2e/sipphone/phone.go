@@ -481,6 +481,19 @@ func (c *Call) SendPayload(n int, interval time.Duration, payload []byte) error 
 	return c.media.send(n, interval, payload)
 }
 
+// SendDigit sends a DTMF digit (0-9, *, #) as an RFC 4733 event.
+func (c *Call) SendDigit(d byte) error {
+	switch {
+	case d >= '0' && d <= '9':
+		return c.media.sendDigit(d - '0')
+	case d == '*':
+		return c.media.sendDigit(10)
+	case d == '#':
+		return c.media.sendDigit(11)
+	}
+	return fmt.Errorf("sipphone: %q is not a DTMF digit", d)
+}
+
 // Sent is how many RTP packets this call sent.
 func (c *Call) Sent() int64 { return c.media.sent.Load() }
 
@@ -621,6 +634,35 @@ func (m *rtpLeg) send(n int, interval time.Duration, payload []byte) error {
 		m.sent.Add(1)
 		if interval > 0 {
 			time.Sleep(interval)
+		}
+	}
+	return nil
+}
+
+// sendDigit sends an RFC 4733 event's end packet three times, with the
+// event's timestamp, as phones do (payload type 101, as offered).
+func (m *rtpLeg) sendDigit(event byte) error {
+	if m.conn == nil {
+		return errors.New("sipphone: media is owned by Config.MediaAddr's socket")
+	}
+	m.sendMu.Lock()
+	defer m.sendMu.Unlock()
+	m.ts += 160
+	for range 3 {
+		m.seq++
+		h := rtp.Header{Version: 2, PayloadType: 101, SequenceNumber: m.seq, Timestamp: m.ts, SSRC: m.ssrc}
+		hl, err := h.MarshalTo(m.out[:])
+		if err != nil {
+			return err
+		}
+		raw := append(m.out[:hl], event, 0x80|10, 0x03, 0x20) // end, volume -10 dBm0, 800 samples
+		if m.srtp != nil {
+			if raw, err = m.srtp.protect(m.enc[:0], raw); err != nil {
+				return err
+			}
+		}
+		if _, err := m.conn.WriteToUDP(raw, m.remote); err != nil {
+			return err
 		}
 	}
 	return nil
