@@ -2,9 +2,9 @@ package rest
 
 import (
 	"context"
-	"slices"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/switchboard/switchboard/actors/monitoring"
 )
 
 // Monitoring a call: POST /v1/calls/{id}/monitor {mode} starts it (202,
@@ -25,9 +25,6 @@ type Monitors interface {
 	Monitor(ctx context.Context, id string, req MonitorRequest, by Principal) (int, Call, error)
 }
 
-// monitorModes are the modes a request may ask for.
-var monitorModes = []string{"listen", "whisper", "barge", "takeover"}
-
 // monitorBody is POST /v1/calls/{id}/monitor, read strictly.
 type monitorBody struct {
 	Mode       *string `json:"mode"`
@@ -44,7 +41,7 @@ func (a *api) monitor(c *fiber.Ctx) error {
 	if err := jsonBody(c, &in); err != nil {
 		return err
 	}
-	if in.Mode == nil || !slices.Contains(monitorModes, *in.Mode) {
+	if in.Mode == nil || !monitoring.Mode(*in.Mode).Valid() {
 		return bad("invalid_field", "mode: is required, one of listen, whisper, barge, takeover.")
 	}
 	sup, err := supervisor(principal(c), in.Supervisor)
