@@ -41,10 +41,23 @@ func makeG711Tables() (u, a [256]int16) {
 	return
 }
 
+// ulawToALaw and alawToULaw convert a G.711 byte to the other law, for a
+// packet forwarded to a leg that agreed the other one.
+var ulawToALaw, alawToULaw = func() (u2a, a2u [256]byte) {
+	for i := range 256 {
+		u2a[i], a2u[i] = alaw(ulawLin[i]), ulaw(alawLin[i])
+	}
+	return
+}()
+
 // EncodeULaw and DecodeULaw are G.711 mu-law for one sample, as the relay's
 // mixer and tones code it, for callers that build or read PCMU audio.
 func EncodeULaw(s int16) byte { return ulaw(s) }
 func DecodeULaw(b byte) int16 { return ulawLin[b] }
+
+// EncodeALaw and DecodeALaw are the same for A-law (PCMA).
+func EncodeALaw(s int16) byte { return alaw(s) }
+func DecodeALaw(b byte) int16 { return alawLin[b] }
 
 // decodeG711 writes the len(payload) linear samples of one law's payload
 // into dst, which must be at least as long.

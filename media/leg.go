@@ -60,8 +60,8 @@ type Leg struct {
 	// This leg's audio while it is a mix source, else nil (mix.go): most
 	// legs never are, so its buffers are not part of every leg.
 	cap      atomic.Pointer[capture]
-	mixo     mixOut      // the mix clock's state for what this leg hears
-	chimeReq atomic.Bool // a chime is asked for; the mix clock starts it
+	mixo     mixOut        // the mix clock's state for what this leg hears
+	chimeReq atomic.Uint32 // 1 + the Tone of a chime asked for, 0 none; the mix clock starts it
 
 	counters
 }

@@ -2,6 +2,7 @@ package media
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -9,13 +10,14 @@ import (
 	"time"
 )
 
-// The mixer: a leg in a mix (Worker.Mix), or with a chime playing
-// (Worker.Chime), no longer gets packets forwarded. Instead each leg it
-// hears copies the G.711 audio it receives, decoded to linear, into a small
-// buffer (its reader does this, on its own goroutine), and the worker's mix
-// clock takes one 20 ms frame from every such source per tick, sums what
-// each destination hears with saturation, adds the chime, re-encodes to the
-// destination's codec and sends it on the destination's own stream.
+// The mixer: a leg in a mix of two or more legs (Worker.Mix), or with a
+// chime playing (Worker.Chime), no longer gets packets forwarded. Instead
+// each leg it hears copies the G.711 audio it receives, decoded to linear,
+// into a small buffer (its reader does this, on its own goroutine), and the
+// worker's mix clock takes one 20 ms frame from every such source per tick,
+// sums what each destination hears with saturation, adds the chime,
+// re-encodes to the destination's codec and sends it on the destination's
+// own stream.
 //
 // The clock is one goroutine per worker that runs only while some leg of
 // the worker is mixed or chimed; calls that are plain two-party bridges keep
@@ -97,45 +99,85 @@ func (c *capture) capturePacket(pkt []byte, hl int, key string) {
 	default:
 		return
 	}
+	c.put(pkt[hl:payloadEnd(pkt, hl)], table)
+}
+
+// payloadEnd is where a packet's payload ends: before its RFC 3550 padding.
+func payloadEnd(pkt []byte, hl int) int {
 	end := len(pkt)
-	if pkt[0]&0x20 != 0 && end > hl { // RFC 3550 padding
+	if pkt[0]&0x20 != 0 && end > hl {
 		if pad := int(pkt[end-1]); pad <= end-hl {
 			end -= pad
 		}
 	}
-	c.put(pkt[hl:end], table)
+	return end
 }
 
 // mixOut is the mix clock's own state for what one leg hears.
 type mixOut struct {
-	chimeLeft int // frames of the chime still to play
-	tonePos   int // the hold tone's frame, when a held leg hears a chime
+	chime   [][frameSamples]int16 // frames of the chime still to play
+	tonePos int                   // the hold tone's frame, when a held leg hears a chime
 }
 
 // mixSource marks the mixer as what a leg hears (in outState.src).
 var mixSource = new(Leg)
 
-// The chime: 880 Hz then 660 Hz, 150 ms each with 10 ms fades, at about
-// -16 dBFS, mixed on top of whatever the leg hears.
-const chimeFrames = 15
+// Tone is a short pattern played once on top of what a leg hears
+// (Worker.Chime). Each is generated, distinct from the others and from the
+// hold tone (425 Hz), 300 ms long, and listed in the README.
+type Tone uint8
 
-var chimeLin = makeChime()
+const (
+	// JoinChime: someone joined or left the call.
+	JoinChime Tone = iota
+	// EntryTone: a supervisor barged in.
+	EntryTone
+	// NoticeTone: a supervisor started monitoring the call.
+	NoticeTone
+	nTones
+)
 
-func makeChime() (c [chimeFrames][frameSamples]int16) {
-	const n, ramp, amp = chimeFrames * frameSamples, 80, 5000.0
-	const half = n / 2
-	for i := range n {
-		f, j := 880.0, i
-		if i >= half {
-			f, j = 660, i-half
-		}
-		env := 1.0
-		if edge := min(j, half-1-j); edge < ramp {
-			env = 0.5 - 0.5*math.Cos(math.Pi*float64(edge+1)/ramp)
-		}
-		c[i/frameSamples][i%frameSamples] = int16(amp * env * math.Sin(2*math.Pi*f*float64(j)/8000))
+// toneSegment is one part of a pattern: hz for ms, silence when hz is 0.
+type toneSegment struct{ hz, ms int }
+
+var tonePatterns = [nTones][]toneSegment{
+	JoinChime:  {{880, 150}, {660, 150}},
+	EntryTone:  {{1400, 100}, {0, 100}, {1400, 100}},
+	NoticeTone: {{1800, 60}, {0, 60}, {1800, 60}, {0, 60}, {1800, 60}},
+}
+
+// chimeLin is every pattern in 20 ms frames of linear samples.
+var chimeLin = func() (c [nTones][][frameSamples]int16) {
+	for t, segs := range tonePatterns {
+		c[t] = makePattern(segs)
 	}
 	return
+}()
+
+// makePattern renders segments at about -16 dBFS, each tone with 10 ms
+// raised-cosine fades so that it starts and stops without a click.
+func makePattern(segs []toneSegment) [][frameSamples]int16 {
+	const ramp, amp = 80, 5000.0
+	n := 0
+	for _, s := range segs {
+		n += s.ms * 8
+	}
+	out := make([][frameSamples]int16, (n+frameSamples-1)/frameSamples)
+	i := 0
+	for _, s := range segs {
+		k := s.ms * 8
+		for j := range k {
+			if s.hz > 0 {
+				env := 1.0
+				if edge := min(j, k-1-j); edge < ramp {
+					env = 0.5 - 0.5*math.Cos(math.Pi*float64(edge+1)/ramp)
+				}
+				out[i/frameSamples][i%frameSamples] = int16(amp * env * math.Sin(2*math.Pi*float64(s.hz)*float64(j)/8000))
+			}
+			i++
+		}
+	}
+	return out
 }
 
 // mixPlan is who hears what through the mixer; replaced whole by replan.
@@ -180,7 +222,8 @@ type mixBuf struct {
 // dst's own SSRC, sequence and timestamp line, SRTP-protected when dst is
 // SRTP. dst never hears itself; a source that sends nothing in a tick adds
 // silence, and a tick where no source sent anything sends nothing. No
-// sources is Silence. Legs not added yet join the mix when they are.
+// sources is Silence, and a mix of one leg is forwarded like a bridge's
+// half (see replan). Legs not added yet join the mix when they are.
 //
 // Mixes are one-way, so a conference of A, B and C is three calls (A hears
 // B and C, B hears A and C, C hears A and B), and listen-in or whisper are
@@ -189,12 +232,16 @@ func (w *Worker) Mix(dst string, srcs []string) {
 	w.Route(dst, MixSource(srcs...))
 }
 
-// Chime plays a short chime (two tones, 300 ms) once into what each of the
-// legs hears, on top of its bridge, mix or hold tone, or on its own when it
-// hears nothing. Legs that do not exist or have no G.711 codec are skipped.
-// A bridged leg goes through the mixer while the chime plays and back to
-// forwarding afterwards; a chime asked for while one plays starts over.
-func (w *Worker) Chime(legs ...string) error {
+// Chime plays a tone pattern once into what each of the legs hears, on top
+// of its bridge, mix or hold tone, or on its own when it hears nothing.
+// Legs that do not exist or have no G.711 codec are skipped. A forwarded
+// leg goes through the mixer while the tone plays and back to forwarding
+// afterwards; a chime asked for while one plays starts over with the new
+// tone.
+func (w *Worker) Chime(tone Tone, legs ...string) error {
+	if tone >= nTones {
+		return fmt.Errorf("media: chime: unknown tone %d", tone)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -209,7 +256,7 @@ func (w *Worker) Chime(legs ...string) error {
 		if t := l.table.Load(); t.g711 < 0 {
 			continue
 		}
-		l.chimeReq.Store(true)
+		l.chimeReq.Store(uint32(tone) + 1)
 		w.chiming[id] = true
 		changed = true
 	}
@@ -222,7 +269,11 @@ func (w *Worker) Chime(legs ...string) error {
 // replan makes the packet path match the routes and chimes: who forwards
 // to whom, who hears the service's hold tone, which legs are captured, and
 // the mix plan; it starts the mix clock when something is to be mixed (the
-// clock stops itself when nothing is). Under mu.
+// clock stops itself when nothing is). A leg that hears one other leg, by
+// a bridge or a mix of one, gets its packets forwarded as they come: the
+// same audio as a mix of one, without the clock's delay, with the other's
+// DTMF events, and at a fraction of the cost (a listened-to call's two
+// sides keep hearing each other so). Under mu.
 func (w *Worker) replan() {
 	listen := map[*Leg][]*Leg{}
 	captured := map[*Leg]bool{}
@@ -230,29 +281,23 @@ func (w *Worker) replan() {
 	var dsts []mixDst
 	for id, d := range w.legs {
 		r := w.routes[id]
-		chime := w.chiming[id]
-		if r.kind != srcMix && !chime {
+		heard := w.heard(r, d)
+		if !w.chiming[id] && (r.kind != srcMix || len(heard) <= 1) {
 			w.s.setTone(d, r.kind == srcTone)
-			if s := w.legs[r.leg]; r.kind == srcLeg && s != nil && s != d {
-				listen[s] = append(listen[s], d)
+			if len(heard) == 1 {
+				listen[heard[0]] = append(listen[heard[0]], d)
 			}
 			continue
 		}
 		w.s.setTone(d, false)
-		md := mixDst{leg: d, chime: chime, tone: r.kind == srcTone}
-		ids := r.legs
-		if r.kind == srcLeg {
-			ids = []string{r.leg}
-		}
-		for _, sid := range ids {
-			if s := w.legs[sid]; s != nil && s != d {
-				if !captured[s] {
-					captured[s] = true
-					s.setCapture(true)
-					srcs = append(srcs, s.cap.Load())
-				}
-				md.srcs = append(md.srcs, s.cap.Load())
+		md := mixDst{leg: d, chime: w.chiming[id], tone: r.kind == srcTone}
+		for _, s := range heard {
+			if !captured[s] {
+				captured[s] = true
+				s.setCapture(true)
+				srcs = append(srcs, s.cap.Load())
 			}
+			md.srcs = append(md.srcs, s.cap.Load())
 		}
 		dsts = append(dsts, md)
 	}
@@ -268,6 +313,21 @@ func (w *Worker) replan() {
 	}
 	w.mixer.plan.Store(&mixPlan{srcs: srcs, dsts: dsts})
 	w.startMixer()
+}
+
+// heard is the legs present that d hears by route r, never d itself. Under mu.
+func (w *Worker) heard(r Source, d *Leg) []*Leg {
+	ids := r.legs
+	if r.kind == srcLeg {
+		ids = []string{r.leg}
+	}
+	var out []*Leg
+	for _, id := range ids {
+		if s := w.legs[id]; s != nil && s != d {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // setListeners replaces the legs that hear this one by forwarding, when
@@ -371,14 +431,14 @@ func (m *mixer) tick(p *mixPlan, now int64) {
 		}
 		mo := &d.mixo
 		if md.chime {
-			if d.chimeReq.Swap(false) {
-				mo.chimeLeft = chimeFrames
+			if t := d.chimeReq.Swap(0); t != 0 {
+				mo.chime = chimeLin[t-1]
 			}
-			if mo.chimeLeft > 0 {
-				mixAdd(acc, &chimeLin[chimeFrames-mo.chimeLeft])
-				mo.chimeLeft--
+			if len(mo.chime) > 0 {
+				mixAdd(acc, &mo.chime[0])
+				mo.chime = mo.chime[1:]
 				heard = true
-				if mo.chimeLeft == 0 {
+				if len(mo.chime) == 0 {
 					m.ended = append(m.ended, d)
 				}
 			}
@@ -408,7 +468,7 @@ func (w *Worker) chimesEnded(legs []*Leg) {
 	}
 	changed := false
 	for _, l := range legs {
-		if w.legs[l.id] == l && w.chiming[l.id] && !l.chimeReq.Load() {
+		if w.legs[l.id] == l && w.chiming[l.id] && l.chimeReq.Load() == 0 {
 			delete(w.chiming, l.id)
 			changed = true
 		}

@@ -102,6 +102,9 @@ func TestSaturatingMix(t *testing.T) {
 	}
 }
 
+// chimeFrames is the join chime's length in frames.
+var chimeFrames = len(chimeLin[JoinChime])
+
 func constant(n int, code byte) []byte { return bytes.Repeat([]byte{code}, n) }
 
 // The per-source buffer: a tick takes up to a frame; overflow drops the
@@ -292,11 +295,21 @@ func TestMixTickByTick(t *testing.T) {
 	}
 }
 
-// The chime, tick by tick: 15 frames on a leg that hears nothing, then the
-// plan is gone; over a bridge it is mixed with what the leg hears and the
-// leg goes back to forwarding after it.
+// Each chime, tick by tick: its 15 frames on a leg that hears nothing, then
+// the plan is gone; over a bridge it is mixed with what the leg hears and
+// the leg goes back to forwarding after it.
 func TestChimeTickByTick(t *testing.T) {
-	s := testService(t, 38420, Config{})
+	for _, c := range []struct {
+		name string
+		tone Tone
+		base int
+	}{{"join", JoinChime, 38420}, {"entry", EntryTone, 38480}, {"notice", NoticeTone, 38500}} {
+		t.Run(c.name, func(t *testing.T) { chimeTickByTick(t, c.tone, c.base) })
+	}
+}
+
+func chimeTickByTick(t *testing.T, tone Tone, base int) {
+	s := testService(t, base, Config{})
 	s.manualMix = true
 	w := s.NewWorker("c", nil)
 	defer w.Close()
@@ -304,44 +317,48 @@ func TestChimeTickByTick(t *testing.T) {
 	ls := mixLegs(t, w, []string{"a", "b", "c"}, []*phone{pa, pb, pc}, []string{"0 101", "0 101", "0 101"})
 	la, lb := ls[0], ls[1]
 	w.Bridge("a", "b")
-	if err := w.Chime("b", "c", "nobody"); err != nil {
+	if err := w.Chime(tone, "b", "c", "nobody"); err != nil {
 		t.Fatal(err)
 	}
 	if la.cap.Load() == nil || len(*la.listeners.Load()) != 0 {
 		t.Fatal("a chimed leg must hear its bridge through the mixer")
 	}
+	frames := chimeLin[tone]
 	now := time.Now().UnixNano()
 	qa := int(ulawLin[ulaw(2000)])
-	for i := range chimeFrames {
+	for i := range frames {
 		pa.sendPacket(la.LocalPort(), 0, false, constant(160, ulaw(2000)))
 		eventually(t, "a's frame", func() bool { return buffered(la) == 160 })
 		w.mixOnce(now + int64(i)*int64(20*time.Millisecond))
 	}
-	eventually(t, "15 chime frames each", func() bool { return pb.count() == chimeFrames && pc.count() == chimeFrames })
+	eventually(t, "the chime's frames at b and c", func() bool { return pb.count() == len(frames) && pc.count() == len(frames) })
 	if w.mixer.plan.Load() != nil || la.cap.Load() != nil || !slices.Equal(*la.listeners.Load(), []*Leg{lb}) {
 		t.Fatal("the chime did not end")
 	}
-	for i := range chimeFrames {
+	for i := range frames {
 		b, c := pb.packets()[i], pc.packets()[i]
 		for j := range frameSamples {
-			if want := ulaw(int16(qa + int(chimeLin[i][j]))); b.Payload[j] != want {
+			if want := ulaw(int16(qa + int(frames[i][j]))); b.Payload[j] != want {
 				t.Fatalf("b frame %d sample %d: %x, want %x", i, j, b.Payload[j], want)
 			}
-			if want := ulaw(chimeLin[i][j]); c.Payload[j] != want {
+			if want := ulaw(frames[i][j]); c.Payload[j] != want {
 				t.Fatalf("c frame %d sample %d: %x, want %x", i, j, c.Payload[j], want)
 			}
 		}
 	}
 	pa.sendPacket(la.LocalPort(), 0, false, constant(160, 0x42))
-	eventually(t, "forwarded", func() bool { return pb.count() == chimeFrames+1 })
-	if p := pb.packets()[chimeFrames]; !bytes.Equal(p.Payload, constant(160, 0x42)) || !p.Marker {
+	eventually(t, "forwarded", func() bool { return pb.count() == len(frames)+1 })
+	if p := pb.packets()[len(frames)]; !bytes.Equal(p.Payload, constant(160, 0x42)) || !p.Marker {
 		t.Fatal("after the chime b must hear a's packets unchanged")
 	}
-	if w.Chime("a") != nil || w.mixer.plan.Load() == nil {
+	if w.Chime(tone, "a") != nil || w.mixer.plan.Load() == nil {
 		t.Fatal("chime on a")
 	}
+	if err := w.Chime(nTones, "b"); err == nil || w.chiming["b"] {
+		t.Fatalf("an unknown tone: %v", err)
+	}
 	w.Close()
-	if err := w.Chime("a"); err != ErrClosed {
+	if err := w.Chime(tone, "a"); err != ErrClosed {
 		t.Fatalf("chime on a closed worker: %v", err)
 	}
 }
@@ -470,7 +487,7 @@ func TestChimeAlone(t *testing.T) {
 	pa := newPhone(t, true)
 	mixLegs(t, w, []string{"a"}, []*phone{pa}, []string{"0 101"})
 	start := time.Now()
-	if err := w.Chime("a"); err != nil {
+	if err := w.Chime(JoinChime, "a"); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "chime", func() bool { return pa.count() >= chimeFrames })
@@ -552,7 +569,7 @@ func BenchmarkMixTick(b *testing.B) {
 			ls := mixLegs(b, w, ids, phones, pts)
 			conference(w, ids...)
 			if c.chime {
-				if err := w.Chime(ids...); err != nil {
+				if err := w.Chime(JoinChime, ids...); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -574,7 +591,7 @@ func BenchmarkMixTick(b *testing.B) {
 				}
 				if c.chime && i%chimeFrames == 0 {
 					for _, l := range ls {
-						l.chimeReq.Store(true)
+						l.chimeReq.Store(uint32(JoinChime) + 1)
 					}
 				}
 				if c.chime {

@@ -70,9 +70,11 @@ func (l *Leg) Answer(codecs []sdp.Format) []byte {
 		}
 	}
 	if !slices.ContainsFunc(fs, sdp.Format.IsAudio) {
-		// Nothing in common (a re-offer that dropped the codec in use): keep
-		// the dialog alive with the offer's first codec; packets the other
-		// leg cannot take are dropped as no_codec, as we do not transcode.
+		// Nothing in common (a re-offer that dropped the codec in use, a
+		// supervisor's phone with the other G.711 law): keep the dialog
+		// alive with the offer's first codec. G.711 is converted between
+		// the laws; other packets the other leg cannot take are dropped as
+		// no_codec, as we do not transcode.
 		i := slices.IndexFunc(om.Formats, sdp.Format.IsAudio)
 		fs = append([]sdp.Format{om.Formats[i]}, fs...)
 		l.w.s.log.Warn("no codec in common with the other leg", "call", l.w.callID, "leg", l.id, "answered", om.Formats[i].Name)

@@ -175,7 +175,7 @@ func (l *Leg) handle(pkt []byte, from netip.AddrPort, now int64) {
 		}
 	}
 	for _, d := range *l.listeners.Load() {
-		if !d.forward(l, pkt, key, now) {
+		if !d.forward(l, pkt, hl, key, now) {
 			l.drops[dropNoCodec].Add(1)
 		}
 	}
@@ -224,9 +224,20 @@ func dtmfDigit(ev byte) byte {
 
 // forward sends src's packet to this leg with this leg's payload type and
 // SSRC, on a sequence/timestamp line that continues across source changes.
+// G.711 in the law this leg did not agree is converted to the one it did
+// (legs that negotiated apart, a supervisor's and a caller's, may differ).
 // It is false when this leg has no payload type for the codec.
-func (l *Leg) forward(src *Leg, pkt []byte, key string, now int64) bool {
-	pt, rate, ok := l.table.Load().lookup(key)
+func (l *Leg) forward(src *Leg, pkt []byte, hl int, key string, now int64) bool {
+	t := l.table.Load()
+	pt, rate, ok := t.lookup(key)
+	var conv *[256]byte
+	switch {
+	case ok:
+	case key == "pcmu/8000" && t.pcma >= 0:
+		pt, rate, ok, conv = uint8(t.pcma), 8000, true, &ulawToALaw
+	case key == "pcma/8000" && t.pcmu >= 0:
+		pt, rate, ok, conv = uint8(t.pcmu), 8000, true, &alawToULaw
+	}
 	if key == "" || !ok {
 		return false
 	}
@@ -249,6 +260,11 @@ func (l *Leg) forward(src *Leg, pkt []byte, key string, now int64) bool {
 	}
 	out := o.packet(len(pkt))
 	copy(out, pkt)
+	if conv != nil {
+		for i, end := hl, payloadEnd(pkt, hl); i < end; i++ {
+			out[i] = conv[out[i]]
+		}
+	}
 	nseq, nts := seq+o.seqOff, ts+o.tsOff
 	out[1] = marker | pt
 	binary.BigEndian.PutUint16(out[2:], nseq)

@@ -6,6 +6,7 @@ package mediasvc
 import (
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -21,6 +22,10 @@ import (
 // a click-to-call): the G.711 pair the relay decodes, mixes and plays tones
 // in; the relay adds telephone-event itself.
 var defaultCodecs = []sdp.Format{{PT: 0, Name: "PCMU", Rate: 8000}, {PT: 8, Name: "PCMA", Rate: 8000}}
+
+// tones are the patterns a CHIME names: the join chime by default, and
+// monitoring's entry and notice tones.
+var tones = map[string]media.Tone{"": media.JoinChime, "entry": media.EntryTone, "notice": media.NoticeTone}
 
 // Service owns the workers of the calls whose media this node anchors.
 type Service struct {
@@ -163,7 +168,11 @@ func (s *Service) op(callID string, op *pb.MediaOp) *pb.MediaResult {
 		}
 		w.Mix(op.Leg, op.Legs)
 	case pb.MediaOp_CHIME:
-		if err := w.Chime(op.Legs...); err != nil {
+		tone, known := tones[op.Tone]
+		if !known {
+			return &pb.MediaResult{Code: 500, Error: "unknown tone " + strconv.Quote(op.Tone)}
+		}
+		if err := w.Chime(tone, op.Legs...); err != nil {
 			return &pb.MediaResult{Code: 500, Error: err.Error()}
 		}
 	default:
