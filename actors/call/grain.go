@@ -899,7 +899,7 @@ func (g *grain) monitor(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 		}
 		return &pb.CallControlResult{Status: 200, Call: g.info()}
 	}
-	in := Monitor{By: m.ByUser, Mode: m.Mode, Leg: m.LegId, NodeID: m.Node.GetId(), NodeAddr: m.Node.GetAddress(), Draining: m.Draining, Grants: map[string]MonitorGrant{}}
+	in := Monitor{By: m.ByUser, Mode: m.Mode, Leg: m.LegId, NodeID: m.Node.GetId(), NodeAddr: m.Node.GetAddress(), Draining: m.Draining, Grants: map[string]monitoring.Grant{}}
 	if p, _, _, _ := g.d.Router.Lookup(m.ByUser, false); p != nil {
 		in.Party = *p
 	}
@@ -921,7 +921,7 @@ func (g *grain) monitor(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 				return g.refuseLeg(ctx, m, &Refusal{Status: 503, Code: "unavailable", Message: "the monitoring rules cannot be read now; try again"})
 			}
 			if grant, r := monitoring.May(m.ByUser, l.Party.UserID, f); r == nil {
-				in.Grants[l.Party.UserID] = grantOf(grant)
+				in.Grants[l.Party.UserID] = grant
 			}
 		}
 	}
@@ -945,13 +945,4 @@ func (g *grain) monitor(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 		status = 202
 	}
 	return &pb.CallControlResult{Status: status, Call: g.info()}
-}
-
-// grantOf is the monitoring rule's grant as the call core reads it.
-func grantOf(g monitoring.Grant) MonitorGrant {
-	out := MonitorGrant{NotifyAgent: g.NotifyAgent, BargeTone: g.BargeTone}
-	for _, m := range g.Modes {
-		out.Modes = append(out.Modes, string(m))
-	}
-	return out
 }

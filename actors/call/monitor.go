@@ -3,13 +3,15 @@ package call
 import (
 	"slices"
 	"time"
+
+	"github.com/switchboard/switchboard/actors/monitoring"
 )
 
 // Monitoring (seed 004): a supervisor listens to, whispers to, barges into
 // or takes over the call of a party they may monitor. The supervisor is a
 // participant whose mode says what they hear and who hears them
 // (parties.go); who may monitor whom is the monitoring core's rule, whose
-// answer for each party arrives here as a MonitorGrant.
+// answer for each party arrives here as a monitoring.Grant.
 //
 // What happens to monitoring when the call changes: hold and resume keep
 // it (the supervisor hears what the sides hear); a join keeps it (the third
@@ -18,30 +20,20 @@ import (
 // up) monitoring ends and the supervisor's leg gets a BYE. A takeover is
 // final: the supervisor is a side of the call from then on.
 
-// Monitoring modes (INTERFACE §5).
+// Monitoring modes, as the monitoring rule names them; monitoring.Modes
+// lists them in the order the DTMF digits 1-4 select them.
 const (
-	ModeListen   = "listen"
-	ModeWhisper  = "whisper"
-	ModeBarge    = "barge"
-	ModeTakeover = "takeover"
+	ModeListen   = string(monitoring.Listen)
+	ModeWhisper  = string(monitoring.Whisper)
+	ModeBarge    = string(monitoring.Barge)
+	ModeTakeover = string(monitoring.Takeover)
 )
-
-// Modes are the four, in the order the DTMF digits 1-4 select them.
-var Modes = []string{ModeListen, ModeWhisper, ModeBarge, ModeTakeover}
 
 // The tones monitoring plays (generated patterns, see the README).
 const (
 	ToneEntry  = "entry"  // the sides hear a supervisor barge in
 	ToneNotice = "notice" // the monitored party hears monitoring start
 )
-
-// MonitorGrant is what the monitoring rule allows a supervisor over one
-// party: the modes, and the group's notice and barge tone settings.
-type MonitorGrant struct {
-	Modes       []string
-	NotifyAgent bool
-	BargeTone   bool
-}
 
 // Monitoring is a supervisor on the call, or ringing to join it.
 type Monitoring struct {
@@ -52,7 +44,7 @@ type Monitoring struct {
 	Ringing []string
 	Mode    string
 	Since   time.Time
-	Grant   MonitorGrant
+	Grant   monitoring.Grant
 }
 
 // Monitor asks to monitor the call in Mode, or to switch to Mode while
@@ -66,7 +58,7 @@ type Monitor struct {
 	Of string
 	// Grants holds the rule's answer for each user on the call's sides
 	// that By may monitor; a user missing from it may not be monitored.
-	Grants   map[string]MonitorGrant
+	Grants   map[string]monitoring.Grant
 	Party    Party // By as a party
 	Leg      string
 	NodeID   string
@@ -88,7 +80,7 @@ type Unmonitor struct {
 // monitor starts monitoring, or switches the mode of the supervisor's
 // monitoring.
 func (c *Call) monitor(in Monitor, now time.Time) ([]Effect, error) {
-	if !slices.Contains(Modes, in.Mode) {
+	if !monitoring.Mode(in.Mode).Valid() {
 		return nil, &Refusal{Status: 400, Code: "invalid_field", Message: "mode: must be one of listen, whisper, barge, takeover"}
 	}
 	if m := c.Monitor; m != nil && m.By == in.By && in.Leg == "" {
@@ -111,7 +103,7 @@ func (c *Call) monitor(in Monitor, now time.Time) ([]Effect, error) {
 		return nil, &Refusal{Status: 409, Code: "already_monitored", Message: "another supervisor is monitoring this call"}
 	case in.Mode == ModeTakeover:
 		return nil, &Refusal{Status: 409, Code: "not_monitoring", Message: "a takeover is made while listening, whispering or barging"}
-	case !slices.Contains(grant.Modes, in.Mode):
+	case !grant.Allows(monitoring.Mode(in.Mode)):
 		return nil, &Refusal{Status: 403, Code: "mode_not_allowed", Message: "your monitoring group does not allow " + in.Mode}
 	case in.Leg == "" && len(in.Contacts) == 0:
 		return nil, &Refusal{Status: 409, Code: "no_devices", Message: "the supervisor has no registered device to ring"}
@@ -145,7 +137,7 @@ func (c *Call) monitor(in Monitor, now time.Time) ([]Effect, error) {
 
 // monitored picks the party to monitor: the one asked for, else the side
 // that answered, else the caller's; ok is false when By may monitor none.
-func (c *Call) monitored(in Monitor) (*Leg, MonitorGrant, bool) {
+func (c *Call) monitored(in Monitor) (*Leg, monitoring.Grant, bool) {
 	for _, id := range []string{c.side(1), c.side(0)} {
 		l := c.Leg(id)
 		if l == nil || l.Party.UserID == "" || (in.Of != "" && l.Party.UserID != in.Of) {
@@ -155,7 +147,7 @@ func (c *Call) monitored(in Monitor) (*Leg, MonitorGrant, bool) {
 			return l, g, true
 		}
 	}
-	return nil, MonitorGrant{}, false
+	return nil, monitoring.Grant{}, false
 }
 
 // monitorUp: the supervisor's leg is up (media: AcceptAnswer for a device
@@ -197,10 +189,8 @@ func (c *Call) switchMode(mode string, now time.Time) ([]Effect, error) {
 	switch {
 	case m.Mode == ModeTakeover:
 		return nil, &Refusal{Status: 409, Code: "taken_over", Message: "the call has been taken over; monitoring is over"}
-	case mode != ModeTakeover && !slices.Contains(m.Grant.Modes, mode):
+	case !m.Grant.Allows(monitoring.Mode(mode)):
 		return nil, &Refusal{Status: 403, Code: "mode_not_allowed", Message: "your monitoring group does not allow " + mode}
-	case mode == ModeTakeover && !slices.Contains(m.Grant.Modes, mode):
-		return nil, &Refusal{Status: 403, Code: "mode_not_allowed", Message: "your monitoring group does not allow takeover"}
 	case mode == ModeTakeover && m.Leg == "":
 		return nil, &Refusal{Status: 409, Code: "not_monitoring", Message: "a takeover is made while listening, whispering or barging"}
 	case mode == m.Mode:
@@ -305,10 +295,10 @@ func (c *Call) monitoredLeft() []Effect {
 // monitorDigit: the supervisor's DTMF 1-4 switch the mode.
 func (c *Call) monitorDigit(digit string, now time.Time) []Effect {
 	i := int(digit[0] - '1')
-	if len(digit) != 1 || i < 0 || i >= len(Modes) {
+	if len(digit) != 1 || i < 0 || i >= len(monitoring.Modes) {
 		return nil
 	}
-	effs, err := c.switchMode(Modes[i], now)
+	effs, err := c.switchMode(string(monitoring.Modes[i]), now)
 	if err != nil {
 		return nil // a mode the group does not allow, or after a takeover: the digit is just audio
 	}

@@ -3,6 +3,8 @@ package call
 import (
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/actors/monitoring"
 )
 
 // Monitoring stories: a carrier calls Dan, Ann answers for him at +5s
@@ -14,8 +16,8 @@ func TestMonitor(t *testing.T) {
 	var (
 		sue     = Party{UserID: "sue", Number: "1009", Display: "Sue"}
 		sueDesk = Contact{URI: "sip:1009@192.0.2.9", Destination: "192.0.2.9:5060", Transport: "udp", NodeID: "n1", NodeAddr: "10.0.0.1:8090"}
-		all     = MonitorGrant{Modes: Modes, BargeTone: true}
-		grants  = map[string]MonitorGrant{"ann": all}
+		all     = monitoring.Grant{Modes: monitoring.Modes, BargeTone: true}
+		grants  = map[string]monitoring.Grant{"ann": all}
 		active  = "active answered=+5s | a:answered b1:ended b2:answered b3:ended"
 		ringing = "active answered=+5s | a:answered b1:ended b2:answered b3:ended b4:trying"
 		up      = "active answered=+5s | a:answered b1:ended b2:answered b3:ended b4:answered"
@@ -92,7 +94,7 @@ func TestMonitor(t *testing.T) {
 				state: "active answered=+5s | a:answered b1:ended b2:ended b3:ended b4:ended b5:answered"},
 		)},
 		{"the group's notice: Ann hears the notice tone and gets the events", story(annAnswered,
-			step{at: 10 * time.Second, in: Monitor{By: "sue", Mode: "whisper", Grants: map[string]MonitorGrant{"ann": {Modes: Modes, NotifyAgent: true}}, Party: sue, Leg: lm1, NodeID: "n1", NodeAddr: "10.0.0.1:8090"},
+			step{at: 10 * time.Second, in: Monitor{By: "sue", Mode: "whisper", Grants: map[string]monitoring.Grant{"ann": {Modes: monitoring.Modes, NotifyAgent: true}}, Party: sue, Leg: lm1, NodeID: "n1", NodeAddr: "10.0.0.1:8090"},
 				want:  []Effect{Adopt{Leg: lm1, Peer: la}, whisper(lm1), Tone{Name: ToneNotice, Legs: []string{lb2}}, Event{Type: "call.monitor_started", Also: []string{"sue"}}},
 				state: sipUp},
 			step{at: 11 * time.Second, in: DTMF{Leg: lm1, Digit: "3"}, want: []Effect{mix(la, lb2, lm1), Event{Type: "call.monitor_changed", Also: []string{"sue"}}}, state: sipUp},
@@ -105,7 +107,7 @@ func TestMonitor(t *testing.T) {
 			{at: 6 * time.Second, in: Monitor{By: "sue", Mode: "listen", Of: "dan", Grants: grants, Party: sue, Contacts: []Contact{sueDesk}}, err: "403 not_allowed", state: active},
 			{at: 6 * time.Second, in: rest("shout"), err: "400 invalid_field", state: active},
 			{at: 6 * time.Second, in: rest("takeover"), err: "409 not_monitoring", state: active},
-			{at: 6 * time.Second, in: Monitor{By: "sue", Mode: "barge", Grants: map[string]MonitorGrant{"ann": {Modes: []string{"listen"}}}, Party: sue, Contacts: []Contact{sueDesk}}, err: "403 mode_not_allowed", state: active},
+			{at: 6 * time.Second, in: Monitor{By: "sue", Mode: "barge", Grants: map[string]monitoring.Grant{"ann": {Modes: []monitoring.Mode{monitoring.Listen}}}, Party: sue, Contacts: []Contact{sueDesk}}, err: "403 mode_not_allowed", state: active},
 			{at: 6 * time.Second, in: Monitor{By: "sue", Mode: "listen", Grants: grants, Party: sue}, err: "409 no_devices", state: active},
 			{at: 6 * time.Second, in: Monitor{By: "sue", Mode: "listen", Grants: grants, Party: sue, Leg: lm1, PartySRTP: true}, err: "488 srtp_required", state: active},
 			{at: 6 * time.Second, in: Monitor{By: "sue", Mode: "listen", Grants: grants, Party: sue, Leg: lm1, Draining: true}, err: "503 draining", state: active},
