@@ -722,7 +722,7 @@ func (g *grain) applyMedia(ctx actor.Context, e Effect) bool {
 	case Chime:
 		g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_CHIME, Legs: e.Legs})
 	case Tone:
-		g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_CHIME, Legs: e.Legs})
+		g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_CHIME, Legs: e.Legs, Tone: e.Name})
 	}
 	return true
 }
