@@ -74,6 +74,11 @@ type Tone struct {
 // PersistLock writes the call's lock to etcd, fenced, before the 200.
 type PersistLock struct{ Locked bool }
 
+// PersistMonitor writes the call's monitoring slot to etcd, fenced: By
+// monitors in Mode ("" By: the slot is free again). Of two twins of the
+// grain, only one can hold it.
+type PersistMonitor struct{ By, Mode string }
+
 // WakeAt asks for a Tick at At (zero: none pending).
 type WakeAt struct{ At time.Time }
 
@@ -143,8 +148,11 @@ type Effect any
 
 // Ready is one step's effects by obligation, in the order the grain
 // carries them out:
-//  1. Persist: durable facts (a lock), written before anything that
-//     acknowledges them;
+//  1. Persist: durable, fenced facts (a lock, the monitoring slot),
+//     written before anything that acknowledges them. When one cannot be
+//     written, the step's Media and Send are dropped as after a media
+//     failure (its End still happens) and the core hears why (LockLost,
+//     MonitorLost) and undoes what it can;
 //  2. Media: the media worker's changes, in order (Connect, AcceptAnswer,
 //     Adopt, HoldMedia, Hear, Chime). SIP answers built on them (a 200 with
 //     the relay's SDP) come after. When one fails, the rest of Media and all
@@ -154,7 +162,7 @@ type Effect any
 //  4. Send: SIP toward the phones: responses and new INVITEs;
 //  5. Wake, Events, Finished: the timer, what watchers learn, the end.
 type Ready struct {
-	Persist  []PersistLock
+	Persist  []Effect
 	Media    []Effect
 	End      []EndLeg
 	Send     []Effect
@@ -169,7 +177,7 @@ func readyOf(effs []Effect) Ready {
 	var r Ready
 	for _, e := range effs {
 		switch e := e.(type) {
-		case PersistLock:
+		case PersistLock, PersistMonitor:
 			r.Persist = append(r.Persist, e)
 		case Connect, AcceptAnswer, Adopt, HoldMedia, Hear, Chime, Tone:
 			r.Media = append(r.Media, e)
@@ -193,9 +201,7 @@ func readyOf(effs []Effect) Ready {
 // Effects lists r in the order the grain carries it out.
 func (r Ready) Effects() []Effect {
 	var out []Effect
-	for _, e := range r.Persist {
-		out = append(out, e)
-	}
+	out = append(out, r.Persist...)
 	out = append(out, r.Media...)
 	for _, e := range r.End {
 		out = append(out, e)

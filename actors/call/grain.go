@@ -1,6 +1,7 @@
 package call
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -64,7 +65,12 @@ type Deps struct {
 	// PersistLock writes a call's lock fenced on rev (0: not written yet)
 	// and returns the new revision.
 	PersistLock func(callID string, locked bool, by string, rev int64) (int64, error)
-	// ClearLock removes a finished call's lock record.
+	// PersistMonitor writes a call's monitoring slot fenced on rev (0: not
+	// written yet) and returns the new revision; ErrFenced when another
+	// twin of the grain holds it.
+	PersistMonitor func(callID, by, mode string, rev int64) (int64, error)
+	// ClearLock removes a finished call's fenced records (lock, monitoring
+	// slot).
 	ClearLock func(callID string)
 	// Local is this node, once its media service and SIP edge run: a grain
 	// reaches them by call rather than by message, saving a mailbox hop (and
@@ -90,6 +96,10 @@ func NewKind(d *Deps) *cluster.Kind {
 	return cluster.NewKind(KindName, actor.PropsFromProducer(func() actor.Actor { return &grain{d: d} }))
 }
 
+// ErrFenced is what a fenced write answers when another twin of the grain
+// holds the record (ARCHITECTURE rule 5).
+var ErrFenced = errors.New("call: fenced record held by another grain")
+
 type grain struct {
 	d          *Deps
 	cl         *cluster.Cluster
@@ -106,6 +116,8 @@ type grain struct {
 	offers     map[string][]byte // SIP pickups: the picker's offer, until adopted
 	lockRev    int64             // etcd revision of the call's lock: its fence
 	lockErr    bool              // the last PersistLock failed
+	monitorRev int64             // etcd revision of the call's monitoring slot: its fence
+	monitorErr error             // why the last PersistMonitor failed
 	line       lineView          // what the line grain was last told
 	lineUsers  []string          // and who it was told to show the call to
 }
@@ -595,11 +607,14 @@ func (g *grain) tellLine(ctx actor.Context) {
 
 // apply carries out one step's Ready, obligation by obligation.
 func (g *grain) apply(ctx actor.Context, r Ready) {
-	for _, e := range r.Persist {
-		g.persist(ctx, e)
-	}
 	mediaOK := true
+	for _, e := range r.Persist {
+		mediaOK = g.persist(ctx, e) && mediaOK
+	}
 	for _, e := range r.Media {
+		if !mediaOK {
+			break
+		}
 		if !g.applyMedia(ctx, e) {
 			// What the step built on this media change (the 200 that
 			// carries its SDP, the next INVITEs) must not happen; the core
@@ -741,17 +756,33 @@ func hearOps(routes []Route) []*pb.MediaOp {
 	return ops
 }
 
-// persist writes the call's lock, fenced; when it cannot, the core undoes
-// the lock.
-func (g *grain) persist(ctx actor.Context, e PersistLock) {
-	rev, err := g.d.PersistLock(g.call.ID, e.Locked, g.call.Line, g.lockRev)
-	if err != nil {
-		g.d.Log.Warn("call: lock not stored", "call", g.call.ID, "err", err)
-		g.lockErr = true
-		g.later(ctx, LockLost{})
-		return
+// persist writes a fenced fact: the call's lock or its monitoring slot.
+// When it cannot, the core hears so and undoes what rests on it.
+func (g *grain) persist(ctx actor.Context, e Effect) bool {
+	switch e := e.(type) {
+	case PersistLock:
+		rev, err := g.d.PersistLock(g.call.ID, e.Locked, g.call.Line, g.lockRev)
+		if err != nil {
+			g.d.Log.Warn("call: lock not stored", "call", g.call.ID, "err", err)
+			g.lockErr = true
+			g.later(ctx, LockLost{})
+			return false
+		}
+		g.lockRev = rev
+	case PersistMonitor:
+		if g.d.PersistMonitor == nil {
+			return true
+		}
+		rev, err := g.d.PersistMonitor(g.call.ID, e.By, e.Mode, g.monitorRev)
+		if err != nil {
+			g.d.Log.Warn("call: monitoring slot not stored", "call", g.call.ID, "err", err)
+			g.monitorErr = err
+			g.later(ctx, MonitorLost{})
+			return false
+		}
+		g.monitorRev = rev
 	}
-	g.lockRev = rev
+	return true
 }
 
 // wakeAt schedules the core's next Tick (zero: none).
@@ -791,7 +822,7 @@ func (g *grain) finish(ctx actor.Context, f Finished) {
 		}
 		entries = append(entries, e)
 	}
-	if g.lockRev != 0 && g.d.ClearLock != nil {
+	if (g.lockRev != 0 || g.monitorRev != 0) && g.d.ClearLock != nil {
 		go g.d.ClearLock(c.ID)
 	}
 	// History is written after the call, batched with other calls' entries:
@@ -937,8 +968,15 @@ func (g *grain) monitor(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 		_, in.PartySRTP = g.policy(in.Party)
 		in.OfferSRTP = srtpSDP(m.Offer)
 	}
+	g.monitorErr = nil
 	if err := g.step(ctx, in); err != nil {
 		return g.refuseLeg(ctx, m, err)
+	}
+	if err := g.monitorErr; err != nil {
+		if errors.Is(err, ErrFenced) {
+			return &pb.CallControlResult{Status: 409, Code: "already_monitored", Message: "another supervisor is monitoring this call"}
+		}
+		return &pb.CallControlResult{Status: 503, Code: "unavailable", Message: "the monitoring slot could not be stored; try again"}
 	}
 	status := int32(200)
 	if starting {

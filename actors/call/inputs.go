@@ -133,6 +133,10 @@ type LockLost struct{}
 // moving on). Offer (ring.go) is its other half.
 type Withdraw struct{ User string }
 
+// MonitorLost: the monitoring slot could not be written to etcd (a stale
+// twin holds it, or etcd is down); the monitoring it was for is undone.
+type MonitorLost struct{}
+
 // Tick is the wake-up the adapter schedules for the ringing's next deadline.
 type Tick struct{}
 

@@ -248,6 +248,8 @@ func (c *Call) step(in any, now time.Time, s Settings) ([]Effect, error) {
 		return c.withdraw(in, now), nil
 	case DTMF:
 		return c.dtmf(in, now), nil
+	case MonitorLost:
+		return c.monitorLost(now), nil
 	case LockLost:
 		c.Locked = !c.Locked
 		return []Effect{Event{Type: "call.updated"}}, nil

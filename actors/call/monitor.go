@@ -111,6 +111,7 @@ func (c *Call) monitor(in Monitor, now time.Time) ([]Effect, error) {
 		return nil, &Refusal{Status: 488, Code: "srtp_required", Message: srtpWarning}
 	}
 	c.Monitor = &Monitoring{By: in.By, Party: target.Party.UserID, Target: target.ID, Mode: in.Mode, Grant: grant}
+	slot := PersistMonitor{By: in.By, Mode: in.Mode}
 	party := in.Party
 	if party.UserID == "" {
 		party.UserID = in.By
@@ -119,9 +120,9 @@ func (c *Call) monitor(in Monitor, now time.Time) ([]Effect, error) {
 	if in.Leg != "" {
 		l := &Leg{ID: in.Leg, Role: Supervisor, Party: party, State: LegAnswered, NodeID: in.NodeID, NodeAddr: in.NodeAddr}
 		c.Legs = append(c.Legs, l)
-		return c.monitorUp(l, Adopt{Leg: l.ID, Peer: peer}, now), nil
+		return append([]Effect{slot}, c.monitorUp(l, Adopt{Leg: l.ID, Peer: peer}, now)...), nil
 	}
-	var effs []Effect
+	effs := []Effect{slot}
 	for _, ct := range in.Contacts {
 		l := &Leg{ID: c.nextLegID(), Role: Supervisor, Party: party, State: LegTrying, NodeID: ct.NodeID, NodeAddr: ct.NodeAddr}
 		c.Legs = append(c.Legs, l)
@@ -197,15 +198,16 @@ func (c *Call) switchMode(mode string, now time.Time) ([]Effect, error) {
 		return nil, nil
 	}
 	m.Mode = mode
+	slot := PersistMonitor{By: m.By, Mode: mode}
 	if m.Leg == "" {
-		return []Effect{c.monitorEvent("call.monitor_changed")}, nil // the supervisor's phones still ring
+		return []Effect{slot, c.monitorEvent("call.monitor_changed")}, nil // the supervisor's phones still ring
 	}
 	if mode == ModeTakeover {
-		return c.takeover(), nil
+		return append([]Effect{slot}, c.takeover()...), nil
 	}
 	c.drop(m.Leg)
 	c.add(m.participant())
-	effs := []Effect{c.hear()}
+	effs := []Effect{slot, c.hear()}
 	if mode == ModeBarge && m.Grant.BargeTone {
 		effs = append(effs, c.entryTone())
 	}
@@ -251,7 +253,7 @@ func (c *Call) unmonitor(in Unmonitor, now time.Time) ([]Effect, error) {
 func (c *Call) monitorEnded() []Effect {
 	m := c.Monitor
 	c.Monitor = nil
-	effs := c.stopLegs(m.Ringing, "")
+	effs := append([]Effect{PersistMonitor{}}, c.stopLegs(m.Ringing, "")...)
 	if m.Leg != "" {
 		effs = append(effs, c.stopLegs([]string{m.Leg}, "")...)
 		c.drop(m.Leg)
@@ -259,6 +261,33 @@ func (c *Call) monitorEnded() []Effect {
 			effs = append(effs, c.hear())
 		}
 		return append(effs, c.monitorEventOf(m, "call.monitor_ended"))
+	}
+	return append(effs, Event{Type: "call.updated"})
+}
+
+// monitorLost undoes monitoring whose slot could not be written: the
+// supervisor's phones stop, or their leg ends (486: the slot is taken). A
+// takeover whose slot was lost had already ended the monitored party's
+// leg: with neither of them left, the call ends.
+func (c *Call) monitorLost(now time.Time) []Effect {
+	m := c.Monitor
+	if m == nil {
+		return nil
+	}
+	c.Monitor = nil
+	if m.Mode == ModeTakeover {
+		return c.hangupAll("failed", now)
+	}
+	var effs []Effect
+	for _, id := range append(m.Ringing, m.Leg) {
+		if l := c.Leg(id); l != nil && l.State != LegEnded {
+			l.State = LegEnded
+			effs = append(effs, EndLeg{Leg: id, Code: 486})
+		}
+	}
+	if c.takesPart(m.Leg) {
+		c.drop(m.Leg)
+		effs = append(effs, c.hear())
 	}
 	return append(effs, Event{Type: "call.updated"})
 }

@@ -3,11 +3,13 @@ package call
 import (
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/switchboard/switchboard/actors/monitoring"
 	"github.com/switchboard/switchboard/cluster/history"
 	pb "github.com/switchboard/switchboard/proto"
 )
@@ -194,4 +196,110 @@ func TestPlainReinviteRefusedBySRTPPolicy(t *testing.T) {
 
 func offerSDP(proto, extra string) string {
 	return "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 " + proto + " 0\r\na=rtpmap:0 PCMU/8000\r\n" + extra
+}
+
+// plainRouter knows every user, none requiring SRTP.
+type plainRouter struct{}
+
+func (plainRouter) Lookup(dialed string, _ bool) (*Party, bool, bool, *Contact) {
+	return &Party{UserID: dialed, Number: dialed}, false, false, nil
+}
+
+// fence is etcd's compare-and-put on one key, as the node's PersistMonitor
+// does it: a write names the revision it last saw.
+type fence struct {
+	mu  sync.Mutex
+	rev int64
+}
+
+func (f *fence) write(_, _, _ string, rev int64) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if rev != f.rev {
+		return 0, ErrFenced
+	}
+	f.rev++
+	return f.rev, nil
+}
+
+// Two twins of one call's grain (as protoactor may briefly run during a
+// membership change) each take a supervisor's *1 INVITE: the monitoring
+// slot is fenced, so exactly one wins; the other's supervisor is refused
+// (409 already_monitored, the INVITE ends with 486) and nothing of theirs
+// reaches the media worker.
+func TestMonitoringSlotIsFenced(t *testing.T) {
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	slot := &fence{}
+	facts := func(actor.Context, string, string) (monitoring.Facts, error) {
+		return monitoring.Facts{Groups: []monitoring.Group{{ID: "g", Supervisors: []string{"sue", "tom"}, Members: []string{"bob"}, Modes: monitoring.Modes}}}, nil
+	}
+	twin := func() (*fakeNode, *actor.PID) {
+		node := &fakeNode{}
+		node.d = node.deps(testAddr)
+		node.d.Index, node.d.History, node.d.Now, node.d.Settings, node.d.Router = NewIndex(), noHistory{}, time.Now, testSettings, plainRouter{}
+		node.d.MonitorFacts, node.d.PersistMonitor = facts, slot.write
+		c := New(callID, time.Now())
+		here := func(ct Contact) Contact { ct.NodeAddr = testAddr; return ct }
+		in := start(alice, "102", Lookup{Target: &bob, Contacts: []Contact{here(desk)}})
+		in.NodeAddr = testAddr
+		for _, in := range []any{in, Answered{Leg: lb1}} {
+			if _, err := c.Step(in, time.Now(), testSettings); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
+			return &grain{d: node.d, call: c, mediaNode: testAddr, sdp: map[string][]byte{}, offers: map[string][]byte{}}
+		}))
+		t.Cleanup(func() { sys.Root.Stop(pid) })
+		return node, pid
+	}
+	ask := func(pid *actor.PID, by, leg string) *pb.CallControlResult {
+		res, err := sys.Root.RequestFuture(pid, &pb.CallControl{CallId: callID, Action: "monitor", Mode: "listen", ByUser: by, LegId: leg,
+			Node: &pb.Node{Id: "n1", Address: testAddr}, Offer: []byte(offerSDP("RTP/AVP", ""))}, 5*time.Second).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.(*pb.CallControlResult)
+	}
+	nodeA, a := twin()
+	nodeB, b := twin()
+	if r := ask(a, "sue", "k-m1"); r.Status != 202 {
+		t.Fatalf("the first supervisor: %v", r)
+	}
+	if r := ask(b, "tom", "k-m2"); r.Status != 409 || r.Code != "already_monitored" {
+		t.Fatalf("the twin's supervisor: %v, want 409 already_monitored", r)
+	}
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	eventually("the twin's supervisor INVITE ended with 486", func() bool {
+		nodeB.mu.Lock()
+		defer nodeB.mu.Unlock()
+		return slices.ContainsFunc(nodeB.edge, func(m any) bool {
+			e, ok := m.(*pb.LegEnd)
+			return ok && e.LegId == "k-m2" && e.Code == 486
+		})
+	})
+	nodeB.mu.Lock()
+	for _, req := range nodeB.media {
+		for _, op := range req.Ops {
+			if op.Leg == "k-m2" && op.Kind != pb.MediaOp_REMOVE_LEG {
+				t.Errorf("the losing twin asked the media worker %v for its supervisor", op)
+			}
+		}
+	}
+	nodeB.mu.Unlock()
+	nodeA.mu.Lock()
+	defer nodeA.mu.Unlock()
+	if !slices.ContainsFunc(nodeA.edge, func(m any) bool {
+		r, ok := m.(*pb.LegRespond)
+		return ok && r.LegId == "k-m1" && r.Code == 200
+	}) {
+		t.Errorf("the winner's supervisor was not answered: %v", nodeA.edge)
+	}
 }

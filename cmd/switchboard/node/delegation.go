@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -64,12 +65,30 @@ func (n *Node) persistLock(callID string, locked bool, lineID string, rev int64)
 		[]store.Op{{Key: store.Key("calls", callID, "lock"), Value: v}})
 }
 
-// clearLock deletes a finished call's lock record.
+// persistMonitor writes a call's monitoring slot, fenced on the grain's
+// revision: a stale twin of the grain (rev 0 or old) loses with
+// call.ErrFenced.
+func (n *Node) persistMonitor(callID, by, mode string, rev int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, _ := json.Marshal(map[string]any{"supervisor": by, "mode": mode, "at": time.Now().UTC()})
+	key := store.Key("calls", callID, "monitor")
+	r, err := n.store.Txn(ctx, []store.Cond{{Key: key, ModRevision: rev}}, []store.Op{{Key: key, Value: v}})
+	if errors.Is(err, store.ErrConflict) {
+		return 0, fmt.Errorf("%w: %w", call.ErrFenced, err)
+	}
+	return r, err
+}
+
+// clearLock deletes a finished call's fenced records: its lock and its
+// monitoring slot.
 func (n *Node) clearLock(callID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := n.store.Delete(ctx, store.Key("calls", callID, "lock")); err != nil {
-		n.log.Warn("call: lock record not removed", "call", callID, "err", err)
+	for _, rec := range []string{"lock", "monitor"} {
+		if err := n.store.Delete(ctx, store.Key("calls", callID, rec)); err != nil {
+			n.log.Warn("call: record not removed", "call", callID, "record", rec, "err", err)
+		}
 	}
 }
 

@@ -207,7 +207,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	callDeps := &call.Deps{
 		Router: call.DialPlan{Dir: n.dir}, History: n.history, Events: fanout{n}, Index: n.index, Settings: settings,
 		NodeID: cfg.NodeID, Draining: n.draining.Load, Now: time.Now, Log: n.log, MonitorFacts: n.monitorFacts,
-		LineContacts: n.lineContacts, RingPlan: n.ringPlan, Access: n.access, LineUpdate: n.lineUpdate, PersistLock: n.persistLock, ClearLock: n.clearLock,
+		LineContacts: n.lineContacts, RingPlan: n.ringPlan, Access: n.access, LineUpdate: n.lineUpdate, PersistLock: n.persistLock, PersistMonitor: n.persistMonitor, ClearLock: n.clearLock,
 	}
 	lineDeps := &line.Deps{Store: n.store, Events: fanout{n}, Now: time.Now, Log: n.log}
 	delegatorDeps := &delegator.Deps{Store: n.store, Person: n.person, Events: fanout{n}, Now: time.Now, Log: n.log}
