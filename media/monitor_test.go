@@ -75,9 +75,9 @@ func TestTonePatterns(t *testing.T) {
 
 // The routes of monitoring, as the call grain sends them (a MIX per leg,
 // a BRIDGE for two): a leg that hears one other leg is forwarded to (its
-// DTMF events too), only legs that hear two are mixed, and the clock stops
-// once nothing is; a takeover's bridge between legs that agreed different
-// G.711 laws converts each packet.
+// DTMF events too), only legs that hear two are mixed, and the mixer has
+// nothing left to do after the takeover, whose bridge between legs that
+// agreed different G.711 laws converts each packet.
 func TestMonitoringRoutes(t *testing.T) {
 	s := testService(t, 38520, Config{})
 	s.manualMix = true
