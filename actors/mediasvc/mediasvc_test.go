@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -172,6 +173,9 @@ func TestMixAndChime(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if n := len(phones["c"].packets()) - before; n != 15 {
 		t.Fatalf("chime of %d frames, want 15", n)
+	}
+	if r := s.Handle(&pb.MediaRequest{CallId: "call-1", Ops: []*pb.MediaOp{{Kind: pb.MediaOp_CHIME, Tone: "fanfare", Legs: []string{"c"}}}}); r.Results[0].Code != 500 || !strings.Contains(r.Results[0].Error, `"fanfare"`) {
+		t.Fatalf("CHIME of an unknown tone: %+v", r.Results[0])
 	}
 	ok(t, s, &pb.MediaOp{Kind: pb.MediaOp_RELEASE})
 	if r := s.Handle(&pb.MediaRequest{CallId: "call-1", Ops: []*pb.MediaOp{{Kind: pb.MediaOp_CHIME, Legs: []string{"c"}}}}); r.Results[0].Code != 481 {
