@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,7 +88,7 @@ func subsetSum(heard int, srcs []string, level map[string]int) bool {
 // monitors.
 func TestMonitorCall(t *testing.T) {
 	s := startNode(t, nil)
-	s.user("dan", "1001", "dan-secret")
+	dan := s.user("dan", "1001", "dan-secret")
 	sue := s.user("sue", "1009", "sue-secret")
 	tom := s.user("tom", "1008", "tom-secret")
 	bob := s.user("bob", "1003", "bob-secret")
@@ -97,6 +99,7 @@ func TestMonitorCall(t *testing.T) {
 		s.registered(p)
 	}
 	ctx := ctxT(t, 90*time.Second)
+	sueEvents, danEvents := s.events(ctx, sue.Token), s.events(ctx, dan.Token)
 
 	alice, danIn := answered(t, ctx, aliceP, "1001", danP)
 	callID, _, _ := s.lineCall("dan", "", "dan")
@@ -117,6 +120,8 @@ func TestMonitorCall(t *testing.T) {
 	if err := sueIn.Answer(); err != nil {
 		t.Fatal(err)
 	}
+	// The group does not notify its agents: Sue gets the events, Dan none.
+	sse(t, sueEvents, "call.monitor_started for the supervisor", func(b string) bool { return strings.Contains(b, "call.monitor_started") })
 	three := []party{{"alice", alice, 1000}, {"dan", danIn, 2000}, {"sue", sueIn, 4000}}
 	hearsOnly(t, three, map[string][]string{"alice": {"dan"}, "dan": {"alice"}, "sue": {"alice", "dan"}}, 1500*time.Millisecond)
 	if s.api("GET", "/v1/calls/"+callID, "", nil, &c); len(c.Monitors) != 1 || c.Monitors[0].User != "sue" || c.Monitors[0].Mode != "listen" {
@@ -147,6 +152,14 @@ func TestMonitorCall(t *testing.T) {
 	s.expect("POST", "/v1/calls/"+callID+"/monitor", sue.Token, map[string]any{"mode": "listen"}, 409, "taken_over")
 	_ = alice.Hangup(ctx)
 	<-sueIn.Ended()
+	for len(danEvents) > 0 {
+		if b := <-danEvents; strings.Contains(b, "call.monitor_") {
+			t.Fatalf("Dan, not notified by his group, got %s", b)
+		}
+	}
+	eventually(t, 5*time.Second, "the takeover in Sue's history", func() bool {
+		return slices.Contains(s.labels("sue"), "Taken over from dan")
+	})
 
 	// From a phone: *1 listens, DTMF 2 whispers; Bob may not, over SIP either.
 	alice, danIn = answered(t, ctx, aliceP, "1001", danP)
