@@ -16,7 +16,7 @@ func TestClimbTogether(t *testing.T) {
 	fake := func(name string, cpu float64, failAt float64) rung {
 		return func(r float64, d time.Duration) (sipp.Step, error) {
 			order = append(order, name)
-			st := sipp.Step{Rate: r, Attempted: 100, Succeeded: 100, TargetCPU: cpu}
+			st := sipp.Step{Rate: r, Attempted: 100, Succeeded: 100, TargetCPU: cpu, TargetUserCPU: cpu / 2}
 			if r >= failAt {
 				st.Succeeded, st.Failed = 99, map[string]int{"TimeoutOnRecv": 1}
 			}
@@ -59,6 +59,9 @@ func TestClimbTogether(t *testing.T) {
 	cpuRatios(ratios, []ladderResult{{Target: "switchboard", Steps: res[0].Steps}, {Target: "base", Steps: res[1].Steps}})
 	if got := ratios["switchboard/base CPU per call at 10/s"]; got < 1.0999 || got > 1.1001 {
 		t.Errorf("ratio at 10/s %v, want 1.1 (%v)", got, ratios)
+	}
+	if got := ratios["switchboard/base user-mode CPU per call at 10/s"]; got < 1.0999 || got > 1.1001 {
+		t.Errorf("user-mode ratio at 10/s %v, want 1.1 (%v)", got, ratios)
 	}
 	if _, ok := ratios["switchboard/base CPU per call at 30/s"]; ok {
 		t.Errorf("a ratio at 30/s, which base never ran: %v", ratios)

@@ -152,11 +152,20 @@ func runRung(c contender, r float64, step time.Duration) sipp.Step {
 // cpuPerCall is a target's CPU per successful call at rate over every
 // round of that rung, in ms.
 func (l ladderResult) cpuPerCall(rate float64) (float64, bool) {
+	return l.perCall(rate, func(st sipp.Step) float64 { return st.TargetCPU })
+}
+
+// userCPUPerCall is cpuPerCall's part in user mode.
+func (l ladderResult) userCPUPerCall(rate float64) (float64, bool) {
+	return l.perCall(rate, func(st sipp.Step) float64 { return st.TargetUserCPU })
+}
+
+func (l ladderResult) perCall(rate float64, seconds func(sipp.Step) float64) (float64, bool) {
 	var cpu float64
 	var calls int64
 	for _, st := range l.Steps {
 		if st.Rate == rate {
-			cpu += st.TargetCPU
+			cpu += seconds(st)
 			calls += st.Succeeded
 		}
 	}
@@ -193,6 +202,8 @@ func printCPUPerCall(res []ladderResult, rate float64) {
 		return
 	}
 	line := fmt.Sprintf("  cpu per call at %.0f/s: %s %.3f ms", rate, res[0].Target, first)
+	firstUser, _ := res[0].userCPUPerCall(rate)
+	user := fmt.Sprintf("  of which in user mode: %s %.3f ms", res[0].Target, firstUser)
 	var allocs []string
 	for i, l := range res {
 		c, ok := l.cpuPerCall(rate)
@@ -201,12 +212,18 @@ func printCPUPerCall(res []ladderResult, rate float64) {
 		}
 		if i > 0 {
 			line += fmt.Sprintf(", %s %.3f ms (%s/%s %.3f)", l.Target, c, res[0].Target, l.Target, first/c)
+			if u, ok := l.userCPUPerCall(rate); ok {
+				user += fmt.Sprintf(", %s %.3f ms (%s/%s %.3f)", l.Target, u, res[0].Target, l.Target, firstUser/u)
+			}
 		}
 		if m, kb := l.allocPerCall(rate); m > 0 {
 			allocs = append(allocs, fmt.Sprintf("%s %.0f objects, %.1f KiB", l.Target, m, kb))
 		}
 	}
 	fmt.Println(line)
+	if firstUser > 0 {
+		fmt.Println(user)
+	}
 	if len(allocs) > 0 {
 		fmt.Printf("  allocated per call at %.0f/s: %s\n", rate, strings.Join(allocs, "; "))
 	}
@@ -368,8 +385,12 @@ func registerUAS(ctx context.Context, nd *node, sdir string, users int) ([]strin
 	return nums, nil
 }
 
-// measured is a target whose CPU a rung measures.
-type measured interface{ cpu() float64 }
+// measured is a target whose CPU a rung measures: all of it, and the part
+// in user mode.
+type measured interface {
+	cpu() float64
+	userCPU() float64
+}
 
 // procTarget is a process the harness started (nil: sipp straight to
 // sipp, nothing to measure).
@@ -380,6 +401,13 @@ func (t procTarget) cpu() float64 {
 		return 0
 	}
 	return t.p.CPU()
+}
+
+func (t procTarget) userCPU() float64 {
+	if t.p == nil {
+		return 0
+	}
+	return t.p.UserCPU()
 }
 
 // sipRung offers sipp's calls to addr, measuring target's CPU, and with
@@ -397,9 +425,9 @@ func sipRung(ctx context.Context, sdir, addr string, numbers []string, target me
 		if isNode {
 			gs0 = nd.goStats()
 		}
-		cpu0 := target.cpu()
+		cpu0, user0 := target.cpu(), target.userCPU()
 		st, err := sipp.UAC(ctx, sdir, trunkIP, addr, numbers, r, d, 0)
-		st.TargetCPU = target.cpu() - cpu0
+		st.TargetCPU, st.TargetUserCPU = target.cpu()-cpu0, target.userCPU()-user0
 		if st.Succeeded > 0 {
 			calls := float64(st.Succeeded)
 			st.CPUPerCall = st.TargetCPU * 1000 / calls

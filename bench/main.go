@@ -294,6 +294,11 @@ func cpuRatios(r map[string]float64, ls []ladderResult) {
 		if ok1 && ok2 {
 			r[key] = a / b
 		}
+		a, ok1 = sb.userCPUPerCall(st.Rate)
+		b, ok2 = base.userCPUPerCall(st.Rate)
+		if ok1 && ok2 {
+			r[fmt.Sprintf("switchboard/base user-mode CPU per call at %.0f/s", st.Rate)] = a / b
+		}
 	}
 }
 

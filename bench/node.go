@@ -99,6 +99,13 @@ func (n *node) cpu() float64 {
 	return n.p.CPU()
 }
 
+func (n *node) userCPU() float64 {
+	if n.p == nil {
+		return 0
+	}
+	return n.p.UserCPU()
+}
+
 func (n *node) rss() int64 {
 	if n.p == nil {
 		return 0

@@ -99,6 +99,17 @@ func (p *Proc) CPU() float64 {
 	return total
 }
 
+// UserCPU is the CPU seconds the process group spent in user mode: its own
+// code, without the system calls, whose cost on loopback includes waking
+// the receiver and so varies with what the peers were doing.
+func (p *Proc) UserCPU() float64 {
+	var total float64
+	for _, pid := range p.group() {
+		total += userCPUOf(pid)
+	}
+	return total
+}
+
 // RSS is the resident memory of the process group in KiB.
 func (p *Proc) RSS() int64 {
 	var total int64
@@ -151,6 +162,16 @@ func CPUOf(pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+// userCPUOf is utime of pid in seconds (0 when it is gone).
+func userCPUOf(pid int) float64 {
+	f := statFields(pid)
+	if len(f) < 12 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	return ut / 100
 }
 
 // RSSOf is VmRSS of pid in KiB.

@@ -122,6 +122,8 @@ type Step struct {
 	RefusedUndercount bool    `json:"refused_log_full,omitempty"`
 	TargetCPU         float64 `json:"target_cpu_s"`
 	CPUPerCall        float64 `json:"target_cpu_ms_per_call"`
+	// TargetUserCPU is the part of TargetCPU in user mode.
+	TargetUserCPU float64 `json:"target_user_cpu_s,omitempty"`
 	// What a switchboard target's Go runtime allocated per successful
 	// call (objects and bytes, all of the rung's work included), and the
 	// collections it ran.
