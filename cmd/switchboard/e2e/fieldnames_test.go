@@ -19,6 +19,7 @@ func TestRESTNamesInvalidFields(t *testing.T) {
 	s.user("alice", "1001", "alice-secret")
 	s.user("bob", "1002", "bob-secret")
 	s.expect("POST", "/v1/users/alice/delegates", "", map[string]any{"delegate": "bob", "privileges": []string{}}, 201, "")
+	s.expect("POST", "/v1/monitoring-groups", "", map[string]any{"id": "alice", "supervisors": []string{"alice"}, "members": []string{"bob"}}, 201, "")
 
 	user := func(field string, v any) map[string]any {
 		b := map[string]any{"id": "carol", "name": "Carol", "extension": "1003", "sip_password": "carol-secret"}
@@ -124,6 +125,27 @@ func TestRESTNamesInvalidFields(t *testing.T) {
 		{"POST /v1/users/{id}/vip/contacts", body{"contact": 14155550100}, "contact"},
 
 		{"PUT /v1/users/{id}/privacy", body{"join_chime": "on"}, "join_chime"},
+
+		{"POST /v1/calls/{id}/monitor", body{}, "mode"},
+		{"POST /v1/calls/{id}/monitor", body{"mode": 1}, "mode"},
+		{"POST /v1/calls/{id}/monitor", body{"mode": "shout"}, "mode"},
+		{"POST /v1/calls/{id}/monitor", body{"mode": "listen"}, "supervisor"},
+		{"POST /v1/calls/{id}/monitor", body{"mode": "listen", "supervisor": 5}, "supervisor"},
+
+		{"POST /v1/monitoring-groups", body{"id": "Team One"}, "id"},
+		{"POST /v1/monitoring-groups", body{"id": "g2", "name": 5}, "name"},
+		{"POST /v1/monitoring-groups", body{"id": "g2", "supervisors": []string{"nobody"}}, "supervisors[0]"},
+		{"POST /v1/monitoring-groups", body{"id": "g2", "members": "bob"}, "members"},
+		{"POST /v1/monitoring-groups", body{"id": "g2", "modes": []string{"listen", "fly"}}, "modes[1]"},
+		{"POST /v1/monitoring-groups", body{"id": "g2", "notify_agent": "yes"}, "notify_agent"},
+		{"POST /v1/monitoring-groups", body{"id": "g2", "barge_tone": 1}, "barge_tone"},
+
+		{"PATCH /v1/monitoring-groups/{id}", body{"name": false}, "name"},
+		{"PATCH /v1/monitoring-groups/{id}", body{"supervisors": []string{"alice", "alice"}}, "supervisors[1]"},
+		{"PATCH /v1/monitoring-groups/{id}", body{"members": []string{"nobody"}}, "members[0]"},
+		{"PATCH /v1/monitoring-groups/{id}", body{"modes": []string{}}, "modes"},
+		{"PATCH /v1/monitoring-groups/{id}", body{"notify_agent": "no"}, "notify_agent"},
+		{"PATCH /v1/monitoring-groups/{id}", body{"barge_tone": []bool{}}, "barge_tone"},
 
 		{"GET /v1/users?limit=0", nil, "limit"},
 		{"GET /v1/registrations?limit=501", nil, "limit"},
