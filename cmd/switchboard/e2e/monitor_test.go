@@ -79,8 +79,8 @@ func subsetSum(heard int, srcs []string, level map[string]int) bool {
 	return false
 }
 
-// Alice calls Dan, an agent in Sue's monitoring group. Sue monitors from
-// REST: listen (she hears both, nobody hears her), whisper (Dan hears her,
+// A carrier's caller calls Dan, an agent in Sue's monitoring group (then,
+// for the phone half, Alice does). Sue monitors from REST: listen (she hears both, nobody hears her), whisper (Dan hears her,
 // Alice does not), barge (all three), then takes over (Dan's leg ends,
 // Alice and Sue talk, answered_by is Sue). Then from her phone: *1<ext>
 // listens, DTMF 2 whispers, hanging up ends it. Bob, in no group, is
@@ -88,7 +88,7 @@ func subsetSum(heard int, srcs []string, level map[string]int) bool {
 // monitors.
 func TestMonitorCall(t *testing.T) {
 	s := startNode(t, nil)
-	dan := s.user("dan", "1001", "dan-secret")
+	dan := s.user("dan", "1001", "dan-secret", "+14155550100")
 	sue := s.user("sue", "1009", "sue-secret")
 	tom := s.user("tom", "1008", "tom-secret")
 	bob := s.user("bob", "1003", "bob-secret")
@@ -98,10 +98,13 @@ func TestMonitorCall(t *testing.T) {
 	for _, p := range []*sipphone.Phone{danP, sueP, tomP, bobP, aliceP} {
 		s.registered(p)
 	}
+	carrier := s.phone("carrier", "", func(c *sipphone.Config) { c.IP = "127.0.0.2" })
+	s.expect("POST", "/v1/trunks", "", map[string]any{"id": "carrier", "address": carrier.Addr(), "inbound_cidrs": []string{"127.0.0.2/32"}}, 201, "")
 	ctx := ctxT(t, 90*time.Second)
 	sueEvents, danEvents := s.events(ctx, sue.Token), s.events(ctx, dan.Token)
 
-	alice, danIn := answered(t, ctx, aliceP, "1001", danP)
+	// A carrier's caller reaches Dan's number; Sue monitors the call.
+	alice, danIn := answered(t, ctx, carrier, "+14155550100", danP)
 	callID, _, _ := s.lineCall("dan", "", "dan")
 	s.expect("POST", "/v1/calls/"+callID+"/monitor", bob.Token, map[string]any{"mode": "listen"}, 403, "not_allowed")
 	s.expect("POST", "/v1/calls/"+callID+"/monitor", sue.Token, map[string]any{"mode": "takeover"}, 409, "not_monitoring")
