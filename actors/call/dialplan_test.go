@@ -1,6 +1,7 @@
 package call
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/switchboard/switchboard/cluster/directory"
@@ -99,4 +100,24 @@ func TestFeatureCode(t *testing.T) {
 			t.Errorf("%q: %+v %v, want %+v %v", tc.dialed, f, ok, tc.want, tc.ok)
 		}
 	}
+}
+
+// FeatureCode never panics, and what it reads is what was dialed: the
+// code's prefix followed by the line.
+func FuzzFeatureCode(f *testing.F) {
+	for _, s := range []string{"*81002", "*7bob", "*11002", "*2", "*3*3", "", "*", "1002"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, dialed string) {
+		fc, ok := FeatureCode(dialed)
+		if !ok {
+			if fc != (Feature{}) {
+				t.Fatalf("%q: not a code, yet %+v", dialed, fc)
+			}
+			return
+		}
+		if fc.Line == "" || !strings.HasSuffix(dialed, fc.Line) || len(dialed) != len(fc.Line)+2 {
+			t.Fatalf("%q read as %+v", dialed, fc)
+		}
+	})
 }

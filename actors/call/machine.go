@@ -227,7 +227,7 @@ func (c *Call) step(in any, now time.Time, s Settings) ([]Effect, error) {
 	case Monitor:
 		return c.monitor(in, now)
 	case Unmonitor:
-		return c.unmonitor(in, now)
+		return c.unmonitor(in)
 	case Tick:
 		if c.Transfer != nil {
 			return c.transferTick(now, s), nil
@@ -247,7 +247,7 @@ func (c *Call) step(in any, now time.Time, s Settings) ([]Effect, error) {
 	case Withdraw:
 		return c.withdraw(in, now), nil
 	case DTMF:
-		return c.dtmf(in, now), nil
+		return c.dtmf(in), nil
 	case MonitorLost:
 		return c.monitorLost(now), nil
 	case LockLost:

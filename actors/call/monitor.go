@@ -84,7 +84,7 @@ func (c *Call) monitor(in Monitor, now time.Time) ([]Effect, error) {
 		return nil, &Refusal{Status: 400, Code: "invalid_field", Message: "mode: must be one of listen, whisper, barge, takeover"}
 	}
 	if m := c.Monitor; m != nil && m.By == in.By && in.Leg == "" {
-		return c.switchMode(in.Mode, now)
+		return c.switchMode(in.Mode)
 	}
 	if in.Leg != "" && in.Draining {
 		return nil, &Refusal{Status: 503, Code: "draining", Message: "this node is draining and takes no new calls"}
@@ -185,7 +185,7 @@ func (m *Monitoring) participant() Participant {
 // switchMode changes the supervisor's mode at once; a takeover ends the
 // monitored party's leg and leaves the supervisor talking in their place,
 // for good.
-func (c *Call) switchMode(mode string, now time.Time) ([]Effect, error) {
+func (c *Call) switchMode(mode string) ([]Effect, error) {
 	m := c.Monitor
 	switch {
 	case m.Mode == ModeTakeover:
@@ -237,7 +237,7 @@ func (c *Call) entryTone() Tone {
 }
 
 // unmonitor ends monitoring from REST: the supervisor's leg gets a BYE.
-func (c *Call) unmonitor(in Unmonitor, now time.Time) ([]Effect, error) {
+func (c *Call) unmonitor(in Unmonitor) ([]Effect, error) {
 	m := c.Monitor
 	switch {
 	case m == nil || (!in.Admin && m.By != in.By):
@@ -322,12 +322,12 @@ func (c *Call) monitoredLeft() []Effect {
 }
 
 // monitorDigit: the supervisor's DTMF 1-4 switch the mode.
-func (c *Call) monitorDigit(digit string, now time.Time) []Effect {
-	i := int(digit[0] - '1')
-	if len(digit) != 1 || i < 0 || i >= len(monitoring.Modes) {
+func (c *Call) monitorDigit(digit string) []Effect {
+	if len(digit) != 1 || digit[0] < '1' || int(digit[0]-'1') >= len(monitoring.Modes) {
 		return nil
 	}
-	effs, err := c.switchMode(string(monitoring.Modes[i]), now)
+	i := int(digit[0] - '1')
+	effs, err := c.switchMode(string(monitoring.Modes[i]))
 	if err != nil {
 		return nil // a mode the group does not allow, or after a takeover: the digit is just audio
 	}

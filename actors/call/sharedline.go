@@ -211,10 +211,10 @@ func (c *Call) lock(in Control) ([]Effect, error) {
 
 // dtmf reads the in-call feature codes: *5 locks, *6 unlocks, for the
 // line's owner only (delegates' digits are just audio).
-func (c *Call) dtmf(in DTMF, now time.Time) []Effect {
+func (c *Call) dtmf(in DTMF) []Effect {
 	l := c.Leg(in.Leg)
 	if m := c.Monitor; m != nil && l != nil && l.ID == m.Leg && !c.isSide(l.ID) {
-		return c.monitorDigit(in.Digit, now)
+		return c.monitorDigit(in.Digit)
 	}
 	if l == nil || !c.isSide(l.ID) || (c.State != Active && c.State != Held) {
 		return nil
