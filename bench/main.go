@@ -8,6 +8,7 @@
 //	go run ./bench -scenario calls -targets switchboard,base -base /tmp/sb-old -rounds 5 -warmup 5s \
 //	    -profile /tmp/prof                              # this build beside an older one, rung by rung, with CPU profiles
 //	go run ./bench -scenario concurrent -calls 250,500  # calls held with RTP both ways: rtpengine, switchboard
+//	go run ./bench -scenario monitored -calls 200       # calls with a supervisor whispering, beside plain ones
 //	go run ./bench -scenario register -rates 500,1000   # REGISTER with digest per second
 //	go run ./bench -scenario delegated -rates 50,100    # calls to a delegator with two delegates
 //
@@ -49,11 +50,12 @@ type report struct {
 	NodeReady  int64              `json:"node_time_to_ready_ms,omitempty"`
 	Ladders    []ladderResult     `json:"ladders,omitempty"`
 	Concurrent []concurrentResult `json:"concurrent,omitempty"`
+	Monitored  []monitoredResult  `json:"monitored,omitempty"`
 	Ratios     map[string]float64 `json:"ratios,omitempty"`
 }
 
 func main() {
-	scenario := flag.String("scenario", "calls", "calls | concurrent | register | delegated")
+	scenario := flag.String("scenario", "calls", "calls | concurrent | monitored | register | delegated")
 	targets := flag.String("targets", "", "calls: sipp,kamailio,switchboard (default all); concurrent: rtpengine,switchboard (default both)")
 	gen := flag.String("gen", "sipp", "calls: load generator, sipp or go (Go phones; switchboard only)")
 	rates := flag.String("rates", "250,500,1000,1500,2000,2500,3000", "calls/register/delegated: rates of the ladder, per second")
@@ -61,8 +63,8 @@ func main() {
 	users := flag.Int("users", 1, "calls with sipp: spread the calls over this many users (1: all to one user, the worst case for its line)")
 	hold := flag.Bool("hold", false, "calls -gen go, delegated: the caller holds and resumes each call before hanging up")
 	bound := flag.Duration("bound", 100*time.Millisecond, "a rung is clean with 0 failed calls and setup p99 within this")
-	calls := flag.String("calls", "250,500,1000", "concurrent: calls held open, one run per count")
-	duration := flag.Duration("duration", 20*time.Second, "concurrent: how long RTP flows at each count")
+	calls := flag.String("calls", "250,500,1000", "concurrent, monitored: calls held open, one run per count")
+	duration := flag.Duration("duration", 20*time.Second, "concurrent, monitored: how long RTP flows at each count")
 	self := flag.Int("selfcheck", 2, "concurrent: also loop the generator back at this multiple of the largest count (0: skip)")
 	out := flag.String("out", "bench-result.json", "JSON result file")
 	sipAddr := flag.String("sip", "", "SIP address of a running node (empty: build and start one)")
@@ -202,8 +204,12 @@ func run(ctx context.Context, rep *report, nodes []*node, dir string, o options)
 		rep.Ratios = concurrentRatios(rs)
 		printRatios(rep.Ratios)
 		return err
+	case "monitored":
+		var err error
+		rep.Concurrent, rep.Monitored, err = monitoredRuns(ctx, n, dir, o.calls, o.duration)
+		return err
 	}
-	return fmt.Errorf("unknown scenario %q (calls, concurrent, register, delegated)", o.scenario)
+	return fmt.Errorf("unknown scenario %q (calls, concurrent, monitored, register, delegated)", o.scenario)
 }
 
 // concurrentRuns carries each count through each relay; a relay stops at

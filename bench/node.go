@@ -36,6 +36,9 @@ type node struct {
 	token     string
 	pprof     string // where it serves /debug/pprof (empty: nowhere)
 	readyMs   int64
+	spec      nodeSpec // what it was started with (bin: the binary built)
+	dir       string   // the run's folder
+	starts    int      // how many nodes this one has been (restart)
 }
 
 // nodeSpec is a node for the harness to start: its binary (empty: build
@@ -64,7 +67,8 @@ func startNode(dir string, s nodeSpec) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &node{name: s.name, sip: fmt.Sprintf("127.0.0.1:%d", sipPort), http: fmt.Sprintf("127.0.0.1:%d", httpPort), token: s.token, pprof: s.pprof}
+	s.bin = bin
+	n := &node{name: s.name, sip: fmt.Sprintf("127.0.0.1:%d", sipPort), http: fmt.Sprintf("127.0.0.1:%d", httpPort), token: s.token, pprof: s.pprof, spec: s, dir: dir}
 	args := []string{"--sip-addr", n.sip, "--http-addr", n.http, "--media-ip", "127.0.0.1",
 		"--rtp-ports", s.rtpPorts, "--data-dir", filepath.Join(dir, "data-"+s.name), "--etcd-listen", "127.0.0.1:0",
 		"--node-id", "bench", "--admin-token", s.token, "--log-level", cmp.Or(os.Getenv("BENCH_NODE_LOG"), "error")}
@@ -84,6 +88,31 @@ func startNode(dir string, s nodeSpec) (*node, error) {
 	}
 	n.readyMs = time.Since(t0).Milliseconds()
 	return n, nil
+}
+
+// restart replaces a node the harness started by a new one of the same
+// spec, with empty data, provisioned: a measurement of memory per call then
+// starts from a node that has carried nothing. The first node's data and
+// log are kept as <name>-<k>. A running node (-sip) is kept as it is.
+func (n *node) restart() error {
+	if n.p == nil {
+		return nil
+	}
+	n.stop()
+	n.starts++
+	for _, f := range []string{"data-" + n.spec.name, n.spec.name + ".log"} {
+		old := filepath.Join(n.dir, f)
+		if err := os.Rename(old, fmt.Sprintf("%s-%d", old, n.starts)); err != nil {
+			return fmt.Errorf("restart %s: %w", n.name, err)
+		}
+	}
+	fresh, err := startNode(n.dir, n.spec)
+	if err != nil {
+		return err
+	}
+	fresh.starts = n.starts
+	*n = *fresh
+	return n.provision()
 }
 
 func (n *node) stop() {

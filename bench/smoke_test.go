@@ -11,8 +11,9 @@ import (
 
 // TestSmoke is the harness's short run in CI: it builds and starts a node,
 // provisions it over REST, sets up calls through the trunk (each held and
-// resumed), and carries RTP both ways through the relay. The full ladders
-// are run by hand (bench/RESULTS.md).
+// resumed), carries RTP both ways through the relay, and then through calls
+// a supervisor whispers to. The full ladders are run by hand
+// (bench/RESULTS.md).
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a node")
@@ -51,6 +52,33 @@ func TestSmoke(t *testing.T) {
 	}
 	if relayed.CPUSeconds <= 0 || relayed.RSSKB <= 0 {
 		t.Fatalf("server CPU %.2f s, RSS %d KiB: not measured", relayed.CPUSeconds, relayed.RSSKB)
+	}
+
+	// Three calls plain, then on a fresh node whispered to by a supervisor
+	// each: the caller hears the agent forwarded, the agent and the
+	// supervisor hear a mix, at 50 frames a second.
+	plain, mon, err := monitoredRuns(context.Background(), n, dir, []int{3}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plain) != 1 || plain[0].Calls != 3 || len(mon) != 1 {
+		t.Fatalf("monitored scenario: plain %+v, monitored %+v", plain, mon)
+	}
+	m := mon[0]
+	if m.Calls != 3 || len(m.SetupFailed) != 0 || len(m.Directions) != nSides || m.CPUSeconds <= 0 {
+		t.Fatalf("monitored calls: %+v", m)
+	}
+	for i, d := range m.Directions {
+		// Three calls × 0.9 s of window × 50 frames, give or take a frame at
+		// each edge of the window.
+		if d.Expected != 3*45 || d.LossPct > 5 || d.LossPct < -5 {
+			t.Fatalf("%s: %+v", d.Direction, d)
+		}
+		// A mix is untouched only in a tick where one voice alone had a
+		// frame: at the start, or after a late packet.
+		if forwarded := i == callerSide; forwarded && d.Untouched != d.Received || !forwarded && d.Untouched*10 > d.Received {
+			t.Fatalf("%s: %d of %d frames untouched", d.Direction, d.Untouched, d.Received)
+		}
 	}
 
 	if !sipp.Available() {

@@ -30,7 +30,7 @@ const (
 	frame      = 20 * time.Millisecond
 	payloadLen = 160 // 20 ms of PCMU
 	pktLen     = 12 + payloadLen
-	batch      = 256    // messages per sendmmsg/recvmmsg
+	batchLen   = 256    // messages per sendmmsg/recvmmsg
 	magic      = 0x5342 // "SB": a payload written by this generator
 	// Latency histogram: 50 µs buckets up to 2 s; later packets count in the last.
 	bucket   = 50 * time.Microsecond
@@ -107,8 +107,7 @@ type stream struct {
 type Gen struct {
 	sides   [2]*Side
 	streams []stream // 2*i: A→B of call i, 2*i+1: B→A
-	sent    int64
-	sends   int64
+	out     [2]batch // the sender's, per side
 
 	mu      sync.Mutex // guards what the receivers write
 	hist    []int64
@@ -117,7 +116,7 @@ type Gen struct {
 
 // New prepares calls between sides a and b.
 func New(a, b *Side, calls []Call) *Gen {
-	g := &Gen{sides: [2]*Side{a, b}, streams: make([]stream, 2*len(calls)), hist: make([]int64, nBuckets)}
+	g := &Gen{sides: [2]*Side{a, b}, streams: make([]stream, 2*len(calls)), out: [2]batch{{side: a}, {side: b}}, hist: make([]int64, nBuckets)}
 	for i, c := range calls {
 		g.streams[2*i] = stream{dst: net.UDPAddrFromAddrPort(c.A), ssrc: uint32(2 * i)}
 		g.streams[2*i+1] = stream{dst: net.UDPAddrFromAddrPort(c.B), ssrc: uint32(2*i + 1)}
@@ -154,66 +153,114 @@ func (g *Gen) Run(ctx context.Context, d, drain time.Duration, progress func(sen
 // send paces frames: every 20 ms each side writes one packet per stream it
 // owns, in batches.
 func (g *Gen) send(ctx context.Context, d time.Duration, progress func(sent, received int64)) error {
-	msgs := [2][]ipv4.Message{make([]ipv4.Message, 0, batch), make([]ipv4.Message, 0, batch)}
-	bufs := make([][pktLen]byte, len(g.streams))
-	for i := range bufs {
-		for j := 12 + 14; j < pktLen; j++ {
-			bufs[i][j] = 0xff // PCMU silence after our marker
+	bufs := newFrames(len(g.streams))
+	return pace(ctx, d, func(now time.Time) error {
+		for i := range g.streams {
+			st := &g.streams[i]
+			st.seq++
+			st.ts += payloadLen
+			stamp(&bufs[i], st.seq, st.ts, st.ssrc, i, now)
+			if err := g.out[i&1].add(bufs[i][:], st.dst); err != nil {
+				return err
+			}
 		}
-	}
+		return errors.Join(g.out[0].flush(), g.out[1].flush())
+	}, func() {
+		if progress != nil {
+			progress(g.sent(), g.received())
+		}
+	})
+}
+
+func (g *Gen) sent() int64 { return g.out[0].sent + g.out[1].sent }
+
+// pace calls tick every 20 ms for d, and progress about once a second. A
+// generator over a second behind starts afresh rather than burst to catch
+// up.
+func pace(ctx context.Context, d time.Duration, tick func(now time.Time) error, progress func()) error {
 	start := time.Now()
-	next := start
-	lastProgress := start
+	next, lastProgress := start, start
 	for time.Since(start) < d {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		now := time.Now()
-		for i := range g.streams {
-			st := &g.streams[i]
-			st.seq++
-			st.ts += payloadLen
-			b := &bufs[i]
-			b[0], b[1] = 0x80, 0 // RTP v2, PCMU
-			binary.BigEndian.PutUint16(b[2:], st.seq)
-			binary.BigEndian.PutUint32(b[4:], st.ts)
-			binary.BigEndian.PutUint32(b[8:], st.ssrc)
-			binary.BigEndian.PutUint16(b[12:], magic)
-			binary.BigEndian.PutUint32(b[14:], uint32(i))
-			binary.BigEndian.PutUint64(b[18:], uint64(now.UnixNano()))
-			side := i & 1
-			msgs[side] = append(msgs[side], ipv4.Message{Buffers: [][]byte{b[:]}, Addr: st.dst})
-			if len(msgs[side]) == batch {
-				if err := g.flush(side, msgs[side]); err != nil {
-					return err
-				}
-				msgs[side] = msgs[side][:0]
-			}
+		if err := tick(now); err != nil {
+			return err
 		}
-		for side := range 2 {
-			if err := g.flush(side, msgs[side]); err != nil {
-				return err
-			}
-			msgs[side] = msgs[side][:0]
-		}
-		if progress != nil && now.Sub(lastProgress) >= time.Second {
+		if now.Sub(lastProgress) >= time.Second {
 			lastProgress = now
-			progress(g.sent, g.received())
+			progress()
 		}
 		next = next.Add(frame)
 		if wait := time.Until(next); wait > 0 {
 			time.Sleep(wait)
 		} else if wait < -time.Second {
-			next = time.Now() // too far behind: do not burst to catch up
+			next = time.Now()
 		}
 	}
 	return nil
 }
 
-func (g *Gen) flush(side int, ms []ipv4.Message) error {
+// newFrames is n packet buffers whose payload is PCMU silence after the
+// generator's marker.
+func newFrames(n int) [][pktLen]byte {
+	bufs := make([][pktLen]byte, n)
+	for i := range bufs {
+		for j := 12 + 14; j < pktLen; j++ {
+			bufs[i][j] = 0xff
+		}
+	}
+	return bufs
+}
+
+// stamp writes a stream's next frame into b: the RTP header (PCMU) and the
+// generator's payload (marker, stream index, send time).
+func stamp(b *[pktLen]byte, seq uint16, ts, ssrc uint32, index int, now time.Time) {
+	b[0], b[1] = 0x80, 0 // RTP v2, PCMU
+	binary.BigEndian.PutUint16(b[2:], seq)
+	binary.BigEndian.PutUint32(b[4:], ts)
+	binary.BigEndian.PutUint32(b[8:], ssrc)
+	binary.BigEndian.PutUint16(b[12:], magic)
+	binary.BigEndian.PutUint32(b[14:], uint32(index))
+	binary.BigEndian.PutUint64(b[18:], uint64(now.UnixNano()))
+}
+
+// ours: the payload is as this generator wrote it (forwarded, not mixed);
+// index is the stream that wrote it.
+func ours(pkt []byte) (index int, ok bool) {
+	if len(pkt) < 26 || binary.BigEndian.Uint16(pkt[12:]) != magic {
+		return 0, false
+	}
+	return int(binary.BigEndian.Uint32(pkt[14:])), true
+}
+
+// batch gathers one side's packets into sendmmsg calls.
+type batch struct {
+	side  *Side
+	ms    []ipv4.Message
+	sent  int64 // packets
+	calls int64 // sendmmsg calls
+}
+
+func (b *batch) add(pkt []byte, to *net.UDPAddr) error {
+	if b.ms == nil {
+		b.ms = make([]ipv4.Message, 0, batchLen)
+	}
+	b.ms = append(b.ms, ipv4.Message{Buffers: [][]byte{pkt}, Addr: to})
+	if len(b.ms) == batchLen {
+		return b.flush()
+	}
+	return nil
+}
+
+// flush sends what was gathered.
+func (b *batch) flush() error {
+	ms := b.ms
+	b.ms = b.ms[:0]
 	for len(ms) > 0 {
-		n, err := g.sides[side].pc.WriteBatch(ms, 0)
-		g.sends++
+		n, err := b.side.pc.WriteBatch(ms, 0)
+		b.calls++
 		if err != nil {
 			var errno interface{ Temporary() bool }
 			if errors.As(err, &errno) && errno.Temporary() {
@@ -221,7 +268,7 @@ func (g *Gen) flush(side int, ms []ipv4.Message) error {
 			}
 			return fmt.Errorf("rtpgen: sendmmsg: %w", err)
 		}
-		g.sent += int64(n)
+		b.sent += int64(n)
 		ms = ms[n:]
 	}
 	return nil
@@ -230,10 +277,7 @@ func (g *Gen) flush(side int, ms []ipv4.Message) error {
 // receive reads batches until Run stops it, crediting each packet to the
 // stream its payload names.
 func (g *Gen) receive(side int) error {
-	ms := make([]ipv4.Message, batch)
-	for i := range ms {
-		ms[i].Buffers = [][]byte{make([]byte, 1500)}
-	}
+	ms := readBuffers()
 	hist := make([]int64, nBuckets)
 	defer func() {
 		g.mu.Lock()
@@ -259,11 +303,8 @@ func (g *Gen) receive(side int) error {
 		g.mu.Lock()
 		for _, m := range ms[:n] {
 			b := m.Buffers[0][:m.N]
-			if len(b) < 26 || binary.BigEndian.Uint16(b[12:]) != magic {
-				continue
-			}
-			i := int(binary.BigEndian.Uint32(b[14:]))
-			if i >= len(g.streams) || i&1 == side { // a side receives the other side's streams
+			i, ok := ours(b)
+			if !ok || i >= len(g.streams) || i&1 == side { // a side receives the other side's streams
 				continue
 			}
 			st := &g.streams[i]
@@ -280,6 +321,15 @@ func (g *Gen) receive(side int) error {
 	}
 }
 
+// readBuffers are a recvmmsg batch's messages, each with room for a packet.
+func readBuffers() []ipv4.Message {
+	ms := make([]ipv4.Message, batchLen)
+	for i := range ms {
+		ms[i].Buffers = [][]byte{make([]byte, 1500)}
+	}
+	return ms
+}
+
 func (g *Gen) received() int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -291,7 +341,7 @@ func (g *Gen) received() int64 {
 }
 
 func (g *Gen) result() Result {
-	r := Result{Calls: len(g.streams) / 2, Sent: g.sent, SendCalls: g.sends}
+	r := Result{Calls: len(g.streams) / 2, Sent: g.sent(), SendCalls: g.out[0].calls + g.out[1].calls}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var jsum float64
