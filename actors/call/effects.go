@@ -197,29 +197,3 @@ func readyOf(effs []Effect) Ready {
 	}
 	return r
 }
-
-// Effects lists r in the order the grain carries it out.
-func (r Ready) Effects() []Effect {
-	var out []Effect
-	out = append(out, r.Persist...)
-	out = append(out, r.Media...)
-	for _, e := range r.End {
-		out = append(out, e)
-	}
-	out = append(out, r.Send...)
-	if r.Wake != nil {
-		out = append(out, *r.Wake)
-	}
-	for _, e := range r.Events {
-		out = append(out, e)
-	}
-	if r.Finished != nil {
-		out = append(out, *r.Finished)
-	}
-	return out
-}
-
-// Empty: the step asks nothing of the grain.
-func (r Ready) Empty() bool {
-	return len(r.Persist)+len(r.Media)+len(r.End)+len(r.Send)+len(r.Events) == 0 && r.Wake == nil && r.Finished == nil
-}

@@ -170,8 +170,8 @@ func runStory(t *testing.T, steps []step) *Call {
 		// A story lists effects in the order the rules produce them; the
 		// core hands them over sorted by obligation, each obligation in
 		// that order.
-		if want := readyOf(st.want).Effects(); !sameEffects(got.Effects(), want) {
-			t.Errorf("step %d (+%s %T%+v): effects\n got  %s\n want %s", i, st.at, st.in, st.in, show(got.Effects()), show(want))
+		if want := effectsOf(readyOf(st.want)); !sameEffects(effectsOf(got), want) {
+			t.Errorf("step %d (+%s %T%+v): effects\n got  %s\n want %s", i, st.at, st.in, st.in, show(effectsOf(got)), show(want))
 		}
 		if s := summary(c); s != st.state {
 			t.Errorf("step %d (+%s %T%+v): state\n got  %s\n want %s", i, st.at, st.in, st.in, s, st.state)
@@ -735,7 +735,7 @@ func TestUnknownInputIsAnError(t *testing.T) {
 	}
 	effs, err := c.Step(struct{ X int }{1}, t0, testSettings)
 	var r *Refusal
-	if err == nil || errors.As(err, &r) || !effs.Empty() {
+	if err == nil || errors.As(err, &r) || !empty(effs) {
 		t.Fatalf("unknown input: effects %v, error %v; want no effects and a plain error", effs, err)
 	}
 	if s := summary(c); s != ringingBob {

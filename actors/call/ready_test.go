@@ -303,3 +303,28 @@ func TestMonitoringSlotIsFenced(t *testing.T) {
 		t.Errorf("the winner's supervisor was not answered: %v", nodeA.edge)
 	}
 }
+
+// effectsOf lists r in the order the grain carries it out, for stories to
+// compare with the effects they expect.
+func effectsOf(r Ready) []Effect {
+	var out []Effect
+	out = append(out, r.Persist...)
+	out = append(out, r.Media...)
+	for _, e := range r.End {
+		out = append(out, e)
+	}
+	out = append(out, r.Send...)
+	if r.Wake != nil {
+		out = append(out, *r.Wake)
+	}
+	for _, e := range r.Events {
+		out = append(out, e)
+	}
+	if r.Finished != nil {
+		out = append(out, *r.Finished)
+	}
+	return out
+}
+
+// empty: the step asks nothing of the grain.
+func empty(r Ready) bool { return len(effectsOf(r)) == 0 }
