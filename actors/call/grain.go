@@ -490,21 +490,8 @@ func (g *grain) control(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 			}
 			in.Access = a
 		}
-		if p, _, _, _ := g.d.Router.Lookup(m.ByUser, false); p != nil {
-			in.Party = *p
-		}
-		if (m.Action == "pickup" || m.Action == "join") && m.LegId == "" && m.ByUser != "" {
-			cts, err := g.d.LineContacts(ctx, m.ByUser)
-			if err != nil {
-				g.d.Log.Warn("call: picker contacts lookup failed", "call", g.call.ID, "user", m.ByUser, "err", err)
-			}
-			in.Contacts = cts
-		}
-		if m.LegId != "" {
-			g.offers[m.LegId] = m.Offer
-			_, in.PartySRTP = g.policy(in.Party)
-			in.OfferSRTP = srtpSDP(m.Offer)
-		}
+		j := g.joiner(ctx, m, m.Action == "pickup" || m.Action == "join")
+		in.Party, in.Contacts, in.PartySRTP, in.OfferSRTP = j.party, j.contacts, j.partySRTP, j.offerSRTP
 	case "transfer":
 		g.transferTarget(ctx, m, &in)
 	case "monitor", "unmonitor":
@@ -918,6 +905,38 @@ func (g *grain) info() *pb.CallInfo {
 	return ci
 }
 
+// joining is what the core needs of a user who joins the call on a new
+// leg (a picker, a joiner, a supervisor): who they are, and either their
+// phones to ring (from REST) or their INVITE's offer against their SRTP
+// policy (from a phone).
+type joining struct {
+	party                Party
+	contacts             []Contact
+	partySRTP, offerSRTP bool
+}
+
+// joiner gathers it for m's user; ring: look their phones up when there is
+// no INVITE. The INVITE's offer is kept for Adopt.
+func (g *grain) joiner(ctx actor.Context, m *pb.CallControl, ring bool) joining {
+	var j joining
+	if p, _, _, _ := g.d.Router.Lookup(m.ByUser, false); p != nil {
+		j.party = *p
+	}
+	switch {
+	case m.LegId != "":
+		g.offers[m.LegId] = m.Offer
+		_, j.partySRTP = g.policy(j.party)
+		j.offerSRTP = srtpSDP(m.Offer)
+	case ring && m.ByUser != "":
+		cts, err := g.d.LineContacts(ctx, m.ByUser)
+		if err != nil {
+			g.d.Log.Warn("call: phones of a user joining the call not found", "call", g.call.ID, "user", m.ByUser, "action", m.Action, "err", err)
+		}
+		j.contacts = cts
+	}
+	return j
+}
+
 // monitor starts, switches or ends a supervisor's monitoring. The rule of
 // who may monitor whom is asked for each user on the call's sides (and the
 // party a *1-*3 code names); the core picks and decides. A start answers
@@ -930,16 +949,15 @@ func (g *grain) monitor(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 		}
 		return &pb.CallControlResult{Status: 200, Call: g.info()}
 	}
-	in := Monitor{By: m.ByUser, Mode: m.Mode, Leg: m.LegId, NodeID: m.Node.GetId(), NodeAddr: m.Node.GetAddress(), Draining: m.Draining, Grants: map[string]monitoring.Grant{}}
-	if p, _, _, _ := g.d.Router.Lookup(m.ByUser, false); p != nil {
-		in.Party = *p
-	}
+	starting := c.Monitor == nil || c.Monitor.By != m.ByUser || m.LegId != ""
+	j := g.joiner(ctx, m, starting)
+	in := Monitor{By: m.ByUser, Mode: m.Mode, Leg: m.LegId, NodeID: m.Node.GetId(), NodeAddr: m.Node.GetAddress(), Draining: m.Draining,
+		Grants: map[string]monitoring.Grant{}, Party: j.party, Contacts: j.contacts, PartySRTP: j.partySRTP, OfferSRTP: j.offerSRTP}
 	if m.Target != "" {
 		if p, _, _, _ := g.d.Router.Lookup(m.Target, false); p != nil {
 			in.Of = p.UserID
 		}
 	}
-	starting := c.Monitor == nil || c.Monitor.By != m.ByUser || m.LegId != ""
 	if starting && g.d.MonitorFacts != nil {
 		for _, id := range []string{c.side(0), c.side(1)} {
 			l := c.Leg(id)
@@ -955,18 +973,6 @@ func (g *grain) monitor(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 				in.Grants[l.Party.UserID] = grant
 			}
 		}
-	}
-	if starting && m.LegId == "" && m.ByUser != "" {
-		cts, err := g.d.LineContacts(ctx, m.ByUser)
-		if err != nil {
-			g.d.Log.Warn("call: supervisor contacts lookup failed", "call", c.ID, "user", m.ByUser, "err", err)
-		}
-		in.Contacts = cts
-	}
-	if m.LegId != "" {
-		g.offers[m.LegId] = m.Offer
-		_, in.PartySRTP = g.policy(in.Party)
-		in.OfferSRTP = srtpSDP(m.Offer)
 	}
 	g.monitorErr = nil
 	if err := g.step(ctx, in); err != nil {
