@@ -18,7 +18,6 @@ type Deps struct {
 	Events     *events.Hub
 	AdminToken string
 	Calls      Calls
-	Monitors   Monitors
 	Delegation Delegation
 	Cluster    Cluster
 	// Registrations reads the devices the users have registered.
@@ -45,6 +44,10 @@ type Calls interface {
 	// *ControlError (404 target unknown, 403 on a line without place_calls,
 	// 409 no_devices or unreachable, 503 draining).
 	Dial(ctx context.Context, d DialRequest) (Call, error)
+	// Monitor starts, switches or stops a supervisor's monitoring of call
+	// id: the grain's status (202 started, 200 switched or stopped) and
+	// the call, or a refusal as Control gives them.
+	Monitor(ctx context.Context, id string, req MonitorRequest, by Principal) (int, Call, error)
 }
 
 // DialRequest is a click-to-call: ring From's devices, then dial To as if

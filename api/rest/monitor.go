@@ -1,8 +1,6 @@
 package rest
 
 import (
-	"context"
-
 	"github.com/gofiber/fiber/v2"
 	"github.com/switchboard/switchboard/actors/monitoring"
 )
@@ -16,13 +14,6 @@ type MonitorRequest struct {
 	Supervisor string
 	Mode       string
 	Stop       bool
-}
-
-// Monitors is what the monitoring routes need of the calls: the grain's
-// status (202 started, 200 switched or ended) and the call, or a refusal
-// as Calls.Control gives them.
-type Monitors interface {
-	Monitor(ctx context.Context, id string, req MonitorRequest, by Principal) (int, Call, error)
 }
 
 // monitorBody is POST /v1/calls/{id}/monitor, read strictly.
@@ -68,10 +59,7 @@ func (a *api) unmonitor(c *fiber.Ctx) error {
 }
 
 func (a *api) monitorAnswer(c *fiber.Ctx, req MonitorRequest, what string) error {
-	if a.d.Monitors == nil {
-		return &apiError{fiber.StatusServiceUnavailable, "unavailable", "Monitoring is not available on this node."}
-	}
-	status, call, err := a.d.Monitors.Monitor(c.UserContext(), c.Params("id"), req, principal(c))
+	status, call, err := a.d.Calls.Monitor(c.UserContext(), c.Params("id"), req, principal(c))
 	if err != nil {
 		return callError(err, what)
 	}

@@ -157,7 +157,7 @@ func newEnv(t testing.TB) *env {
 	if tt, ok := t.(*testing.T); ok {
 		e.t = tt
 	}
-	e.deps = Deps{Directory: dir, Store: st, Events: events.NewHub(), AdminToken: adminTok, Calls: e.calls, Monitors: e.calls,
+	e.deps = Deps{Directory: dir, Store: st, Events: events.NewHub(), AdminToken: adminTok, Calls: e.calls,
 		Cluster: fakeCluster{{ID: "n1", Address: "127.0.0.1:7001", State: "alive", Calls: 1, Actors: 3}},
 		Ready: func() error {
 			if p := e.ready.Load(); p != nil {

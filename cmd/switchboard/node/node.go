@@ -284,7 +284,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	// REST.
 	n.http = rest.New(rest.Deps{
 		Directory: n.dir, Store: n.store, Events: n.events, AdminToken: tok,
-		Calls: &calls{n: n}, Monitors: &calls{n: n}, Delegation: delegators{n}, Cluster: &members{n: n}, Ready: n.readiness,
+		Calls: &calls{n: n}, Delegation: delegators{n}, Cluster: &members{n: n}, Ready: n.readiness,
 		Registrations: registrations{st: n.store, now: time.Now}, Guard: restGuard,
 	}, n.log)
 	hl, err := net.Listen("tcp", cfg.HTTPAddr)
