@@ -38,7 +38,6 @@ const (
 // Monitoring is a supervisor on the call, or ringing to join it.
 type Monitoring struct {
 	By      string // the supervisor
-	Party   string // the monitored party (a user)
 	Target  string // the monitored party's leg
 	Leg     string // the supervisor's leg once it is up
 	Ringing []string
@@ -110,7 +109,7 @@ func (c *Call) monitor(in Monitor, now time.Time) ([]Effect, error) {
 	case in.Leg != "" && plainRefused(in.PartySRTP, in.OfferSRTP):
 		return nil, &Refusal{Status: 488, Code: "srtp_required", Message: srtpWarning}
 	}
-	c.Monitor = &Monitoring{By: in.By, Party: target.Party.UserID, Target: target.ID, Mode: in.Mode, Grant: grant}
+	c.Monitor = &Monitoring{By: in.By, Target: target.ID, Mode: in.Mode, Grant: grant}
 	slot := PersistMonitor{By: in.By, Mode: in.Mode}
 	party := in.Party
 	if party.UserID == "" {
@@ -340,10 +339,18 @@ func (c *Call) monitorEvent(typ string) Event { return c.monitorEventOf(c.Monito
 
 func (c *Call) monitorEventOf(m *Monitoring, typ string) Event {
 	e := Event{Type: typ, Also: []string{m.By}}
-	if !m.Grant.NotifyAgent && m.Party != "" {
-		e.Hide = []string{m.Party}
+	if g := c.monitoredUser(m); !m.Grant.NotifyAgent && g != "" {
+		e.Hide = []string{g}
 	}
 	return e
+}
+
+// monitoredUser is the user m monitors (or monitored, after a takeover).
+func (c *Call) monitoredUser(m *Monitoring) string {
+	if g := c.Leg(m.Target); g != nil {
+		return g.Party.UserID
+	}
+	return ""
 }
 
 // Monitors is how the call shows its supervisor (none, or one).

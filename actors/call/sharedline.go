@@ -306,9 +306,9 @@ func (c *Call) history(outcome string) []HistoryEntry {
 	if m := c.Monitor; m != nil && m.Mode == ModeTakeover {
 		// The supervisor who took the call over has it in their history.
 		if g := c.Leg(m.Target); g != nil && g.Role == Caller {
-			add(m.By, "outbound", c.peerOf(c.To), c.Line, "Taken over from "+c.name(m.Party))
+			add(m.By, "outbound", c.peerOf(c.To), c.Line, "Taken over from "+c.name(c.monitoredUser(m)))
 		} else {
-			add(m.By, "inbound", c.peerOf(c.Shown), c.Line, "Taken over from "+c.name(m.Party))
+			add(m.By, "inbound", c.peerOf(c.Shown), c.Line, "Taken over from "+c.name(c.monitoredUser(m)))
 		}
 	}
 	return out
