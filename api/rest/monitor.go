@@ -43,15 +43,16 @@ func (a *api) monitor(c *fiber.Ctx) error {
 }
 
 func (a *api) unmonitor(c *fiber.Ctx) error {
-	var s *string
-	if q := c.Query("supervisor"); q != "" {
-		s = &q
-	}
 	p := principal(c)
-	sup := p.UserID
-	if s != nil || !p.Admin {
+	var named *string
+	if q := c.Query("supervisor"); q != "" {
+		named = &q
+	}
+	// The admin naming nobody stops whoever monitors the call.
+	sup := ""
+	if named != nil || !p.Admin {
 		var err error
-		if sup, err = supervisor(p, s); err != nil {
+		if sup, err = supervisor(p, named); err != nil {
 			return err
 		}
 	}
