@@ -100,6 +100,7 @@ const (
 	MediaOp_RELEASE       MediaOp_Kind = 8  // end the worker
 	MediaOp_MIX           MediaOp_Kind = 9  // leg hears the sum of every leg in legs (decoded, mixed and re-encoded per 20 ms)
 	MediaOp_CHIME         MediaOp_Kind = 10 // a short tone pattern (tone) is mixed once into what each leg in legs hears
+	MediaOp_PROMPT        MediaOp_Kind = 11 // leg hears a prompt (tone): "queue" the greeting then music, looped; "message" the greeting once, then silence and a prompt_done event; "music" music, looped
 )
 
 // Enum value maps for MediaOp_Kind.
@@ -116,6 +117,7 @@ var (
 		8:  "RELEASE",
 		9:  "MIX",
 		10: "CHIME",
+		11: "PROMPT",
 	}
 	MediaOp_Kind_value = map[string]int32{
 		"ACCEPT_OFFER":  0,
@@ -129,6 +131,7 @@ var (
 		"RELEASE":       8,
 		"MIX":           9,
 		"CHIME":         10,
+		"PROMPT":        11,
 	}
 )
 
@@ -2351,7 +2354,7 @@ type MediaEvent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CallId        string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
 	LegId         string                 `protobuf:"bytes,2,opt,name=leg_id,json=legId,proto3" json:"leg_id,omitempty"`
-	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"` // rtp_timeout | dtmf
+	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"` // rtp_timeout | dtmf | prompt_done
 	Digit         string                 `protobuf:"bytes,4,opt,name=digit,proto3" json:"digit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2941,6 +2944,718 @@ func (x *Access) GetJoinChime() bool {
 	return false
 }
 
+// QueueArrive: a call asks to wait in a queue. The answer says it waits, or
+// where it overflows to at once.
+type QueueArrive struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	QueueId       string                 `protobuf:"bytes,1,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
+	CallId        string                 `protobuf:"bytes,2,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueArrive) Reset() {
+	*x = QueueArrive{}
+	mi := &file_switchboard_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueArrive) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueArrive) ProtoMessage() {}
+
+func (x *QueueArrive) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueArrive.ProtoReflect.Descriptor instead.
+func (*QueueArrive) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *QueueArrive) GetQueueId() string {
+	if x != nil {
+		return x.QueueId
+	}
+	return ""
+}
+
+func (x *QueueArrive) GetCallId() string {
+	if x != nil {
+		return x.CallId
+	}
+	return ""
+}
+
+type QueueTarget struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"` // user | queue | number | message | disconnect | voicemail
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueTarget) Reset() {
+	*x = QueueTarget{}
+	mi := &file_switchboard_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueTarget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueTarget) ProtoMessage() {}
+
+func (x *QueueTarget) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueTarget.ProtoReflect.Descriptor instead.
+func (*QueueTarget) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *QueueTarget) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *QueueTarget) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type QueueArriveResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"` // the queue exists
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Overflow      *QueueTarget           `protobuf:"bytes,3,opt,name=overflow,proto3" json:"overflow,omitempty"` // unset: the caller waits
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueArriveResult) Reset() {
+	*x = QueueArriveResult{}
+	mi := &file_switchboard_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueArriveResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueArriveResult) ProtoMessage() {}
+
+func (x *QueueArriveResult) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueArriveResult.ProtoReflect.Descriptor instead.
+func (*QueueArriveResult) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *QueueArriveResult) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *QueueArriveResult) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *QueueArriveResult) GetOverflow() *QueueTarget {
+	if x != nil {
+		return x.Overflow
+	}
+	return nil
+}
+
+// QueueReport: a call tells its queue what happened to it.
+type QueueReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	QueueId       string                 `protobuf:"bytes,1,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
+	CallId        string                 `protobuf:"bytes,2,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"` // answered | declined | left | ended
+	User          string                 `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueReport) Reset() {
+	*x = QueueReport{}
+	mi := &file_switchboard_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueReport) ProtoMessage() {}
+
+func (x *QueueReport) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueReport.ProtoReflect.Descriptor instead.
+func (*QueueReport) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *QueueReport) GetQueueId() string {
+	if x != nil {
+		return x.QueueId
+	}
+	return ""
+}
+
+func (x *QueueReport) GetCallId() string {
+	if x != nil {
+		return x.CallId
+	}
+	return ""
+}
+
+func (x *QueueReport) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *QueueReport) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// QueueOffer: a queue tells a waiting call to ring a member's phones, or
+// (withdraw) to stop them; or (overflow set) to leave for that target.
+type QueueOffer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CallId        string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	QueueId       string                 `protobuf:"bytes,2,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
+	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	Withdraw      bool                   `protobuf:"varint,4,opt,name=withdraw,proto3" json:"withdraw,omitempty"`
+	Overflow      *QueueTarget           `protobuf:"bytes,5,opt,name=overflow,proto3" json:"overflow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueOffer) Reset() {
+	*x = QueueOffer{}
+	mi := &file_switchboard_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueOffer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueOffer) ProtoMessage() {}
+
+func (x *QueueOffer) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueOffer.ProtoReflect.Descriptor instead.
+func (*QueueOffer) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *QueueOffer) GetCallId() string {
+	if x != nil {
+		return x.CallId
+	}
+	return ""
+}
+
+func (x *QueueOffer) GetQueueId() string {
+	if x != nil {
+		return x.QueueId
+	}
+	return ""
+}
+
+func (x *QueueOffer) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *QueueOffer) GetWithdraw() bool {
+	if x != nil {
+		return x.Withdraw
+	}
+	return false
+}
+
+func (x *QueueOffer) GetOverflow() *QueueTarget {
+	if x != nil {
+		return x.Overflow
+	}
+	return nil
+}
+
+// QueueMember opts a member out (with a reason) or back in; QueueStats
+// asks for the real-time numbers. Both answer QueueResult.
+type QueueMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	QueueId       string                 `protobuf:"bytes,1,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	OptIn         bool                   `protobuf:"varint,3,opt,name=opt_in,json=optIn,proto3" json:"opt_in,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueMember) Reset() {
+	*x = QueueMember{}
+	mi := &file_switchboard_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueMember) ProtoMessage() {}
+
+func (x *QueueMember) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueMember.ProtoReflect.Descriptor instead.
+func (*QueueMember) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *QueueMember) GetQueueId() string {
+	if x != nil {
+		return x.QueueId
+	}
+	return ""
+}
+
+func (x *QueueMember) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *QueueMember) GetOptIn() bool {
+	if x != nil {
+		return x.OptIn
+	}
+	return false
+}
+
+func (x *QueueMember) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type QueueStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	QueueId       string                 `protobuf:"bytes,1,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueStats) Reset() {
+	*x = QueueStats{}
+	mi := &file_switchboard_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueStats) ProtoMessage() {}
+
+func (x *QueueStats) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueStats.ProtoReflect.Descriptor instead.
+func (*QueueStats) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *QueueStats) GetQueueId() string {
+	if x != nil {
+		return x.QueueId
+	}
+	return ""
+}
+
+type QueueResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        int32                  `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Json          []byte                 `protobuf:"bytes,4,opt,name=json,proto3" json:"json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueResult) Reset() {
+	*x = QueueResult{}
+	mi := &file_switchboard_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueResult) ProtoMessage() {}
+
+func (x *QueueResult) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueResult.ProtoReflect.Descriptor instead.
+func (*QueueResult) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *QueueResult) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *QueueResult) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *QueueResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *QueueResult) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
+// AgentPresence: a member's line grain tells the member's queues how the
+// member stands whenever it changes.
+type AgentPresence struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	QueueId           string                 `protobuf:"bytes,1,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
+	User              string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	Registered        bool                   `protobuf:"varint,3,opt,name=registered,proto3" json:"registered,omitempty"`
+	OnCall            bool                   `protobuf:"varint,4,opt,name=on_call,json=onCall,proto3" json:"on_call,omitempty"`
+	Elsewhere         bool                   `protobuf:"varint,5,opt,name=elsewhere,proto3" json:"elsewhere,omitempty"` // taken by another queue (ringing or serving)
+	WrapUntilUnixNano int64                  `protobuf:"varint,6,opt,name=wrap_until_unix_nano,json=wrapUntilUnixNano,proto3" json:"wrap_until_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *AgentPresence) Reset() {
+	*x = AgentPresence{}
+	mi := &file_switchboard_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentPresence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentPresence) ProtoMessage() {}
+
+func (x *AgentPresence) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentPresence.ProtoReflect.Descriptor instead.
+func (*AgentPresence) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *AgentPresence) GetQueueId() string {
+	if x != nil {
+		return x.QueueId
+	}
+	return ""
+}
+
+func (x *AgentPresence) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *AgentPresence) GetRegistered() bool {
+	if x != nil {
+		return x.Registered
+	}
+	return false
+}
+
+func (x *AgentPresence) GetOnCall() bool {
+	if x != nil {
+		return x.OnCall
+	}
+	return false
+}
+
+func (x *AgentPresence) GetElsewhere() bool {
+	if x != nil {
+		return x.Elsewhere
+	}
+	return false
+}
+
+func (x *AgentPresence) GetWrapUntilUnixNano() int64 {
+	if x != nil {
+		return x.WrapUntilUnixNano
+	}
+	return 0
+}
+
+// AgentClaim: a queue asks a member's line grain to take the member for an
+// offer (kind "ring"), to mark them serving ("serve"), to let them go
+// ("release"), or to start their wrap-up ("wrap_up", until).
+type AgentClaim struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	QueueId       string                 `protobuf:"bytes,2,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
+	CallId        string                 `protobuf:"bytes,3,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	Kind          string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	AllowOnCall   bool                   `protobuf:"varint,5,opt,name=allow_on_call,json=allowOnCall,proto3" json:"allow_on_call,omitempty"`
+	UntilUnixNano int64                  `protobuf:"varint,6,opt,name=until_unix_nano,json=untilUnixNano,proto3" json:"until_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentClaim) Reset() {
+	*x = AgentClaim{}
+	mi := &file_switchboard_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentClaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentClaim) ProtoMessage() {}
+
+func (x *AgentClaim) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentClaim.ProtoReflect.Descriptor instead.
+func (*AgentClaim) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *AgentClaim) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *AgentClaim) GetQueueId() string {
+	if x != nil {
+		return x.QueueId
+	}
+	return ""
+}
+
+func (x *AgentClaim) GetCallId() string {
+	if x != nil {
+		return x.CallId
+	}
+	return ""
+}
+
+func (x *AgentClaim) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AgentClaim) GetAllowOnCall() bool {
+	if x != nil {
+		return x.AllowOnCall
+	}
+	return false
+}
+
+func (x *AgentClaim) GetUntilUnixNano() int64 {
+	if x != nil {
+		return x.UntilUnixNano
+	}
+	return 0
+}
+
+type AgentClaimResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentClaimResult) Reset() {
+	*x = AgentClaimResult{}
+	mi := &file_switchboard_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentClaimResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentClaimResult) ProtoMessage() {}
+
+func (x *AgentClaimResult) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentClaimResult.ProtoReflect.Descriptor instead.
+func (*AgentClaimResult) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *AgentClaimResult) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
 var File_switchboard_proto protoreflect.FileDescriptor
 
 const file_switchboard_proto_rawDesc = "" +
@@ -3109,7 +3824,7 @@ const file_switchboard_proto_rawDesc = "" +
 	"\vGetContacts\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"E\n" +
 	"\x0eContactsResult\x123\n" +
-	"\bbindings\x18\x01 \x03(\v2\x17.switchboard.v1.BindingR\bbindings\"\xc8\x02\n" +
+	"\bbindings\x18\x01 \x03(\v2\x17.switchboard.v1.BindingR\bbindings\"\xd4\x02\n" +
 	"\aMediaOp\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.switchboard.v1.MediaOp.KindR\x04kind\x12\x10\n" +
 	"\x03leg\x18\x02 \x01(\tR\x03leg\x12\x12\n" +
@@ -3117,7 +3832,7 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x03sdp\x18\x04 \x01(\fR\x03sdp\x12\x12\n" +
 	"\x04srtp\x18\x05 \x01(\bR\x04srtp\x12\x12\n" +
 	"\x04legs\x18\x06 \x03(\tR\x04legs\x12\x12\n" +
-	"\x04tone\x18\a \x01(\tR\x04tone\"\x96\x01\n" +
+	"\x04tone\x18\a \x01(\tR\x04tone\"\xa2\x01\n" +
 	"\x04Kind\x12\x10\n" +
 	"\fACCEPT_OFFER\x10\x00\x12\n" +
 	"\n" +
@@ -3133,7 +3848,9 @@ const file_switchboard_proto_rawDesc = "" +
 	"\aRELEASE\x10\b\x12\a\n" +
 	"\x03MIX\x10\t\x12\t\n" +
 	"\x05CHIME\x10\n" +
-	"\"R\n" +
+	"\x12\n" +
+	"\n" +
+	"\x06PROMPT\x10\v\"R\n" +
 	"\fMediaRequest\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12)\n" +
 	"\x03ops\x18\x02 \x03(\v2\x17.switchboard.v1.MediaOpR\x03ops\"g\n" +
@@ -3194,7 +3911,61 @@ const file_switchboard_proto_rawDesc = "" +
 	"privileges\x18\x02 \x03(\tR\n" +
 	"privileges\x12\x1d\n" +
 	"\n" +
-	"join_chime\x18\x03 \x01(\bR\tjoinChimeB-Z+github.com/switchboard/switchboard/proto;pbb\x06proto3"
+	"join_chime\x18\x03 \x01(\bR\tjoinChime\"A\n" +
+	"\vQueueArrive\x12\x19\n" +
+	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\x12\x17\n" +
+	"\acall_id\x18\x02 \x01(\tR\x06callId\"1\n" +
+	"\vQueueTarget\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"v\n" +
+	"\x11QueueArriveResult\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x127\n" +
+	"\boverflow\x18\x03 \x01(\v2\x1b.switchboard.v1.QueueTargetR\boverflow\"i\n" +
+	"\vQueueReport\x12\x19\n" +
+	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\x12\x17\n" +
+	"\acall_id\x18\x02 \x01(\tR\x06callId\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\"\xa9\x01\n" +
+	"\n" +
+	"QueueOffer\x12\x17\n" +
+	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x19\n" +
+	"\bqueue_id\x18\x02 \x01(\tR\aqueueId\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12\x1a\n" +
+	"\bwithdraw\x18\x04 \x01(\bR\bwithdraw\x127\n" +
+	"\boverflow\x18\x05 \x01(\v2\x1b.switchboard.v1.QueueTargetR\boverflow\"k\n" +
+	"\vQueueMember\x12\x19\n" +
+	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x15\n" +
+	"\x06opt_in\x18\x03 \x01(\bR\x05optIn\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"'\n" +
+	"\n" +
+	"QueueStats\x12\x19\n" +
+	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\"g\n" +
+	"\vQueueResult\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\x05R\x06status\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x12\n" +
+	"\x04json\x18\x04 \x01(\fR\x04json\"\xc6\x01\n" +
+	"\rAgentPresence\x12\x19\n" +
+	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1e\n" +
+	"\n" +
+	"registered\x18\x03 \x01(\bR\n" +
+	"registered\x12\x17\n" +
+	"\aon_call\x18\x04 \x01(\bR\x06onCall\x12\x1c\n" +
+	"\telsewhere\x18\x05 \x01(\bR\telsewhere\x12/\n" +
+	"\x14wrap_until_unix_nano\x18\x06 \x01(\x03R\x11wrapUntilUnixNano\"\xb4\x01\n" +
+	"\n" +
+	"AgentClaim\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x19\n" +
+	"\bqueue_id\x18\x02 \x01(\tR\aqueueId\x12\x17\n" +
+	"\acall_id\x18\x03 \x01(\tR\x06callId\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\"\n" +
+	"\rallow_on_call\x18\x05 \x01(\bR\vallowOnCall\x12&\n" +
+	"\x0funtil_unix_nano\x18\x06 \x01(\x03R\runtilUnixNano\"\"\n" +
+	"\x10AgentClaimResult\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02okB-Z+github.com/switchboard/switchboard/proto;pbb\x06proto3"
 
 var (
 	file_switchboard_proto_rawDescOnce sync.Once
@@ -3209,7 +3980,7 @@ func file_switchboard_proto_rawDescGZIP() []byte {
 }
 
 var file_switchboard_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_switchboard_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_switchboard_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_switchboard_proto_goTypes = []any{
 	(LegEvent_Kind)(0),        // 0: switchboard.v1.LegEvent.Kind
 	(MediaOp_Kind)(0),         // 1: switchboard.v1.MediaOp.Kind
@@ -3253,7 +4024,18 @@ var file_switchboard_proto_goTypes = []any{
 	(*RingPlan)(nil),          // 39: switchboard.v1.RingPlan
 	(*AccessRequest)(nil),     // 40: switchboard.v1.AccessRequest
 	(*Access)(nil),            // 41: switchboard.v1.Access
-	nil,                       // 42: switchboard.v1.RingPlan.NamesEntry
+	(*QueueArrive)(nil),       // 42: switchboard.v1.QueueArrive
+	(*QueueTarget)(nil),       // 43: switchboard.v1.QueueTarget
+	(*QueueArriveResult)(nil), // 44: switchboard.v1.QueueArriveResult
+	(*QueueReport)(nil),       // 45: switchboard.v1.QueueReport
+	(*QueueOffer)(nil),        // 46: switchboard.v1.QueueOffer
+	(*QueueMember)(nil),       // 47: switchboard.v1.QueueMember
+	(*QueueStats)(nil),        // 48: switchboard.v1.QueueStats
+	(*QueueResult)(nil),       // 49: switchboard.v1.QueueResult
+	(*AgentPresence)(nil),     // 50: switchboard.v1.AgentPresence
+	(*AgentClaim)(nil),        // 51: switchboard.v1.AgentClaim
+	(*AgentClaimResult)(nil),  // 52: switchboard.v1.AgentClaimResult
+	nil,                       // 53: switchboard.v1.RingPlan.NamesEntry
 }
 var file_switchboard_proto_depIdxs = []int32{
 	2,  // 0: switchboard.v1.CallStart.node:type_name -> switchboard.v1.Node
@@ -3274,12 +4056,14 @@ var file_switchboard_proto_depIdxs = []int32{
 	29, // 15: switchboard.v1.MediaRequest.ops:type_name -> switchboard.v1.MediaOp
 	31, // 16: switchboard.v1.MediaResponse.results:type_name -> switchboard.v1.MediaResult
 	38, // 17: switchboard.v1.RingPlan.stages:type_name -> switchboard.v1.RingStage
-	42, // 18: switchboard.v1.RingPlan.names:type_name -> switchboard.v1.RingPlan.NamesEntry
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	53, // 18: switchboard.v1.RingPlan.names:type_name -> switchboard.v1.RingPlan.NamesEntry
+	43, // 19: switchboard.v1.QueueArriveResult.overflow:type_name -> switchboard.v1.QueueTarget
+	43, // 20: switchboard.v1.QueueOffer.overflow:type_name -> switchboard.v1.QueueTarget
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_proto_init() }
@@ -3293,7 +4077,7 @@ func file_switchboard_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_proto_rawDesc), len(file_switchboard_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   41,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
