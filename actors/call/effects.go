@@ -179,11 +179,11 @@ func readyOf(effs []Effect) Ready {
 		switch e := e.(type) {
 		case PersistLock, PersistMonitor:
 			r.Persist = append(r.Persist, e)
-		case Connect, AcceptAnswer, Adopt, HoldMedia, Hear, Chime, Tone:
+		case Connect, AcceptAnswer, Adopt, HoldMedia, Hear, Chime, Tone, Wait:
 			r.Media = append(r.Media, e)
 		case EndLeg:
 			r.End = append(r.End, e)
-		case Respond, Originate:
+		case Respond, Originate, TellQueue:
 			r.Send = append(r.Send, e)
 		case WakeAt:
 			r.Wake = &e

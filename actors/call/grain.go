@@ -72,10 +72,24 @@ type Deps struct {
 	// ClearLock removes a finished call's fenced records (lock, monitoring
 	// slot).
 	ClearLock func(callID string)
+	// Queues reaches the queue grains (nil: no queues on this node).
+	Queues Queues
 	// Local is this node, once its media service and SIP edge run: a grain
 	// reaches them by call rather than by message, saving a mailbox hop (and
 	// for media a future) per operation. Until it is set, messages.
 	Local atomic.Pointer[Local]
+}
+
+// Queues is what a call needs of call queues: which queue a dialed string
+// names, whether it takes the caller in, and telling it what happened.
+type Queues interface {
+	// Find is the queue the dialed string (an extension or number) names.
+	Find(dialed string) (QueueRoute, bool)
+	// Arrive asks queue to take call in: nil, it waits there; else where
+	// it overflows to at once.
+	Arrive(ctx actor.Context, queue, call string) (*pb.QueueTarget, error)
+	// Report tells queue what happened to call.
+	Report(ctx actor.Context, call string, r TellQueue)
 }
 
 // Local is this node's actor address and its in-process handlers.
@@ -165,8 +179,12 @@ func (g *grain) Receive(ctx actor.Context) {
 		// A leg command sent to another node's edge found no one there (the
 		// node is gone or unreachable): the leg it was for is lost with it.
 		g.d.Log.Warn("call: leg command undelivered", "grain", ctx.Self().Id, "target", m.Target)
+	case *pb.QueueOffer:
+		g.queueOffer(ctx, m)
 	case *pb.MediaEvent:
 		switch m.Kind {
+		case "prompt_done":
+			g.step(ctx, PromptDone{Leg: m.LegId})
 		case "rtp_timeout":
 			g.step(ctx, MediaTimeout{})
 		case "dtmf":
@@ -204,6 +222,11 @@ func (g *grain) noCall(ctx actor.Context) bool {
 		ctx.Respond(&pb.CallInfo{Id: m.CallId})
 	case *pb.MediaEvent:
 		g.releaseOrphanWorker(ctx, m.CallId)
+	case *pb.QueueOffer:
+		// The queue thinks this call waits: it does not (any more).
+		if g.d.Queues != nil {
+			g.d.Queues.Report(ctx, m.CallId, TellQueue{Queue: m.QueueId, Kind: "left"})
+		}
 	case *deferred, wake:
 		// Left by a call that ended here: nothing to step.
 	default:
@@ -268,7 +291,11 @@ func (g *grain) start(ctx actor.Context, m *pb.CallStart) {
 			in.OfferCode = int(res.Code)
 		} else {
 			in.OfferSRTP = srtpSDP(m.Offer)
-			in.Lookup = g.lookup(ctx, m.To, from)
+			if q, ok := g.queue(m.To); ok {
+				in.Lookup = g.arrive(ctx, q, from, 0)
+			} else {
+				in.Lookup = g.lookup(ctx, m.To, from)
+			}
 			if m.OnBehalfOf != "" && from.UserID != "" {
 				in.OnBehalf = g.onBehalf(ctx, m.OnBehalfOf, from.UserID)
 			}
@@ -625,6 +652,10 @@ func (g *grain) apply(ctx actor.Context, r Ready) {
 			g.respond(ctx, e)
 		case Originate:
 			g.originate(ctx, e)
+		case TellQueue:
+			if g.d.Queues != nil {
+				g.d.Queues.Report(ctx, g.call.ID, e)
+			}
 		}
 	}
 	if r.Wake != nil {
@@ -725,6 +756,8 @@ func (g *grain) applyMedia(ctx actor.Context, e Effect) bool {
 		g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_CHIME, Legs: e.Legs})
 	case Tone:
 		g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_CHIME, Legs: e.Legs, Tone: e.Name})
+	case Wait:
+		return g.wait(ctx, e)
 	}
 	return true
 }

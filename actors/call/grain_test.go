@@ -28,14 +28,26 @@ import (
 
 // fakeNode records what a grain sends this node's SIP edge and media service.
 type fakeNode struct {
-	mu    sync.Mutex
-	edge  []any
-	media []*pb.MediaRequest
-	d     *Deps
+	mu     sync.Mutex
+	edge   []any
+	media  []*pb.MediaRequest
+	queues []TellQueue // what the queues were told
+	d      *Deps
+}
+
+// The fake node's queues only hear reports.
+func (n *fakeNode) Find(string) (QueueRoute, bool) { return QueueRoute{}, false }
+func (n *fakeNode) Arrive(actor.Context, string, string) (*pb.QueueTarget, error) {
+	return nil, nil
+}
+func (n *fakeNode) Report(_ actor.Context, _ string, r TellQueue) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.queues = append(n.queues, r)
 }
 
 func (n *fakeNode) deps(addr string) *Deps {
-	d := &Deps{Log: slog.New(slog.DiscardHandler)}
+	d := &Deps{Log: slog.New(slog.DiscardHandler), Queues: n}
 	d.Local.Store(&Local{
 		Addr: addr,
 		Edge: func(msg any, _ *actor.PID) {
@@ -83,6 +95,7 @@ type noCallRow struct {
 	response proto.Message // the answer a request must get
 	edge     []any         // what the edge must be told
 	release  bool          // the media service must release the call's worker
+	queues   []TellQueue   // what the queues must be told
 }
 
 func noCallRows() []noCallRow {
@@ -110,6 +123,8 @@ func noCallRows() []noCallRow {
 			from: fromMedia, release: true},
 		{name: "media from nobody: nothing to release it on", msg: &pb.MediaEvent{CallId: k, LegId: "k-a", Kind: "rtp_timeout"},
 			from: fromNobody},
+		{name: "a queue's offer: the queue hears the caller is not waiting", msg: &pb.QueueOffer{CallId: k, QueueId: "sales", User: "bob"},
+			from: fromNobody, queues: []TellQueue{{Queue: "sales", Kind: "left"}}},
 		{name: "an input deferred by a call that ended", msg: &deferred{in: Failed{Leg: "k-b1", Code: 488}}, from: fromNobody},
 		{name: "a ring timer of a call that ended", msg: wake{gen: 0}, from: fromNobody},
 	}
@@ -182,6 +197,9 @@ func TestGrainWithoutCall(t *testing.T) {
 			}
 			if !slices.EqualFunc(node.media, want, func(a, b *pb.MediaRequest) bool { return proto.Equal(a, b) }) {
 				t.Errorf("media asked %v, want %v", node.media, want)
+			}
+			if !slices.Equal(node.queues, row.queues) {
+				t.Errorf("queues told %v, want %v", node.queues, row.queues)
 			}
 		})
 	}

@@ -17,6 +17,13 @@ type Lookup struct {
 	// line (its history is theirs too).
 	CallerViewers []string
 	CallerNames   map[string]string
+	// Queue: the dialed string is a queue that took the caller in.
+	// Finale: it ends the call by itself (a queue's overflow to a message
+	// or to disconnect). Forward: the system routes the call on (a queue's
+	// overflow), so an outside number is rung for a trunk's caller too.
+	Queue   *QueueRoute
+	Finale  string
+	Forward bool
 }
 
 // OnBehalf is a call placed by a delegate on a delegator's line (SIP

@@ -107,6 +107,7 @@ type Call struct {
 	Pickup      *Pickup       // a pickup under way: the call is promised to it
 	Transfer    *Transfer     // a transfer under way: the target rings while the other side hears music
 	Monitor     *Monitoring   // a supervisor monitoring the call, or ringing to
+	Queued      *Queueing     // the queue the call waits in, or was served from (queued.go)
 	Shown       Party         // who the far end sees calling: the caller, or the delegator it calls for
 	Callback    *Callback     // a click-to-call whose caller's devices ring
 	CalledBack  bool          // click-to-call: the caller's leg is one we placed, so it gets EndLeg, never a response
@@ -243,9 +244,22 @@ func (c *Call) step(in any, now time.Time, s Settings) ([]Effect, error) {
 		}
 		return nil, nil
 	case Offer:
+		if c.Queued != nil {
+			return c.queueOffer(in), nil
+		}
 		return c.offer(in), nil
 	case Withdraw:
+		if c.Queued != nil {
+			return c.queueWithdraw(in), nil
+		}
 		return c.withdraw(in, now), nil
+	case Overflow:
+		return c.overflow(in, now, s), nil
+	case PromptDone:
+		if c.State == Queued && c.Queued == nil && in.Leg == c.caller().ID {
+			return c.hangupAll("missed", now), nil // a message finale has played
+		}
+		return nil, nil
 	case DTMF:
 		return c.dtmf(in), nil
 	case MonitorLost:
@@ -254,7 +268,7 @@ func (c *Call) step(in any, now time.Time, s Settings) ([]Effect, error) {
 		c.Locked = !c.Locked
 		return []Effect{Event{Type: "call.updated"}}, nil
 	case MediaTimeout:
-		if c.State == Active {
+		if c.State == Active || c.State == Queued {
 			return c.hangupAll("rtp_timeout", now), nil
 		}
 		return nil, nil
@@ -316,6 +330,10 @@ func (c *Call) placeFor(ob *OnBehalf) {
 // outbound trunk for an outside number; else the caller hears why not.
 func (c *Call) route(lk Lookup, now time.Time, s Settings) []Effect {
 	switch {
+	case lk.Queue != nil:
+		return c.enqueue(*lk.Queue)
+	case lk.Finale != "":
+		return c.finale(lk.Finale, now)
 	case lk.Target != nil:
 		c.To = *lk.Target
 		if c.OnBehalfOf == "" || lk.Target.UserID == c.OnBehalfOf {
@@ -347,7 +365,7 @@ func (c *Call) route(lk Lookup, now time.Time, s Settings) []Effect {
 
 // outbound: the dialed string is an outside number a user may call out to.
 func (lk Lookup) outbound(from Party) bool {
-	return lk.IsE164 && from.UserID != "" && lk.OutboundTrunk != nil
+	return lk.IsE164 && (from.UserID != "" || lk.Forward) && lk.OutboundTrunk != nil
 }
 
 // reachable: somebody the lookup routes to can be rung now.
@@ -420,12 +438,12 @@ func (c *Call) name(user string) string {
 
 func (c *Call) ringing(in Rang) []Effect {
 	l := c.Leg(in.Leg)
-	if l == nil || l.Role != Callee || l.State != LegTrying || c.State != Ringing {
+	if l == nil || l.Role != Callee || l.State != LegTrying || (c.State != Ringing && c.State != Queued) {
 		return nil
 	}
 	l.State = LegRinging
-	if c.ringingSent || c.CalledBack {
-		return nil // relayed once; a click-to-call's caller is already answered
+	if c.ringingSent || c.CalledBack || c.State == Queued {
+		return nil // relayed once; a click-to-call's or a queue's caller is already answered
 	}
 	c.ringingSent = true
 	return []Effect{Respond{Leg: c.caller().ID, Code: 180, Reason: "Ringing"}}
@@ -459,6 +477,9 @@ func (c *Call) answered(in Answered, now time.Time, s Settings) []Effect {
 	}
 	if c.picking(l.ID) && l.State != LegEnded && c.State != Ringing {
 		return c.pickedUp(l, AcceptAnswer{Leg: l.ID})
+	}
+	if c.State == Queued && c.isQueueLeg(l) && l.State != LegEnded {
+		return c.memberAnswered(l, now)
 	}
 	if c.State != Ringing || l.State == LegEnded {
 		// Another branch won the race and our CANCEL crossed this 2xx:
@@ -535,6 +556,9 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 	if l.ID == c.joined() {
 		return append(bye, c.unjoin()...)
 	}
+	if c.State == Queued && c.isQueueLeg(l) {
+		return append(bye, c.memberGone(l)...)
+	}
 	if l.Role == Caller || wasAnswered {
 		// A failure on an established leg (no ACK, transport gone) ends the call.
 		return append(bye, c.hangupAll("failed", now)...)
@@ -574,7 +598,7 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 
 func (c *Call) cancelled(in Cancelled, now time.Time) []Effect {
 	l := c.Leg(in.Leg)
-	if l == nil || l.Role != Caller || (c.State != Ringing && c.State != Routing) {
+	if l == nil || l.Role != Caller || (c.State != Ringing && c.State != Routing && c.State != Queued) {
 		return nil
 	}
 	l.State = LegEnded // the edge already answered 487
@@ -760,6 +784,7 @@ func (c *Call) finish(effs []Effect, outcome string, now time.Time) []Effect {
 	}
 	c.State, c.Outcome, c.EndedAt = Ended, outcome, now
 	c.Ring.stop()
+	effs = append(effs, c.queueReport()...)
 	return append(effs, WakeAt{}, Event{Type: "call.ended"}, Finished{Outcome: outcome, History: c.history(outcome)})
 }
 

@@ -242,7 +242,7 @@ func (c *Call) dtmf(in DTMF) []Effect {
 // LineState is how the call shows on its line: ringing, active, held or
 // ended, and whether it is locked.
 func (c *Call) LineState() (string, bool) {
-	if c.State == Routing {
+	if c.State == Routing || c.State == Queued {
 		return string(Ringing), c.Locked
 	}
 	return string(c.State), c.Locked
@@ -303,6 +303,7 @@ func (c *Call) history(outcome string) []HistoryEntry {
 			add(v, "inbound", peer, owner, label)
 		}
 	}
+	c.queueHistory(add)
 	if m := c.Monitor; m != nil && m.Mode == ModeTakeover {
 		// The supervisor who took the call over has it in their history.
 		if g := c.Leg(m.Target); g != nil && g.Role == Caller {

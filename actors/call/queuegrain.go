@@ -1,0 +1,113 @@
+package call
+
+import (
+	"github.com/asynkron/protoactor-go/actor"
+
+	pb "github.com/switchboard/switchboard/proto"
+)
+
+// The adapter's side of queues: asking a queue to take the caller in,
+// following its overflow, and carrying out its offers.
+
+// maxQueueHops bounds an overflow chain at run time (queue A full,
+// overflowing to B, full, to C ...); the settings refuse a loop when saved.
+const maxQueueHops = 5
+
+// queue is the queue dialed names, for a caller's INVITE. (A click-to-call
+// or a transfer to a queue is not offered yet: both would put a call in
+// the queue that is not the caller's own.)
+func (g *grain) queue(dialed string) (QueueRoute, bool) {
+	if g.d.Queues == nil {
+		return QueueRoute{}, false
+	}
+	return g.d.Queues.Find(dialed)
+}
+
+// arrive asks queue q to take the caller in; when it overflows at once, the
+// overflow target is routed instead.
+func (g *grain) arrive(ctx actor.Context, q QueueRoute, from Party, hops int) Lookup {
+	to, err := g.d.Queues.Arrive(ctx, q.ID, g.call.ID)
+	if err != nil {
+		g.d.Log.Warn("call: queue unavailable", "call", g.call.ID, "queue", q.ID, "err", err)
+		return Lookup{Finale: FinaleDisconnect}
+	}
+	if to == nil {
+		return Lookup{Queue: &q}
+	}
+	return g.overflowRoute(ctx, to, from, hops+1)
+}
+
+// overflowRoute routes a queue's overflow target for the caller from.
+func (g *grain) overflowRoute(ctx actor.Context, to *pb.QueueTarget, from Party, hops int) Lookup {
+	switch to.Kind {
+	case "queue":
+		q, ok := g.d.Queues.Find(to.Id)
+		if !ok || hops > maxQueueHops {
+			g.d.Log.Warn("call: queue overflow goes nowhere", "call", g.call.ID, "queue", to.Id, "hops", hops)
+			return Lookup{Finale: FinaleDisconnect}
+		}
+		return g.arrive(ctx, q, from, hops)
+	case "user", "number":
+		target, srtp, isE164, trunk := g.d.Router.Lookup(to.Id, false)
+		lk := Lookup{Target: target, IsE164: isE164, OutboundTrunk: trunk, Forward: true}
+		if t := lk.OutboundTrunk; t != nil {
+			t.NodeID, t.NodeAddr = g.mediaID, g.mediaNode
+		}
+		if target != nil {
+			g.calleeSRTP = srtp
+			plan, err := g.d.RingPlan(ctx, &pb.RingPlanRequest{Delegator: target.UserID, CallerUser: from.UserID, CallerNumber: from.Number})
+			if err != nil {
+				plan = RingPlan{Stages: []RingStage{{Users: []string{target.UserID}}}}
+			}
+			lk.Plan, lk.Parties, lk.UserContacts = g.ringPlan(ctx, *target, plan)
+			lk.Contacts = lk.UserContacts[target.UserID]
+		}
+		return lk
+	case "message":
+		return Lookup{Finale: FinaleMessage}
+	}
+	return Lookup{Finale: FinaleDisconnect}
+}
+
+// queueOffer carries out a queue's word on its waiting caller: ring a
+// member, stop ringing them, or leave for the overflow target.
+func (g *grain) queueOffer(ctx actor.Context, m *pb.QueueOffer) {
+	switch {
+	case m.Overflow != nil:
+		lk := g.overflowRoute(ctx, m.Overflow, g.call.From, 1)
+		g.step(ctx, Overflow{Route: lk})
+	case m.Withdraw:
+		g.step(ctx, Withdraw{User: m.User})
+	default:
+		party := Party{UserID: m.User}
+		if p, _, _, _ := g.d.Router.Lookup(m.User, false); p != nil {
+			party = *p
+		}
+		cts, err := g.d.LineContacts(ctx, m.User)
+		if err != nil {
+			g.d.Log.Warn("call: queue member's phones not found", "call", g.call.ID, "user", m.User, "err", err)
+		}
+		g.step(ctx, Offer{Party: party, Contacts: cts})
+	}
+}
+
+// wait answers the caller alone (unless already answered) and plays the
+// prompt; a failure ends the caller's leg.
+func (g *grain) wait(ctx actor.Context, e Wait) bool {
+	var ops []*pb.MediaOp
+	if !e.Answered {
+		ops = append(ops, &pb.MediaOp{Kind: pb.MediaOp_ANSWER, Leg: e.Leg, Peer: e.Leg})
+	}
+	res := g.media(ctx, append(ops, &pb.MediaOp{Kind: pb.MediaOp_PROMPT, Leg: e.Leg, Tone: e.Prompt})...)
+	if res.Code != 0 {
+		if !e.Answered {
+			g.toEdge(ctx, e.Leg, &pb.LegRespond{CallId: g.call.ID, LegId: e.Leg, Code: res.Code, Reason: "Service Unavailable"})
+		}
+		g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)})
+		return false
+	}
+	if !e.Answered {
+		g.answerSDP = res.Sdp
+	}
+	return true
+}
