@@ -44,3 +44,13 @@ func (c Client) CallToTake(lineID string, join bool) (*pb.LineCall, bool, error)
 	}
 	return res.Calls[0], true, nil
 }
+
+// Claim asks m.User's line grain to take, serve, release or wrap up the
+// member for a queue's call (agent.go); ok is whether a "ring" claim holds.
+func (c Client) Claim(m *pb.AgentClaim) (bool, error) {
+	res, err := ask.Grain[*pb.AgentClaimResult](c.r, KindName, m.User, m)
+	if err != nil {
+		return false, err
+	}
+	return res.Ok, nil
+}

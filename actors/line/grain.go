@@ -28,6 +28,10 @@ type Deps struct {
 	Events Publisher
 	Now    func() time.Time
 	Log    *slog.Logger
+	// QueuesOf lists the queues user is a member of; Presence tells one of
+	// them how the member stands (agentgrain.go). Nil: no queues.
+	QueuesOf func(user string) []string
+	Presence func(*pb.AgentPresence)
 }
 
 // Publisher delivers domain events to SSE clients of the whole cluster.
@@ -43,7 +47,9 @@ type grain struct {
 	line   *Line
 	leases map[string]store.LeaseID // contact -> lease of its stored binding
 	loaded bool
-	calls  Calls // live calls on the line, as their call grains report them
+	calls  Calls                        // live calls on the line, as their call grains report them
+	agent  Agent                        // the user as a member of call queues
+	sent   map[string]*pb.AgentPresence // what each queue was last told, by queue
 }
 
 // stored is a binding as kept in etcd under registrations/<user>/<hash>.
@@ -77,6 +83,7 @@ func (g *grain) Receive(ctx actor.Context) {
 		g.line = New(m.Identity.Identity)
 		g.leases = map[string]store.LeaseID{}
 		g.calls = Calls{}
+		g.sent = map[string]*pb.AgentPresence{}
 		metrics.Actors.WithLabelValues(KindName).Inc()
 	case *actor.Stopped:
 		metrics.Actors.WithLabelValues(KindName).Dec()
@@ -86,11 +93,15 @@ func (g *grain) Receive(ctx actor.Context) {
 			return
 		}
 		ctx.Respond(g.register(m))
+		g.tellQueues()
 	case *pb.LineCall:
 		c := Call{ID: m.CallId, State: m.State, Peer: m.Peer, Locked: m.Locked, Since: time.Unix(0, m.SinceUnixNano), Viewers: m.Viewers}
 		if g.calls.Update(c) {
 			g.publish(c)
+			g.tellQueues()
 		}
+	case *pb.AgentClaim:
+		ctx.Respond(g.claim(m))
 	case *pb.LineGet:
 		ctx.Respond(&pb.LineCalls{Calls: g.callsPB()})
 	case *pb.LineCallFind:

@@ -1,0 +1,68 @@
+package line
+
+import (
+	"time"
+
+	pb "github.com/switchboard/switchboard/proto"
+)
+
+// The grain's side of Agent: queues claim the member, and learn how the
+// member stands whenever that changes.
+
+// claim carries out a queue's claim, serve, release or wrap-up of the
+// member. A refused claim tells that queue how the member stands, so it
+// does not wait on a member it cannot have.
+func (g *grain) claim(m *pb.AgentClaim) *pb.AgentClaimResult {
+	now := g.d.Now()
+	ok := true
+	switch m.Kind {
+	case "ring":
+		if err := g.load(); err != nil {
+			g.d.Log.Warn("line: load failed", "user", g.line.User, "err", err)
+		}
+		f := AgentFacts{Registered: len(g.line.Contacts(now)) > 0, OnCall: g.calls.OnCall(), AllowOnCall: m.AllowOnCall}
+		if ok = g.agent.Claim(m.QueueId, m.CallId, f, now); !ok {
+			g.sent[m.QueueId] = nil // tell it again, even if unchanged
+		}
+	case "serve":
+		g.agent.Serve(m.QueueId, m.CallId)
+	case "release":
+		ok = g.agent.Release(m.QueueId, m.CallId)
+	case "wrap_up":
+		var until time.Time
+		if m.UntilUnixNano > 0 {
+			until = time.Unix(0, m.UntilUnixNano)
+		}
+		g.agent.WrapUp(m.QueueId, m.CallId, until)
+	case "presence":
+		g.sent[m.QueueId] = nil
+	}
+	g.tellQueues()
+	return &pb.AgentClaimResult{Ok: ok}
+}
+
+// tellQueues sends each of the member's queues how the member stands now,
+// when that differs from what it was last told.
+func (g *grain) tellQueues() {
+	if g.d.QueuesOf == nil || g.d.Presence == nil {
+		return
+	}
+	now := g.d.Now()
+	if err := g.load(); err != nil {
+		g.d.Log.Warn("line: load failed", "user", g.line.User, "err", err)
+	}
+	registered, onCall := len(g.line.Contacts(now)) > 0, g.calls.OnCall()
+	for _, q := range g.d.QueuesOf(g.line.User) {
+		elsewhere, wrap := g.agent.Presence(q, now)
+		p := &pb.AgentPresence{QueueId: q, User: g.line.User, Registered: registered, OnCall: onCall, Elsewhere: elsewhere}
+		if !wrap.IsZero() {
+			p.WrapUntilUnixNano = wrap.UnixNano()
+		}
+		if last := g.sent[q]; last != nil && last.Registered == p.Registered && last.OnCall == p.OnCall &&
+			last.Elsewhere == p.Elsewhere && last.WrapUntilUnixNano == p.WrapUntilUnixNano {
+			continue
+		}
+		g.sent[q] = p
+		g.d.Presence(p)
+	}
+}
