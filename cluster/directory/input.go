@@ -1,18 +1,17 @@
 package directory
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
-	// Validation and business hours must not depend on the host having a
-	// zoneinfo database (slim images often lack one).
-	_ "time/tzdata"
+
+	"github.com/switchboard/switchboard/actors/hours"
 )
 
 const (
@@ -25,12 +24,10 @@ const (
 	minPassword    = 8
 	maxPassword    = 128
 	maxCIDRs       = 64
-	maxDayRanges   = 8
 	srtpRequired   = "required"
 	defaultTZ      = "UTC"
 	slugMessage    = "must be a slug: a lower-case letter or digit, then up to 62 of a-z, 0-9, '.', '_', '-'"
 	e164Message    = "must be an E.164 number such as +14155550101"
-	hoursMessage   = `must be ["HH:MM","HH:MM"] with the start before the end`
 	addressMessage = "must be host:port, such as carrier.example.net:5060 or 203.0.113.7:5060"
 	nameMessage    = "must be one line of text: no control characters (line breaks, tabs, NUL) and no direction overrides"
 )
@@ -39,7 +36,6 @@ var (
 	idRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 	extRe  = regexp.MustCompile(`^[0-9]{2,10}$`)
 	e164Re = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
-	hhmmRe = regexp.MustCompile(`^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$`)
 	hostRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 )
 
@@ -47,12 +43,9 @@ func validID(s string) bool   { return idRe.MatchString(s) }
 func validExt(s string) bool  { return extRe.MatchString(s) }
 func validE164(s string) bool { return e164Re.MatchString(s) }
 
-// days are the keys of business hours, in week order.
-var days = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
-
 // Hours is business hours per weekday, read in the owner's time zone:
 // {"mon": [["08:00","17:00"]], ..., "sun": []}.
-type Hours map[string][][]string
+type Hours = hours.Week
 
 // UserInput is the body of POST /v1/users.
 type UserInput struct {
@@ -131,39 +124,56 @@ func normalize(u *User) error {
 	if !validExt(u.Extension) {
 		return &FieldError{"extension", "must be 2 to 10 digits"}
 	}
-	if len(u.Numbers) > maxNumbers {
-		return &FieldError{"numbers", fmt.Sprintf("must list at most %d numbers", maxNumbers)}
-	}
-	seen := make(map[string]bool, len(u.Numbers))
-	for i, n := range u.Numbers {
-		field := "numbers[" + strconv.Itoa(i) + "]"
-		if !validE164(n) {
-			return &FieldError{field, e164Message}
-		}
-		if seen[n] {
-			return &FieldError{field, "is listed twice"}
-		}
-		seen[n] = true
-	}
-	if u.Numbers == nil {
-		u.Numbers = []string{}
+	var err error
+	if u.Numbers, err = checkNumbers(u.Numbers, maxNumbers); err != nil {
+		return err
 	}
 	if u.Timezone == "" {
 		u.Timezone = defaultTZ
 	}
-	// "Local" would mean whatever zone each node happens to run in.
-	if _, err := time.LoadLocation(u.Timezone); err != nil || u.Timezone == "Local" {
-		return &FieldError{"timezone", "must be an IANA time zone such as Europe/Paris"}
+	if err := hours.CheckTimeZone("timezone", u.Timezone); err != nil {
+		return fromHours(err)
 	}
 	if u.SRTP != "" && u.SRTP != srtpRequired {
 		return &FieldError{"srtp", `must be "" or "required"`}
 	}
-	hours, err := checkHours(u.BusinessHours)
-	if err != nil {
-		return err
+	if u.BusinessHours, err = hours.CheckWeek("business_hours", u.BusinessHours); err != nil {
+		return fromHours(err)
 	}
-	u.BusinessHours = hours
 	return nil
+}
+
+// checkNumbers validates the E.164 numbers sent as "numbers" (at most
+// most, each once) and returns them, never nil.
+func checkNumbers(ns []string, most int) ([]string, error) {
+	if len(ns) > most {
+		return nil, &FieldError{"numbers", fmt.Sprintf("must list at most %d numbers", most)}
+	}
+	seen := make(map[string]bool, len(ns))
+	for i, n := range ns {
+		field := "numbers[" + strconv.Itoa(i) + "]"
+		if !validE164(n) {
+			return nil, &FieldError{field, e164Message}
+		}
+		if seen[n] {
+			return nil, &FieldError{field, "is listed twice"}
+		}
+		seen[n] = true
+	}
+	if ns == nil {
+		ns = []string{}
+	}
+	return ns, nil
+}
+
+// fromHours turns the hours package's field errors into the directory's,
+// which the API answers with a 400 naming the field.
+func fromHours(err error) error {
+	var fe *hours.FieldError
+	if errors.As(err, &fe) {
+		return &FieldError{fe.Field, fe.Message}
+	}
+	return err
 }
 
 // checkName keeps a name to what may be shown on a phone: it reaches the
@@ -186,38 +196,6 @@ func checkName(name string) error {
 		}
 	}
 	return nil
-}
-
-// checkHours validates business hours and returns them with every day
-// present (an absent day has no hours).
-func checkHours(h Hours) (Hours, error) {
-	known := make(map[string]bool, len(days))
-	for _, d := range days {
-		known[d] = true
-	}
-	for d := range h {
-		if !known[d] {
-			return nil, &FieldError{"business_hours." + d, "is not a day: use mon, tue, wed, thu, fri, sat or sun"}
-		}
-	}
-	out := make(Hours, len(days))
-	for _, d := range days {
-		ranges := h[d]
-		if len(ranges) > maxDayRanges {
-			return nil, &FieldError{"business_hours." + d, fmt.Sprintf("must have at most %d ranges", maxDayRanges)}
-		}
-		for i, r := range ranges {
-			// Zero-padded HH:MM compares correctly as text.
-			if len(r) != 2 || !hhmmRe.MatchString(r[0]) || !hhmmRe.MatchString(r[1]) || r[0] >= r[1] {
-				return nil, &FieldError{"business_hours." + d + "[" + strconv.Itoa(i) + "]", hoursMessage}
-			}
-		}
-		if ranges == nil {
-			ranges = [][]string{}
-		}
-		out[d] = ranges
-	}
-	return out, nil
 }
 
 // apply returns u changed by the patch, validated.
