@@ -113,6 +113,9 @@ type Refusal struct {
 	Status  int
 	Code    string
 	Message string
+	// SIPStatus, when set, is how a phone is answered instead of the
+	// status's usual mapping (SIP).
+	SIPStatus int
 }
 
 func (r *Refusal) Error() string { return r.Message }
@@ -130,6 +133,9 @@ func asRefusal(err error) *Refusal {
 // exist is not found; what is down is unavailable; an offer the SRTP policy
 // refuses is not acceptable; the rest is forbidden.
 func (r *Refusal) SIP() (code int, reason string) {
+	if r.SIPStatus == 403 {
+		return 403, "Forbidden"
+	}
 	switch r.Status {
 	case 488:
 		return 488, "Not Acceptable Here"

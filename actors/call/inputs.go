@@ -1,5 +1,7 @@
 package call
 
+import "time"
+
 // The inputs of Call.Step: what the edges, the media and the clock tell a call.
 
 // Lookup carries the facts the adapter gathered for routing the dialed string.
@@ -24,6 +26,14 @@ type Lookup struct {
 	Queue   *QueueRoute
 	Finale  string
 	Forward bool
+	// Group: the dialed string is a shared line group (group.go); its
+	// Plan rings the free members. RingFor: how long the plan rings (0:
+	// the node's no-answer time); Then: where the call goes when nobody
+	// answered. Pickup: a pickup group rings too after its delay.
+	Group   *GroupRoute
+	RingFor time.Duration
+	Then    *Lookup
+	Pickup  *PickupRing
 }
 
 // OnBehalf is a call placed by a delegate on a delegator's line (SIP

@@ -121,8 +121,11 @@ type Call struct {
 	EndedAt     time.Time
 	Outcome     string
 	ringingSent bool
-	sawBusy     bool // a branch answered busy: the caller hears busy, not unavailable
-	sawRefusal  bool // a branch refused the offer (488/606): the caller hears why
+	sawBusy     bool          // a branch answered busy: the caller hears busy, not unavailable
+	sawRefusal  bool          // a branch refused the offer (488/606): the caller hears why
+	ringFor     time.Duration // the route's own no-answer time (a group's ring_seconds); 0: the node's
+	then        *Lookup       // where the call goes when nobody answers (a group's overflow)
+	pickupAt    *pickupRing   // a pickup group's ring, once its delay has passed
 	legSeq      int
 }
 
@@ -143,9 +146,10 @@ type Callback struct {
 
 // Access is what a user may do on the call's line, from the delegator grain.
 type Access struct {
-	Role       string // owner | delegate | none
+	Role       string // owner | delegate | member (of a shared line group) | none
 	Privileges []string
 	JoinChime  bool // the line's owner wants a chime when someone joins or leaves (000 L114)
+	LockPolicy bool // a group's: its members may lock their calls (002 L10462)
 }
 
 func (a Access) has(p string) bool {
@@ -196,7 +200,9 @@ func (c *Call) Step(in any, now time.Time, s Settings) (Ready, error) {
 	if err == nil {
 		effs = append(effs, c.monitoredLeft()...)
 	}
-	return readyOf(effs), err
+	r := readyOf(effs)
+	c.pickupWake(&r)
+	return r, err
 }
 
 func (c *Call) step(in any, now time.Time, s Settings) ([]Effect, error) {
@@ -236,13 +242,14 @@ func (c *Call) step(in any, now time.Time, s Settings) ([]Effect, error) {
 		if c.State != Ringing {
 			return nil, nil
 		}
+		effs := c.pickupTick(now)
 		switch stageOver, over := c.Ring.due(now); {
 		case over:
-			return c.endUnanswered(480, "Temporarily Unavailable", "missed", now), nil
+			return append(effs, c.unanswered(480, "Temporarily Unavailable", "missed", now, s)...), nil
 		case stageOver:
-			return c.advance(now, s), nil
+			return append(effs, c.advance(now, s)...), nil
 		}
-		return nil, nil
+		return effs, nil
 	case Offer:
 		if c.Queued != nil {
 			return c.queueOffer(in), nil
@@ -252,7 +259,7 @@ func (c *Call) step(in any, now time.Time, s Settings) ([]Effect, error) {
 		if c.Queued != nil {
 			return c.queueWithdraw(in), nil
 		}
-		return c.withdraw(in, now), nil
+		return c.withdraw(in, now, s), nil
 	case Overflow:
 		return c.overflow(in, now, s), nil
 	case PromptDone:
@@ -308,7 +315,7 @@ func (c *Call) start(in Start, now time.Time, s Settings) []Effect {
 // delegate with Place Calls; the far end sees the delegator (000 L194, L218).
 func mayPlace(a Access) *Refusal {
 	switch {
-	case a.Role == "owner", a.Role == "delegate" && a.has("place_calls"):
+	case a.Role == "owner", a.Role == "member", a.Role == "delegate" && a.has("place_calls"):
 		return nil
 	case a.Role == "delegate":
 		return &Refusal{Status: 403, Code: "missing_privilege", Message: "a delegate needs the place_calls privilege to call on this line"}
@@ -334,8 +341,12 @@ func (c *Call) route(lk Lookup, now time.Time, s Settings) []Effect {
 		return c.enqueue(*lk.Queue)
 	case lk.Finale != "":
 		return c.finale(lk.Finale, now)
+	case lk.Group != nil:
+		return c.routeGroup(lk, now, s)
 	case lk.Target != nil:
+		c.ringFor, c.then = lk.RingFor, lk.Then
 		c.To = *lk.Target
+		c.startPickup(lk.Pickup, now)
 		if c.OnBehalfOf == "" || lk.Target.UserID == c.OnBehalfOf {
 			c.Line = lk.Target.UserID
 		}
@@ -346,6 +357,9 @@ func (c *Call) route(lk Lookup, now time.Time, s Settings) []Effect {
 			c.Ring = alone(*lk.Target, lk.Contacts, now)
 		}
 		if !c.Ring.more() {
+			if c.then != nil {
+				return c.unanswered(480, "Temporarily Unavailable", "missed", now, s)
+			}
 			if c.Ring.Plan.Voicemail {
 				// No voicemail service yet: the caller hears unavailable.
 				return c.refuse(480, "Temporarily Unavailable", "voicemail", now)
@@ -574,6 +588,9 @@ func (c *Call) failed(in Failed, now time.Time, s Settings) []Effect {
 	if c.Ring.more() {
 		// Everybody in this stage declined: ring the next one now.
 		return append(c.nextStage(now, s), c.Ring.wake())
+	}
+	if c.then != nil {
+		return append(bye, c.unanswered(480, "Temporarily Unavailable", "missed", now, s)...)
 	}
 	code, reason, outcome := 480, "Temporarily Unavailable", "missed"
 	switch {

@@ -124,7 +124,7 @@ func (c *Call) ringOffers(offers []Offer) []Effect {
 
 // nextStage rings the next stage of the plan that has somebody to ring.
 func (c *Call) nextStage(now time.Time, s Settings) []Effect {
-	return c.ringOffers(c.Ring.next(now, s.NoAnswer))
+	return c.ringOffers(c.Ring.next(now, c.noAnswer(s)))
 }
 
 // advance stops the ringing stage and rings the next, or gives up.
@@ -137,7 +137,7 @@ func (c *Call) advance(now time.Time, s Settings) []Effect {
 		}
 	}
 	if !c.Ring.more() {
-		return append(effs, c.endUnanswered(480, "Temporarily Unavailable", "missed", now)...)
+		return append(effs, c.unanswered(480, "Temporarily Unavailable", "missed", now, s)...)
 	}
 	effs = append(effs, c.nextStage(now, s)...)
 	return append(effs, c.Ring.wake())
@@ -147,7 +147,7 @@ func (c *Call) advance(now time.Time, s Settings) []Effect {
 // carrier, a click-to-call's devices: no plan to step).
 func (c *Call) ring(effs []Effect, now time.Time, s Settings) []Effect {
 	c.State = Ringing
-	c.Ring.Until = now.Add(s.NoAnswer)
+	c.Ring.Until = now.Add(c.noAnswer(s))
 	return append(effs, WakeAt{At: c.Ring.Until}, Event{Type: "call.ringing"})
 }
 
@@ -164,7 +164,7 @@ func (c *Call) offer(in Offer) []Effect {
 // withdraw stops a user's ringing legs, as a driver outside the call asks
 // (a queue moving on to the next member). The call rings on if any other
 // leg does; with none left it is unanswered.
-func (c *Call) withdraw(in Withdraw, now time.Time) []Effect {
+func (c *Call) withdraw(in Withdraw, now time.Time, s Settings) []Effect {
 	if c.State != Ringing {
 		return nil
 	}
@@ -178,7 +178,7 @@ func (c *Call) withdraw(in Withdraw, now time.Time) []Effect {
 	if len(effs) == 0 || c.anyCalleeUp() || c.Ring.more() {
 		return effs
 	}
-	return append(effs, c.endUnanswered(480, "Temporarily Unavailable", "missed", now)...)
+	return append(effs, c.unanswered(480, "Temporarily Unavailable", "missed", now, s)...)
 }
 
 // anyCalleeUp: a callee leg still rings.

@@ -19,6 +19,17 @@ func (c *Call) mayTouch(in Control, privilege, what string) error {
 	switch in.Access.Role {
 	case "owner":
 		return nil
+	case "member":
+		// A shared line group's members pick up its held and ringing
+		// calls; a call locked under the group's lock policy is theirs who
+		// locked it (002).
+		if privilege != "pickup_hold" {
+			return &Refusal{Status: 403, Code: "forbidden", Message: "a shared line group's members may pick up its calls, not " + what + " them"}
+		}
+		if c.Locked {
+			return &Refusal{Status: 409, Code: "call_locked", Message: "a member of the group has locked this call", SIPStatus: 403}
+		}
+		return nil
 	case "delegate":
 		if !in.Access.has(privilege) {
 			return &Refusal{Status: 403, Code: "missing_privilege", Message: "a delegate needs the " + privilege + " privilege to " + what + " calls on this line"}
@@ -192,7 +203,10 @@ func (c *Call) unjoin() []Effect {
 // lock and unlock: only the line's owner (or the admin) may; the lock is
 // durable (and fenced) before it is acknowledged.
 func (c *Call) lock(in Control) ([]Effect, error) {
-	if !in.Admin && in.Access.Role != "owner" {
+	if r := c.mayLockGroupCall(in); r != nil {
+		return nil, r
+	}
+	if !in.Admin && in.Access.Role != "owner" && in.Access.Role != "member" {
 		return nil, &Refusal{Status: 403, Code: "forbidden", Message: "only the line's owner may lock or unlock its calls"}
 	}
 	if c.State != Active && c.State != Held {
@@ -262,7 +276,7 @@ func (c *Call) Viewers() []string {
 func (c *Call) history(outcome string) []HistoryEntry {
 	var out []HistoryEntry
 	add := func(owner, direction, peer, line, label string) {
-		if owner == "" || slices.ContainsFunc(out, func(e HistoryEntry) bool { return e.Owner == owner }) {
+		if owner == "" || IsGroupLine(owner) || slices.ContainsFunc(out, func(e HistoryEntry) bool { return e.Owner == owner }) {
 			return
 		}
 		out = append(out, HistoryEntry{Owner: owner, Direction: direction, Peer: peer, Line: line, Label: label, Outcome: outcome})
