@@ -28,7 +28,7 @@ func TestGroupCalls(t *testing.T) {
 		state: "ringing until=+20s | a:trying b1:trying b2:trying"}})
 	ringMia := Originate{Leg: "k-b3", Contact: miaDesk, FromUser: "+14155559999", Display: "Carrier Caller", ToUser: "209"}
 	answered := story(ringing, step{at: 5 * time.Second, in: Answered{Leg: lb1},
-		want: []Effect{Connect{Caller: la, Callee: lb1}, Respond{Leg: la, Code: 200, Reason: "OK", WithSDP: true}, EndLeg{Leg: lb2}, WakeAt{}, Event{Type: "call.answered"}},
+		want:  []Effect{Connect{Caller: la, Callee: lb1}, Respond{Leg: la, Code: 200, Reason: "OK", WithSDP: true}, EndLeg{Leg: lb2}, WakeAt{}, Event{Type: "call.answered"}},
 		state: "active answered=+5s | a:answered b1:answered b2:ended"})
 	member := func(action, by string, lockPolicy bool) Control {
 		return Control{Action: action, ByUser: by, Access: Access{Role: "member", Privileges: []string{"pickup_hold"}, LockPolicy: lockPolicy},
@@ -72,7 +72,7 @@ func TestGroupCalls(t *testing.T) {
 		)},
 		{"a pickup group's member rings after the delay and takes the call", []step{
 			{in: start(alice, "102", Lookup{Target: &bob, Contacts: []Contact{desk}, Pickup: &PickupRing{Delay: 10 * time.Second, Offers: []Offer{{Party: mia, Contacts: []Contact{miaDesk}}}}}),
-				want: []Effect{Originate{Leg: lb1, Contact: desk, FromUser: "101", Display: "Alice", ToUser: "102"}, WakeAt{At: t0.Add(10 * time.Second)}, Event{Type: "call.ringing"}},
+				want:  []Effect{Originate{Leg: lb1, Contact: desk, FromUser: "101", Display: "Alice", ToUser: "102"}, WakeAt{At: t0.Add(10 * time.Second)}, Event{Type: "call.ringing"}},
 				state: "ringing until=+30s | a:trying b1:trying"},
 			{at: 10 * time.Second, in: Tick{}, want: []Effect{Originate{Leg: lb2, Contact: miaDesk, FromUser: "101", Display: "Alice for Bob", ToUser: "209"}, WakeAt{At: t0.Add(30 * time.Second)}},
 				state: "ringing until=+30s | a:trying b1:trying b2:trying"},

@@ -31,7 +31,7 @@ func TestQueuedCall(t *testing.T) {
 				state: "queued | a:answered b1:ended"},
 			step{at: 4 * time.Second, in: offerCarol, want: []Effect{ringCarol}, state: "queued | a:answered b1:ended b2:trying"},
 			step{at: 6 * time.Second, in: Answered{Leg: lb2},
-				want: []Effect{AcceptAnswer{Leg: lb2}, bridge(la, lb2), TellQueue{Queue: "sales", Kind: "answered", User: "carol"}, Event{Type: "call.answered"}},
+				want:  []Effect{AcceptAnswer{Leg: lb2}, bridge(la, lb2), TellQueue{Queue: "sales", Kind: "answered", User: "carol"}, Event{Type: "call.answered"}},
 				state: "active answered=+6s | a:answered b1:ended b2:answered"},
 			step{at: 20 * time.Second, in: Bye{Leg: la},
 				want: effs([]Effect{EndLeg{Leg: lb2, Code: 480}, TellQueue{Queue: "sales", Kind: "ended", User: "carol"}}, ended("answered",
