@@ -137,10 +137,7 @@ const (
 	nTones
 )
 
-// toneSegment is one part of a pattern: hz for ms, silence when hz is 0.
-type toneSegment struct{ hz, ms int }
-
-var tonePatterns = [nTones][]toneSegment{
+var tonePatterns = [nTones][]Note{
 	JoinChime:  {{880, 150}, {660, 150}},
 	EntryTone:  {{1400, 100}, {0, 100}, {1400, 100}},
 	NoticeTone: {{1800, 60}, {0, 60}, {1800, 60}, {0, 60}, {1800, 60}},
@@ -156,23 +153,23 @@ var chimeLin = func() (c [nTones][][frameSamples]int16) {
 
 // makePattern renders segments at about -16 dBFS, each tone with 10 ms
 // raised-cosine fades so that it starts and stops without a click.
-func makePattern(segs []toneSegment) [][frameSamples]int16 {
+func makePattern(segs []Note) [][frameSamples]int16 {
 	const ramp, amp = 80, 5000.0
 	n := 0
 	for _, s := range segs {
-		n += s.ms * 8
+		n += s.Ms * 8
 	}
 	out := make([][frameSamples]int16, (n+frameSamples-1)/frameSamples)
 	i := 0
 	for _, s := range segs {
-		k := s.ms * 8
+		k := s.Ms * 8
 		for j := range k {
-			if s.hz > 0 {
+			if s.Hz > 0 {
 				env := 1.0
 				if edge := min(j, k-1-j); edge < ramp {
 					env = 0.5 - 0.5*math.Cos(math.Pi*float64(edge+1)/ramp)
 				}
-				out[i/frameSamples][i%frameSamples] = int16(amp * env * math.Sin(2*math.Pi*float64(s.hz)*float64(j)/8000))
+				out[i/frameSamples][i%frameSamples] = int16(amp * env * math.Sin(2*math.Pi*float64(s.Hz)*float64(j)/8000))
 			}
 			i++
 		}
@@ -233,7 +230,8 @@ func (w *Worker) Mix(dst string, srcs []string) {
 }
 
 // Chime plays a tone pattern once into what each of the legs hears, on top
-// of its bridge, mix or hold tone, or on its own when it hears nothing.
+// of its bridge, mix or hold tone, or on its own when it hears nothing or a
+// prompt (the prompt keeps time meanwhile and is heard again after it).
 // Legs that do not exist or have no G.711 codec are skipped. A forwarded
 // leg goes through the mixer while the tone plays and back to forwarding
 // afterwards; a chime asked for while one plays starts over with the new
@@ -267,13 +265,13 @@ func (w *Worker) Chime(tone Tone, legs ...string) error {
 }
 
 // replan makes the packet path match the routes and chimes: who forwards
-// to whom, who hears the service's hold tone, which legs are captured, and
-// the mix plan; it starts the mix clock when something is to be mixed (the
-// clock stops itself when nothing is). A leg that hears one other leg, by
-// a bridge or a mix of one, gets its packets forwarded as they come: the
-// same audio as a mix of one, without the clock's delay, with the other's
-// DTMF events, and at a fraction of the cost (a listened-to call's two
-// sides keep hearing each other so). Under mu.
+// to whom, who the service clock plays the hold tone or a prompt to, which
+// legs are captured, and the mix plan; it starts the mix clock when
+// something is to be mixed (the clock stops itself when nothing is). A leg
+// that hears one other leg, by a bridge or a mix of one, gets its packets
+// forwarded as they come: the same audio as a mix of one, without the
+// clock's delay, with the other's DTMF events, and at a fraction of the
+// cost (a listened-to call's two sides keep hearing each other so). Under mu.
 func (w *Worker) replan() {
 	listen := map[*Leg][]*Leg{}
 	captured := map[*Leg]bool{}
@@ -283,13 +281,13 @@ func (w *Worker) replan() {
 		r := w.routes[id]
 		heard := w.heard(r, d)
 		if !w.chiming[id] && (r.kind != srcMix || len(heard) <= 1) {
-			w.s.setTone(d, r.kind == srcTone)
+			w.s.setClock(d, r.kind == srcTone || r.kind == srcPrompt, r.prompt)
 			if len(heard) == 1 {
 				listen[heard[0]] = append(listen[heard[0]], d)
 			}
 			continue
 		}
-		w.s.setTone(d, false)
+		w.s.setClock(d, false, nil)
 		md := mixDst{leg: d, chime: w.chiming[id], tone: r.kind == srcTone}
 		for _, s := range heard {
 			if !captured[s] {

@@ -68,17 +68,19 @@ type rxState struct {
 // outState is the stream a leg sends: one SSRC, and a sequence and
 // timestamp line that stays continuous whichever source it carries.
 type outState struct {
-	tx        *srtp.Context
-	hdr       rtp.Header // reused by EncryptRTP
-	src       *Leg       // the source now carried; toneSource for the tone
-	srcSSRC   uint32
-	seqOff    uint16
-	tsOff     uint32
-	seq       uint16 // last sent
-	ts        uint32
-	sentAt    int64  // unix nano, 0 before the first packet
-	toneStart int    // the tone clock's frame when this leg's tone began
-	mixTick   uint64 // the mix clock's tick of the last mixed frame sent
+	tx         *srtp.Context
+	hdr        rtp.Header // reused by EncryptRTP
+	src        *Leg       // the source now carried; toneSource, promptSource, mixSource for generated audio
+	srcSSRC    uint32
+	seqOff     uint16
+	tsOff      uint32
+	seq        uint16 // last sent
+	ts         uint32
+	sentAt     int64       // unix nano, 0 before the first packet
+	toneStart  uint64      // the service clock's frame when this leg's tone began
+	play       *promptPlay // the prompt carried, when src is promptSource
+	clockFrame uint64      // the service clock's frame of the last prompt frame sent
+	mixTick    uint64      // the mix clock's tick of the last mixed frame sent
 
 	// The packet sent, encrypted in place; made with the first one, as many
 	// legs never send (forks that are cancelled, calls refused).
@@ -292,8 +294,8 @@ func (o *outState) advance(now int64, rate uint32) uint32 {
 }
 
 // sendTone sends one 20 ms frame of the hold tone in PCMU, else PCMA.
-// Called by the service's tone clock.
-func (l *Leg) sendTone(frame int, now int64) {
+// Called by the service's clock.
+func (l *Leg) sendTone(frame uint64, now int64) {
 	t := l.table.Load()
 	var pt int16
 	var law *[toneFrames][160]byte
@@ -312,23 +314,12 @@ func (l *Leg) sendTone(frame int, now int64) {
 	l.outMu.Lock()
 	defer l.outMu.Unlock()
 	o := &l.out
-	marker, adv := byte(0), uint32(toneStep)
-	if o.src != toneSource {
+	spurt := o.src != toneSource
+	if spurt {
 		o.src, o.srcSSRC, o.toneStart = toneSource, 0, frame
-		marker, adv = 0x80, o.advance(now, 8000)
 	}
-	i := (frame - o.toneStart + toneFrames) % toneFrames // each held party hears the pattern from its start
-	o.seq++
-	o.ts += adv
-	o.sentAt = now
-	out := o.packet(12 + 160)
-	out[0] = 0x80
-	out[1] = marker | byte(pt)
-	binary.BigEndian.PutUint16(out[2:], o.seq)
-	binary.BigEndian.PutUint32(out[4:], o.ts)
-	binary.BigEndian.PutUint32(out[8:], l.ssrc)
-	copy(out[12:], law[i][:])
-	l.send(out, p.addr)
+	i := (frame - o.toneStart) % toneFrames // each held party hears the pattern from its start
+	l.sendFrame(byte(pt), law[i][:], spurt, now, p.addr)
 }
 
 // send encrypts when the leg is SRTP and writes. Under outMu. A sender that
@@ -406,7 +397,7 @@ var dropCounters = func() (cs [nDrops]interface{ Add(float64) }) {
 // its socket, which the next leg on this port pair reuses.
 func (l *Leg) close() {
 	l.closeOnce.Do(func() {
-		l.w.s.setTone(l, false)
+		l.w.s.setClock(l, false, nil)
 		l.stopping.Store(true)
 		sock := l.sock
 		if err := sock.rtp.SetReadDeadline(time.Unix(1, 0)); err != nil {

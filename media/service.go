@@ -3,7 +3,9 @@
 // goroutines. No packet passes through an actor mailbox; call grains steer a
 // worker with Route (Bridge, Mix, Chime) and the offer/answer methods of its
 // legs. Legs in a mix or hearing a chime are served by the worker's mix
-// clock instead (mix.go), which runs only while there is something to mix.
+// clock instead (mix.go), which runs only while there is something to mix;
+// legs on hold or hearing a prompt by the service's one 20 ms clock
+// (prompt.go).
 //
 // RTCP is not relayed in this version: each leg's odd port (RTP port + 1) is
 // bound so no one else takes it and peers' RTCP gets no ICMP errors, but it
@@ -15,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +57,8 @@ const (
 	EventDTMF
 	// EventLatched: a leg's first valid packet fixed where its media goes.
 	EventLatched
+	// EventPromptDone: a leg's MessagePrompt has played (reported once).
+	EventPromptDone
 )
 
 func (k EventKind) String() string {
@@ -64,6 +69,8 @@ func (k EventKind) String() string {
 		return "dtmf"
 	case EventLatched:
 		return "latched"
+	case EventPromptDone:
+		return "prompt_done"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -75,7 +82,8 @@ type Event struct {
 	Digit         byte // EventDTMF: '0'-'9', '*', '#', 'A'-'D'
 }
 
-// Service owns the port pool, the workers and the shared 20 ms tone clock.
+// Service owns the port pool, the workers and the shared 20 ms clock that
+// plays the hold tone and the prompts.
 type Service struct {
 	cfg  Config
 	ip   string // cfg.IP, as written into SDP
@@ -83,18 +91,27 @@ type Service struct {
 	stop chan struct{}
 	done sync.WaitGroup
 
-	mu       sync.Mutex
-	ports    portPool
-	fdWarned time.Time // last "out of file descriptors" warning
-	workers  map[*Worker]struct{}
-	closed   bool
-	tone     map[*Leg]struct{}      // legs that hear the hold tone
-	toneSet  atomic.Pointer[[]*Leg] // a copy of tone the clock reads without the lock
+	mu         sync.Mutex
+	ports      portPool
+	fdWarned   time.Time // last "out of file descriptors" warning
+	workers    map[*Worker]struct{}
+	closed     bool
+	clocked    map[*Leg]*promptPlay      // legs the clock plays to: a prompt, or the hold tone (nil)
+	clockedSet atomic.Pointer[[]clocked] // a copy of clocked the clock reads without the lock
+	frame      atomic.Uint64             // the clock's ticks so far
 
-	manualMix bool // tests: workers start no mix clock, the test ticks them
+	manualMix   bool        // tests: workers start no mix clock, the test ticks them
+	manualClock atomic.Bool // tests: the service clock does not tick, the test calls clockTick
 }
 
-// NewService starts the relay's housekeeping (tone clock, timeout checks).
+// clocked is a leg the service clock plays to.
+type clocked struct {
+	leg    *Leg
+	prompt *promptPlay // nil: the hold tone
+}
+
+// NewService starts the relay's housekeeping (the tone and prompt clock,
+// timeout checks).
 func NewService(cfg Config, log *slog.Logger) (*Service, error) {
 	if !cfg.IP.IsValid() || cfg.IP.IsUnspecified() {
 		return nil, fmt.Errorf("media: IP %v cannot be written into SDP", cfg.IP)
@@ -118,11 +135,11 @@ func NewService(cfg Config, log *slog.Logger) (*Service, error) {
 		log = slog.Default()
 	}
 	s := &Service{cfg: cfg, ip: cfg.IP.String(), log: log.With("component", "media"), stop: make(chan struct{}),
-		workers: map[*Worker]struct{}{}, tone: map[*Leg]struct{}{}}
+		workers: map[*Worker]struct{}{}, clocked: map[*Leg]*promptPlay{}}
 	s.ports.init(cfg.PortMin, cfg.PortMax)
-	s.toneSet.Store(&[]*Leg{})
+	s.clockedSet.Store(&[]clocked{})
 	s.done.Add(2)
-	go s.toneClock()
+	go s.clock()
 	go s.housekeeping()
 	return s, nil
 }
@@ -201,46 +218,77 @@ func (s *Service) release(p sockets) {
 	s.ports.rest(p, s.cfg.Now())
 }
 
-func (s *Service) setTone(l *Leg, on bool) {
+// setClock makes the clock play to the leg, or not: the prompt p, or the
+// hold tone when p is nil.
+func (s *Service) setClock(l *Leg, on bool, p *promptPlay) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, had := s.tone[l]; had == on {
+	if cur, had := s.clocked[l]; had == on && cur == p {
 		return
 	}
 	if on {
-		s.tone[l] = struct{}{}
+		s.clocked[l] = p
 	} else {
-		delete(s.tone, l)
+		delete(s.clocked, l)
 	}
-	set := make([]*Leg, 0, len(s.tone))
-	for t := range s.tone {
-		set = append(set, t)
+	set := make([]clocked, 0, len(s.clocked))
+	for l, p := range s.clocked {
+		set = append(set, clocked{l, p})
 	}
-	s.toneSet.Store(&set)
+	s.clockedSet.Store(&set)
 }
 
-// toneClock sends one 20 ms tone frame to every leg on hold each tick: one
-// goroutine and one timer for the whole node, however many calls are held.
-func (s *Service) toneClock() {
+// clock sends one 20 ms frame to every leg on hold or hearing a prompt each
+// tick: one goroutine and one timer for the whole node, however many calls
+// are held or wait in a queue.
+func (s *Service) clock() {
 	defer s.done.Done()
 	t := time.NewTicker(toneFrameDur)
 	defer t.Stop()
-	frame := 0
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
 		}
-		set := *s.toneSet.Load()
-		if len(set) == 0 {
+		if !s.manualClock.Load() {
+			s.clockTick(s.cfg.Now().UnixNano())
+		}
+	}
+}
+
+// clockShard is how many legs one goroutine serves in a tick. A send costs
+// a few microseconds, so a node with thousands of callers waiting or held
+// spreads a tick over its cores to end it well within the 20 ms.
+const clockShard = 256
+
+// clockTick is one tick of the service clock.
+func (s *Service) clockTick(now int64) {
+	frame := s.frame.Add(1) - 1
+	set := *s.clockedSet.Load()
+	if len(set) <= clockShard {
+		s.play(set, frame, now)
+		return
+	}
+	var wg sync.WaitGroup
+	for part := range slices.Chunk(set, clockShard) {
+		wg.Go(func() { s.play(part, frame, now) })
+	}
+	wg.Wait()
+}
+
+// play sends the tick's frame to each leg of set.
+func (s *Service) play(set []clocked, frame uint64, now int64) {
+	for _, c := range set {
+		if c.prompt == nil {
+			c.leg.sendTone(frame, now)
 			continue
 		}
-		now := s.cfg.Now().UnixNano()
-		for _, l := range set {
-			l.sendTone(frame, now)
+		if c.leg.playPrompt(c.prompt, frame, now) {
+			// Not on the clock: whoever handles events may block a while,
+			// and the clock serves every waiting caller on the node.
+			go c.leg.w.emit(Event{LegID: c.leg.id, Kind: EventPromptDone})
 		}
-		frame = (frame + 1) % toneFrames
 	}
 }
 

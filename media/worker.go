@@ -37,14 +37,16 @@ const (
 	srcLeg
 	srcTone
 	srcMix
+	srcPrompt
 )
 
-// Source is what a leg hears: another leg, the hold tone, a mix of legs, or
-// nothing.
+// Source is what a leg hears: another leg, the hold tone, a mix of legs, a
+// prompt, or nothing.
 type Source struct {
-	kind sourceKind
-	leg  string
-	legs []string // srcMix
+	kind   sourceKind
+	leg    string
+	legs   []string    // srcMix
+	prompt *promptPlay // srcPrompt
 }
 
 // LegSource: the destination hears this leg.
@@ -125,13 +127,18 @@ func (w *Worker) RemoveLeg(id string) {
 }
 
 // Route sets what dst hears, replacing what it heard before (a bridge, the
-// tone, a mix). A route to or from a leg that does not exist yet is kept and
-// takes effect when the leg is added.
+// tone, a mix, a prompt). A route to or from a leg that does not exist yet
+// is kept and takes effect when the leg is added.
 func (w *Worker) Route(dst string, src Source) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return
+	}
+	if src.kind == srcPrompt {
+		// Each route plays the prompt from its start, even one Source
+		// routed to several legs.
+		src.prompt = &promptPlay{program: src.prompt.program}
 	}
 	w.routes[dst] = src
 	w.replan()

@@ -158,6 +158,15 @@ func (s *Service) op(callID string, op *pb.MediaOp) *pb.MediaResult {
 		w.Bridge(op.Leg, op.Peer)
 	case pb.MediaOp_TONE:
 		w.Route(op.Leg, media.ToneSource())
+	case pb.MediaOp_PROMPT:
+		if op.Leg == "" {
+			return &pb.MediaResult{Code: 500, Error: "prompt needs the leg that hears it"}
+		}
+		src, err := media.PromptSource(media.Prompt(op.Tone))
+		if err != nil {
+			return &pb.MediaResult{Code: 500, Error: err.Error()}
+		}
+		w.Route(op.Leg, src)
 	case pb.MediaOp_SILENCE:
 		w.Route(op.Leg, media.Silence())
 	case pb.MediaOp_REMOVE_LEG:
@@ -195,13 +204,8 @@ func fail(err error) *pb.MediaResult {
 }
 
 func (s *Service) onEvent(e media.Event) {
-	var kind string
-	switch e.Kind {
-	case media.EventRTPTimeout:
-		kind = "rtp_timeout"
-	case media.EventDTMF:
-		kind = "dtmf"
-	default:
+	msg := eventMessage(e)
+	if msg == nil {
 		return
 	}
 	cl := s.cluster()
@@ -209,6 +213,21 @@ func (s *Service) onEvent(e media.Event) {
 		return
 	}
 	if pid := cl.Get(e.CallID, s.kind); pid != nil {
-		cl.ActorSystem.Root.RequestWithCustomSender(pid, &pb.MediaEvent{CallId: e.CallID, LegId: e.LegID, Kind: kind, Digit: string(e.Digit)}, s.self.Load())
+		cl.ActorSystem.Root.RequestWithCustomSender(pid, msg, s.self.Load())
 	}
+}
+
+// eventMessage is what the call grain is told of a worker event, nil for
+// events it does not need.
+func eventMessage(e media.Event) *pb.MediaEvent {
+	switch e.Kind {
+	case media.EventRTPTimeout, media.EventDTMF, media.EventPromptDone:
+	default:
+		return nil
+	}
+	msg := &pb.MediaEvent{CallId: e.CallID, LegId: e.LegID, Kind: e.Kind.String()}
+	if e.Kind == media.EventDTMF {
+		msg.Digit = string(e.Digit)
+	}
+	return msg
 }

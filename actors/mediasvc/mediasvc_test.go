@@ -13,6 +13,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/pion/rtp"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/switchboard/switchboard/media"
 	"github.com/switchboard/switchboard/media/sdp"
@@ -209,4 +210,73 @@ func TestOfferWithoutPeer(t *testing.T) {
 		t.Fatalf("offer with an unknown peer: %+v", r.Results[0])
 	}
 	ok(t, s, &pb.MediaOp{Kind: pb.MediaOp_RELEASE})
+}
+
+// PROMPT from the proto reaches the relay: the leg hears the greeting's
+// first note (784 Hz) from the service clock; an unknown name or no leg fails
+// the op and stops the request; a BRIDGE replaces the prompt.
+func TestPrompt(t *testing.T) {
+	m, err := media.NewService(media.Config{IP: netip.MustParseAddr("127.0.0.1"), PortMin: 38880, PortMax: 38899}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := New(m, func() *cluster.Cluster { return nil }, "call", slog.New(slog.DiscardHandler))
+	phones := map[string]*phone{"a": newPhone(t), "b": newPhone(t)}
+	for id, p := range phones {
+		r := ok(t, s, &pb.MediaOp{Kind: pb.MediaOp_ACCEPT_OFFER, Leg: id, Sdp: p.sdp()}, &pb.MediaOp{Kind: pb.MediaOp_ANSWER, Leg: id})
+		ans, err := sdp.Parse(r.Results[1].Sdp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.port = ans.Audio().Port
+	}
+	for _, bad := range []*pb.MediaOp{{Kind: pb.MediaOp_PROMPT, Leg: "a", Tone: "fanfare"}, {Kind: pb.MediaOp_PROMPT, Tone: "queue"}} {
+		r := s.Handle(&pb.MediaRequest{CallId: "call-1", Ops: []*pb.MediaOp{bad, {Kind: pb.MediaOp_SILENCE, Leg: "a"}}})
+		if len(r.Results) != 1 || r.Results[0].Code != 500 || bad.Tone == "fanfare" && !strings.Contains(r.Results[0].Error, `"fanfare"`) {
+			t.Fatalf("PROMPT %q to leg %q must fail and stop the request: %+v", bad.Tone, bad.Leg, r.Results)
+		}
+	}
+
+	a := phones["a"]
+	ok(t, s, &pb.MediaOp{Kind: pb.MediaOp_PROMPT, Leg: "a", Tone: "queue"})
+	eventually(t, "the greeting", func() bool { return len(a.packets()) >= 10 })
+	for i, p := range a.packets()[1:10] { // the first frame fades in
+		f := make([]int16, len(p.Payload))
+		for j, b := range p.Payload {
+			f[j] = media.DecodeULaw(b)
+		}
+		if l := level(f, 784); l < 2500 {
+			t.Fatalf("frame %d: 784 Hz at %.0f", i+1, l)
+		}
+	}
+
+	ok(t, s, &pb.MediaOp{Kind: pb.MediaOp_BRIDGE, Leg: "a", Peer: "b"})
+	time.Sleep(40 * time.Millisecond) // a prompt frame may still be on its way
+	n := len(a.packets())
+	time.Sleep(100 * time.Millisecond)
+	if extra := len(a.packets()) - n; extra != 0 {
+		t.Fatalf("%d prompt frames after the bridge", extra)
+	}
+	phones["b"].send(make([]byte, 160))
+	eventually(t, "b through the bridge", func() bool { return len(a.packets()) == n+1 })
+	ok(t, s, &pb.MediaOp{Kind: pb.MediaOp_RELEASE})
+}
+
+// The worker events the call grain is told of, by the proto's names.
+func TestEventMessage(t *testing.T) {
+	for _, c := range []struct {
+		ev   media.Event
+		want *pb.MediaEvent
+	}{
+		{media.Event{CallID: "c", LegID: "a", Kind: media.EventPromptDone}, &pb.MediaEvent{CallId: "c", LegId: "a", Kind: "prompt_done"}},
+		{media.Event{CallID: "c", LegID: "a", Kind: media.EventDTMF, Digit: '#'}, &pb.MediaEvent{CallId: "c", LegId: "a", Kind: "dtmf", Digit: "#"}},
+		{media.Event{CallID: "c", Kind: media.EventRTPTimeout}, &pb.MediaEvent{CallId: "c", Kind: "rtp_timeout"}},
+		{media.Event{CallID: "c", LegID: "a", Kind: media.EventLatched}, nil},
+	} {
+		got := eventMessage(c.ev)
+		if !proto.Equal(got, c.want) {
+			t.Errorf("%v: %v, want %v", c.ev.Kind, got, c.want)
+		}
+	}
 }
