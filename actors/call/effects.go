@@ -189,7 +189,7 @@ func readyOf(effs []Effect) Ready {
 			r.Media = append(r.Media, e)
 		case EndLeg:
 			r.End = append(r.End, e)
-		case Respond, Originate, TellQueue:
+		case Respond, Originate, TellQueue, RouteTo:
 			r.Send = append(r.Send, e)
 		case WakeAt:
 			r.Wake = &e

@@ -72,8 +72,10 @@ type Deps struct {
 	// ClearLock removes a finished call's fenced records (lock, monitoring
 	// slot).
 	ClearLock func(callID string)
-	// Queues reaches the queue grains (nil: no queues on this node).
+	// Queues reaches the queue grains (nil: no queues on this node);
+	// Groups reads shared line groups and pickup groups (nil: none).
 	Queues Queues
+	Groups Groups
 	// Local is this node, once its media service and SIP edge run: a grain
 	// reaches them by call rather than by message, saving a mailbox hop (and
 	// for media a future) per operation. Until it is set, messages.
@@ -83,7 +85,8 @@ type Deps struct {
 // Queues is what a call needs of call queues: which queue a dialed string
 // names, whether it takes the caller in, and telling it what happened.
 type Queues interface {
-	// Find is the queue the dialed string (an extension or number) names.
+	// Find is the queue the dialed string (an extension or number) or a
+	// queue id names.
 	Find(dialed string) (QueueRoute, bool)
 	// Arrive asks queue to take call in: nil, it waits there; else where
 	// it overflows to at once.
@@ -293,6 +296,8 @@ func (g *grain) start(ctx actor.Context, m *pb.CallStart) {
 			in.OfferSRTP = srtpSDP(m.Offer)
 			if q, ok := g.queue(m.To); ok {
 				in.Lookup = g.arrive(ctx, q, from, 0)
+			} else if gs, ok := g.group(m.To); ok {
+				in.Lookup = g.groupLookup(ctx, gs, from)
 			} else {
 				in.Lookup = g.lookup(ctx, m.To, from)
 			}
@@ -361,6 +366,14 @@ func (g *grain) dial(ctx actor.Context, m *pb.CallDial) *pb.CallControlResult {
 // rights there. An unknown line gives no rights, so the core refuses.
 func (g *grain) onBehalf(ctx actor.Context, line, caller string) *OnBehalf {
 	ob := &OnBehalf{Access: Access{Role: "none"}}
+	if gs, ok := g.group(line); ok {
+		// A member calls out with the group's number (002 L10146).
+		ob.Line, ob.Viewers = gs.Route.Party(), gs.Route.Members
+		if a, err := g.d.Access(ctx, gs.Route.Line(), caller); err == nil {
+			ob.Access = a
+		}
+		return ob
+	}
 	p, _, _, _ := g.d.Router.Lookup(line, false)
 	if p == nil {
 		return ob
@@ -430,6 +443,7 @@ func (g *grain) route(ctx actor.Context, dialed string, from Party) (Lookup, boo
 	}
 	lk.Plan, lk.Parties, lk.UserContacts = g.ringPlan(ctx, *target, plan)
 	lk.Contacts = lk.UserContacts[target.UserID]
+	lk.Pickup = g.pickupRing(ctx, target.UserID)
 	return lk, srtp
 }
 
@@ -656,6 +670,8 @@ func (g *grain) apply(ctx actor.Context, r Ready) {
 			if g.d.Queues != nil {
 				g.d.Queues.Report(ctx, g.call.ID, e)
 			}
+		case RouteTo:
+			g.later(ctx, Routed{Route: g.overflowRoute(ctx, e.Target, g.call.From, 0)})
 		}
 	}
 	if r.Wake != nil {
@@ -1001,6 +1017,10 @@ func (g *grain) monitor(ctx actor.Context, m *pb.CallControl) *pb.CallControlRes
 			if err != nil {
 				g.d.Log.Warn("call: monitoring facts unavailable", "call", c.ID, "supervisor", m.ByUser, "err", err)
 				return g.refuseLeg(ctx, m, &Refusal{Status: 503, Code: "unavailable", Message: "the monitoring rules cannot be read now; try again"})
+			}
+			// A queue's admins monitor its members on that queue's calls.
+			if q := c.Queued; q != nil && q.Member == l.Party.UserID && slices.Contains(q.Admins, m.ByUser) {
+				f.QueueAdmin = true
 			}
 			if grant, r := monitoring.May(m.ByUser, l.Party.UserID, f); r == nil {
 				in.Grants[l.Party.UserID] = grant

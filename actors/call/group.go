@@ -69,10 +69,21 @@ func (c *Call) noAnswer(s Settings) time.Duration {
 	return s.NoAnswer
 }
 
+// Target is where a call overflows: Kind user | queue | number | message
+// | disconnect, ID naming the user, queue or number.
+type Target struct{ Kind, ID string }
+
+// RouteTo asks the adapter to route Target now (a group's overflow); it
+// answers with Routed.
+type RouteTo struct{ Target Target }
+
+// Routed is the lookup of a RouteTo's target.
+type Routed struct{ Route Lookup }
+
 // unanswered: nobody answered in time, or every phone declined. A route
-// with an overflow goes there (the phones still ringing stop); else the
-// caller hears code.
-func (c *Call) unanswered(code int, reason, outcome string, now time.Time, s Settings) []Effect {
+// with an overflow goes there (the phones still ringing stop, the caller
+// waits unanswered while it is looked up); else the caller hears code.
+func (c *Call) unanswered(code int, reason, outcome string, now time.Time, _ Settings) []Effect {
 	then := c.then
 	if then == nil || c.CalledBack {
 		return c.endUnanswered(code, reason, outcome, now)
@@ -86,7 +97,8 @@ func (c *Call) unanswered(code int, reason, outcome string, now time.Time, s Set
 		}
 	}
 	c.Ring.stop()
-	return append(effs, c.route(*then, now, s)...)
+	c.State = Routing
+	return append(effs, RouteTo{Target: *then}, WakeAt{})
 }
 
 // startPickup arms a pickup group's ring for the call just routed to a

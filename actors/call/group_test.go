@@ -17,7 +17,7 @@ func TestGroupCalls(t *testing.T) {
 	miaDesk := Contact{URI: "sip:209@192.0.2.49:5060", Destination: "192.0.2.49:5060", Transport: "udp", NodeID: "n1", NodeAddr: "10.0.0.1:8090"}
 	front := GroupRoute{ID: "front", Name: "Front Desk", Extension: "300", Members: []string{"ann", "ben"}}
 	toMia := Lookup{Target: &mia, Contacts: []Contact{miaDesk}, Forward: true}
-	toFront := Lookup{Group: &front, RingFor: 20 * time.Second, Then: &toMia,
+	toFront := Lookup{Group: &front, RingFor: 20 * time.Second, Then: &Target{Kind: "user", ID: "mia"},
 		Plan:         &RingPlan{Stages: []RingStage{{Users: []string{"ann", "ben"}}}},
 		Parties:      map[string]Party{"ann": ann, "ben": ben},
 		UserContacts: map[string][]Contact{"ann": {annDesk}, "ben": {benDesk}}}
@@ -40,13 +40,19 @@ func TestGroupCalls(t *testing.T) {
 		steps []step
 	}{
 		{"nobody answers in the group's ring time: the call overflows", story(ringing,
-			step{at: 20 * time.Second, in: Tick{}, want: []Effect{EndLeg{Leg: lb1}, EndLeg{Leg: lb2}, ringMia, WakeAt{At: t0.Add(50 * time.Second)}, Event{Type: "call.ringing"}},
+			step{at: 20 * time.Second, in: Tick{}, want: []Effect{EndLeg{Leg: lb1}, EndLeg{Leg: lb2}, RouteTo{Target: Target{Kind: "user", ID: "mia"}}, WakeAt{}},
+				state: "routing | a:trying b1:ended b2:ended"},
+			step{at: 20 * time.Second, in: Routed{Route: toMia}, want: []Effect{ringMia, WakeAt{At: t0.Add(50 * time.Second)}, Event{Type: "call.ringing"}},
 				state: "ringing until=+50s | a:trying b1:ended b2:ended b3:trying"},
 		)},
 		{"every member declines: the call overflows at once", story(ringing,
 			step{at: 2 * time.Second, in: Failed{Leg: lb1, Code: 486}, state: "ringing until=+20s | a:trying b1:ended b2:trying"},
-			step{at: 3 * time.Second, in: Failed{Leg: lb2, Code: 603}, want: []Effect{ringMia, WakeAt{At: t0.Add(33 * time.Second)}, Event{Type: "call.ringing"}},
-				state: "ringing until=+33s | a:trying b1:ended b2:ended b3:trying"},
+			step{at: 3 * time.Second, in: Failed{Leg: lb2, Code: 603}, want: []Effect{RouteTo{Target: Target{Kind: "user", ID: "mia"}}, WakeAt{}},
+				state: "routing | a:trying b1:ended b2:ended"},
+			step{at: 4 * time.Second, in: Cancelled{Leg: la}, want: ended("cancelled", HistoryEntry{Owner: "ann", Direction: "inbound", Peer: "+14155559999", Line: "group:front", Outcome: "cancelled"},
+				HistoryEntry{Owner: "ben", Direction: "inbound", Peer: "+14155559999", Line: "group:front", Outcome: "cancelled"}),
+				state: "ended(cancelled) ended=+4s | a:ended b1:ended b2:ended"},
+			step{at: 5 * time.Second, in: Routed{Route: toMia}, state: "ended(cancelled) ended=+4s | a:ended b1:ended b2:ended"},
 		)},
 		{"a member picks up the group's held call", story(answered,
 			step{at: 8 * time.Second, in: Reinvite{Leg: lb1, Direction: "sendonly"}, want: []Effect{HoldMedia{Holder: lb1, Held: la}, Event{Type: "call.held"}},

@@ -29,10 +29,10 @@ type Lookup struct {
 	// Group: the dialed string is a shared line group (group.go); its
 	// Plan rings the free members. RingFor: how long the plan rings (0:
 	// the node's no-answer time); Then: where the call goes when nobody
-	// answered. Pickup: a pickup group rings too after its delay.
+	// answered (RouteTo). Pickup: a pickup group rings too after its delay.
 	Group   *GroupRoute
 	RingFor time.Duration
-	Then    *Lookup
+	Then    *Target
 	Pickup  *PickupRing
 }
 

@@ -124,7 +124,7 @@ type Call struct {
 	sawBusy     bool          // a branch answered busy: the caller hears busy, not unavailable
 	sawRefusal  bool          // a branch refused the offer (488/606): the caller hears why
 	ringFor     time.Duration // the route's own no-answer time (a group's ring_seconds); 0: the node's
-	then        *Lookup       // where the call goes when nobody answers (a group's overflow)
+	then        *Target       // where the call goes when nobody answers (a group's overflow)
 	pickupAt    *pickupRing   // a pickup group's ring, once its delay has passed
 	legSeq      int
 }
@@ -262,6 +262,11 @@ func (c *Call) step(in any, now time.Time, s Settings) ([]Effect, error) {
 		return c.withdraw(in, now, s), nil
 	case Overflow:
 		return c.overflow(in, now, s), nil
+	case Routed:
+		if c.State != Routing || c.caller().State == LegEnded {
+			return nil, nil // the caller hung up meanwhile
+		}
+		return c.route(in.Route, now, s), nil
 	case PromptDone:
 		if c.State == Queued && c.Queued == nil && in.Leg == c.caller().ID {
 			return c.hangupAll("missed", now), nil // a message finale has played

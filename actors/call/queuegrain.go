@@ -34,21 +34,22 @@ func (g *grain) arrive(ctx actor.Context, q QueueRoute, from Party, hops int) Lo
 	if to == nil {
 		return Lookup{Queue: &q}
 	}
-	return g.overflowRoute(ctx, to, from, hops+1)
+	return g.overflowRoute(ctx, Target{Kind: to.Kind, ID: to.Id}, from, hops+1)
 }
 
-// overflowRoute routes a queue's overflow target for the caller from.
-func (g *grain) overflowRoute(ctx actor.Context, to *pb.QueueTarget, from Party, hops int) Lookup {
+// overflowRoute routes an overflow target (a queue's, a group's) for the
+// caller from.
+func (g *grain) overflowRoute(ctx actor.Context, to Target, from Party, hops int) Lookup {
 	switch to.Kind {
 	case "queue":
-		q, ok := g.d.Queues.Find(to.Id)
+		q, ok := g.queue(to.ID)
 		if !ok || hops > maxQueueHops {
-			g.d.Log.Warn("call: queue overflow goes nowhere", "call", g.call.ID, "queue", to.Id, "hops", hops)
+			g.d.Log.Warn("call: overflow to a queue goes nowhere", "call", g.call.ID, "queue", to.ID, "hops", hops)
 			return Lookup{Finale: FinaleDisconnect}
 		}
 		return g.arrive(ctx, q, from, hops)
 	case "user", "number":
-		target, srtp, isE164, trunk := g.d.Router.Lookup(to.Id, false)
+		target, srtp, isE164, trunk := g.d.Router.Lookup(to.ID, false)
 		lk := Lookup{Target: target, IsE164: isE164, OutboundTrunk: trunk, Forward: true}
 		if t := lk.OutboundTrunk; t != nil {
 			t.NodeID, t.NodeAddr = g.mediaID, g.mediaNode
@@ -74,7 +75,7 @@ func (g *grain) overflowRoute(ctx actor.Context, to *pb.QueueTarget, from Party,
 func (g *grain) queueOffer(ctx actor.Context, m *pb.QueueOffer) {
 	switch {
 	case m.Overflow != nil:
-		lk := g.overflowRoute(ctx, m.Overflow, g.call.From, 1)
+		lk := g.overflowRoute(ctx, Target{Kind: m.Overflow.Kind, ID: m.Overflow.Id}, g.call.From, 1)
 		g.step(ctx, Overflow{Route: lk})
 	case m.Withdraw:
 		g.step(ctx, Withdraw{User: m.User})
