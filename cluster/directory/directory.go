@@ -1,6 +1,6 @@
-// Package directory holds users, trunks, numbers, tokens and monitoring
-// groups: settings in etcd, with a cache every node keeps current from a
-// watch. SIP auth and routing read it on every request, so reads are map
+// Package directory holds users, trunks, numbers, tokens, monitoring
+// groups, call queues, shared line groups and pickup groups: settings in
+// etcd, with a cache every node keeps current from a watch. SIP auth and routing read it on every request, so reads are map
 // lookups; a miss falls back to etcd once, so a user created on another
 // node is usable at once.
 package directory
@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -82,6 +84,13 @@ type FieldError struct{ Field, Message string }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
+// RuleError is valid input the rules refuse (the API's 422): a user or
+// queue that does not exist, an overflow loop, too many members. Code is
+// the API's snake_case code; Field names the field as the client wrote it.
+type RuleError struct{ Code, Field, Message string }
+
+func (e *RuleError) Error() string { return e.Field + ": " + e.Message }
+
 var (
 	// ErrExists: the id, extension or a number is already in use. Errors
 	// wrapping it say which.
@@ -112,6 +121,15 @@ type Directory struct {
 	groups   map[string]MonitoringGroup
 	// bySupervisor: a supervisor's monitoring groups, by id.
 	bySupervisor map[string][]string
+	queues       map[string]Queue
+	slgs         map[string]SharedLineGroup
+	pickups      map[string]PickupGroup
+	queuesOf     userIndex // a member's queues
+	slgsOf       userIndex // a member's shared line groups
+	pickupsOf    userIndex // a member's pickup groups
+	// dests: the queue or shared line group claiming an extension or a
+	// number (users' are in byExt and byNum).
+	dests map[string]Dest
 }
 
 type ha1Ref struct{ ha1, user string }
@@ -121,13 +139,16 @@ func New(st store.Store, realm string, creds Credentials, log *slog.Logger) *Dir
 	return &Directory{st: st, realm: realm, creds: creds, log: log.With("component", "directory"),
 		revs: map[string]int64{}, users: map[string]record{}, byExt: map[string]string{}, byNum: map[string]string{},
 		byTok: map[string]string{}, ha1: map[string]ha1Ref{}, trunks: map[string]Trunk{},
-		groups: map[string]MonitoringGroup{}, bySupervisor: map[string][]string{}}
+		groups: map[string]MonitoringGroup{}, bySupervisor: map[string][]string{},
+		queues: map[string]Queue{}, slgs: map[string]SharedLineGroup{}, pickups: map[string]PickupGroup{},
+		queuesOf: userIndex{}, slgsOf: userIndex{}, pickupsOf: userIndex{}, dests: map[string]Dest{}}
 }
 
-// Start loads every user, trunk and monitoring group, then keeps the cache
-// current until ctx ends. It fails only when the first load does.
+// Start loads every user, trunk, monitoring group, queue, shared line group
+// and pickup group, then keeps the cache current until ctx ends. It fails
+// only when the first load does.
 func (d *Directory) Start(ctx context.Context) error {
-	for _, kind := range []string{kindUsers, kindTrunks, kindGroups} {
+	for _, kind := range []string{kindUsers, kindTrunks, kindGroups, kindQueues, kindSLGs, kindPickups} {
 		// Watch before List: a change between the two is then in the watch.
 		ch, stop := d.watch(ctx, kind)
 		if err := d.resync(ctx, kind); err != nil {
@@ -205,9 +226,12 @@ func (d *Directory) resync(ctx context.Context, kind string) error {
 // applyEvent puts a change into the cache unless a newer one is there.
 func (d *Directory) applyEvent(kind string, ev store.Event) {
 	var (
-		rec   record
-		trunk Trunk
-		group MonitoringGroup
+		rec    record
+		trunk  Trunk
+		group  MonitoringGroup
+		queue  Queue
+		slg    SharedLineGroup
+		pickup PickupGroup
 	)
 	if ev.Type == store.EventPut {
 		var err error
@@ -220,6 +244,12 @@ func (d *Directory) applyEvent(kind string, ev store.Event) {
 			}
 		case kindGroups:
 			err = json.Unmarshal(ev.KV.Value, &group)
+		case kindQueues:
+			err = json.Unmarshal(ev.KV.Value, &queue)
+		case kindSLGs:
+			err = json.Unmarshal(ev.KV.Value, &slg)
+		case kindPickups:
+			err = json.Unmarshal(ev.KV.Value, &pickup)
 		}
 		if err != nil {
 			d.log.Error("unreadable setting ignored", "key", ev.KV.Key, "err", err)
@@ -245,6 +275,12 @@ func (d *Directory) applyEvent(kind string, ev store.Event) {
 		d.pickOutboundLocked()
 	case kindGroups:
 		d.putGroupLocked(group)
+	case kindQueues:
+		d.putQueueLocked(queue)
+	case kindSLGs:
+		d.putSLGLocked(slg)
+	case kindPickups:
+		d.putPickupLocked(pickup)
 	}
 }
 
@@ -262,11 +298,21 @@ func (d *Directory) putUserLocked(r record) {
 	}
 }
 
-// dropLocked removes a cached user, trunk or group and the index entries
-// that still point at it (another user may already own a freed extension).
+// dropLocked removes a cached setting and the index entries that still
+// point at it (another user may already own a freed extension).
 func (d *Directory) dropLocked(kind, id string) {
-	if kind == kindGroups {
+	switch kind {
+	case kindGroups:
 		d.dropGroupLocked(id)
+		return
+	case kindQueues:
+		d.dropQueueLocked(id)
+		return
+	case kindSLGs:
+		d.dropSLGLocked(id)
+		return
+	case kindPickups:
+		d.dropPickupLocked(id)
 		return
 	}
 	if kind == kindTrunks {
@@ -466,6 +512,10 @@ func (d *Directory) byIndex(idx map[string]string, kind, k string, valid bool, m
 		d.logMiss(kind, err)
 		return record{}, false
 	}
+	// A queue's or group's claim names no user: no second read.
+	if !validID(string(kv.Value)) {
+		return record{}, false
+	}
 	r, ok = d.missUser(string(kv.Value))
 	if !ok || !match(r) {
 		return record{}, false
@@ -523,7 +573,11 @@ func (d *Directory) setPassword(r *record, password string) {
 
 // claims are the uniqueness conditions of a user's names: its id, its
 // extension and numbers, and neither name taken in the other's namespace
-// (a digit-only id would otherwise shadow someone's extension).
+// (a digit-only id would otherwise shadow someone's extension). Queues and
+// shared line groups claim their extensions and numbers in the same
+// namespaces, so that a name reaches one owner. Fences are the other
+// settings a write was checked against (an overflow's queues), which must
+// not have changed when it commits.
 type claims struct {
 	conds []store.Cond
 	ops   []store.Op
@@ -538,9 +592,16 @@ func (c *claims) claim(key, value, what string) {
 	}
 }
 
-func (c *claims) extension(id, ext string) {
-	c.claim(store.Key(kindExtensions, ext), id, "extension "+ext)
-	if ext != id {
+// fence makes the write depend on key still being at rev.
+func (c *claims) fence(key string, rev int64) {
+	c.conds = append(c.conds, store.Cond{Key: key, ModRevision: rev})
+	c.what = append(c.what, "")
+}
+
+// extension claims ext for owner: a user's id, or a Dest's claim value.
+func (c *claims) extension(owner, ext string) {
+	c.claim(store.Key(kindExtensions, ext), owner, "extension "+ext)
+	if ext != owner {
 		c.claim(store.Key(kindUsers, ext), "", "extension "+ext)
 	}
 }
@@ -585,13 +646,25 @@ func (d *Directory) CreateUser(ctx context.Context, in UserInput) (User, string,
 
 // taken says which claim failed, for the 409's message.
 func (d *Directory) taken(ctx context.Context, c claims) error {
+	if err := d.claimTaken(ctx, c); err != nil {
+		return err
+	}
+	// Freed again since: the caller may simply retry.
+	return fmt.Errorf("a name changed hands while it was being claimed: %w", ErrExists)
+}
+
+// claimTaken is an ErrExists naming a claimed name that is held now, or nil
+// when none is (a fence moved instead).
+func (d *Directory) claimTaken(ctx context.Context, c claims) error {
 	for i, cond := range c.conds {
+		if cond.ModRevision != 0 {
+			continue // a fence
+		}
 		if _, err := d.st.Get(ctx, cond.Key); err == nil {
 			return fmt.Errorf("%s: %w", c.what[i], ErrExists)
 		}
 	}
-	// Freed again since: the caller may simply retry.
-	return fmt.Errorf("a name changed hands while it was being claimed: %w", ErrExists)
+	return nil
 }
 
 // current reads a user and its revision from etcd, for a fenced write.
@@ -718,13 +791,15 @@ func (d *Directory) ReissueToken(ctx context.Context, id string) (string, error)
 }
 
 // DeleteUser removes a user and its index keys, after taking them out of
-// the monitoring groups.
+// the monitoring groups, queues, shared line groups and pickup groups.
 func (d *Directory) DeleteUser(ctx context.Context, id string) error {
 	if _, _, err := d.current(ctx, id); err != nil {
 		return err
 	}
-	if err := d.forgetInGroups(ctx, id); err != nil {
-		return err
+	for _, forget := range []func(context.Context, string) error{d.forgetInGroups, d.forgetInQueues, d.forgetInSLGs, d.forgetInPickups} {
+		if err := forget(ctx, id); err != nil {
+			return err
+		}
 	}
 	_, err := d.change(ctx, id, func(old record) (*record, claims, error) {
 		var c claims
@@ -839,4 +914,241 @@ func (d *Directory) DeleteTrunk(ctx context.Context, id string) error {
 // ListTrunks pages trunks in id order from etcd.
 func (d *Directory) ListTrunks(ctx context.Context, after string, limit int) ([]Trunk, string, error) {
 	return list[Trunk](ctx, d.st, kindTrunks, after, limit)
+}
+
+// ---- what queues and groups share ---------------------------------------------
+
+// Dest is whoever an extension, a number or a user id reaches: Kind is
+// DestUser, DestQueue or DestSharedLineGroup.
+type Dest struct{ Kind, ID string }
+
+// Kinds of Dest.
+const (
+	DestUser            = "user"
+	DestQueue           = "queue"
+	DestSharedLineGroup = "shared_line_group"
+)
+
+// claimValue is what a claim of a name held by t stores: a user's id as it
+// is (as users' claims always have), "<kind>:<id>" otherwise, which no user
+// id can be.
+func (t Dest) claimValue() string {
+	if t.Kind == DestUser {
+		return t.ID
+	}
+	return t.Kind + ":" + t.ID
+}
+
+// Destination resolves what was dialled, an extension or an E.164 number
+// owned in the system (or a user id, for users), to whoever claims it. It
+// reads the cache alone, as routing asks on every call: a name claimed on
+// another node a moment ago is found once its watch event arrives (a user
+// is also found through Resolve, which reads etcd on a miss).
+func (d *Directory) Destination(dialed string) (Dest, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if t, ok := d.dests[dialed]; ok {
+		return t, true
+	}
+	for _, idx := range []map[string]string{d.byExt, d.byNum} {
+		if id, ok := idx[dialed]; ok {
+			return Dest{DestUser, id}, true
+		}
+	}
+	if _, ok := d.users[dialed]; ok {
+		return Dest{DestUser, dialed}, true
+	}
+	return Dest{}, false
+}
+
+// names claims owner's extension (none when "") and numbers, releasing
+// those of the old ones it no longer has.
+func (c *claims) names(owner Dest, oldExt string, oldNums []string, ext string, nums []string) {
+	if ext != oldExt {
+		if ext != "" {
+			c.extension(owner.claimValue(), ext)
+		}
+		if oldExt != "" {
+			c.ops = append(c.ops, store.Op{Key: store.Key(kindExtensions, oldExt), Delete: true})
+		}
+	}
+	for _, n := range nums {
+		if !slices.Contains(oldNums, n) {
+			c.claim(store.Key(kindNumbers, n), owner.claimValue(), "number "+n)
+		}
+	}
+	for _, n := range oldNums {
+		if !slices.Contains(nums, n) {
+			c.ops = append(c.ops, store.Op{Key: store.Key(kindNumbers, n), Delete: true})
+		}
+	}
+}
+
+// putDestsLocked indexes owner's extension and numbers for Destination.
+func (d *Directory) putDestsLocked(owner Dest, ext string, nums []string) {
+	if ext != "" {
+		d.dests[ext] = owner
+	}
+	for _, n := range nums {
+		d.dests[n] = owner
+	}
+}
+
+// dropDestsLocked removes the entries that still point at owner.
+func (d *Directory) dropDestsLocked(owner Dest, ext string, nums []string) {
+	for _, k := range append([]string{ext}, nums...) {
+		if d.dests[k] == owner {
+			delete(d.dests, k)
+		}
+	}
+}
+
+// userIndex maps a user to the ids of the settings that list them.
+type userIndex map[string][]string
+
+func (x userIndex) add(id string, users []string) {
+	for _, u := range users {
+		x[u] = append(x[u], id)
+	}
+}
+
+func (x userIndex) remove(id string, users []string) {
+	for _, u := range users {
+		ids := slices.DeleteFunc(x[u], func(s string) bool { return s == id })
+		if len(ids) == 0 {
+			delete(x, u)
+		} else {
+			x[u] = ids
+		}
+	}
+}
+
+// of returns user's ids in order, as a copy.
+func (x userIndex) of(user string) []string {
+	out := slices.Clone(x[user])
+	slices.Sort(out)
+	return out
+}
+
+// writeSetting stores the JSON setting kind/id: a new one (create: the id
+// must be free; fn gets nil) or fn's change of the stored one (nil:
+// delete), with fn's claims, in one transaction fenced on the revision it
+// read. Losing to a concurrent writer, or a fence that moved, makes it read
+// and check again; a name that is taken is ErrExists naming it.
+func writeSetting[T any](ctx context.Context, d *Directory, kind, what, id string, create bool, fn func(old *T) (*T, claims, error)) (T, error) {
+	var zero T
+	if !validID(id) {
+		if create {
+			return zero, &FieldError{"id", slugMessage}
+		}
+		return zero, ErrNotFound
+	}
+	key := store.Key(kind, id)
+	for range writeAttempts {
+		var (
+			old *T
+			rev int64
+		)
+		if !create {
+			kv, err := d.st.Get(ctx, key)
+			if errors.Is(err, store.ErrNotFound) {
+				return zero, ErrNotFound
+			}
+			if err != nil {
+				return zero, fmt.Errorf("directory: read %s %s: %w", what, id, err)
+			}
+			old, rev = new(T), kv.ModRevision
+			if err := json.Unmarshal(kv.Value, old); err != nil {
+				return zero, fmt.Errorf("directory: %s %s unreadable: %w", what, id, err)
+			}
+		}
+		next, c, err := fn(old)
+		if err != nil {
+			return zero, err
+		}
+		op := store.Op{Key: key, Delete: true}
+		if next != nil {
+			if op.Value, err = json.Marshal(next); err != nil {
+				return zero, fmt.Errorf("directory: encode %s %s: %w", what, id, err)
+			}
+			op.Delete = false
+		}
+		wrev, err := d.st.Txn(ctx, append([]store.Cond{{Key: key, ModRevision: rev}}, c.conds...), append(c.ops, op))
+		if errors.Is(err, store.ErrConflict) {
+			kv, gerr := d.st.Get(ctx, key)
+			switch {
+			case create && gerr == nil:
+				return zero, fmt.Errorf("%s %s: %w", what, id, ErrExists)
+			case create && errors.Is(gerr, store.ErrNotFound), !create && gerr == nil && kv.ModRevision == rev:
+				// The setting held still: a name is taken, or a fence moved.
+				if err := d.claimTaken(ctx, c); err != nil {
+					return zero, err
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return zero, fmt.Errorf("directory: write %s %s: %w", what, id, err)
+		}
+		if next == nil {
+			d.applyEvent(kind, store.Event{Type: store.EventDelete, KV: store.KV{Key: key, ModRevision: wrev}})
+			return *old, nil
+		}
+		d.applyEvent(kind, store.Event{Type: store.EventPut, KV: store.KV{Key: key, Value: op.Value, ModRevision: wrev}})
+		return *next, nil
+	}
+	return zero, fmt.Errorf("directory: %s %s kept changing under %d attempts: %w", what, id, writeAttempts, store.ErrConflict)
+}
+
+// each calls fn on every setting of kind, in id order, read from etcd.
+func each[T any](ctx context.Context, st store.Store, kind string, fn func(T) error) error {
+	for after := ""; ; {
+		items, next, err := list[T](ctx, st, kind, after, maxPage)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if err := fn(it); err != nil {
+				return err
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		after = next
+	}
+}
+
+// checkIDs validates a list of ids sent as field: at most most, each once;
+// nil becomes empty. Whether they name users is usersExist's question.
+func checkIDs(field string, ids []string, most int) ([]string, error) {
+	if len(ids) > most {
+		return nil, &FieldError{field, fmt.Sprintf("must list at most %d users", most)}
+	}
+	for i, id := range ids {
+		if slices.Contains(ids[:i], id) {
+			return nil, &FieldError{field + "[" + strconv.Itoa(i) + "]", "is listed twice"}
+		}
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return ids, nil
+}
+
+// usersExist: every id of the list sent as field names a user.
+func (d *Directory) usersExist(field string, ids []string) error {
+	for i, id := range ids {
+		if err := d.userExists(field+"["+strconv.Itoa(i)+"]", id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Directory) userExists(field, id string) error {
+	if _, ok := d.UserByID(id); !ok {
+		return &RuleError{"unknown_user", field, fmt.Sprintf("is not a user: no user has the id %q", id)}
+	}
+	return nil
 }
