@@ -11,6 +11,7 @@
 //	go run ./bench -scenario monitored -calls 200       # calls with a supervisor whispering, beside plain ones
 //	go run ./bench -scenario register -rates 500,1000   # REGISTER with digest per second
 //	go run ./bench -scenario delegated -rates 50,100    # calls to a delegator with two delegates
+//	go run ./bench -scenario queue -rates 5,10 -race-members 50 # callers into a call queue, then a burst every member answers at once
 //
 // It prints a table (a progress line while it runs) and writes the JSON
 // result to -out. See bench/RESULTS.md for recorded runs.
@@ -51,15 +52,16 @@ type report struct {
 	Ladders    []ladderResult     `json:"ladders,omitempty"`
 	Concurrent []concurrentResult `json:"concurrent,omitempty"`
 	Monitored  []monitoredResult  `json:"monitored,omitempty"`
+	Queue      []queueResult      `json:"queue,omitempty"`
 	Ratios     map[string]float64 `json:"ratios,omitempty"`
 }
 
 func main() {
-	scenario := flag.String("scenario", "calls", "calls | concurrent | monitored | register | delegated")
+	scenario := flag.String("scenario", "calls", "calls | concurrent | monitored | register | delegated | queue")
 	targets := flag.String("targets", "", "calls: sipp,kamailio,switchboard (default all); concurrent: rtpengine,switchboard (default both)")
 	gen := flag.String("gen", "sipp", "calls: load generator, sipp or go (Go phones; switchboard only)")
-	rates := flag.String("rates", "250,500,1000,1500,2000,2500,3000", "calls/register/delegated: rates of the ladder, per second")
-	step := flag.Duration("step", 10*time.Second, "how long each rung of a ladder offers load")
+	rates := flag.String("rates", "250,500,1000,1500,2000,2500,3000", "calls/register/delegated: rates of the ladder, per second; queue: callers arriving per second, a run each (default 5)")
+	step := flag.Duration("step", 10*time.Second, "how long each rung of a ladder offers load (queue: how long callers arrive at each rate)")
 	users := flag.Int("users", 1, "calls with sipp: spread the calls over this many users (1: all to one user, the worst case for its line)")
 	hold := flag.Bool("hold", false, "calls -gen go, delegated: the caller holds and resumes each call before hanging up")
 	bound := flag.Duration("bound", 100*time.Millisecond, "a rung is clean with 0 failed calls and setup p99 within this")
@@ -72,11 +74,23 @@ func main() {
 	token := flag.String("token", "bench-token", "admin token")
 	bin := flag.String("bin", "", "switchboard binary to start (empty: build this checkout)")
 	base := flag.String("base", "", "calls: also start this switchboard binary (e.g. the build before a change) as the target \"base\", and climb its ladder beside switchboard's, rung by rung")
-	rounds := flag.Int("rounds", 1, "calls: run each rung this many times per target, in alternating turns")
+	rounds := flag.Int("rounds", 1, "calls: run each rung this many times per target, in alternating turns; queue: race bursts")
 	warmup := flag.Duration("warmup", 0, "calls: before switchboard's (and base's) ladder, offer its first rate this long, not counted")
 	pprof := flag.String("pprof", "", "start the node with --pprof-addr here (e.g. 127.0.0.1:6060)")
 	profile := flag.String("profile", "", "calls: write each switchboard node's CPU profile of each rung into this folder (<target>-<rate>-<round>.pb.gz)")
+	members := flag.Int("members", 10, "queue: members of the queue, each with a registered phone")
+	distribution := flag.String("distribution", "simultaneous", "queue: the queue's distribution")
+	talk := flag.Duration("talk", 4*time.Second, "queue: a member hangs up this long after answering (-hold is the calls scenario's)")
+	answerMax := flag.Duration("answer-max", 3*time.Second, "queue: a member answers an offer after a random 0 to this")
+	patience := flag.Duration("patience", 20*time.Second, "queue: a caller no member has reached by then hangs up (abandoned)")
+	maxWait := flag.Int("max-wait", 300, "queue: the queue's max_wait_seconds")
+	maxCalls := flag.Int("max-calls", 20, "queue: the queue's max_calls")
+	raceMembers := flag.Int("race-members", 0, "queue: after the rates, bursts of callers into a queue of this many members who all answer at once (0: none)")
+	raceCallers := flag.Int("race-callers", 0, "queue: callers in each race burst (0: as many as -race-members)")
 	flag.Parse()
+	if *scenario == "queue" && !flagSet("rates") {
+		*rates = "5"
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -127,6 +141,8 @@ func main() {
 	if err := run(ctx, &rep, nodes, dir, options{
 		scenario: *scenario, targets: list(*targets), gen: *gen, rates: floats(*rates), step: *step, bound: *bound,
 		calls: ints(*calls), duration: *duration, self: *self, hold: *hold, users: *users, rounds: max(*rounds, 1), warmup: *warmup, profile: *profile,
+		queue: queueOptions{rates: floats(*rates), step: *step, members: *members, distribution: *distribution, talk: *talk, answerMax: *answerMax,
+			patience: *patience, maxWait: *maxWait, maxCalls: *maxCalls, raceMembers: *raceMembers, raceCallers: *raceCallers, raceRounds: *rounds},
 	}); err != nil {
 		log.Print(err)
 		defer os.Exit(1)
@@ -152,6 +168,7 @@ type options struct {
 	rounds      int
 	warmup      time.Duration
 	profile     string
+	queue       queueOptions
 }
 
 // pprofAddr is where a node serves pprof: the address asked for, else a
@@ -208,8 +225,12 @@ func run(ctx context.Context, rep *report, nodes []*node, dir string, o options)
 		var err error
 		rep.Concurrent, rep.Monitored, err = monitoredRuns(ctx, n, dir, o.calls, o.duration)
 		return err
+	case "queue":
+		var err error
+		rep.Queue, err = queueRuns(ctx, n, o.queue)
+		return err
 	}
-	return fmt.Errorf("unknown scenario %q (calls, concurrent, monitored, register, delegated)", o.scenario)
+	return fmt.Errorf("unknown scenario %q (calls, concurrent, monitored, register, delegated, queue)", o.scenario)
 }
 
 // concurrentRuns carries each count through each relay; a relay stops at
@@ -380,6 +401,13 @@ func machine() string {
 	host, _ := os.Hostname()
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	return fmt.Sprintf("%s, %d CPUs, Linux %s, %s", host, runtime.NumCPU(), strings.TrimSpace(string(kernel)), runtime.Version())
+}
+
+// flagSet: the command line names the flag.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func list(s string) []string {
