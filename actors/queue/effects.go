@@ -18,18 +18,19 @@ type Arrived struct {
 type Ring struct{ Call, User string }
 
 // Withdraw stops the offer of Call to User (no answer in ring_seconds, the
-// caller left, another member answered, the member opted out). The
-// adapter tells the call and releases the member's claim.
+// member declined, the caller left, another member answered, the member
+// opted out or left the queue). The adapter tells the call and releases
+// the member's claim.
 type Withdraw struct{ Call, User string }
 
 // Serve: User answered Call; the member's claim becomes "serving".
 type Serve struct{ Call, User string }
 
-// WrapUp: User's queue call ended; the member wraps up until Until (zero:
-// no wrap-up), across every queue they are in.
+// WrapUp: User's queue call Call ended; the member wraps up until Until
+// (zero: no wrap-up), across every queue they are in.
 type WrapUp struct {
-	User  string
-	Until time.Time
+	Call, User string
+	Until      time.Time
 }
 
 // Overflow sends a waiting caller (already answered, hearing music) to
@@ -44,3 +45,6 @@ type WakeAt struct{ At time.Time }
 
 // Changed: the stats changed (publish queue.updated; persist).
 type Changed struct{}
+
+// Effect is one of the types above.
+type Effect = any

@@ -14,7 +14,8 @@ type Arrive struct{ Call string }
 type Answered struct{ Call, User string }
 
 // Declined: User's phones declined the offer of Call, or failed: the member
-// is passed over for that call and the offer moves on at once.
+// is passed over for that call (Withdraw releases their line) and the
+// offer moves on at once.
 type Declined struct{ Call, User string }
 
 // Refused: the offer of Call to User could not be made: the member is taken
@@ -55,5 +56,6 @@ type OptIn struct{ User string }
 // withdrawn.
 type Configure struct{ Config Config }
 
-// Tick is the wake-up the adapter schedules for the core's next deadline.
+// Tick is the wake-up the adapter schedules for the core's next deadline
+// (WakeAt). Deadlines already past are also acted on at any other input.
 type Tick struct{}
