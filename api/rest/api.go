@@ -83,6 +83,9 @@ func New(d Deps, log *slog.Logger) *fiber.App {
 	a.monitorRoutes(v1)
 	a.delegationRoutes(v1)
 	a.monitoringGroupRoutes(v1)
+	a.queueRoutes(v1)
+	a.sharedLineGroupRoutes(v1)
+	a.pickupGroupRoutes(v1)
 	v1.Get("/cluster", a.admin, a.cluster)
 	v1.Get("/events", a.events)
 	app.Use(func(c *fiber.Ctx) error {

@@ -2,6 +2,7 @@ package rest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -19,7 +20,10 @@ type Deps struct {
 	AdminToken string
 	Calls      Calls
 	Delegation Delegation
-	Cluster    Cluster
+	// Queues reaches the queue grains (nil: the queue routes that need
+	// them answer 503).
+	Queues  Queues
+	Cluster Cluster
 	// Registrations reads the devices the users have registered.
 	Registrations Registrations
 	// Ready is nil when the node has joined the cluster and listens; its
@@ -61,6 +65,16 @@ type DialRequest struct {
 type Command struct {
 	Action string
 	To     string
+}
+
+// Queues reaches the queue grains.
+type Queues interface {
+	// SetOptIn opts user in or out of queue (reason only when out) and
+	// returns the member entry {user, order, opted_in, reason} as JSON;
+	// ErrNotFound for an unknown queue or a non-member.
+	SetOptIn(ctx context.Context, queue, user string, in bool, reason string) (json.RawMessage, error)
+	// Stats returns GET /v1/queues/{id}/stats's body.
+	Stats(ctx context.Context, queue string) (json.RawMessage, error)
 }
 
 // Cluster lists the members.

@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchboard/switchboard/actors/delegator"
+	"github.com/switchboard/switchboard/actors/hours"
 	"github.com/switchboard/switchboard/cluster/directory"
 	"github.com/switchboard/switchboard/cluster/history"
 )
@@ -311,6 +312,20 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"MonitoringGroup", directory.MonitoringGroup{}},
 		{"MonitoringGroupInput", directory.MonitoringGroupInput{}},
 		{"MonitoringGroupPatch", directory.MonitoringGroupPatch{}},
+		{"Holiday", hours.Holiday{}},
+		{"Target", directory.Target{}},
+		{"Overflow", directory.Overflow{}},
+		{"QueueMember", directory.QueueMember{}},
+		{"Queue", directory.Queue{}},
+		{"QueueInput", directory.QueueInput{}},
+		{"QueuePatch", directory.QueuePatch{}},
+		{"OptOut", optOutBody{}},
+		{"SharedLineGroup", directory.SharedLineGroup{}},
+		{"SharedLineGroupInput", directory.SharedLineGroupInput{}},
+		{"SharedLineGroupPatch", directory.SharedLineGroupPatch{}},
+		{"PickupGroup", directory.PickupGroup{}},
+		{"PickupGroupInput", directory.PickupGroupInput{}},
+		{"PickupGroupPatch", directory.PickupGroupPatch{}},
 	} {
 		typ := reflect.TypeOf(c.typ)
 		got := d.properties(t, map[string]any{"$ref": "#/components/schemas/" + c.schema})
