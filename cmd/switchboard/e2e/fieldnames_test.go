@@ -20,6 +20,9 @@ func TestRESTNamesInvalidFields(t *testing.T) {
 	s.user("bob", "1002", "bob-secret")
 	s.expect("POST", "/v1/users/alice/delegates", "", map[string]any{"delegate": "bob", "privileges": []string{}}, 201, "")
 	s.expect("POST", "/v1/monitoring-groups", "", map[string]any{"id": "alice", "supervisors": []string{"alice"}, "members": []string{"bob"}}, 201, "")
+	s.expect("POST", "/v1/queues", "", map[string]any{"id": "alice", "members": []map[string]any{{"user": "bob"}}}, 201, "")
+	s.expect("POST", "/v1/shared-line-groups", "", map[string]any{"id": "alice", "members": []string{"bob"}}, 201, "")
+	s.expect("POST", "/v1/pickup-groups", "", map[string]any{"id": "alice", "members": []string{"bob"}}, 201, "")
 
 	user := func(field string, v any) map[string]any {
 		b := map[string]any{"id": "carol", "name": "Carol", "extension": "1003", "sip_password": "carol-secret"}
@@ -147,12 +150,88 @@ func TestRESTNamesInvalidFields(t *testing.T) {
 		{"PATCH /v1/monitoring-groups/{id}", body{"notify_agent": "no"}, "notify_agent"},
 		{"PATCH /v1/monitoring-groups/{id}", body{"barge_tone": []bool{}}, "barge_tone"},
 
+		{"POST /v1/queues", body{"id": "Queue Two"}, "id"},
+		{"POST /v1/queues", body{"id": "q2", "name": 5}, "name"},
+		{"POST /v1/queues", body{"id": "q2", "extension": "x"}, "extension"},
+		{"POST /v1/queues", body{"id": "q2", "numbers": []string{"555"}}, "numbers[0]"},
+		{"POST /v1/queues", body{"id": "q2", "members": []body{{"user": "bob", "order": -1}}}, "members[0].order"},
+		{"POST /v1/queues", body{"id": "q2", "members": []string{"bob"}}, "members[0]"},
+		{"POST /v1/queues", body{"id": "q2", "distribution": "random"}, "distribution"},
+		{"POST /v1/queues", body{"id": "q2", "ring_seconds": 4}, "ring_seconds"},
+		{"POST /v1/queues", body{"id": "q2", "max_wait_seconds": 7201}, "max_wait_seconds"},
+		{"POST /v1/queues", body{"id": "q2", "max_calls": 0}, "max_calls"},
+		{"POST /v1/queues", body{"id": "q2", "wrap_up_seconds": -1}, "wrap_up_seconds"},
+		{"POST /v1/queues", body{"id": "q2", "receive_while_on_call": "yes"}, "receive_while_on_call"},
+		{"POST /v1/queues", body{"id": "q2", "service_level_seconds": 601}, "service_level_seconds"},
+		{"POST /v1/queues", body{"id": "q2", "claim_release_seconds": 9}, "claim_release_seconds"},
+		{"POST /v1/queues", body{"id": "q2", "timezone": "Moon/Base"}, "timezone"},
+		{"POST /v1/queues", body{"id": "q2", "business_hours": body{"mon": [][]string{{"9", "17:00"}}}}, "business_hours.mon[0]"},
+		{"POST /v1/queues", body{"id": "q2", "holidays": []body{{"date": "2026-02-30"}}}, "holidays[0].date"},
+		{"POST /v1/queues", body{"id": "q2", "overflow": body{"business": body{"kind": "fax"}}}, "overflow.business.kind"},
+		{"POST /v1/queues", body{"id": "q2", "overflow": body{"closed": body{"kind": "number", "id": "555"}}}, "overflow.closed.id"},
+		{"POST /v1/queues", body{"id": "q2", "admins": []string{"bob", "bob"}}, "admins[1]"},
+		{"POST /v1/queues", body{"id": "q2", "team_sms": 1}, "team_sms"},
+
+		{"PATCH /v1/queues/{id}", body{"name": " "}, "name"},
+		{"PATCH /v1/queues/{id}", body{"extension": "5"}, "extension"},
+		{"PATCH /v1/queues/{id}", body{"numbers": "+14155550150"}, "numbers"},
+		{"PATCH /v1/queues/{id}", body{"members": []body{{"user": 7}}}, "members[0].user"},
+		{"PATCH /v1/queues/{id}", body{"distribution": 2}, "distribution"},
+		{"PATCH /v1/queues/{id}", body{"ring_seconds": 121}, "ring_seconds"},
+		{"PATCH /v1/queues/{id}", body{"max_wait_seconds": 9}, "max_wait_seconds"},
+		{"PATCH /v1/queues/{id}", body{"max_calls": 501}, "max_calls"},
+		{"PATCH /v1/queues/{id}", body{"wrap_up_seconds": 601}, "wrap_up_seconds"},
+		{"PATCH /v1/queues/{id}", body{"receive_while_on_call": []bool{}}, "receive_while_on_call"},
+		{"PATCH /v1/queues/{id}", body{"service_level_seconds": 4}, "service_level_seconds"},
+		{"PATCH /v1/queues/{id}", body{"claim_release_seconds": 3601}, "claim_release_seconds"},
+		{"PATCH /v1/queues/{id}", body{"timezone": "Local"}, "timezone"},
+		{"PATCH /v1/queues/{id}", body{"business_hours": body{"funday": [][]string{}}}, "business_hours.funday"},
+		{"PATCH /v1/queues/{id}", body{"holidays": []body{{"date": "2026-01-01", "name": "a\nb"}}}, "holidays[0].name"},
+		{"PATCH /v1/queues/{id}", body{"overflow": body{"business": body{"kind": "user"}}}, "overflow.business.id"},
+		{"PATCH /v1/queues/{id}", body{"admins": "bob"}, "admins"},
+		{"PATCH /v1/queues/{id}", body{"team_sms": "no"}, "team_sms"},
+
+		{"POST /v1/queues/{id}/members/{user}/opt-out", body{"reason": strings.Repeat("r", 101)}, "reason"},
+		{"POST /v1/queues/{id}/members/{user}/opt-out", body{"reason": 5}, "reason"},
+
+		{"POST /v1/shared-line-groups", body{"id": "Front Desk"}, "id"},
+		{"POST /v1/shared-line-groups", body{"id": "g2", "name": "a\nb"}, "name"},
+		{"POST /v1/shared-line-groups", body{"id": "g2", "extension": 7000}, "extension"},
+		{"POST /v1/shared-line-groups", body{"id": "g2", "numbers": []string{"+1"}}, "numbers[0]"},
+		{"POST /v1/shared-line-groups", body{"id": "g2", "members": []string{"bob", "bob"}}, "members[1]"},
+		{"POST /v1/shared-line-groups", body{"id": "g2", "ring_seconds": 301}, "ring_seconds"},
+		{"POST /v1/shared-line-groups", body{"id": "g2", "lock_policy": "yes"}, "lock_policy"},
+		{"POST /v1/shared-line-groups", body{"id": "g2", "monitoring": 1}, "monitoring"},
+		{"POST /v1/shared-line-groups", body{"id": "g2", "timezone": "Mars/Olympus"}, "timezone"},
+		{"POST /v1/shared-line-groups", body{"id": "g2", "business_hours": body{"sun": [][]string{{"10:00"}}}}, "business_hours.sun[0]"},
+		{"POST /v1/shared-line-groups", body{"id": "g2", "holidays": "2026-01-01"}, "holidays"},
+		{"POST /v1/shared-line-groups", body{"id": "g2", "overflow": body{"business": body{"kind": "disconnect", "id": "bob"}}}, "overflow.business.id"},
+
+		{"PATCH /v1/shared-line-groups/{id}", body{"name": 1}, "name"},
+		{"PATCH /v1/shared-line-groups/{id}", body{"extension": "front"}, "extension"},
+		{"PATCH /v1/shared-line-groups/{id}", body{"numbers": []string{"+14155550150", "+14155550150"}}, "numbers[1]"},
+		{"PATCH /v1/shared-line-groups/{id}", body{"members": []int{1}}, "members[0]"},
+		{"PATCH /v1/shared-line-groups/{id}", body{"ring_seconds": 4}, "ring_seconds"},
+		{"PATCH /v1/shared-line-groups/{id}", body{"lock_policy": 0}, "lock_policy"},
+		{"PATCH /v1/shared-line-groups/{id}", body{"monitoring": "on"}, "monitoring"},
+		{"PATCH /v1/shared-line-groups/{id}", body{"timezone": 3}, "timezone"},
+		{"PATCH /v1/shared-line-groups/{id}", body{"business_hours": body{"mon": "all day"}}, "business_hours.mon"},
+		{"PATCH /v1/shared-line-groups/{id}", body{"holidays": []body{{"date": "2026-1-1"}}}, "holidays[0].date"},
+		{"PATCH /v1/shared-line-groups/{id}", body{"overflow": body{"closed": body{"kind": "ivr"}}}, "overflow.closed.kind"},
+
+		{"POST /v1/pickup-groups", body{"id": "Floor 1"}, "id"},
+		{"POST /v1/pickup-groups", body{"id": "p2", "members": "bob"}, "members"},
+		{"POST /v1/pickup-groups", body{"id": "p2", "delay_seconds": 121}, "delay_seconds"},
+
+		{"PATCH /v1/pickup-groups/{id}", body{"members": []string{"bob", "bob"}}, "members[1]"},
+		{"PATCH /v1/pickup-groups/{id}", body{"delay_seconds": -1}, "delay_seconds"},
+
 		{"GET /v1/users?limit=0", nil, "limit"},
 		{"GET /v1/registrations?limit=501", nil, "limit"},
 	} {
 		covered[c.op+" "+strings.FieldsFunc(c.field, func(r rune) bool { return r == '.' || r == '[' })[0]] = true
 		method, route, _ := strings.Cut(c.op, " ")
-		path := strings.NewReplacer("{id}", "alice", "{delegate}", "bob").Replace(route)
+		path := strings.NewReplacer("{id}", "alice", "{delegate}", "bob", "{user}", "bob").Replace(route)
 		var e apiErr
 		status := s.api(method, path, "", c.body, &e)
 		b, _ := json.Marshal(c.body)
