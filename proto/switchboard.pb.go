@@ -1835,6 +1835,7 @@ type LineCall struct {
 	Locked        bool                   `protobuf:"varint,5,opt,name=locked,proto3" json:"locked,omitempty"`
 	Viewers       []string               `protobuf:"bytes,6,rep,name=viewers,proto3" json:"viewers,omitempty"`
 	SinceUnixNano int64                  `protobuf:"varint,7,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"`
+	Talking       bool                   `protobuf:"varint,8,opt,name=talking,proto3" json:"talking,omitempty"` // the call is on another line; this line's user talks on it (a caller, a group's member)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1918,6 +1919,13 @@ func (x *LineCall) GetSinceUnixNano() int64 {
 	return 0
 }
 
+func (x *LineCall) GetTalking() bool {
+	if x != nil {
+		return x.Talking
+	}
+	return false
+}
+
 type LineGet struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Line          string                 `protobuf:"bytes,1,opt,name=line,proto3" json:"line,omitempty"`
@@ -1965,6 +1973,7 @@ func (x *LineGet) GetLine() string {
 type LineCalls struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Calls         []*LineCall            `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	OnCall        bool                   `protobuf:"varint,2,opt,name=on_call,json=onCall,proto3" json:"on_call,omitempty"` // the line's user talks on a call, on this line or another
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2004,6 +2013,13 @@ func (x *LineCalls) GetCalls() []*LineCall {
 		return x.Calls
 	}
 	return nil
+}
+
+func (x *LineCalls) GetOnCall() bool {
+	if x != nil {
+		return x.OnCall
+	}
+	return false
 }
 
 type GetContacts struct {
@@ -3808,7 +3824,7 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x0eRegisterResult\x123\n" +
 	"\bbindings\x18\x01 \x03(\v2\x17.switchboard.v1.BindingR\bbindings\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\x05R\x06status\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xbb\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xd5\x01\n" +
 	"\bLineCall\x12\x12\n" +
 	"\x04line\x18\x01 \x01(\tR\x04line\x12\x17\n" +
 	"\acall_id\x18\x02 \x01(\tR\x06callId\x12\x14\n" +
@@ -3816,11 +3832,13 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x04peer\x18\x04 \x01(\tR\x04peer\x12\x16\n" +
 	"\x06locked\x18\x05 \x01(\bR\x06locked\x12\x18\n" +
 	"\aviewers\x18\x06 \x03(\tR\aviewers\x12&\n" +
-	"\x0fsince_unix_nano\x18\a \x01(\x03R\rsinceUnixNano\"\x1d\n" +
+	"\x0fsince_unix_nano\x18\a \x01(\x03R\rsinceUnixNano\x12\x18\n" +
+	"\atalking\x18\b \x01(\bR\atalking\"\x1d\n" +
 	"\aLineGet\x12\x12\n" +
-	"\x04line\x18\x01 \x01(\tR\x04line\";\n" +
+	"\x04line\x18\x01 \x01(\tR\x04line\"T\n" +
 	"\tLineCalls\x12.\n" +
-	"\x05calls\x18\x01 \x03(\v2\x18.switchboard.v1.LineCallR\x05calls\"&\n" +
+	"\x05calls\x18\x01 \x03(\v2\x18.switchboard.v1.LineCallR\x05calls\x12\x17\n" +
+	"\aon_call\x18\x02 \x01(\bR\x06onCall\"&\n" +
 	"\vGetContacts\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"E\n" +
 	"\x0eContactsResult\x123\n" +

@@ -136,6 +136,7 @@ type grain struct {
 	monitorRev int64             // etcd revision of the call's monitoring slot: its fence
 	monitorErr error             // why the last PersistMonitor failed
 	line       lineView          // what the line grain was last told
+	talking    map[string]string // users talking on the call off its line, and what their lines were told
 	lineUsers  []string          // and who it was told to show the call to
 }
 
@@ -615,11 +616,16 @@ func (g *grain) dialLookup(ctx actor.Context, dialed string, from Party) Lookup 
 // tellLine reports the call's line state to the line grain when it changed.
 func (g *grain) tellLine(ctx actor.Context) {
 	c := g.call
-	if c.Line == "" || g.d.LineUpdate == nil {
+	if g.d.LineUpdate == nil {
+		return
+	}
+	g.tellTalking(ctx)
+	if c.Line == "" {
 		return
 	}
 	state, locked := c.LineState()
-	if (lineView{c.Line, state, locked}) == g.line {
+	view := lineView{c.Line, state, locked}
+	if view == g.line {
 		return
 	}
 	if old := g.line.line; old != "" && old != c.Line {
@@ -628,9 +634,37 @@ func (g *grain) tellLine(ctx actor.Context) {
 		// on it, no longer show it.
 		g.d.LineUpdate(ctx, &pb.LineCall{Line: old, CallId: c.ID, State: string(Ended), Viewers: g.lineUsers})
 	}
-	g.line, g.lineUsers = lineView{c.Line, state, locked}, c.Viewers()
+	g.line, g.lineUsers = view, c.Viewers()
 	g.d.LineUpdate(ctx, &pb.LineCall{Line: c.Line, CallId: c.ID, State: state, Peer: c.peerOf(c.Shown), Locked: locked,
 		Viewers: g.lineUsers, SinceUnixNano: c.CreatedAt.UnixNano()})
+}
+
+// tellTalking tells the lines of the users talking on the call, when it is
+// not on their own line (a caller, a group's member, a queue's member),
+// that they are on it, answered or held, or no longer: a line knows its
+// user is on a call wherever the call is (a group rings only its free
+// members; a queue offers calls to members not on one).
+func (g *grain) tellTalking(ctx actor.Context) {
+	c := g.call
+	now := map[string]string{}
+	if c.State == Active || c.State == Held {
+		for _, u := range c.sideUsers() {
+			if u != c.Line && !IsGroupLine(u) {
+				now[u] = string(c.State)
+			}
+		}
+	}
+	for u, st := range now {
+		if g.talking[u] != st {
+			g.d.LineUpdate(ctx, &pb.LineCall{Line: u, CallId: c.ID, State: st, Talking: true})
+		}
+	}
+	for u := range g.talking {
+		if _, ok := now[u]; !ok {
+			g.d.LineUpdate(ctx, &pb.LineCall{Line: u, CallId: c.ID, State: string(Ended), Talking: true})
+		}
+	}
+	g.talking = now
 }
 
 // apply carries out one step's Ready, obligation by obligation.

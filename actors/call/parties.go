@@ -100,6 +100,17 @@ func (c *Call) drop(leg string) {
 	c.Parties = slices.DeleteFunc(c.Parties, func(p Participant) bool { return p.Leg == leg })
 }
 
+// sideUsers are the users talking on the call's two sides.
+func (c *Call) sideUsers() []string {
+	var out []string
+	for i := range 2 {
+		if l := c.Leg(c.side(i)); l != nil && l.Party.UserID != "" && l.State != LegEnded {
+			out = append(out, l.Party.UserID)
+		}
+	}
+	return out
+}
+
 // hear is the media effect for the participants as they now are.
 func (c *Call) hear() Hear { return Hear{Routes: Routes(c.Parties)} }
 

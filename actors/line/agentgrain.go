@@ -20,7 +20,7 @@ func (g *grain) claim(m *pb.AgentClaim) *pb.AgentClaimResult {
 		if err := g.load(); err != nil {
 			g.d.Log.Warn("line: load failed", "user", g.line.User, "err", err)
 		}
-		f := AgentFacts{Registered: len(g.line.Contacts(now)) > 0, OnCall: g.calls.OnCall(), AllowOnCall: m.AllowOnCall}
+		f := AgentFacts{Registered: len(g.line.Contacts(now)) > 0, OnCall: g.onCall(), AllowOnCall: m.AllowOnCall}
 		if ok = g.agent.Claim(m.QueueId, m.CallId, f, now); !ok {
 			g.sent[m.QueueId] = nil // tell it again, even if unchanged
 		}
@@ -51,7 +51,7 @@ func (g *grain) tellQueues() {
 	if err := g.load(); err != nil {
 		g.d.Log.Warn("line: load failed", "user", g.line.User, "err", err)
 	}
-	registered, onCall := len(g.line.Contacts(now)) > 0, g.calls.OnCall()
+	registered, onCall := len(g.line.Contacts(now)) > 0, g.onCall()
 	for _, q := range g.d.QueuesOf(g.line.User) {
 		elsewhere, wrap := g.agent.Presence(q, now)
 		p := &pb.AgentPresence{QueueId: q, User: g.line.User, Registered: registered, OnCall: onCall, Elsewhere: elsewhere}
@@ -66,3 +66,20 @@ func (g *grain) tellQueues() {
 		g.d.Presence(p)
 	}
 }
+
+// talk follows a call on another line the user talks on: up while answered
+// or held, gone otherwise.
+func (g *grain) talk(callID, state string) {
+	was := g.onCall()
+	if state == "active" || state == "held" {
+		g.talking[callID] = true
+	} else {
+		delete(g.talking, callID)
+	}
+	if g.onCall() != was {
+		g.tellQueues()
+	}
+}
+
+// onCall: the user talks on a call, on their line or another.
+func (g *grain) onCall() bool { return len(g.talking) > 0 || g.calls.OnCall() }

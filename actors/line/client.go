@@ -54,3 +54,12 @@ func (c Client) Claim(m *pb.AgentClaim) (bool, error) {
 	}
 	return res.Ok, nil
 }
+
+// OnCall: the user talks on a call, on their own line or another.
+func (c Client) OnCall(user string) (bool, error) {
+	res, err := ask.Grain[*pb.LineCalls](c.r, KindName, user, &pb.LineGet{Line: user})
+	if err != nil {
+		return false, err
+	}
+	return res.OnCall, nil
+}

@@ -50,6 +50,9 @@ type grain struct {
 	calls  Calls                        // live calls on the line, as their call grains report them
 	agent  Agent                        // the user as a member of call queues
 	sent   map[string]*pb.AgentPresence // what each queue was last told, by queue
+	// talking: calls on other lines the user talks on (as a caller, or a
+	// group's member), answered or held.
+	talking map[string]bool
 }
 
 // stored is a binding as kept in etcd under registrations/<user>/<hash>.
@@ -83,6 +86,7 @@ func (g *grain) Receive(ctx actor.Context) {
 		g.line = New(m.Identity.Identity)
 		g.leases = map[string]store.LeaseID{}
 		g.calls = Calls{}
+		g.talking = map[string]bool{}
 		g.sent = map[string]*pb.AgentPresence{}
 		metrics.Actors.WithLabelValues(KindName).Inc()
 	case *actor.Stopped:
@@ -95,6 +99,10 @@ func (g *grain) Receive(ctx actor.Context) {
 		ctx.Respond(g.register(m))
 		g.tellQueues()
 	case *pb.LineCall:
+		if m.Talking {
+			g.talk(m.CallId, m.State)
+			return
+		}
 		c := Call{ID: m.CallId, State: m.State, Peer: m.Peer, Locked: m.Locked, Since: time.Unix(0, m.SinceUnixNano), Viewers: m.Viewers}
 		if g.calls.Update(c) {
 			g.publish(c)
@@ -103,7 +111,7 @@ func (g *grain) Receive(ctx actor.Context) {
 	case *pb.AgentClaim:
 		ctx.Respond(g.claim(m))
 	case *pb.LineGet:
-		ctx.Respond(&pb.LineCalls{Calls: g.callsPB()})
+		ctx.Respond(&pb.LineCalls{Calls: g.callsPB(), OnCall: g.onCall()})
 	case *pb.LineCallFind:
 		find := g.calls.ToPickUp
 		if m.Join {

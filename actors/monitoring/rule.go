@@ -50,11 +50,11 @@ type Facts struct {
 	// Delegation: S and G are a delegator and an accepted delegate of
 	// each other, either way round.
 	Delegation bool
-	// QueueAdmin: S is an admin of the queue whose call this is, and G one
-	// of its members. Filled once call queues exist; false until then.
+	// QueueAdmin: S is an admin of the queue whose call this is, and G the
+	// member serving it.
 	QueueAdmin bool
 	// SharedLine: S and G are members of one shared line group with
-	// monitoring on. Filled once shared line groups exist; false until then.
+	// monitoring on.
 	SharedLine bool
 }
 

@@ -103,7 +103,7 @@ func (e *Edge) onSubscribe(req *sip.Request, tx *txn.ServerTx) {
 		e.respond(req, tx, 403, "Forbidden", nil)
 		return
 	}
-	lineID, ok := e.cfg.Dir.Resolve(req.Recipient.User)
+	lineID, ok := e.cfg.Dir.Line(req.Recipient.User)
 	if !ok {
 		e.respond(req, tx, 404, "Not Found", nil)
 		return

@@ -51,6 +51,9 @@ type Directory interface {
 	User(userID string) (Identity, bool)
 	// Resolve maps a REGISTER To user part (id or extension) to a user id.
 	Resolve(userPart string) (userID string, ok bool)
+	// Line maps a SUBSCRIBE target (a user's id or extension, a shared line
+	// group's extension) to the line whose lamp it is.
+	Line(userPart string) (lineID string, ok bool)
 	// TrunkBySource returns the trunk whose inbound CIDRs hold ip.
 	TrunkBySource(ip netip.Addr) (trunkID string, ok bool)
 }

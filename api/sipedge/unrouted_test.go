@@ -24,6 +24,7 @@ type trunkDir struct{}
 func (trunkDir) HA1(string, string) (string, string, bool)          { return "", "", false }
 func (trunkDir) User(string) (Identity, bool)                       { return Identity{}, false }
 func (trunkDir) Resolve(string) (string, bool)                      { return "", false }
+func (trunkDir) Line(string) (string, bool)                         { return "", false }
 func (trunkDir) TrunkBySource(netip.Addr) (trunkID string, ok bool) { return "carrier", true }
 
 // lookup places every grain at pid (nil: the cluster places none).

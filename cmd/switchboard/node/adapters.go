@@ -16,7 +16,12 @@ import (
 )
 
 // edgeDir is the SIP edge's view of the directory.
-type edgeDir struct{ d *directory.Directory }
+type edgeDir struct {
+	d    *directory.Directory
+	line func(part string) (string, bool)
+}
+
+func (e edgeDir) Line(part string) (string, bool) { return e.line(part) }
 
 func (e edgeDir) HA1(alg, username string) (string, string, bool) { return e.d.HA1(alg, username) }
 

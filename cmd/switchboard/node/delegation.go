@@ -35,6 +35,9 @@ func (n *Node) ringPlan(_ actor.Context, req *pb.RingPlanRequest) (delegator.Pla
 }
 
 func (n *Node) access(_ actor.Context, lineID, user string) (call.Access, error) {
+	if call.IsGroupLine(lineID) {
+		return n.groupAccess(lineID, user), nil
+	}
 	a, err := n.delegators.Access(lineID, user)
 	if err != nil {
 		return call.Access{}, err
@@ -100,13 +103,13 @@ func (n *Node) joinTarget(ext string) (string, bool) { return n.lineCall(ext, tr
 
 // lineCall asks ext's line grain which call a pickup (or join) takes.
 func (n *Node) lineCall(ext string, join bool) (string, bool) {
-	u, ok := n.dir.Resolve(ext)
+	lineID, ok := n.lineOf(ext)
 	if !ok {
 		return "", false
 	}
-	c, ok, err := n.lines.CallToTake(u.ID, join)
+	c, ok, err := n.lines.CallToTake(lineID, join)
 	if err != nil {
-		n.log.Warn("pickup or join: line lookup failed", "line", u.ID, "err", err)
+		n.log.Warn("pickup or join: line lookup failed", "line", lineID, "err", err)
 		return "", false
 	}
 	if !ok {
@@ -122,7 +125,8 @@ func (d delegators) Command(_ context.Context, cmd *pb.DelegatorCommand) (*pb.De
 	return d.n.delegators.Command(cmd)
 }
 
-// Shared is the delegators' lines user accepted to share.
+// Shared is the delegators' lines user accepted to share, and the lines of
+// the shared line groups they are in.
 func (d delegators) Shared(ctx context.Context, user string) ([]string, error) {
 	prefix := store.Key("delegates", user) + "/"
 	kvs, err := d.n.store.List(ctx, prefix, "", 0)
@@ -135,10 +139,15 @@ func (d delegators) Shared(ctx context.Context, user string) ([]string, error) {
 			ids = append(ids, kv.Key[len(prefix):])
 		}
 	}
+	// A shared line group's members share its line.
+	for _, g := range d.n.dir.SharedLineGroupsOf(user) {
+		ids = append(ids, call.GroupLinePrefix+g)
+	}
 	return ids, nil
 }
 
-// Lines is the user's own line and every line they accepted to share.
+// Lines is the user's own line, every line they accepted to share, and
+// their shared line groups' lines.
 func (d delegators) Lines(ctx context.Context, user string) ([]rest.Line, error) {
 	shared, err := d.Shared(ctx, user)
 	if err != nil {
@@ -167,7 +176,11 @@ func (d delegators) Lines(ctx context.Context, user string) ([]rest.Line, error)
 		}
 		out = append(out, v)
 	}
-	return out, nil
+	groups, err := d.n.groupLines(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, groups...), nil
 }
 
 // lineState is a line's calls for a busy lamp.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -15,7 +16,20 @@ import (
 // whether supervisor s may monitor user g's call: the call grain's
 // question (its Deps.MonitorFacts), over REST and SIP alike.
 func (n *Node) monitorFacts(_ actor.Context, s, g string) (monitoring.Facts, error) {
-	return gatherFacts(s, g, n.dir.MonitoringGroupsOf, n.isUser, n.delegators.Access)
+	f, err := gatherFacts(s, g, n.dir.MonitoringGroupsOf, n.isUser, n.delegators.Access)
+	f.SharedLine = err == nil && n.shareMonitoredLine(s, g)
+	return f, err
+}
+
+// shareMonitoredLine: s and g are members of one shared line group with
+// monitoring on.
+func (n *Node) shareMonitoredLine(s, g string) bool {
+	for _, id := range n.dir.SharedLineGroupsOf(s) {
+		if grp, ok := n.dir.SharedLineGroupByID(id); ok && grp.Monitoring && slices.Contains(grp.Members, g) {
+			return true
+		}
+	}
+	return false
 }
 
 // MonitorFacts is what a call grain of this node is told about supervisor
@@ -29,9 +43,9 @@ func (n *Node) isUser(id string) bool {
 
 // gatherFacts reads the monitoring groups naming s as a supervisor (the
 // directory's cache: no etcd read) and asks the delegator grains of g and s
-// whether the other is their accepted delegate. Queues and shared line
-// groups do not exist yet; their facts stay false. Someone who is not a
-// user (a carrier's caller) has no relation, and no grain is asked.
+// whether the other is their accepted delegate. (The call grain adds what
+// only the call knows: its queue's admins.) Someone who is not a user (a
+// carrier's caller) has no relation, and no grain is asked.
 func gatherFacts(s, g string, groups func(supervisor string) []directory.MonitoringGroup, isUser func(string) bool,
 	access func(line, user string) (*pb.Access, error)) (monitoring.Facts, error) {
 	var f monitoring.Facts

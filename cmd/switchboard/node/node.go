@@ -31,6 +31,7 @@ import (
 	"github.com/switchboard/switchboard/actors/delegator"
 	"github.com/switchboard/switchboard/actors/line"
 	"github.com/switchboard/switchboard/actors/mediasvc"
+	"github.com/switchboard/switchboard/actors/queue"
 	"github.com/switchboard/switchboard/api/authguard"
 	"github.com/switchboard/switchboard/api/rest"
 	sipedge "github.com/switchboard/switchboard/api/sipedge"
@@ -109,6 +110,7 @@ type Node struct {
 	lines      line.Client
 	calls      call.Client
 	delegators delegator.Client
+	queues     queue.Client
 	provider   *membership.Provider
 	edge       *sipedge.Edge
 	http       *fiber.App
@@ -208,15 +210,19 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		Router: call.DialPlan{Dir: n.dir}, History: n.history, Events: fanout{n}, Index: n.index, Settings: settings,
 		NodeID: cfg.NodeID, Draining: n.draining.Load, Now: time.Now, Log: n.log, MonitorFacts: n.monitorFacts,
 		LineContacts: n.lineContacts, RingPlan: n.ringPlan, Access: n.access, LineUpdate: n.lineUpdate, PersistLock: n.persistLock, PersistMonitor: n.persistMonitor, ClearLock: n.clearLock,
+		Queues: callQueues{n}, Groups: callGroups{n},
 	}
 	lineDeps := &line.Deps{Store: n.store, Events: fanout{n}, Now: time.Now, Log: n.log}
+	n.lineQueues(lineDeps)
 	delegatorDeps := &delegator.Deps{Store: n.store, Person: n.person, Events: fanout{n}, Now: time.Now, Log: n.log}
 	rcfg := remote.Configure(chost, cport)
 	ccfg := cluster.Configure(ClusterName, n.provider, disthash.New(), rcfg,
-		cluster.WithKinds(onPool(call.NewKind(callDeps)), onPool(line.NewKind(lineDeps)), onPool(delegator.NewKind(delegatorDeps))),
+		cluster.WithKinds(onPool(call.NewKind(callDeps)), onPool(line.NewKind(lineDeps)), onPool(delegator.NewKind(delegatorDeps)),
+			onPool(queue.NewKind(n.queueDeps()))),
 		cluster.WithRequestTimeout(5*time.Second))
 	n.cluster = cluster.New(n.system, ccfg)
 	n.lines, n.calls, n.delegators = line.NewClient(n.cluster), call.NewClient(n.cluster), delegator.NewClient(n.cluster)
+	n.queues = queue.NewClient(n.cluster)
 	n.linePIDs = grainpid.New(n.system, n.cluster.Get)
 	n.cluster.StartMember()
 	nodeAddr := n.system.Address()
@@ -244,7 +250,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	n.edge = sipedge.New(sipedge.Config{
 		NodeID: cfg.NodeID, NodeAddr: nodeAddr, Domain: cfg.Domain, Host: mediaIP.String(), Port: sipPort, Advertise: advertise,
 		Lines: n.lines, Calls: n.calls,
-		Dir: edgeDir{n.dir}, Auth: sipedge.DigestAuth{Auth: auth, Algorithms: digestAlgorithms(cfg.DigestAlgorithms)}, Cluster: func() *cluster.Cluster { return n.cluster },
+		Dir: edgeDir{d: n.dir, line: n.lineOf}, Auth: sipedge.DigestAuth{Auth: auth, Algorithms: digestAlgorithms(cfg.DigestAlgorithms)}, Cluster: func() *cluster.Cluster { return n.cluster },
 		Draining: n.draining.Load, Pickup: n.pickupTarget, Join: n.joinTarget, LineState: n.lineState, LineUpdates: n.lineUpdates, Log: n.log,
 		Guard: sipGuard, ConnsPerSource: cfg.SIPTCPPerSource, FirstMessageTimeout: cfg.SIPTCPFirstMessage,
 	})
@@ -285,7 +291,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	n.http = rest.New(rest.Deps{
 		Directory: n.dir, Store: n.store, Events: n.events, AdminToken: tok,
 		Calls: &calls{n: n}, Delegation: delegators{n}, Cluster: &members{n: n}, Ready: n.readiness,
-		Registrations: registrations{st: n.store, now: time.Now}, Guard: restGuard,
+		Registrations: registrations{st: n.store, now: time.Now}, Guard: restGuard, Queues: restQueues{n},
 	}, n.log)
 	hl, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
