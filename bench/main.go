@@ -57,6 +57,14 @@ type report struct {
 }
 
 func main() {
+	if failed := bench(); failed {
+		os.Exit(1)
+	}
+}
+
+// bench runs the scenario; failed says the run found a fault. It returns
+// rather than exits, so that the nodes it started are stopped.
+func bench() (failed bool) {
 	scenario := flag.String("scenario", "calls", "calls | concurrent | monitored | register | delegated | queue")
 	targets := flag.String("targets", "", "calls: sipp,kamailio,switchboard (default all); concurrent: rtpengine,switchboard (default both)")
 	gen := flag.String("gen", "sipp", "calls: load generator, sipp or go (Go phones; switchboard only)")
@@ -145,13 +153,14 @@ func main() {
 			patience: *patience, maxWait: *maxWait, maxCalls: *maxCalls, raceMembers: *raceMembers, raceCallers: *raceCallers, raceRounds: *rounds},
 	}); err != nil {
 		log.Print(err)
-		defer os.Exit(1)
+		failed = true
 	}
 	data, _ := json.MarshalIndent(rep, "", "  ")
 	if err := os.WriteFile(*out, data, 0o644); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("result written to %s\n", *out)
+	return failed
 }
 
 type options struct {

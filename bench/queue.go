@@ -262,6 +262,8 @@ func (m *queueMedia) close() {
 // add starts a leg on side towards the relay port relay; a member's leg
 // probes for up to probe.
 func (m *queueMedia) add(side int, relay netip.AddrPort, id uint32, probe time.Duration) *qLeg {
+	// A phone's SDP address reads as IPv4-mapped; frames arrive from plain IPv4.
+	relay = netip.AddrPortFrom(relay.Addr().Unmap(), relay.Port())
 	kind := byte(kindCaller)
 	if side == qMembers {
 		kind = kindMember

@@ -130,6 +130,8 @@ func TestQueueMediaCreditsWhoHeardWhom(t *testing.T) {
 	}
 	defer m.close()
 	facingCaller, facingMember, stray := crossRelay(t, m)
+	// As a phone reads the relay's address from SDP: IPv4-mapped.
+	facingCaller = netip.AddrPortFrom(netip.AddrFrom16(facingCaller.Addr().As16()), facingCaller.Port())
 	caller := m.add(qCallers, facingCaller, 42, 0)
 	member := m.add(qMembers, facingMember, 3, 2*time.Second)
 	for _, l := range []*qLeg{caller, member} {
