@@ -9,8 +9,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/switchboard/switchboard/actors/hours"
 )
 
 // Privilege is one of the seven a delegator grants a delegate (000 L94-106).
@@ -460,44 +461,14 @@ func (s *State) isVIP(c Caller, people map[string]Person) bool {
 	return false
 }
 
-// locations caches time zones: LoadLocation reads the zone database from
-// disk each time, which would dominate a ring plan.
-var locations sync.Map // name -> *time.Location
-
-func location(name string) *time.Location {
-	if l, ok := locations.Load(name); ok {
-		return l.(*time.Location)
-	}
-	l, err := time.LoadLocation(name)
-	if err != nil {
-		l = time.UTC // the directory refuses unknown zones; this is a safety net
-	}
-	locations.Store(name, l)
-	return l
-}
-
 // inHours says whether t falls within p's business hours in p's time zone.
 // A person with no hours at all is always in hours.
 func inHours(p Person, t time.Time) bool {
-	any := false
-	for _, rs := range p.Hours {
-		if len(rs) > 0 {
-			any = true
-			break
-		}
+	week := hours.Week(p.Hours)
+	if week.Empty() {
+		week = nil
 	}
-	if !any {
-		return true
-	}
-	lt := t.In(location(p.Timezone))
-	day := strings.ToLower(lt.Weekday().String()[:3])
-	hm := lt.Format("15:04")
-	for _, r := range p.Hours[day] {
-		if len(r) == 2 && hm >= r[0] && hm < r[1] {
-			return true
-		}
-	}
-	return false
+	return hours.Schedule{TimeZone: p.Timezone, Business: week}.Open(t)
 }
 
 // ringingDelegates are the delegates who may ring now, grouped by order

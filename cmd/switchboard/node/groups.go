@@ -58,14 +58,17 @@ func (c callGroups) OnCall(_ actor.Context, user string) bool {
 	return on
 }
 
-// slgOf is the shared line group a dialed string (extension, number, or
-// its line id "group:<id>") names.
+// slgOf is the shared line group a dialed string names: its extension,
+// number, line id ("group:<id>"), or id when no user has that id.
 func (n *Node) slgOf(dialed string) (directory.SharedLineGroup, bool) {
 	if id, ok := strings.CutPrefix(dialed, call.GroupLinePrefix); ok {
 		return n.dir.SharedLineGroupByID(id)
 	}
 	d, ok := n.dir.Destination(dialed)
-	if !ok || d.Kind != "shared_line_group" {
+	switch {
+	case !ok:
+		return n.dir.SharedLineGroupByID(dialed)
+	case d.Kind != "shared_line_group":
 		return directory.SharedLineGroup{}, false
 	}
 	return n.dir.SharedLineGroupByID(d.ID)

@@ -60,12 +60,17 @@ func seconds(s int) time.Duration { return time.Duration(s) * time.Second }
 // callQueues implements call.Queues.
 type callQueues struct{ n *Node }
 
+// Find is the queue dialed names: its extension or number, or its id when
+// no user has that id (an overflow names a queue by id).
 func (c callQueues) Find(dialed string) (call.QueueRoute, bool) {
-	d, ok := c.n.dir.Destination(dialed)
-	if !ok || d.Kind != "queue" {
-		return call.QueueRoute{}, false
+	id := dialed
+	if d, ok := c.n.dir.Destination(dialed); ok {
+		if d.Kind != "queue" {
+			return call.QueueRoute{}, false
+		}
+		id = d.ID
 	}
-	q, ok := c.n.dir.QueueByID(d.ID)
+	q, ok := c.n.dir.QueueByID(id)
 	if !ok {
 		return call.QueueRoute{}, false
 	}
