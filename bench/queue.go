@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -89,7 +91,13 @@ type queueResult struct {
 	CPUSeconds          float64 `json:"node_cpu_s"`
 	CPUPerCallMs        float64 `json:"node_cpu_ms_per_call"` // per caller offered
 	RSSKB               int64   `json:"node_rss_kb"`
-	GenCPU              float64 `json:"generator_cpu_s"`
+	// HeapKB and Goroutines are the node's once every call is over (the
+	// heap after a collection when the node serves pprof): what the run
+	// left behind, which RSS (never given back at once) hides.
+	HeapKB            int64   `json:"node_heap_inuse_kb"`
+	Goroutines        int     `json:"node_goroutines"`
+	EtcdWritesPerCall float64 `json:"node_etcd_writes_per_call"`
+	GenCPU            float64 `json:"generator_cpu_s"`
 	// Stats is GET /v1/queues/{id}/stats once every call is over;
 	// Disagreements lists where it differs from what the callers saw.
 	Stats         queueStats  `json:"stats"`
@@ -849,7 +857,7 @@ func (b *queueBench) run(ctx context.Context, k, members int, distribution strin
 	b.media.stray = [2]int{}
 	b.media.mu.Unlock()
 
-	cpu0, gen0 := b.n.cpu(), selfCPU()
+	cpu0, gen0, m0 := b.n.cpu(), selfCPU(), b.n.scrape(false)
 	var mu sync.Mutex
 	var callers []*queueCaller
 	var wg sync.WaitGroup
@@ -873,10 +881,13 @@ func (b *queueBench) run(ctx context.Context, k, members int, distribution strin
 	st, err := b.settledStats(id)
 	res.CPUSeconds, res.GenCPU = b.n.cpu()-cpu0, selfCPU()-gen0
 	res.RSSKB = b.n.rss()
+	m1 := b.n.scrape(true)
+	res.HeapKB, res.Goroutines = int64(m1.heapBytes/1024), int(m1.goroutines)
 	res.Stats = st
 	b.tally(&res, callers)
 	if len(callers) > 0 {
 		res.CPUPerCallMs = res.CPUSeconds * 1000 / float64(len(callers))
+		res.EtcdWritesPerCall = (m1.etcdWrites - m0.etcdWrites) / float64(len(callers))
 	}
 	res.Disagreements = disagreements(res, st)
 	return res, err
@@ -1059,6 +1070,50 @@ func (n *node) queueStats(id string) (queueStats, error) {
 	return st, nil
 }
 
+// nodeMetrics are a few of the node's /metrics.
+type nodeMetrics struct {
+	heapBytes, goroutines float64
+	etcdWrites            float64 // puts, transactions and deletes so far
+}
+
+// scrape reads the node's /metrics (zeroes when it cannot). With collect
+// and pprof served (-pprof), a heap profile taken first collects the
+// garbage, so that the heap is what is live.
+func (n *node) scrape(collect bool) nodeMetrics {
+	var m nodeMetrics
+	if collect && n.pprof != "" {
+		if res, err := http.Get("http://" + n.pprof + "/debug/pprof/heap?gc=1"); err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	}
+	res, err := http.Get("http://" + n.http + "/metrics")
+	if err != nil {
+		return m
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		switch {
+		case err != nil:
+		case name == "go_memstats_heap_inuse_bytes":
+			m.heapBytes = v
+		case name == "go_goroutines":
+			m.goroutines = v
+		case name == `switchboard_etcd_request_seconds_count{op="put"}`, name == `switchboard_etcd_request_seconds_count{op="txn"}`,
+			name == `switchboard_etcd_request_seconds_count{op="delete"}`:
+			m.etcdWrites += v
+		}
+	}
+	return m
+}
+
 func printQueue(r queueResult) {
 	what := fmt.Sprintf("%.0f/s for %.0fs", r.Rate, r.Seconds)
 	if r.Kind == "race" {
@@ -1068,7 +1123,8 @@ func printQueue(r queueResult) {
 		r.Queue, what, r.Members, r.Distribution, r.Callers, r.Answered, r.Abandoned, r.OverflowedFull+r.OverflowedWait, r.OverflowedFull, r.OverflowedWait, fmtFailed(r.Failed))
 	fmt.Printf("    first offer p50 %.1f p99 %.1f ms (INVITE → a member's INVITE); wait p50 %.2f p99 %.2f mean %.2f s (queue's 200 → member's audio); bridge p50 %.1f p99 %.1f ms (member's 200 → their audio at the caller)\n",
 		r.OfferP50ms, r.OfferP99ms, r.WaitP50s, r.WaitP99s, r.WaitMeanS, r.BridgeP50ms, r.BridgeP99ms)
-	fmt.Printf("    node cpu %.2f s (%.2f ms per caller), rss %.1f MiB; generator cpu %.2f s\n", r.CPUSeconds, r.CPUPerCallMs, float64(r.RSSKB)/1024, r.GenCPU)
+	fmt.Printf("    node cpu %.2f s (%.2f ms per caller), etcd writes %.1f per caller, rss %.1f MiB, afterwards heap in use %.1f MiB and %d goroutines; generator cpu %.2f s\n",
+		r.CPUSeconds, r.CPUPerCallMs, r.EtcdWritesPerCall, float64(r.RSSKB)/1024, float64(r.HeapKB)/1024, r.Goroutines, r.GenCPU)
 	st := r.Stats
 	fmt.Printf("    stats:   waiting %d, completed %d, abandoned %d, overflowed %d, average wait %d s, service level %.1f%%\n",
 		st.Waiting, st.Completed, st.Abandoned, st.Overflowed, st.AverageWaitSeconds, st.ServiceLevelPercent)
