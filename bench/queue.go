@@ -421,15 +421,11 @@ func (m *queueMedia) credit(side int, src netip.AddrPort, pkt []byte, now time.T
 // ---- the phones -----------------------------------------------------------------
 
 // interval is a span of time on a member's phone: an INVITE ringing, or a
-// call answered; caller is the caller it was for (0: unknown).
-type interval struct {
-	from, to time.Time
-	caller   uint32
-}
+// call answered.
+type interval struct{ from, to time.Time }
 
 type queueMember struct {
 	id    uint32 // 1-based, the marker of its frames
-	user  string
 	phone *sipphone.Phone
 
 	mu     sync.Mutex
@@ -656,7 +652,7 @@ func (b *queueBench) provision(count int) error {
 		if err != nil {
 			return err
 		}
-		m := &queueMember{id: uint32(i + 1), user: queueMemberID(i), phone: p}
+		m := &queueMember{id: uint32(i + 1), phone: p}
 		b.members = append(b.members, m)
 		go b.ring(m)
 	}
@@ -683,19 +679,16 @@ func (b *queueBench) offer(m *queueMember, in *sipphone.Call, at time.Time) {
 	defer b.offers.Add(-1)
 	b.mu.Lock()
 	c := b.byNumber[in.From]
-	var caller uint32
-	if c == nil {
+	switch {
+	case c == nil:
 		b.unmatched++
-	} else {
-		caller = c.id
-		if c.offered.IsZero() {
-			c.offered = at
-		}
+	case c.offered.IsZero():
+		c.offered = at
 	}
 	answerMax := b.answerMax
 	b.mu.Unlock()
 
-	ring := interval{from: at, caller: caller}
+	ring := interval{from: at}
 	var delay time.Duration
 	if answerMax > 0 {
 		delay = rand.N(answerMax)
@@ -723,7 +716,7 @@ func (b *queueBench) offer(m *queueMember, in *sipphone.Call, at time.Time) {
 		b.mu.Unlock()
 	}
 	leg := b.media.add(qMembers, in.RemoteMedia(), m.id, 2*time.Second)
-	serve := interval{from: answered, caller: caller}
+	serve := interval{from: answered}
 	select {
 	case <-in.Ended():
 		serve.to = time.Now()
