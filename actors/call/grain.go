@@ -93,6 +93,9 @@ type Queues interface {
 	Arrive(ctx actor.Context, queue, call string) (*pb.QueueTarget, error)
 	// Report tells queue what happened to call.
 	Report(ctx actor.Context, call string, r TellQueue)
+	// Release lets a member the queue claimed for call go, once their
+	// phones have stopped ringing for it.
+	Release(ctx actor.Context, queue, call, user string)
 }
 
 // Local is this node's actor address and its in-process handlers.
@@ -137,6 +140,9 @@ type grain struct {
 	monitorErr error             // why the last PersistMonitor failed
 	line       lineView          // what the line grain was last told
 	talking    map[string]string // users talking on the call off its line, and what their lines were told
+	offered    map[string]string // members a queue offered the call to, by user: their queue
+	unsettled  map[string]string // offered members' legs whose INVITE the phone has not finished, by leg: the user
+	lingering  bool              // the call ended; the grain waits for offered members' phones to finish
 	lineUsers  []string          // and who it was told to show the call to
 }
 
@@ -200,6 +206,9 @@ func (g *grain) Receive(ctx actor.Context) {
 		if m.gen == g.wakeGen {
 			g.step(ctx, Tick{})
 		}
+	case settleTimeout:
+		g.unsettled = nil
+		g.releaseOffered(ctx)
 	}
 }
 
@@ -227,11 +236,15 @@ func (g *grain) noCall(ctx actor.Context) bool {
 	case *pb.MediaEvent:
 		g.releaseOrphanWorker(ctx, m.CallId)
 	case *pb.QueueOffer:
-		// The queue thinks this call waits: it does not (any more).
+		// The queue thinks this call waits: it does not (any more), and
+		// the member it claimed for it is free.
 		if g.d.Queues != nil {
 			g.d.Queues.Report(ctx, m.CallId, TellQueue{Queue: m.QueueId, Kind: "left"})
+			if m.User != "" {
+				g.d.Queues.Release(ctx, m.QueueId, m.CallId, m.User)
+			}
 		}
-	case *deferred, wake:
+	case *deferred, wake, settleTimeout:
 		// Left by a call that ended here: nothing to step.
 	default:
 		return false
@@ -475,6 +488,10 @@ func (g *grain) ringPlan(ctx actor.Context, target Party, plan RingPlan) (*RingP
 
 func (g *grain) legEvent(ctx actor.Context, m *pb.LegEvent) {
 	switch m.Kind {
+	case pb.LegEvent_ANSWERED, pb.LegEvent_FAILED, pb.LegEvent_CANCELLED, pb.LegEvent_BYE:
+		delete(g.unsettled, m.LegId) // the phone is done with that INVITE
+	}
+	switch m.Kind {
 	case pb.LegEvent_RINGING:
 		g.step(ctx, Rang{Leg: m.LegId})
 	case pb.LegEvent_EARLY:
@@ -600,6 +617,7 @@ func (g *grain) step(ctx actor.Context, in any) error {
 	}
 	g.apply(ctx, effs)
 	g.tellLine(ctx)
+	g.releaseOffered(ctx)
 	return nil
 }
 
@@ -757,6 +775,7 @@ func (g *grain) originate(ctx actor.Context, e Originate) {
 		g.later(ctx, Failed{Leg: e.Leg, Code: int(res.Code)})
 		return
 	}
+	g.unsettle(e.Leg)
 	g.toEdge(ctx, e.Leg, &pb.LegOriginate{
 		CallId: g.call.ID, LegId: e.Leg, RequestUri: e.Contact.URI, Destination: e.Contact.Destination,
 		Transport: e.Contact.Transport, FromUser: e.FromUser, FromDisplay: e.Display, ToUser: e.ToUser,
@@ -902,7 +921,7 @@ func (g *grain) finish(ctx actor.Context, f Finished) {
 			g.d.Log.Warn("call: history not written", "call", e.CallID, "owner", f.History[i].Owner, "err", err)
 		}
 	}
-	ctx.Stop(ctx.Self())
+	g.stopSettled(ctx)
 }
 
 func (g *grain) publish(e Event) {

@@ -45,6 +45,11 @@ func (n *fakeNode) Report(_ actor.Context, _ string, r TellQueue) {
 	defer n.mu.Unlock()
 	n.queues = append(n.queues, r)
 }
+func (n *fakeNode) Release(_ actor.Context, queue, _, user string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.queues = append(n.queues, TellQueue{Queue: queue, Kind: "release", User: user})
+}
 
 func (n *fakeNode) deps(addr string) *Deps {
 	d := &Deps{Log: slog.New(slog.DiscardHandler), Queues: n}
@@ -123,10 +128,11 @@ func noCallRows() []noCallRow {
 			from: fromMedia, release: true},
 		{name: "media from nobody: nothing to release it on", msg: &pb.MediaEvent{CallId: k, LegId: "k-a", Kind: "rtp_timeout"},
 			from: fromNobody},
-		{name: "a queue's offer: the queue hears the caller is not waiting", msg: &pb.QueueOffer{CallId: k, QueueId: "sales", User: "bob"},
-			from: fromNobody, queues: []TellQueue{{Queue: "sales", Kind: "left"}}},
+		{name: "a queue's offer: the queue hears the caller is not waiting, and the member is let go", msg: &pb.QueueOffer{CallId: k, QueueId: "sales", User: "bob"},
+			from: fromNobody, queues: []TellQueue{{Queue: "sales", Kind: "left"}, {Queue: "sales", Kind: "release", User: "bob"}}},
 		{name: "an input deferred by a call that ended", msg: &deferred{in: Failed{Leg: "k-b1", Code: 488}}, from: fromNobody},
 		{name: "a ring timer of a call that ended", msg: wake{gen: 0}, from: fromNobody},
+		{name: "a settle timer of a call that ended", msg: settleTimeout{}, from: fromNobody},
 	}
 }
 

@@ -1,6 +1,8 @@
 package call
 
 import (
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	pb "github.com/switchboard/switchboard/proto"
@@ -80,6 +82,10 @@ func (g *grain) queueOffer(ctx actor.Context, m *pb.QueueOffer) {
 	case m.Withdraw:
 		g.step(ctx, Withdraw{User: m.User})
 	default:
+		if g.offered == nil {
+			g.offered = map[string]string{}
+		}
+		g.offered[m.User] = m.QueueId
 		party := Party{UserID: m.User}
 		if p, _, _, _ := g.d.Router.Lookup(m.User, false); p != nil {
 			party = *p
@@ -90,6 +96,77 @@ func (g *grain) queueOffer(ctx actor.Context, m *pb.QueueOffer) {
 		}
 		g.step(ctx, Offer{Party: party, Contacts: cts})
 	}
+}
+
+// unsettle marks a queue member's new leg: until the phone has finished
+// its INVITE (answered, refused, or the 487 after our CANCEL, which the SIP
+// edge sends only once the phone has said it rings), the member still
+// rings for this call.
+func (g *grain) unsettle(leg string) {
+	l := g.call.Leg(leg)
+	if l == nil || g.offered[l.Party.UserID] == "" || !g.call.isQueueLeg(l) {
+		return
+	}
+	if g.unsettled == nil {
+		g.unsettled = map[string]string{}
+	}
+	g.unsettled[leg] = l.Party.UserID
+}
+
+// releaseOffered lets go the members the queue offered the call to whose
+// phones no longer ring for it (declined, withdrawn, or the call ended):
+// each of their INVITEs finished, so the next offer never rings a phone
+// still ringing for this one. The member who took the call stays the
+// queue's until its wrap-up.
+func (g *grain) releaseOffered(ctx actor.Context) {
+	for user, queue := range g.offered {
+		if q := g.call.Queued; q != nil && q.Member == user && g.call.State != Ended {
+			continue
+		}
+		if len(g.call.memberLegs(user)) > 0 || g.ringsStill(user) {
+			continue
+		}
+		delete(g.offered, user)
+		if q := g.call.Queued; q != nil && q.Member == user {
+			continue // served: the queue's wrap-up lets them go
+		}
+		g.d.Queues.Release(ctx, queue, g.call.ID, user)
+	}
+	if g.lingering && len(g.offered) == 0 {
+		g.lingering = false
+		ctx.Stop(ctx.Self())
+	}
+}
+
+// settleTimeout: phones that never finished their INVITE after the call
+// ended are not waited for any longer.
+type settleTimeout struct{}
+
+// settleWait bounds how long an ended call waits for its offered members'
+// phones to finish their INVITEs before letting them go anyway.
+const settleWait = 5 * time.Second
+
+// stopSettled stops an ended call's grain, once the members a queue
+// offered it to are let go; a phone still finishing its INVITE is waited
+// for, up to settleWait.
+func (g *grain) stopSettled(ctx actor.Context) {
+	if len(g.offered) == 0 {
+		ctx.Stop(ctx.Self())
+		return
+	}
+	g.lingering = true
+	self, sys := ctx.Self(), ctx.ActorSystem()
+	time.AfterFunc(settleWait, func() { sys.Root.Send(self, settleTimeout{}) })
+}
+
+// ringsStill: one of user's phones has not finished an INVITE of this call.
+func (g *grain) ringsStill(user string) bool {
+	for _, u := range g.unsettled {
+		if u == user {
+			return true
+		}
+	}
+	return false
 }
 
 // wait answers the caller alone (unless already answered) and plays the

@@ -13,8 +13,8 @@ func TestAgentClaims(t *testing.T) {
 		queue, call string
 		facts       AgentFacts
 		at          time.Duration
-		until       time.Duration
-		want        bool // claim: granted; release: released
+		until       time.Duration // claim: the ring's end (0: none); wrap: the wrap-up's
+		want        bool          // claim: granted; release: released
 	}
 	for _, tc := range []struct {
 		name string
@@ -41,6 +41,13 @@ func TestAgentClaims(t *testing.T) {
 			{do: "claim", queue: "support", call: "c2", facts: free, at: 89 * time.Second, want: false},
 			{do: "claim", queue: "support", call: "c2", facts: free, at: 90 * time.Second, want: true},
 		}},
+		{"a ring claim whose release was lost lapses at its time; a served one does not", []op{
+			{do: "claim", queue: "sales", call: "c1", facts: free, until: 30 * time.Second, want: true},
+			{do: "claim", queue: "support", call: "c2", facts: free, at: 29 * time.Second, want: false},
+			{do: "claim", queue: "support", call: "c2", facts: free, at: 30 * time.Second, until: 60 * time.Second, want: true},
+			{do: "serve", queue: "support", call: "c2"},
+			{do: "claim", queue: "sales", call: "c3", facts: free, at: 90 * time.Second, want: false},
+		}},
 		{"offline, or on a call unless the queue allows it", []op{
 			{do: "claim", queue: "sales", call: "c1", facts: AgentFacts{}, want: false},
 			{do: "claim", queue: "sales", call: "c1", facts: AgentFacts{Registered: true, OnCall: true}, want: false},
@@ -53,7 +60,11 @@ func TestAgentClaims(t *testing.T) {
 				now := t0.Add(o.at)
 				switch o.do {
 				case "claim":
-					if got := a.Claim(o.queue, o.call, o.facts, now); got != o.want {
+					var until time.Time
+					if o.until > 0 {
+						until = t0.Add(o.until)
+					}
+					if got := a.Claim(o.queue, o.call, o.facts, until, now); got != o.want {
 						t.Fatalf("op %d: claim %s/%s = %v, want %v (agent %+v)", i, o.queue, o.call, got, o.want, a)
 					}
 				case "serve":
@@ -73,18 +84,17 @@ func TestAgentClaims(t *testing.T) {
 func TestAgentPresence(t *testing.T) {
 	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 	a := Agent{}
-	a.Claim("sales", "c1", AgentFacts{Registered: true}, t0)
-	if el, _ := a.Presence("sales", t0); el {
-		t.Error("the claiming queue sees its own claim as elsewhere")
-	}
-	if el, _ := a.Presence("support", t0); !el {
-		t.Error("another queue does not see the member taken")
+	a.Claim("sales", "c1", AgentFacts{Registered: true}, time.Time{}, t0)
+	// The claiming queue too: it must not offer the member another call
+	// before the phones stop ringing for this one (the call releases it).
+	if taken, _ := a.Presence(t0); !taken {
+		t.Error("a claimed member is not shown taken")
 	}
 	a.WrapUp("sales", "c1", t0.Add(30*time.Second))
-	if el, until := a.Presence("support", t0); el || !until.Equal(t0.Add(30*time.Second)) {
-		t.Errorf("after the call: elsewhere %v, wrap-up until %v", el, until)
+	if taken, until := a.Presence(t0); taken || !until.Equal(t0.Add(30*time.Second)) {
+		t.Errorf("after the call: taken %v, wrap-up until %v", taken, until)
 	}
-	if _, until := a.Presence("support", t0.Add(31*time.Second)); !until.IsZero() {
+	if _, until := a.Presence(t0.Add(31 * time.Second)); !until.IsZero() {
 		t.Errorf("a wrap-up that is over still shows until %v", until)
 	}
 }

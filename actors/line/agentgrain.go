@@ -3,6 +3,7 @@ package line
 import (
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	pb "github.com/switchboard/switchboard/proto"
 )
 
@@ -12,7 +13,7 @@ import (
 // claim carries out a queue's claim, serve, release or wrap-up of the
 // member. A refused claim tells that queue how the member stands, so it
 // does not wait on a member it cannot have.
-func (g *grain) claim(m *pb.AgentClaim) *pb.AgentClaimResult {
+func (g *grain) claim(ctx actor.Context, m *pb.AgentClaim) *pb.AgentClaimResult {
 	now := g.d.Now()
 	ok := true
 	switch m.Kind {
@@ -21,8 +22,14 @@ func (g *grain) claim(m *pb.AgentClaim) *pb.AgentClaimResult {
 			g.d.Log.Warn("line: load failed", "user", g.line.User, "err", err)
 		}
 		f := AgentFacts{Registered: len(g.line.Contacts(now)) > 0, OnCall: g.onCall(), AllowOnCall: m.AllowOnCall}
-		if ok = g.agent.Claim(m.QueueId, m.CallId, f, now); !ok {
+		var until time.Time
+		if m.UntilUnixNano > 0 {
+			until = time.Unix(0, m.UntilUnixNano)
+		}
+		if ok = g.agent.Claim(m.QueueId, m.CallId, f, until, now); !ok {
 			g.sent[m.QueueId] = nil // tell it again, even if unchanged
+		} else if !until.IsZero() {
+			g.lapseAt(ctx, until)
 		}
 	case "serve":
 		g.agent.Serve(m.QueueId, m.CallId)
@@ -41,6 +48,19 @@ func (g *grain) claim(m *pb.AgentClaim) *pb.AgentClaimResult {
 	return &pb.AgentClaimResult{Ok: ok}
 }
 
+// lapseCheck: a ring claim's time is up; if it was never released, the
+// queues learn the member is free.
+type lapseCheck struct{}
+
+// lapseAt wakes the grain when the claim would lapse.
+func (g *grain) lapseAt(ctx actor.Context, at time.Time) {
+	if g.lapse != nil {
+		g.lapse.Stop()
+	}
+	self, sys := ctx.Self(), ctx.ActorSystem()
+	g.lapse = time.AfterFunc(at.Sub(g.d.Now()), func() { sys.Root.Send(self, lapseCheck{}) })
+}
+
 // tellQueues sends each of the member's queues how the member stands now,
 // when that differs from what it was last told.
 func (g *grain) tellQueues() {
@@ -52,8 +72,8 @@ func (g *grain) tellQueues() {
 		g.d.Log.Warn("line: load failed", "user", g.line.User, "err", err)
 	}
 	registered, onCall := len(g.line.Contacts(now)) > 0, g.onCall()
+	elsewhere, wrap := g.agent.Presence(now)
 	for _, q := range g.d.QueuesOf(g.line.User) {
-		elsewhere, wrap := g.agent.Presence(q, now)
 		p := &pb.AgentPresence{QueueId: q, User: g.line.User, Registered: registered, OnCall: onCall, Elsewhere: elsewhere}
 		if !wrap.IsZero() {
 			p.WrapUntilUnixNano = wrap.UnixNano()

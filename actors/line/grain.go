@@ -53,6 +53,7 @@ type grain struct {
 	// talking: calls on other lines the user talks on (as a caller, or a
 	// group's member), answered or held.
 	talking map[string]bool
+	lapse   *time.Timer // wakes the grain when a ring claim would lapse
 }
 
 // stored is a binding as kept in etcd under registrations/<user>/<hash>.
@@ -90,6 +91,9 @@ func (g *grain) Receive(ctx actor.Context) {
 		g.sent = map[string]*pb.AgentPresence{}
 		metrics.Actors.WithLabelValues(KindName).Inc()
 	case *actor.Stopped:
+		if g.lapse != nil {
+			g.lapse.Stop()
+		}
 		metrics.Actors.WithLabelValues(KindName).Dec()
 	case *pb.Register:
 		if err := g.load(); err != nil {
@@ -109,7 +113,9 @@ func (g *grain) Receive(ctx actor.Context) {
 			g.tellQueues()
 		}
 	case *pb.AgentClaim:
-		ctx.Respond(g.claim(m))
+		ctx.Respond(g.claim(ctx, m))
+	case lapseCheck:
+		g.tellQueues()
 	case *pb.LineGet:
 		ctx.Respond(&pb.LineCalls{Calls: g.callsPB(), OnCall: g.onCall()})
 	case *pb.LineCallFind:

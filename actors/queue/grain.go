@@ -21,6 +21,10 @@ import (
 // KindName is the cluster kind of queue grains; the identity is the queue id.
 const KindName = "queue"
 
+// claimGrace is how long past an offer's ring time the member's claim
+// holds when nobody lets it go.
+const claimGrace = 10 * time.Second
+
 // Settings are a queue's settings as the grain needs them: the core's
 // Config, and who sees its real-time numbers (admins, queue admins,
 // members).
@@ -270,7 +274,10 @@ func (g *grain) apply(ctx actor.Context, e any) any {
 			g.arrivals[e.Call] = res
 		}
 	case Ring:
-		ok, err := g.d.Claim(&pb.AgentClaim{User: e.User, QueueId: g.id, CallId: e.Call, Kind: "ring", AllowOnCall: g.cfg.ReceiveWhileOnCall})
+		// The claim lapses a little after the offer's end, in case the
+		// call that should let it go is lost.
+		until := g.d.Now().Add(g.cfg.Ring + claimGrace).UnixNano()
+		ok, err := g.d.Claim(&pb.AgentClaim{User: e.User, QueueId: g.id, CallId: e.Call, Kind: "ring", AllowOnCall: g.cfg.ReceiveWhileOnCall, UntilUnixNano: until})
 		if err != nil || !ok {
 			if err != nil {
 				g.d.Log.Warn("queue: member could not be claimed", "queue", g.id, "user", e.User, "err", err)
@@ -279,8 +286,9 @@ func (g *grain) apply(ctx actor.Context, e any) any {
 		}
 		g.d.ToCall(ctx, &pb.QueueOffer{CallId: e.Call, QueueId: g.id, User: e.User})
 	case Withdraw:
+		// The call lets the member go once their phones have stopped: an
+		// offer of the next call must not ring a phone still ringing.
 		g.d.ToCall(ctx, &pb.QueueOffer{CallId: e.Call, QueueId: g.id, User: e.User, Withdraw: true})
-		g.claim(&pb.AgentClaim{User: e.User, QueueId: g.id, CallId: e.Call, Kind: "release"})
 	case Serve:
 		g.claim(&pb.AgentClaim{User: e.User, QueueId: g.id, CallId: e.Call, Kind: "serve"})
 	case WrapUp:

@@ -33,9 +33,10 @@ type Left struct{ Call string }
 type Ended struct{ Call string }
 
 // Presence is what a member's line grain says of them, whenever it changes:
-// registered phones, on a call (a call not from this queue), taken by
-// another queue (Elsewhere: ringing for or serving its call), and wrapping
-// up until WrapUntil (after any queue's call).
+// registered phones, on a call (a call not from this queue), taken by a
+// queue's call (Elsewhere: ringing for or serving it; this queue's own too,
+// until the call lets the member go once their phones have stopped ringing
+// for it), and wrapping up until WrapUntil (after any queue's call).
 type Presence struct {
 	User       string
 	Registered bool

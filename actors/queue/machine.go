@@ -103,7 +103,7 @@ type Agent struct {
 	Reason     string `json:"reason"`
 	Registered bool   `json:"registered"`
 	OnCall     bool   `json:"on_call"`   // on a call that is not a queue's
-	Elsewhere  bool   `json:"elsewhere"` // taken by another queue's call
+	Elsewhere  bool   `json:"elsewhere"` // taken by a queue's call (see Presence)
 	// WrapUntil is the wrap-up after this queue's call; OtherWrap the one
 	// the member's line reports (after any queue's call).
 	WrapUntil time.Time `json:"wrap_until"`

@@ -99,6 +99,11 @@ func (c callQueues) Report(ctx actor.Context, callID string, r call.TellQueue) {
 	c.n.toGrain(ctx, queue.KindName, r.Queue, &pb.QueueReport{QueueId: r.Queue, CallId: callID, Kind: r.Kind, User: r.User})
 }
 
+// Release is fire-and-forget: the member's line frees them.
+func (c callQueues) Release(ctx actor.Context, q, callID, user string) {
+	c.n.toGrain(ctx, line.KindName, user, &pb.AgentClaim{User: user, QueueId: q, CallId: callID, Kind: "release"})
+}
+
 // toGrain sends msg to a grain without waiting (from an actor: ctx; else
 // the root context).
 func (n *Node) toGrain(ctx actor.Context, kind, id string, msg any) {
