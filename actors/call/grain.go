@@ -209,6 +209,9 @@ func (g *grain) Receive(ctx actor.Context) {
 	case settleTimeout:
 		g.unsettled = nil
 		g.releaseOffered(ctx)
+	case settled:
+		delete(g.unsettled, m.leg)
+		g.releaseOffered(ctx)
 	}
 }
 
@@ -244,7 +247,7 @@ func (g *grain) noCall(ctx actor.Context) bool {
 				g.d.Queues.Release(ctx, m.QueueId, m.CallId, m.User)
 			}
 		}
-	case *deferred, wake, settleTimeout:
+	case *deferred, wake, settleTimeout, settled:
 		// Left by a call that ended here: nothing to step.
 	default:
 		return false
@@ -488,8 +491,10 @@ func (g *grain) ringPlan(ctx actor.Context, target Party, plan RingPlan) (*RingP
 
 func (g *grain) legEvent(ctx actor.Context, m *pb.LegEvent) {
 	switch m.Kind {
-	case pb.LegEvent_ANSWERED, pb.LegEvent_FAILED, pb.LegEvent_CANCELLED, pb.LegEvent_BYE:
+	case pb.LegEvent_FAILED, pb.LegEvent_CANCELLED, pb.LegEvent_BYE:
 		delete(g.unsettled, m.LegId) // the phone is done with that INVITE
+	case pb.LegEvent_ANSWERED:
+		defer g.answerSettled(ctx, m.LegId)
 	}
 	switch m.Kind {
 	case pb.LegEvent_RINGING:

@@ -159,6 +159,29 @@ func (g *grain) stopSettled(ctx actor.Context) {
 	time.AfterFunc(settleWait, func() { sys.Root.Send(self, settleTimeout{}) })
 }
 
+// settled: a member's phone that answered too late has had its BYE.
+type settled struct{ leg string }
+
+// byeLead is how long a late answer's BYE is given to leave the edge (it is
+// sent off the grain's path) before the member is offered another call.
+const byeLead = 200 * time.Millisecond
+
+// answerSettled: a member's phone answered. Taken, it stays the queue's;
+// too late (another phone won, or the offer was withdrawn), the core has
+// hung it up, and the member is let go once the BYE had time to leave, so
+// the next offer does not reach the phone before it.
+func (g *grain) answerSettled(ctx actor.Context, leg string) {
+	if _, ok := g.unsettled[leg]; !ok {
+		return
+	}
+	if l := g.call.Leg(leg); l != nil && l.State != LegEnded {
+		delete(g.unsettled, leg)
+		return
+	}
+	self, sys := ctx.Self(), ctx.ActorSystem()
+	time.AfterFunc(byeLead, func() { sys.Root.Send(self, settled{leg: leg}) })
+}
+
 // ringsStill: one of user's phones has not finished an INVITE of this call.
 func (g *grain) ringsStill(user string) bool {
 	for _, u := range g.unsettled {

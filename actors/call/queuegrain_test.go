@@ -59,4 +59,19 @@ func TestQueueMemberReleasedWhenPhonesFinish(t *testing.T) {
 	if got := told(); !slices.Equal(got, []TellQueue{release}) {
 		t.Fatalf("after the 487 the queue was told %v, want carol let go once", got)
 	}
+
+	// Offered again and withdrawn, her phone answers anyway (its 200
+	// crossed the CANCEL): the core hangs it up, and she is let go only
+	// after the BYE had time to leave.
+	sys.Root.Send(pid, &pb.QueueOffer{CallId: callID, QueueId: "sales", User: "carol"})
+	sys.Root.Send(pid, &pb.QueueOffer{CallId: callID, QueueId: "sales", User: "carol", Withdraw: true})
+	sys.Root.Send(pid, &pb.LegEvent{CallId: callID, LegId: lb2, Kind: pb.LegEvent_ANSWERED, Sdp: []byte("v=0\r\n")})
+	if got := told(); len(got) != 1 {
+		t.Fatalf("carol let go with her late answer's BYE maybe still unsent: %v", got)
+	}
+	for deadline := time.Now().Add(2 * time.Second); len(told()) != 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("carol never let go after her late answer")
+		}
+	}
 }
