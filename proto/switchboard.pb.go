@@ -35,6 +35,7 @@ const (
 	LegEvent_CANCELLED LegEvent_Kind = 4 // the caller cancelled its INVITE
 	LegEvent_BYE       LegEvent_Kind = 5 // the leg's peer hung up
 	LegEvent_ACKED     LegEvent_Kind = 6
+	LegEvent_SETTLED   LegEvent_Kind = 7 // a leg the grain ended (LegEnd settle) is done at the far end
 )
 
 // Enum value maps for LegEvent_Kind.
@@ -47,6 +48,7 @@ var (
 		4: "CANCELLED",
 		5: "BYE",
 		6: "ACKED",
+		7: "SETTLED",
 	}
 	LegEvent_Kind_value = map[string]int32{
 		"RINGING":   0,
@@ -56,6 +58,7 @@ var (
 		"CANCELLED": 4,
 		"BYE":       5,
 		"ACKED":     6,
+		"SETTLED":   7,
 	}
 )
 
@@ -897,6 +900,7 @@ type LegEnd struct {
 	LegId         string                 `protobuf:"bytes,2,opt,name=leg_id,json=legId,proto3" json:"leg_id,omitempty"`
 	Code          int32                  `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"` // for an unanswered inbound leg
 	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Settle        bool                   `protobuf:"varint,5,opt,name=settle,proto3" json:"settle,omitempty"` // report SETTLED once the far end is done with the leg (its INVITE finished, or our BYE sent)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -957,6 +961,13 @@ func (x *LegEnd) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *LegEnd) GetSettle() bool {
+	if x != nil {
+		return x.Settle
+	}
+	return false
 }
 
 type CallControl struct {
@@ -3703,14 +3714,14 @@ const file_switchboard_proto_rawDesc = "" +
 	"\fon_behalf_of\x18\x04 \x01(\tR\n" +
 	"onBehalfOf\x12(\n" +
 	"\x04node\x18\x05 \x01(\v2\x14.switchboard.v1.NodeR\x04node\x12\x1a\n" +
-	"\bdraining\x18\x06 \x01(\bR\bdraining\"\x88\x02\n" +
+	"\bdraining\x18\x06 \x01(\bR\bdraining\"\x95\x02\n" +
 	"\bLegEvent\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x15\n" +
 	"\x06leg_id\x18\x02 \x01(\tR\x05legId\x121\n" +
 	"\x04kind\x18\x03 \x01(\x0e2\x1d.switchboard.v1.LegEvent.KindR\x04kind\x12\x12\n" +
 	"\x04code\x18\x04 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x10\n" +
-	"\x03sdp\x18\x06 \x01(\fR\x03sdp\"[\n" +
+	"\x03sdp\x18\x06 \x01(\fR\x03sdp\"h\n" +
 	"\x04Kind\x12\v\n" +
 	"\aRINGING\x10\x00\x12\t\n" +
 	"\x05EARLY\x10\x01\x12\f\n" +
@@ -3719,7 +3730,8 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x06FAILED\x10\x03\x12\r\n" +
 	"\tCANCELLED\x10\x04\x12\a\n" +
 	"\x03BYE\x10\x05\x12\t\n" +
-	"\x05ACKED\x10\x06\"O\n" +
+	"\x05ACKED\x10\x06\x12\v\n" +
+	"\aSETTLED\x10\a\"O\n" +
 	"\vLegReinvite\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x15\n" +
 	"\x06leg_id\x18\x02 \x01(\tR\x05legId\x12\x10\n" +
@@ -3748,12 +3760,13 @@ const file_switchboard_proto_rawDesc = "" +
 	"\x11asserted_identity\x18\t \x01(\tR\x10assertedIdentity\x12\x10\n" +
 	"\x03sdp\x18\n" +
 	" \x01(\fR\x03sdp\x12\x18\n" +
-	"\aheaders\x18\v \x03(\tR\aheaders\"d\n" +
+	"\aheaders\x18\v \x03(\tR\aheaders\"|\n" +
 	"\x06LegEnd\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x15\n" +
 	"\x06leg_id\x18\x02 \x01(\tR\x05legId\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x8c\x02\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06settle\x18\x05 \x01(\bR\x06settle\"\x8c\x02\n" +
 	"\vCallControl\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x17\n" +

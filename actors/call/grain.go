@@ -209,9 +209,6 @@ func (g *grain) Receive(ctx actor.Context) {
 	case settleTimeout:
 		g.unsettled = nil
 		g.releaseOffered(ctx)
-	case settled:
-		delete(g.unsettled, m.leg)
-		g.releaseOffered(ctx)
 	}
 }
 
@@ -247,7 +244,7 @@ func (g *grain) noCall(ctx actor.Context) bool {
 				g.d.Queues.Release(ctx, m.QueueId, m.CallId, m.User)
 			}
 		}
-	case *deferred, wake, settleTimeout, settled:
+	case *deferred, wake, settleTimeout:
 		// Left by a call that ended here: nothing to step.
 	default:
 		return false
@@ -493,8 +490,12 @@ func (g *grain) legEvent(ctx actor.Context, m *pb.LegEvent) {
 	switch m.Kind {
 	case pb.LegEvent_FAILED, pb.LegEvent_CANCELLED, pb.LegEvent_BYE:
 		delete(g.unsettled, m.LegId) // the phone is done with that INVITE
+	case pb.LegEvent_SETTLED:
+		delete(g.unsettled, m.LegId)
+		g.releaseOffered(ctx)
+		return
 	case pb.LegEvent_ANSWERED:
-		defer g.answerSettled(ctx, m.LegId)
+		defer g.answerSettled(m.LegId)
 	}
 	switch m.Kind {
 	case pb.LegEvent_RINGING:
@@ -709,7 +710,8 @@ func (g *grain) apply(ctx actor.Context, r Ready) {
 		}
 	}
 	for _, e := range r.End {
-		g.toEdge(ctx, e.Leg, &pb.LegEnd{CallId: g.call.ID, LegId: e.Leg, Code: int32(e.Code)})
+		_, settle := g.unsettled[e.Leg]
+		g.toEdge(ctx, e.Leg, &pb.LegEnd{CallId: g.call.ID, LegId: e.Leg, Code: int32(e.Code), Settle: settle})
 		if g.call.State != Ended {
 			g.media(ctx, &pb.MediaOp{Kind: pb.MediaOp_REMOVE_LEG, Leg: e.Leg})
 		}

@@ -133,7 +133,6 @@ func noCallRows() []noCallRow {
 		{name: "an input deferred by a call that ended", msg: &deferred{in: Failed{Leg: "k-b1", Code: 488}}, from: fromNobody},
 		{name: "a ring timer of a call that ended", msg: wake{gen: 0}, from: fromNobody},
 		{name: "a settle timer of a call that ended", msg: settleTimeout{}, from: fromNobody},
-		{name: "a late answer's settling of a call that ended", msg: settled{leg: "k-b1"}, from: fromNobody},
 	}
 }
 

@@ -99,8 +99,9 @@ func (g *grain) queueOffer(ctx actor.Context, m *pb.QueueOffer) {
 }
 
 // unsettle marks a queue member's new leg: until the phone has finished
-// its INVITE (answered, refused, or the 487 after our CANCEL, which the SIP
-// edge sends only once the phone has said it rings), the member still
+// its INVITE (answered, refused, or, when we ended the leg, the edge's
+// SETTLED: the 487 after our CANCEL, which the edge sends only once the
+// phone has said it rings, or our BYE of a late answer), the member still
 // rings for this call.
 func (g *grain) unsettle(leg string) {
 	l := g.call.Leg(leg)
@@ -159,27 +160,14 @@ func (g *grain) stopSettled(ctx actor.Context) {
 	time.AfterFunc(settleWait, func() { sys.Root.Send(self, settleTimeout{}) })
 }
 
-// settled: a member's phone that answered too late has had its BYE.
-type settled struct{ leg string }
-
-// byeLead is how long a late answer's BYE is given to leave the edge (it is
-// sent off the grain's path) before the member is offered another call.
-const byeLead = 200 * time.Millisecond
-
-// answerSettled: a member's phone answered. Taken, it stays the queue's;
-// too late (another phone won, or the offer was withdrawn), the core has
-// hung it up, and the member is let go once the BYE had time to leave, so
-// the next offer does not reach the phone before it.
-func (g *grain) answerSettled(ctx actor.Context, leg string) {
-	if _, ok := g.unsettled[leg]; !ok {
-		return
-	}
+// answerSettled: a member's phone answered. Taken, it is settled; too late
+// (another phone won, or the offer was withdrawn), the core hung it up, and
+// the edge reports SETTLED once the BYE has left, so the next offer does not
+// reach the phone before it.
+func (g *grain) answerSettled(leg string) {
 	if l := g.call.Leg(leg); l != nil && l.State != LegEnded {
 		delete(g.unsettled, leg)
-		return
 	}
-	self, sys := ctx.Self(), ctx.ActorSystem()
-	time.AfterFunc(byeLead, func() { sys.Root.Send(self, settled{leg: leg}) })
 }
 
 // ringsStill: one of user's phones has not finished an INVITE of this call.

@@ -50,28 +50,38 @@ func TestQueueMemberReleasedWhenPhonesFinish(t *testing.T) {
 	if got := told(); slices.Contains(got, release) {
 		t.Fatalf("carol let go while her phone may still ring: %v", got)
 	}
-	// The phone says it rings, the edge's CANCEL goes out, the INVITE ends 487.
+	// The edge was asked to say when the phone is done with the leg.
+	node.mu.Lock()
+	asked := slices.ContainsFunc(node.edge, func(m any) bool {
+		e, ok := m.(*pb.LegEnd)
+		return ok && e.LegId == lb1 && e.Settle
+	})
+	node.mu.Unlock()
+	if !asked {
+		t.Fatal("the withdrawn leg was ended without asking the edge to report it settled")
+	}
+	// The phone says it rings, the edge's CANCEL goes out, the INVITE ends
+	// 487: the edge reports the leg settled.
 	sys.Root.Send(pid, &pb.LegEvent{CallId: callID, LegId: lb1, Kind: pb.LegEvent_RINGING})
 	if got := told(); slices.Contains(got, release) {
 		t.Fatalf("carol let go before her phone finished the INVITE: %v", got)
 	}
-	sys.Root.Send(pid, &pb.LegEvent{CallId: callID, LegId: lb1, Kind: pb.LegEvent_FAILED, Code: 487})
+	sys.Root.Send(pid, &pb.LegEvent{CallId: callID, LegId: lb1, Kind: pb.LegEvent_SETTLED, Code: 487})
 	if got := told(); !slices.Equal(got, []TellQueue{release}) {
 		t.Fatalf("after the 487 the queue was told %v, want carol let go once", got)
 	}
 
 	// Offered again and withdrawn, her phone answers anyway (its 200
-	// crossed the CANCEL): the core hangs it up, and she is let go only
-	// after the BYE had time to leave.
+	// crossed the CANCEL): the edge hangs it up, and she is let go once it
+	// reports the BYE gone.
 	sys.Root.Send(pid, &pb.QueueOffer{CallId: callID, QueueId: "sales", User: "carol"})
 	sys.Root.Send(pid, &pb.QueueOffer{CallId: callID, QueueId: "sales", User: "carol", Withdraw: true})
 	sys.Root.Send(pid, &pb.LegEvent{CallId: callID, LegId: lb2, Kind: pb.LegEvent_ANSWERED, Sdp: []byte("v=0\r\n")})
 	if got := told(); len(got) != 1 {
 		t.Fatalf("carol let go with her late answer's BYE maybe still unsent: %v", got)
 	}
-	for deadline := time.Now().Add(2 * time.Second); len(told()) != 2; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("carol never let go after her late answer")
-		}
+	sys.Root.Send(pid, &pb.LegEvent{CallId: callID, LegId: lb2, Kind: pb.LegEvent_SETTLED})
+	if got := told(); len(got) != 2 {
+		t.Fatalf("after the BYE left the queue was told %v, want carol let go again", got)
 	}
 }

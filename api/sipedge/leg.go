@@ -39,6 +39,7 @@ type leg struct {
 	established bool
 	ended       bool
 	byeOnAck    bool // the grain ended the call while our 2xx awaits its ACK
+	settle      bool // the grain wants SETTLED once the far end is done with the leg
 	done        bool
 	dialogID    string // under the edge's lock
 	forkKey     string // under the edge's lock
@@ -84,6 +85,7 @@ func (l *leg) end(m *pb.LegEnd) {
 		return
 	}
 	l.ended = true
+	l.settle = l.settle || m.Settle
 	switch {
 	case l.inv != nil:
 		code := int(m.Code)
@@ -106,11 +108,23 @@ func (l *leg) end(m *pb.LegEnd) {
 		// The INVITE is on its way out (dial): dial cancels it.
 		l.mu.Unlock()
 	case l.dlg != nil:
+		settle := l.settle
 		l.mu.Unlock()
-		l.bye()
+		l.byeSettled(settle)
 	default:
 		l.mu.Unlock()
 		l.finish()
+	}
+}
+
+// byeSettled ends the dialog and, when the grain asked, tells it so once
+// the BYE has left (bye forgets the grain's PID, so it is taken first).
+func (l *leg) byeSettled(settle bool) {
+	grain := l.grain.Load()
+	l.bye()
+	if settle && grain != nil {
+		l.e.cfg.Cluster().ActorSystem.Root.RequestWithCustomSender(grain,
+			&pb.LegEvent{CallId: l.callID, LegId: l.id, Kind: pb.LegEvent_SETTLED}, l.e.self.Load())
 	}
 }
 
@@ -609,19 +623,23 @@ func (l *leg) onResponse(res *sip.Response) {
 				l.e.cfg.Log.Debug("sip: ack not sent", "leg", l.id, "err", err)
 			}
 		})
+		settle := l.settle
 		l.mu.Unlock()
 		if ended {
 			// The call no longer wants this branch (another one answered
 			// first, or the caller left).
-			l.bye()
+			l.byeSettled(settle)
 			return
 		}
 		l.report(pb.LegEvent_ANSWERED, 200, res.Body())
 	default:
-		ended := l.ended
+		ended, settle := l.ended, l.settle
 		l.mu.Unlock()
-		if !ended {
+		switch {
+		case !ended:
 			l.report(pb.LegEvent_FAILED, code, nil)
+		case settle:
+			l.report(pb.LegEvent_SETTLED, code, nil)
 		}
 		l.finish()
 	}
