@@ -768,6 +768,11 @@ func warning(text string) string { return `Warning: 399 switchboard "` + text + 
 // the relay cannot offer for fails alone.
 func (g *grain) originate(ctx actor.Context, e Originate) {
 	peer, srtp := e.Peer, g.calleeSRTP
+	if l := g.call.Leg(e.Leg); l != nil && l.Party.UserID != "" && l.Party.UserID != g.call.To.UserID && !IsGroupLine(l.Party.UserID) {
+		// Someone rung for the target (a delegate, a queue's or group's
+		// member, a pickup group's): offered as their own policy says.
+		_, srtp = g.policy(l.Party)
+	}
 	if peer == "" {
 		if cl := g.call.caller(); cl != nil {
 			peer = cl.ID
