@@ -3683,6 +3683,326 @@ func (x *AgentClaimResult) GetOk() bool {
 	return false
 }
 
+// ThreadCommand is one input to a thread grain (identity: the thread id,
+// "<owner>:<peer>"). The node fills in the owner's facts as they are now.
+type ThreadCommand struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ThreadId         string                 `protobuf:"bytes,1,opt,name=thread_id,json=threadId,proto3" json:"thread_id,omitempty"`
+	Owner            string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`                                // a user id or a queue id
+	OwnerKind        string                 `protobuf:"bytes,3,opt,name=owner_kind,json=ownerKind,proto3" json:"owner_kind,omitempty"`       // user | queue
+	Peer             string                 `protobuf:"bytes,4,opt,name=peer,proto3" json:"peer,omitempty"`                                  // the other party: an E.164 number, or a user's extension
+	OwnerNumber      string                 `protobuf:"bytes,5,opt,name=owner_number,json=ownerNumber,proto3" json:"owner_number,omitempty"` // the owner's number the peer sees and texts
+	Action           string                 `protobuf:"bytes,6,opt,name=action,proto3" json:"action,omitempty"`                              // inbound | send | reply | release | transfer | get
+	By               string                 `protobuf:"bytes,7,opt,name=by,proto3" json:"by,omitempty"`                                      // the acting user ("" for an inbound message)
+	Admin            bool                   `protobuf:"varint,8,opt,name=admin,proto3" json:"admin,omitempty"`                               // the admin token, or an admin of the owning queue
+	Text             string                 `protobuf:"bytes,9,opt,name=text,proto3" json:"text,omitempty"`
+	To               string                 `protobuf:"bytes,10,opt,name=to,proto3" json:"to,omitempty"`                                                        // transfer: the member the claim goes to
+	Members          []string               `protobuf:"bytes,11,rep,name=members,proto3" json:"members,omitempty"`                                              // who may see and reply: the queue's members, or the owning user
+	Admins           []string               `protobuf:"bytes,12,rep,name=admins,proto3" json:"admins,omitempty"`                                                // the queue's admins (notices)
+	ClaimReleaseNano int64                  `protobuf:"varint,13,opt,name=claim_release_nano,json=claimReleaseNano,proto3" json:"claim_release_nano,omitempty"` // the queue's claim_release_seconds
+	UnixNano         int64                  `protobuf:"varint,14,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`                           // when the message was taken (inbound)
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ThreadCommand) Reset() {
+	*x = ThreadCommand{}
+	mi := &file_switchboard_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ThreadCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ThreadCommand) ProtoMessage() {}
+
+func (x *ThreadCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ThreadCommand.ProtoReflect.Descriptor instead.
+func (*ThreadCommand) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ThreadCommand) GetThreadId() string {
+	if x != nil {
+		return x.ThreadId
+	}
+	return ""
+}
+
+func (x *ThreadCommand) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *ThreadCommand) GetOwnerKind() string {
+	if x != nil {
+		return x.OwnerKind
+	}
+	return ""
+}
+
+func (x *ThreadCommand) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *ThreadCommand) GetOwnerNumber() string {
+	if x != nil {
+		return x.OwnerNumber
+	}
+	return ""
+}
+
+func (x *ThreadCommand) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ThreadCommand) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *ThreadCommand) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+func (x *ThreadCommand) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ThreadCommand) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *ThreadCommand) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ThreadCommand) GetAdmins() []string {
+	if x != nil {
+		return x.Admins
+	}
+	return nil
+}
+
+func (x *ThreadCommand) GetClaimReleaseNano() int64 {
+	if x != nil {
+		return x.ClaimReleaseNano
+	}
+	return 0
+}
+
+func (x *ThreadCommand) GetUnixNano() int64 {
+	if x != nil {
+		return x.UnixNano
+	}
+	return 0
+}
+
+type ThreadResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        int32                  `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Holder        string                 `protobuf:"bytes,4,opt,name=holder,proto3" json:"holder,omitempty"` // thread_claimed: who holds the claim
+	Json          []byte                 `protobuf:"bytes,5,opt,name=json,proto3" json:"json,omitempty"`     // the thread as REST shows it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ThreadResult) Reset() {
+	*x = ThreadResult{}
+	mi := &file_switchboard_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ThreadResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ThreadResult) ProtoMessage() {}
+
+func (x *ThreadResult) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ThreadResult.ProtoReflect.Descriptor instead.
+func (*ThreadResult) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ThreadResult) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *ThreadResult) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ThreadResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ThreadResult) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+func (x *ThreadResult) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
+// SmsOut asks a node's SIP edge to send a MESSAGE (RFC 3428, text/plain)
+// out of any dialog: to a registered phone, or to a trunk.
+type SmsOut struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestUri    string                 `protobuf:"bytes,1,opt,name=request_uri,json=requestUri,proto3" json:"request_uri,omitempty"`
+	Destination   string                 `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"` // host:port
+	Transport     string                 `protobuf:"bytes,3,opt,name=transport,proto3" json:"transport,omitempty"`     // udp | tcp | tls
+	FromUser      string                 `protobuf:"bytes,4,opt,name=from_user,json=fromUser,proto3" json:"from_user,omitempty"`
+	FromDisplay   string                 `protobuf:"bytes,5,opt,name=from_display,json=fromDisplay,proto3" json:"from_display,omitempty"`
+	ToUser        string                 `protobuf:"bytes,6,opt,name=to_user,json=toUser,proto3" json:"to_user,omitempty"`
+	Text          string                 `protobuf:"bytes,7,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SmsOut) Reset() {
+	*x = SmsOut{}
+	mi := &file_switchboard_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SmsOut) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SmsOut) ProtoMessage() {}
+
+func (x *SmsOut) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SmsOut.ProtoReflect.Descriptor instead.
+func (*SmsOut) Descriptor() ([]byte, []int) {
+	return file_switchboard_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *SmsOut) GetRequestUri() string {
+	if x != nil {
+		return x.RequestUri
+	}
+	return ""
+}
+
+func (x *SmsOut) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *SmsOut) GetTransport() string {
+	if x != nil {
+		return x.Transport
+	}
+	return ""
+}
+
+func (x *SmsOut) GetFromUser() string {
+	if x != nil {
+		return x.FromUser
+	}
+	return ""
+}
+
+func (x *SmsOut) GetFromDisplay() string {
+	if x != nil {
+		return x.FromDisplay
+	}
+	return ""
+}
+
+func (x *SmsOut) GetToUser() string {
+	if x != nil {
+		return x.ToUser
+	}
+	return ""
+}
+
+func (x *SmsOut) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
 var File_switchboard_proto protoreflect.FileDescriptor
 
 const file_switchboard_proto_rawDesc = "" +
@@ -3996,7 +4316,39 @@ const file_switchboard_proto_rawDesc = "" +
 	"\rallow_on_call\x18\x05 \x01(\bR\vallowOnCall\x12&\n" +
 	"\x0funtil_unix_nano\x18\x06 \x01(\x03R\runtilUnixNano\"\"\n" +
 	"\x10AgentClaimResult\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02okB-Z+github.com/switchboard/switchboard/proto;pbb\x06proto3"
+	"\x02ok\x18\x01 \x01(\bR\x02ok\"\xf7\x02\n" +
+	"\rThreadCommand\x12\x1b\n" +
+	"\tthread_id\x18\x01 \x01(\tR\bthreadId\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1d\n" +
+	"\n" +
+	"owner_kind\x18\x03 \x01(\tR\townerKind\x12\x12\n" +
+	"\x04peer\x18\x04 \x01(\tR\x04peer\x12!\n" +
+	"\fowner_number\x18\x05 \x01(\tR\vownerNumber\x12\x16\n" +
+	"\x06action\x18\x06 \x01(\tR\x06action\x12\x0e\n" +
+	"\x02by\x18\a \x01(\tR\x02by\x12\x14\n" +
+	"\x05admin\x18\b \x01(\bR\x05admin\x12\x12\n" +
+	"\x04text\x18\t \x01(\tR\x04text\x12\x0e\n" +
+	"\x02to\x18\n" +
+	" \x01(\tR\x02to\x12\x18\n" +
+	"\amembers\x18\v \x03(\tR\amembers\x12\x16\n" +
+	"\x06admins\x18\f \x03(\tR\x06admins\x12,\n" +
+	"\x12claim_release_nano\x18\r \x01(\x03R\x10claimReleaseNano\x12\x1b\n" +
+	"\tunix_nano\x18\x0e \x01(\x03R\bunixNano\"\x80\x01\n" +
+	"\fThreadResult\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\x05R\x06status\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x16\n" +
+	"\x06holder\x18\x04 \x01(\tR\x06holder\x12\x12\n" +
+	"\x04json\x18\x05 \x01(\fR\x04json\"\xd6\x01\n" +
+	"\x06SmsOut\x12\x1f\n" +
+	"\vrequest_uri\x18\x01 \x01(\tR\n" +
+	"requestUri\x12 \n" +
+	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x1c\n" +
+	"\ttransport\x18\x03 \x01(\tR\ttransport\x12\x1b\n" +
+	"\tfrom_user\x18\x04 \x01(\tR\bfromUser\x12!\n" +
+	"\ffrom_display\x18\x05 \x01(\tR\vfromDisplay\x12\x17\n" +
+	"\ato_user\x18\x06 \x01(\tR\x06toUser\x12\x12\n" +
+	"\x04text\x18\a \x01(\tR\x04textB-Z+github.com/switchboard/switchboard/proto;pbb\x06proto3"
 
 var (
 	file_switchboard_proto_rawDescOnce sync.Once
@@ -4011,7 +4363,7 @@ func file_switchboard_proto_rawDescGZIP() []byte {
 }
 
 var file_switchboard_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_switchboard_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_switchboard_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_switchboard_proto_goTypes = []any{
 	(LegEvent_Kind)(0),        // 0: switchboard.v1.LegEvent.Kind
 	(MediaOp_Kind)(0),         // 1: switchboard.v1.MediaOp.Kind
@@ -4066,7 +4418,10 @@ var file_switchboard_proto_goTypes = []any{
 	(*AgentPresence)(nil),     // 50: switchboard.v1.AgentPresence
 	(*AgentClaim)(nil),        // 51: switchboard.v1.AgentClaim
 	(*AgentClaimResult)(nil),  // 52: switchboard.v1.AgentClaimResult
-	nil,                       // 53: switchboard.v1.RingPlan.NamesEntry
+	(*ThreadCommand)(nil),     // 53: switchboard.v1.ThreadCommand
+	(*ThreadResult)(nil),      // 54: switchboard.v1.ThreadResult
+	(*SmsOut)(nil),            // 55: switchboard.v1.SmsOut
+	nil,                       // 56: switchboard.v1.RingPlan.NamesEntry
 }
 var file_switchboard_proto_depIdxs = []int32{
 	2,  // 0: switchboard.v1.CallStart.node:type_name -> switchboard.v1.Node
@@ -4087,7 +4442,7 @@ var file_switchboard_proto_depIdxs = []int32{
 	29, // 15: switchboard.v1.MediaRequest.ops:type_name -> switchboard.v1.MediaOp
 	31, // 16: switchboard.v1.MediaResponse.results:type_name -> switchboard.v1.MediaResult
 	38, // 17: switchboard.v1.RingPlan.stages:type_name -> switchboard.v1.RingStage
-	53, // 18: switchboard.v1.RingPlan.names:type_name -> switchboard.v1.RingPlan.NamesEntry
+	56, // 18: switchboard.v1.RingPlan.names:type_name -> switchboard.v1.RingPlan.NamesEntry
 	43, // 19: switchboard.v1.QueueArriveResult.overflow:type_name -> switchboard.v1.QueueTarget
 	43, // 20: switchboard.v1.QueueOffer.overflow:type_name -> switchboard.v1.QueueTarget
 	21, // [21:21] is the sub-list for method output_type
@@ -4108,7 +4463,7 @@ func file_switchboard_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_proto_rawDesc), len(file_switchboard_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   52,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
