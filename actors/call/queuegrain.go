@@ -51,19 +51,15 @@ func (g *grain) overflowRoute(ctx actor.Context, to Target, from Party, hops int
 		}
 		return g.arrive(ctx, q, from, hops)
 	case "user", "number":
-		target, srtp, isE164, trunk := g.d.Router.Lookup(to.ID, false)
-		lk := Lookup{Target: target, IsE164: isE164, OutboundTrunk: trunk, Forward: true}
+		// Routed as if the caller had dialled it, and forwarded by the
+		// system: a trunk's caller may go out through the trunk.
+		lk, srtp := g.route(ctx, to.ID, from)
+		lk.Forward = true
 		if t := lk.OutboundTrunk; t != nil {
 			t.NodeID, t.NodeAddr = g.mediaID, g.mediaNode
 		}
-		if target != nil {
+		if lk.Target != nil {
 			g.calleeSRTP = srtp
-			plan, err := g.d.RingPlan(ctx, &pb.RingPlanRequest{Delegator: target.UserID, CallerUser: from.UserID, CallerNumber: from.Number})
-			if err != nil {
-				plan = RingPlan{Stages: []RingStage{{Users: []string{target.UserID}}}}
-			}
-			lk.Plan, lk.Parties, lk.UserContacts = g.ringPlan(ctx, *target, plan)
-			lk.Contacts = lk.UserContacts[target.UserID]
 		}
 		return lk
 	case "message":
