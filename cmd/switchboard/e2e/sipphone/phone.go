@@ -57,6 +57,7 @@ type Phone struct {
 	cancel   context.CancelFunc
 	incoming chan *Call
 	notifies chan Notify
+	messages chan Message
 
 	mu    sync.Mutex
 	calls map[string]*Call // dialog id -> call
@@ -84,7 +85,7 @@ func New(cfg Config) (*Phone, error) {
 	cli, _ := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.IP), sipgo.WithClientPort(port),
 		// Send from the listener, so carriers trusted by source address see it.
 		sipgo.WithClientConnectionAddr(pc.LocalAddr().String()), sipgo.WithClientLogger(cfg.Log))
-	p := &Phone{cfg: cfg, ua: ua, srv: srv, cli: cli, addr: pc.LocalAddr().String(), incoming: make(chan *Call, max(cfg.Backlog, 16)), notifies: make(chan Notify, 64), calls: map[string]*Call{}}
+	p := &Phone{cfg: cfg, ua: ua, srv: srv, cli: cli, addr: pc.LocalAddr().String(), incoming: make(chan *Call, max(cfg.Backlog, 16)), notifies: make(chan Notify, 64), messages: make(chan Message, 64), calls: map[string]*Call{}}
 	p.dua = sipgo.DialogUA{Client: cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: cfg.User, Host: cfg.IP, Port: port}}}
 	srv.OnInvite(p.onInvite)
 	srv.OnAck(p.onAck)
@@ -97,6 +98,20 @@ func New(cfg Config) (*Phone, error) {
 		}
 		select {
 		case p.notifies <- n:
+		default:
+		}
+	})
+	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		m := Message{Text: string(req.Body())}
+		if f := req.From(); f != nil {
+			m.From, m.FromName = f.Address.User, f.DisplayName
+		}
+		if h := req.ContentType(); h != nil {
+			m.ContentType = h.Value()
+		}
+		select {
+		case p.messages <- m:
 		default:
 		}
 	})
@@ -182,6 +197,38 @@ func (p *Phone) RegisterContact(ctx context.Context, expires int, contact string
 type Notify struct {
 	State string // Subscription-State
 	Body  string
+}
+
+// Message is a MESSAGE (RFC 3428) the phone received.
+type Message struct {
+	From, FromName, ContentType, Text string
+}
+
+// Messages delivers received MESSAGEs.
+func (p *Phone) Messages() <-chan Message { return p.messages }
+
+// SendMessage sends a MESSAGE with text (as contentType, "" for
+// text/plain) to target, answering a digest challenge.
+func (p *Phone) SendMessage(ctx context.Context, target, contentType string, text []byte) (*sip.Response, error) {
+	if contentType == "" {
+		contentType = "text/plain"
+	}
+	req := sip.NewRequest(sip.MESSAGE, p.serverURI(target))
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: p.cfg.User, Host: p.cfg.Domain}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: target, Host: p.cfg.Domain}, Params: sip.NewParams()})
+	req.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	req.SetBody(text)
+	req.SetTransport("UDP")
+	res, err := p.cli.Do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if (res.StatusCode == 401 || res.StatusCode == 407) && p.cfg.Password != "" {
+		return p.cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: p.cfg.User, Password: p.cfg.Password})
+	}
+	return res, nil
 }
 
 // Notifies delivers received NOTIFYs.
