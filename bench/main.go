@@ -12,6 +12,7 @@
 //	go run ./bench -scenario register -rates 500,1000   # REGISTER with digest per second
 //	go run ./bench -scenario delegated -rates 50,100    # calls to a delegator with two delegates
 //	go run ./bench -scenario queue -rates 5,10 -race-members 50 # callers into a call queue, then a burst every member answers at once
+//	go run ./bench -scenario sms -rates 100,200 -agents 20 -threads 50 # MESSAGEs into a Team SMS queue, then every member replies to every thread at once
 //
 // It prints a table (a progress line while it runs) and writes the JSON
 // result to -out. See bench/RESULTS.md for recorded runs.
@@ -53,6 +54,8 @@ type report struct {
 	Concurrent []concurrentResult `json:"concurrent,omitempty"`
 	Monitored  []monitoredResult  `json:"monitored,omitempty"`
 	Queue      []queueResult      `json:"queue,omitempty"`
+	SMSInbound []smsInboundResult `json:"sms_inbound,omitempty"`
+	SMSClaims  []smsClaimsResult  `json:"sms_claims,omitempty"`
 	Ratios     map[string]float64 `json:"ratios,omitempty"`
 }
 
@@ -65,11 +68,11 @@ func main() {
 // bench runs the scenario; failed says the run found a fault. It returns
 // rather than exits, so that the nodes it started are stopped.
 func bench() (failed bool) {
-	scenario := flag.String("scenario", "calls", "calls | concurrent | monitored | register | delegated | queue")
+	scenario := flag.String("scenario", "calls", "calls | concurrent | monitored | register | delegated | queue | sms")
 	targets := flag.String("targets", "", "calls: sipp,kamailio,switchboard (default all); concurrent: rtpengine,switchboard (default both)")
 	gen := flag.String("gen", "sipp", "calls: load generator, sipp or go (Go phones; switchboard only)")
-	rates := flag.String("rates", "250,500,1000,1500,2000,2500,3000", "calls/register/delegated: rates of the ladder, per second; queue: callers arriving per second, a run each (default 5)")
-	step := flag.Duration("step", 10*time.Second, "how long each rung of a ladder offers load (queue: how long callers arrive at each rate)")
+	rates := flag.String("rates", "250,500,1000,1500,2000,2500,3000", "calls/register/delegated: rates of the ladder, per second; queue: callers arriving per second, a run each (default 5); sms: MESSAGEs per second, a run each (default 100)")
+	step := flag.Duration("step", 10*time.Second, "how long each rung of a ladder offers load (queue: how long callers arrive at each rate; sms: how long MESSAGEs are sent at each rate)")
 	users := flag.Int("users", 1, "calls with sipp: spread the calls over this many users (1: all to one user, the worst case for its line)")
 	hold := flag.Bool("hold", false, "calls -gen go, delegated: the caller holds and resumes each call before hanging up")
 	bound := flag.Duration("bound", 100*time.Millisecond, "a rung is clean with 0 failed calls and setup p99 within this")
@@ -82,7 +85,7 @@ func bench() (failed bool) {
 	token := flag.String("token", "bench-token", "admin token")
 	bin := flag.String("bin", "", "switchboard binary to start (empty: build this checkout)")
 	base := flag.String("base", "", "calls: also start this switchboard binary (e.g. the build before a change) as the target \"base\", and climb its ladder beside switchboard's, rung by rung")
-	rounds := flag.Int("rounds", 1, "calls: run each rung this many times per target, in alternating turns; queue: race bursts")
+	rounds := flag.Int("rounds", 1, "calls: run each rung this many times per target, in alternating turns; queue: race bursts; sms: claim bursts")
 	warmup := flag.Duration("warmup", 0, "calls: before switchboard's (and base's) ladder, offer its first rate this long, not counted")
 	pprof := flag.String("pprof", "", "start the node with --pprof-addr here (e.g. 127.0.0.1:6060)")
 	profile := flag.String("profile", "", "calls: write each switchboard node's CPU profile of each rung into this folder (<target>-<rate>-<round>.pb.gz)")
@@ -95,9 +98,15 @@ func bench() (failed bool) {
 	maxCalls := flag.Int("max-calls", 20, "queue: the queue's max_calls")
 	raceMembers := flag.Int("race-members", 0, "queue: after the rates, bursts of callers into a queue of this many members who all answer at once (0: none)")
 	raceCallers := flag.Int("race-callers", 0, "queue: callers in each race burst (0: as many as -race-members)")
+	agents := flag.Int("agents", 20, "sms: members of each Team SMS queue, each replying with their own token")
+	threads := flag.Int("threads", 50, "sms: unclaimed threads every member replies to at once in a claim burst")
+	peers := flag.Int("peers", 0, "sms: outside numbers texting in turn at each rate (0: a new number per message)")
 	flag.Parse()
 	if *scenario == "queue" && !flagSet("rates") {
 		*rates = "5"
+	}
+	if *scenario == "sms" && !flagSet("rates") {
+		*rates = "100"
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -151,6 +160,7 @@ func bench() (failed bool) {
 		calls: ints(*calls), duration: *duration, self: *self, hold: *hold, users: *users, rounds: max(*rounds, 1), warmup: *warmup, profile: *profile,
 		queue: queueOptions{rates: floats(*rates), step: *step, members: *members, distribution: *distribution, talk: *talk, answerMax: *answerMax,
 			patience: *patience, maxWait: *maxWait, maxCalls: *maxCalls, raceMembers: *raceMembers, raceCallers: *raceCallers, raceRounds: *rounds},
+		sms: smsOptions{rates: floats(*rates), step: *step, peers: *peers, agents: *agents, threads: *threads, rounds: *rounds},
 	}); err != nil {
 		log.Print(err)
 		failed = true
@@ -178,6 +188,7 @@ type options struct {
 	warmup      time.Duration
 	profile     string
 	queue       queueOptions
+	sms         smsOptions
 }
 
 // pprofAddr is where a node serves pprof: the address asked for, else a
@@ -238,8 +249,12 @@ func run(ctx context.Context, rep *report, nodes []*node, dir string, o options)
 		var err error
 		rep.Queue, err = queueRuns(ctx, n, o.queue)
 		return err
+	case "sms":
+		var err error
+		rep.SMSInbound, rep.SMSClaims, err = smsRuns(ctx, n, o.sms)
+		return err
 	}
-	return fmt.Errorf("unknown scenario %q (calls, concurrent, monitored, register, delegated, queue)", o.scenario)
+	return fmt.Errorf("unknown scenario %q (calls, concurrent, monitored, register, delegated, queue, sms)", o.scenario)
 }
 
 // concurrentRuns carries each count through each relay; a relay stops at
