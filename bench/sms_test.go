@@ -17,7 +17,9 @@ func TestTallyClaims(t *testing.T) {
 	refused := func(agent, holder string) claimAnswer {
 		return claimAnswer{agent: agent, status: 409, code: "thread_claimed", holder: holder}
 	}
-	out := func(from, peer, winner string) smsMsg { return smsMsg{from: from, to: peer, text: replyText(winner, peer)} }
+	out := func(from, peer, winner string) smsMsg {
+		return smsMsg{from: from, to: peer, text: replyText(winner, peer)}
+	}
 	// clean: thread +1 won by a1, +2 by a2, each reply out once.
 	clean := func() (map[string][]claimAnswer, []smsMsg, map[string]string) {
 		return map[string][]claimAnswer{
