@@ -3701,6 +3701,7 @@ type ThreadCommand struct {
 	Admins           []string               `protobuf:"bytes,12,rep,name=admins,proto3" json:"admins,omitempty"`                                                // the queue's admins (notices)
 	ClaimReleaseNano int64                  `protobuf:"varint,13,opt,name=claim_release_nano,json=claimReleaseNano,proto3" json:"claim_release_nano,omitempty"` // the queue's claim_release_seconds
 	UnixNano         int64                  `protobuf:"varint,14,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`                           // when the message was taken (inbound)
+	Internal         bool                   `protobuf:"varint,15,opt,name=internal,proto3" json:"internal,omitempty"`                                           // the peer is a user of the system: keywords are just words
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -3831,6 +3832,13 @@ func (x *ThreadCommand) GetUnixNano() int64 {
 		return x.UnixNano
 	}
 	return 0
+}
+
+func (x *ThreadCommand) GetInternal() bool {
+	if x != nil {
+		return x.Internal
+	}
+	return false
 }
 
 type ThreadResult struct {
@@ -4316,7 +4324,7 @@ const file_switchboard_proto_rawDesc = "" +
 	"\rallow_on_call\x18\x05 \x01(\bR\vallowOnCall\x12&\n" +
 	"\x0funtil_unix_nano\x18\x06 \x01(\x03R\runtilUnixNano\"\"\n" +
 	"\x10AgentClaimResult\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\"\xf7\x02\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\"\x93\x03\n" +
 	"\rThreadCommand\x12\x1b\n" +
 	"\tthread_id\x18\x01 \x01(\tR\bthreadId\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1d\n" +
@@ -4333,7 +4341,8 @@ const file_switchboard_proto_rawDesc = "" +
 	"\amembers\x18\v \x03(\tR\amembers\x12\x16\n" +
 	"\x06admins\x18\f \x03(\tR\x06admins\x12,\n" +
 	"\x12claim_release_nano\x18\r \x01(\x03R\x10claimReleaseNano\x12\x1b\n" +
-	"\tunix_nano\x18\x0e \x01(\x03R\bunixNano\"\x80\x01\n" +
+	"\tunix_nano\x18\x0e \x01(\x03R\bunixNano\x12\x1a\n" +
+	"\binternal\x18\x0f \x01(\bR\binternal\"\x80\x01\n" +
 	"\fThreadResult\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +

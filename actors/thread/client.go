@@ -110,3 +110,22 @@ func stored(ctx context.Context, st store.Store, owner string) ([]*Thread, error
 	}
 	return out, nil
 }
+
+// Claimed lists every stored thread that is claimed, with when its claim
+// lapses for silence: a node sweeps it so that a claim whose grain is not
+// running (its node died) is released on time, by a grain woken for it.
+func Claimed(ctx context.Context, st store.Store) (map[string]time.Time, error) {
+	kvs, err := st.List(ctx, store.Key("sms-threads")+"/", "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("claimed threads: %w", err)
+	}
+	out := map[string]time.Time{}
+	for _, kv := range kvs {
+		var t Thread
+		if err := json.Unmarshal(kv.Value, &t); err != nil || t.ClaimedBy == "" {
+			continue
+		}
+		out[t.ID] = t.LastActivity.Add(t.releaseAfter())
+	}
+	return out, nil
+}

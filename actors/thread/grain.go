@@ -117,7 +117,7 @@ func input(m *pb.ThreadCommand) (any, *pb.ThreadResult) {
 	release := time.Duration(m.ClaimReleaseNano)
 	switch m.Action {
 	case "inbound":
-		in := Inbound{Text: m.Text, Number: m.OwnerNumber, Members: m.Members, Admins: m.Admins, ClaimRelease: release}
+		in := Inbound{Text: m.Text, Internal: m.Internal, Number: m.OwnerNumber, Members: m.Members, Admins: m.Admins, ClaimRelease: release}
 		if m.UnixNano > 0 {
 			in.At = time.Unix(0, m.UnixNano)
 		}

@@ -9,9 +9,11 @@ import "time"
 
 // Inbound is a message from the peer. Number, when set, is the owner's
 // number it was sent to (replies then go out from it); At, when set, is when
-// the node took it.
+// the node took it. Internal: the peer is a user of the system, whose STOP
+// or HELP is a word to a colleague, not a carrier keyword.
 type Inbound struct {
 	Text         string
+	Internal     bool
 	Number       string
 	At           time.Time
 	Members      []string

@@ -315,7 +315,11 @@ func (s *machineStep) inbound(in Inbound) error {
 	m := s.add(In, t.Peer, in.Text, at)
 	// A keyword is the system's business: answered at once, neither
 	// counted nor announced as a message to reply to.
-	switch keyword(in.Text) {
+	kw := keyword(in.Text)
+	if in.Internal {
+		kw = ""
+	}
+	switch kw {
 	case "STOP":
 		t.OptedOut = true
 		s.send(StopReply)

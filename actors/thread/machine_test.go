@@ -221,6 +221,10 @@ func TestStories(t *testing.T) {
 					}
 				}},
 		}},
+		{name: "a colleague's STOP is a word, not a keyword", steps: []tstep{
+			{at: 0, in: Inbound{Text: "STOP", Internal: true, Members: members, Admins: admins}, want: `persist; sms.received ->ann,ben "STOP"`},
+			{at: 1, in: reply("ann", "stop what?"), want: "persist; sms.claimed holder=ann ->ann,ben,boss; send 400>777 stop what?; wake +301s"},
+		}},
 		{name: "text is 1 to 1600 bytes", steps: []tstep{
 			{at: 0, in: reply("ann", ""), err: "400 invalid_field"},
 			{at: 1, in: reply("ann", strings.Repeat("é", 801)), err: "400 invalid_field"},
