@@ -86,6 +86,7 @@ func New(d Deps, log *slog.Logger) *fiber.App {
 	a.queueRoutes(v1)
 	a.sharedLineGroupRoutes(v1)
 	a.pickupGroupRoutes(v1)
+	a.smsRoutes(v1)
 	v1.Get("/cluster", a.admin, a.cluster)
 	v1.Get("/events", a.events)
 	app.Use(func(c *fiber.Ctx) error {
@@ -107,6 +108,13 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.message }
 
+// heldError is a refusal that names who holds what was asked for (a Team
+// SMS thread claimed by another member): the error object gets "holder".
+type heldError struct {
+	apiError
+	holder string
+}
+
 func bad(code, msg string) error { return &apiError{fiber.StatusBadRequest, code, msg} }
 
 func notFound(what string) error {
@@ -116,6 +124,10 @@ func notFound(what string) error {
 func forbidden(msg string) error { return &apiError{fiber.StatusForbidden, "forbidden", msg} }
 
 func (a *api) errorHandler(c *fiber.Ctx, err error) error {
+	var he *heldError
+	if errors.As(err, &he) {
+		return c.Status(he.status).JSON(fiber.Map{"error": fiber.Map{"code": he.code, "message": he.message, "holder": he.holder}})
+	}
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return fail(c, ae.status, ae.code, ae.message)

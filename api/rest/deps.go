@@ -26,6 +26,9 @@ type Deps struct {
 	Cluster Cluster
 	// Registrations reads the devices the users have registered.
 	Registrations Registrations
+	// SMS sends text messages and reaches the SMS threads (nil: the SMS
+	// routes answer 503).
+	SMS SMS
 	// Ready is nil when the node has joined the cluster and listens; its
 	// error says why not. A nil Ready means always ready.
 	Ready func() error
@@ -75,6 +78,32 @@ type Queues interface {
 	SetOptIn(ctx context.Context, queue, user string, in bool, reason string) (json.RawMessage, error)
 	// Stats returns GET /v1/queues/{id}/stats's body.
 	Stats(ctx context.Context, queue string) (json.RawMessage, error)
+}
+
+// SMS sends text messages and reaches the SMS threads (the node implements
+// it). Refusals are ErrNotFound, ErrForbidden or a *ControlError (409
+// thread_claimed with its Holder, 409 not_claimed, 422 not_a_member, ...).
+type SMS interface {
+	// Send sends text from `from` (one of by's numbers, or the number of a
+	// queue by is a member of) to each of to (a user id, extension or
+	// number).
+	Send(ctx context.Context, by Principal, from string, to []string, text string) (SMSSent, error)
+	// Threads lists owner's threads (a user id or a queue id), newest
+	// activity first; Thread is one.
+	Threads(ctx context.Context, by Principal, owner string) ([]json.RawMessage, error)
+	Thread(ctx context.Context, by Principal, id string) (json.RawMessage, error)
+	// Act carries out reply (text), release, or transfer (to) on thread id
+	// and returns the thread.
+	Act(ctx context.Context, by Principal, id, action, text, to string) (json.RawMessage, error)
+	// Stats is GET /v1/queues/{id}/sms-stats's body.
+	Stats(ctx context.Context, by Principal, queue string) (json.RawMessage, error)
+}
+
+// SMSSent is POST /v1/sms's answer: the message's id and the threads it
+// went to.
+type SMSSent struct {
+	ID        string   `json:"id"`
+	ThreadIDs []string `json:"thread_ids"`
 }
 
 // Cluster lists the members.
@@ -162,6 +191,9 @@ var (
 type ControlError struct {
 	Status        int
 	Code, Message string
+	// Holder is who holds what was refused (the member who claimed a
+	// thread, for 409 thread_claimed); the error object shows it.
+	Holder string
 }
 
 func (e *ControlError) Error() string { return e.Message }

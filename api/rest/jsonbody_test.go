@@ -70,6 +70,7 @@ func (fakeDelegation) Shared(context.Context, string) ([]string, error) { return
 func TestJSONBodyRoutes(t *testing.T) {
 	e := newEnv(t)
 	e.deps.Delegation = fakeDelegation{}
+	e.deps.SMS = newFakeSMS() // without it a thread's bodiless release answers 503
 	e.app = New(e.deps, testLog())
 	e.user("alice", "1001")
 	e.user("bob", "1002")

@@ -326,6 +326,10 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"PickupGroup", directory.PickupGroup{}},
 		{"PickupGroupInput", directory.PickupGroupInput{}},
 		{"PickupGroupPatch", directory.PickupGroupPatch{}},
+		{"SMSSend", smsBody{}},
+		{"SMSSent", SMSSent{}},
+		{"SMSReply", replyBody{}},
+		{"SMSTransfer", transferBody{}},
 	} {
 		typ := reflect.TypeOf(c.typ)
 		got := d.properties(t, map[string]any{"$ref": "#/components/schemas/" + c.schema})

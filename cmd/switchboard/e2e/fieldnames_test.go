@@ -226,8 +226,24 @@ func TestRESTNamesInvalidFields(t *testing.T) {
 		{"PATCH /v1/pickup-groups/{id}", body{"members": []string{"bob", "bob"}}, "members[1]"},
 		{"PATCH /v1/pickup-groups/{id}", body{"delay_seconds": -1}, "delay_seconds"},
 
+		{"POST /v1/sms", body{"to": []string{"1002"}, "text": "hi"}, "from"},
+		{"POST /v1/sms", body{"from": 14155550150, "to": []string{"1002"}, "text": "hi"}, "from"},
+		{"POST /v1/sms", body{"from": "+14155550150", "to": []string{}, "text": "hi"}, "to"},
+		{"POST /v1/sms", body{"from": "+14155550150", "to": "1002", "text": "hi"}, "to"},
+		{"POST /v1/sms", body{"from": "+14155550150", "to": []string{"1002", ""}, "text": "hi"}, "to[1]"},
+		{"POST /v1/sms", body{"from": "+14155550150", "to": []any{"1002", 1003}, "text": "hi"}, "to[1]"},
+		{"POST /v1/sms", body{"from": "+14155550150", "to": []string{"1002"}, "text": ""}, "text"},
+		{"POST /v1/sms", body{"from": "+14155550150", "to": []string{"1002"}, "text": strings.Repeat("x", 1601)}, "text"},
+
+		{"POST /v1/sms/threads/{id}/reply", body{}, "text"},
+		{"POST /v1/sms/threads/{id}/reply", body{"text": 5}, "text"},
+
+		{"POST /v1/sms/threads/{id}/transfer", body{}, "to"},
+		{"POST /v1/sms/threads/{id}/transfer", body{"to": []string{"bob"}}, "to"},
+
 		{"GET /v1/users?limit=0", nil, "limit"},
 		{"GET /v1/registrations?limit=501", nil, "limit"},
+		{"GET /v1/sms/threads", nil, "owner"},
 	} {
 		covered[c.op+" "+strings.FieldsFunc(c.field, func(r rune) bool { return r == '.' || r == '[' })[0]] = true
 		method, route, _ := strings.Cut(c.op, " ")
