@@ -95,7 +95,9 @@ type Config struct {
 	// any line (stop ends it). Both feed busy lamp subscriptions.
 	LineState   func(line string) ([]LineCall, error)
 	LineUpdates func() (updates <-chan LineUpdate, stop func())
-	Log         *slog.Logger
+	// Messages takes MESSAGEs (message.go); nil: MESSAGE is answered 405.
+	Messages Messages
+	Log      *slog.Logger
 	// Guard refuses sources that fail digest authentication too often
 	// (nil: no limit).
 	Guard *authguard.Guard
@@ -301,6 +303,8 @@ func (e *Edge) Command(msg any, grain *actor.PID) {
 	case *pb.LegOriginate:
 		e.admit.routed(m.CallId)
 		e.originate(m, grain)
+	case *pb.SmsOut:
+		e.SendMessage(m)
 	}
 }
 
@@ -535,25 +539,39 @@ func (e *Edge) onRequest(req *sip.Request, tx *txn.ServerTx) {
 		go e.onRegister(req, tx)
 	case sip.SUBSCRIBE:
 		e.onSubscribe(req, tx)
-	case sip.NOTIFY, sip.MESSAGE, sip.REFER, sip.INFO, sip.UPDATE, sip.PRACK, sip.PUBLISH:
+	case sip.MESSAGE:
+		if e.cfg.Messages == nil {
+			e.respond(req, tx, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", e.allow()))
+			return
+		}
+		go e.onMessage(req, tx)
+	case sip.NOTIFY, sip.REFER, sip.INFO, sip.UPDATE, sip.PRACK, sip.PUBLISH:
 		// Methods we know but do not serve (yet) get 405 with Allow.
-		e.respond(req, tx, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", allow))
+		e.respond(req, tx, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", e.allow()))
 	default:
-		e.respond(req, tx, 501, "Not Implemented", nil, sip.NewHeader("Allow", allow))
+		e.respond(req, tx, 501, "Not Implemented", nil, sip.NewHeader("Allow", e.allow()))
 	}
 }
 
-const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE"
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE"
+
+// allow is the Allow header's value: MESSAGE too when the node takes them.
+func (e *Edge) allow() string {
+	if e.cfg.Messages != nil {
+		return allowed + ", MESSAGE"
+	}
+	return allowed
+}
 
 func (e *Edge) onOptions(req *sip.Request, tx *txn.ServerTx) {
 	if req.To() != nil && req.To().Params.Has("tag") {
-		e.respond(req, tx, 200, "OK", nil, sip.NewHeader("Allow", allow), sip.NewHeader("Accept", "application/sdp"))
+		e.respond(req, tx, 200, "OK", nil, sip.NewHeader("Allow", e.allow()), sip.NewHeader("Accept", "application/sdp"))
 		return
 	}
 	if _, ok := e.authenticate(req, tx, true); !ok {
 		return
 	}
-	e.respond(req, tx, 200, "OK", nil, sip.NewHeader("Allow", allow), sip.NewHeader("Accept", "application/sdp"))
+	e.respond(req, tx, 200, "OK", nil, sip.NewHeader("Allow", e.allow()), sip.NewHeader("Accept", "application/sdp"))
 }
 
 func newID() string {

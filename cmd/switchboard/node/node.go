@@ -32,6 +32,7 @@ import (
 	"github.com/switchboard/switchboard/actors/line"
 	"github.com/switchboard/switchboard/actors/mediasvc"
 	"github.com/switchboard/switchboard/actors/queue"
+	"github.com/switchboard/switchboard/actors/thread"
 	"github.com/switchboard/switchboard/api/authguard"
 	"github.com/switchboard/switchboard/api/rest"
 	sipedge "github.com/switchboard/switchboard/api/sipedge"
@@ -111,6 +112,7 @@ type Node struct {
 	calls      call.Client
 	delegators delegator.Client
 	queues     queue.Client
+	threads    thread.Client
 	provider   *membership.Provider
 	edge       *sipedge.Edge
 	http       *fiber.App
@@ -218,11 +220,11 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 	rcfg := remote.Configure(chost, cport)
 	ccfg := cluster.Configure(ClusterName, n.provider, disthash.New(), rcfg,
 		cluster.WithKinds(onPool(call.NewKind(callDeps)), onPool(line.NewKind(lineDeps)), onPool(delegator.NewKind(delegatorDeps)),
-			onPool(queue.NewKind(n.queueDeps()))),
+			onPool(queue.NewKind(n.queueDeps())), onPool(thread.NewKind(n.threadDeps()))),
 		cluster.WithRequestTimeout(5*time.Second))
 	n.cluster = cluster.New(n.system, ccfg)
 	n.lines, n.calls, n.delegators = line.NewClient(n.cluster), call.NewClient(n.cluster), delegator.NewClient(n.cluster)
-	n.queues = queue.NewClient(n.cluster)
+	n.queues, n.threads = queue.NewClient(n.cluster), thread.NewClient(n.cluster)
 	n.linePIDs = grainpid.New(n.system, n.cluster.Get)
 	n.cluster.StartMember()
 	nodeAddr := n.system.Address()
@@ -252,7 +254,7 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		Lines: n.lines, Calls: n.calls,
 		Dir: edgeDir{d: n.dir, line: n.lineOf}, Auth: sipedge.DigestAuth{Auth: auth, Algorithms: digestAlgorithms(cfg.DigestAlgorithms)}, Cluster: func() *cluster.Cluster { return n.cluster },
 		Draining: n.draining.Load, Pickup: n.pickupTarget, Join: n.joinTarget, LineState: n.lineState, LineUpdates: n.lineUpdates, Log: n.log,
-		Guard: sipGuard, ConnsPerSource: cfg.SIPTCPPerSource, FirstMessageTimeout: cfg.SIPTCPFirstMessage,
+		Guard: sipGuard, Messages: smsService{n}, ConnsPerSource: cfg.SIPTCPPerSource, FirstMessageTimeout: cfg.SIPTCPFirstMessage,
 	})
 	if _, err := n.system.Root.SpawnNamed(n.edge.Props().Configure(actor.WithDispatcher(pool)), call.EdgeActor); err != nil {
 		return fmt.Errorf("spawn sip actor: %w", err)
@@ -287,11 +289,13 @@ func (n *Node) start(ctx, runCtx context.Context) error {
 		go servePprof(cfg.PprofAddr, n.system, n.log)
 	}
 
+	go smsService{n}.sweep(runCtx)
+
 	// REST.
 	n.http = rest.New(rest.Deps{
 		Directory: n.dir, Store: n.store, Events: n.events, AdminToken: tok,
 		Calls: &calls{n: n}, Delegation: delegators{n}, Cluster: &members{n: n}, Ready: n.readiness,
-		Registrations: registrations{st: n.store, now: time.Now}, Guard: restGuard, Queues: restQueues{n},
+		Registrations: registrations{st: n.store, now: time.Now}, Guard: restGuard, Queues: restQueues{n}, SMS: smsService{n},
 	}, n.log)
 	hl, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
