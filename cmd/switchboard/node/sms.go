@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard/switchboard/actors/call"
 	"github.com/switchboard/switchboard/actors/thread"
 	"github.com/switchboard/switchboard/api/rest"
+	sipedge "github.com/switchboard/switchboard/api/sipedge"
 	"github.com/switchboard/switchboard/cluster/directory"
 	pb "github.com/switchboard/switchboard/proto"
 )
@@ -25,7 +26,7 @@ import (
 // and, for a queue's Team SMS, the claim) and to phones (a MESSAGE to each
 // registered contact) or out through the trunk.
 
-// smsService implements rest.SMS (and, smsedge.go, sipedge.Messages).
+// smsService implements sipedge.Messages and rest.SMS.
 type smsService struct{ n *Node }
 
 // owner is who a thread belongs to, with the facts its grain needs now.
@@ -37,6 +38,25 @@ type owner struct {
 	release        time.Duration
 	users          []string // who may read its threads besides the admin token
 	teamAdminsOnly []string // admins of the owning queue (act as admins on its threads)
+}
+
+// Receive takes a MESSAGE: from a trunk to an owned number, a message into
+// that owner's thread; from a user's phone, as POST /v1/sms from their own
+// number.
+func (s smsService) Receive(ctx context.Context, m sipedge.InboundMessage) (int, string) {
+	if m.From.TrunkID != "" {
+		return sipAnswer(s.inbound(ctx, m.From.Number, m.To, m.Text))
+	}
+	u, ok := s.n.dir.UserByID(m.From.UserID)
+	if !ok {
+		return 403, "Forbidden"
+	}
+	from := u.Extension
+	if len(u.Numbers) > 0 && directory.IsE164(m.To) {
+		from = u.Numbers[0] // out through the trunk, the user's number shows
+	}
+	_, err := s.send(ctx, rest.Principal{UserID: u.ID}, from, []string{m.To}, m.Text)
+	return sipAnswer(err)
 }
 
 // inbound stores a message from peer (an outside number) to `to`, an owned
