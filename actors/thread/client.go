@@ -111,21 +111,28 @@ func stored(ctx context.Context, st store.Store, owner string) ([]*Thread, error
 	return out, nil
 }
 
-// Claimed lists every stored thread that is claimed, with when its claim
-// lapses for silence: a node sweeps it so that a claim whose grain is not
-// running (its node died) is released on time, by a grain woken for it.
-func Claimed(ctx context.Context, st store.Store) (map[string]time.Time, error) {
+// Claim is a stored thread's claim: who holds it, and when it lapses for
+// silence.
+type Claim struct {
+	Owner, Peer, Holder string
+	Due                 time.Time
+}
+
+// Claimed lists every stored thread's claim: a node sweeps them so that a
+// claim whose grain is not running (its node died), or whose holder left
+// the queue, is released on time, by a grain woken for it.
+func Claimed(ctx context.Context, st store.Store) ([]Claim, error) {
 	kvs, err := st.List(ctx, store.Key("sms-threads")+"/", "", 0)
 	if err != nil {
 		return nil, fmt.Errorf("claimed threads: %w", err)
 	}
-	out := map[string]time.Time{}
+	var out []Claim
 	for _, kv := range kvs {
 		var t Thread
 		if err := json.Unmarshal(kv.Value, &t); err != nil || t.ClaimedBy == "" {
 			continue
 		}
-		out[t.ID] = t.LastActivity.Add(t.releaseAfter())
+		out = append(out, Claim{Owner: t.Owner, Peer: t.Peer, Holder: t.ClaimedBy, Due: t.LastActivity.Add(t.releaseAfter())})
 	}
 	return out, nil
 }

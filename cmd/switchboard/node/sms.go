@@ -332,9 +332,9 @@ func (s smsService) Stats(ctx context.Context, by rest.Principal, queue string) 
 	return json.Marshal(st)
 }
 
-// sweepEvery is how often a node looks for claims to release whose grain
-// may not be running (its node died): each is woken, and its own timer
-// releases the claim on time.
+// sweepEvery is how often a node looks for claims to release, due or held
+// by someone no longer a member, whose grain may not be running (its node
+// died): each is woken, and releases the claim itself, on time.
 const sweepEvery = 30 * time.Second
 
 // sweep wakes the grains of claimed threads due within the next sweep,
@@ -349,19 +349,18 @@ func (s smsService) sweep(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		due, err := thread.Claimed(ctx, s.n.store)
+		claims, err := thread.Claimed(ctx, s.n.store)
 		if err != nil {
 			s.n.log.Warn("sms: claimed threads not read", "err", err)
 			continue
 		}
-		for id, at := range due {
-			ownerID, peer, _ := strings.Cut(id, ":")
-			o, ok := s.ownerByID(ownerID)
-			if !ok || time.Until(at) > sweepEvery {
+		for _, c := range claims {
+			o, ok := s.ownerByID(c.Owner)
+			if !ok || time.Until(c.Due) > sweepEvery && slices.Contains(o.members, c.Holder) {
 				continue
 			}
-			if _, err := s.command(o, peer, &pb.ThreadCommand{Action: "get"}); err != nil {
-				s.n.log.Warn("sms: thread not woken", "thread", id, "err", err)
+			if _, err := s.command(o, c.Peer, &pb.ThreadCommand{Action: "get"}); err != nil {
+				s.n.log.Warn("sms: thread not woken", "thread", thread.ID(c.Owner, c.Peer), "err", err)
 			}
 		}
 	}
