@@ -180,3 +180,38 @@ func TestSMSTrunk(t *testing.T) {
 		t.Fatalf("take gave %d MESSAGEs already taken", len(again))
 	}
 }
+
+// TestSMSSmoke runs the scenario briefly on a node of its own: 20
+// MESSAGEs a second for 2 s from ten numbers in turn, every one stored and
+// shown, then three agents racing for five threads.
+func TestSMSSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a node")
+	}
+	n, err := startNode(t.TempDir(), nodeSpec{name: "switchboard", token: "smoke-token", rtpPorts: "40000-49999"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.stop()
+	if err := n.provision(); err != nil {
+		t.Fatal(err)
+	}
+	in, cl, err := smsRuns(context.Background(), n, smsOptions{rates: []float64{20}, step: 2 * time.Second, peers: 10, agents: 3, threads: 5, rounds: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in) != 1 || len(cl) != 1 {
+		t.Fatalf("runs: %d inbound, %d claims", len(in), len(cl))
+	}
+	r := in[0]
+	if r.Offered != 40 || r.Accepted != 40 || r.Peers != 10 || r.P50ms <= 0 || r.CPUSeconds <= 0 {
+		t.Errorf("inbound: %+v", r)
+	}
+	if s := r.Shown; s.Threads != 10 || s.Messages != 40 || s.StatsInbound != 40 || s.SSEReceived != 40 {
+		t.Errorf("shown: %+v", s)
+	}
+	c := cl[0]
+	if c.Replies != 15 || c.Checks.Claimed != 5 || c.Checks.Refused != 10 || c.Checks.TrunkReplies != 5 || c.Checks.SSEClaimed != 5 || c.ClaimsPerS <= 0 {
+		t.Errorf("claims: %+v", c)
+	}
+}
