@@ -64,12 +64,17 @@ type smsInboundResult struct {
 	P99ms float64 `json:"accepted_p99_ms"`
 	// CPUSeconds is the node's while the messages were offered (and
 	// answered); per message offered.
-	CPUSeconds       float64  `json:"node_cpu_s"`
-	CPUPerMsgMs      float64  `json:"node_cpu_ms_per_message"`
-	EtcdWritesPerMsg float64  `json:"node_etcd_writes_per_message"`
-	RSSKB            int64    `json:"node_rss_kb"`
-	GenCPU           float64  `json:"generator_cpu_s"`
-	Shown            smsShown `json:"shown"`
+	CPUSeconds       float64 `json:"node_cpu_s"`
+	CPUPerMsgMs      float64 `json:"node_cpu_ms_per_message"`
+	EtcdWritesPerMsg float64 `json:"node_etcd_writes_per_message"`
+	RSSKB            int64   `json:"node_rss_kb"`
+	// After the run: the node's heap in use (after a collection when it
+	// serves pprof), its goroutines, and the thread grains it holds.
+	HeapKB       int64    `json:"node_heap_inuse_kb"`
+	Goroutines   int      `json:"node_goroutines"`
+	ThreadGrains int      `json:"node_thread_grains"`
+	GenCPU       float64  `json:"generator_cpu_s"`
+	Shown        smsShown `json:"shown"`
 }
 
 // smsShown is where the run's messages show up afterwards.
@@ -486,6 +491,26 @@ func (n *node) smsStatsInbound(queue string) (int, error) {
 	return st.Inbound, nil
 }
 
+// threadGrains reads how many thread grains the node holds (-1 when it
+// cannot tell).
+func (n *node) threadGrains() int {
+	res, err := http.Get("http://" + n.http + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), `switchboard_actors{kind="thread"} `); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				return int(f)
+			}
+		}
+	}
+	return -1
+}
+
 // smsEvents counts the sms.* events on one token's event stream, by type
 // and thread owner.
 type smsEvents struct {
@@ -787,7 +812,8 @@ func (b *smsBench) inbound(k int, rate float64) (smsInboundResult, error) {
 	})
 	progress("")
 	res.GenCPU, res.RSSKB = selfCPU()-gen0, b.n.rss()
-	m1 := b.n.scrape(false)
+	m1 := b.n.scrape(true)
+	res.HeapKB, res.Goroutines, res.ThreadGrains = int64(m1.heapBytes/1024), int(m1.goroutines), b.n.threadGrains()
 	res.Offered, res.Accepted, res.Failed, res.Achieved = int(st.Attempted), int(st.Succeeded), st.Failed, st.Achieved
 	res.P50ms, res.P95ms, res.P99ms = st.SetupP50ms, st.SetupP95ms, st.SetupP99ms
 	res.CPUSeconds = st.TargetCPU
@@ -1003,8 +1029,10 @@ func (b *smsBench) reply(client *http.Client, agent, path, text string) claimAns
 func printSMSInbound(r smsInboundResult) {
 	fmt.Printf("  %s (%.0f/s for %.0fs from %d numbers): %d offered, %d accepted (%.1f/s), failed %s\n",
 		r.Queue, r.Rate, r.Seconds, r.Peers, r.Offered, r.Accepted, r.Achieved, fmtFailed(r.Failed))
-	fmt.Printf("    MESSAGE → 202 p50 %.1f p95 %.1f p99 %.1f ms; node cpu %.2f s (%.2f ms per message), etcd writes %.1f per message, rss %.1f MiB; generator cpu %.2f s\n",
-		r.P50ms, r.P95ms, r.P99ms, r.CPUSeconds, r.CPUPerMsgMs, r.EtcdWritesPerMsg, float64(r.RSSKB)/1024, r.GenCPU)
+	fmt.Printf("    MESSAGE → 202 p50 %.1f p95 %.1f p99 %.1f ms; node cpu %.2f s (%.2f ms per message), etcd writes %.1f per message; generator cpu %.2f s\n",
+		r.P50ms, r.P95ms, r.P99ms, r.CPUSeconds, r.CPUPerMsgMs, r.EtcdWritesPerMsg, r.GenCPU)
+	fmt.Printf("    afterwards: node rss %.1f MiB, heap in use %.1f MiB, %d goroutines, %d thread grains\n",
+		float64(r.RSSKB)/1024, float64(r.HeapKB)/1024, r.Goroutines, r.ThreadGrains)
 	s := r.Shown
 	fmt.Printf("    shown: %d threads, %d messages on them, sms-stats inbound %d, sms.received %d (dropped %d): ",
 		s.Threads, s.Messages, s.StatsInbound, s.SSEReceived, s.SSEDropped)
