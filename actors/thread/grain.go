@@ -59,6 +59,12 @@ type grain struct {
 
 type wake struct{ gen int }
 
+// IdleAfter is how long a thread grain stays without a command before it
+// stops: its state is in etcd, and a node's sweep wakes a claimed thread
+// again before its claim is due (a node holds no grain per thread ever
+// touched).
+var IdleAfter = time.Minute
+
 func (g *grain) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *cluster.ClusterInit:
@@ -70,7 +76,10 @@ func (g *grain) Receive(ctx actor.Context) {
 		}
 		metrics.Actors.WithLabelValues(KindName).Dec()
 	case *pb.ThreadCommand:
+		ctx.SetReceiveTimeout(IdleAfter)
 		ctx.Respond(g.command(ctx, m))
+	case *actor.ReceiveTimeout:
+		ctx.Stop(ctx.Self())
 	case wake:
 		if m.gen == g.wakeGen && g.t != nil {
 			g.step(ctx, Tick{})

@@ -237,3 +237,35 @@ func TestGrain(t *testing.T) {
 		t.Fatal("a reply that was not stored went out")
 	}
 }
+
+// A thread grain with nothing to do stops: its state is in etcd, and a
+// node must not keep a grain for every thread it ever touched.
+func TestGrainStopsWhenIdle(t *testing.T) {
+	defer func(d time.Duration) { IdleAfter = d }(IdleAfter)
+	IdleAfter = 200 * time.Millisecond
+	st := testStore(t)
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	w := &world{events: make(chan events.Event, 10)}
+	d := &Deps{Store: st, Out: w.out, Events: w, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+	id := ID("help", "+14155550777")
+	pid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &grain{d: d, id: id} }))
+	gone := make(chan struct{})
+	sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		switch ctx.Message().(type) {
+		case *actor.Started:
+			ctx.Watch(pid)
+		case *actor.Terminated:
+			close(gone)
+		}
+	}))
+	res, err := sys.Root.RequestFuture(pid, &pb.ThreadCommand{ThreadId: id, Owner: "help", OwnerKind: KindQueue, Peer: "+14155550777",
+		OwnerNumber: "+14155550400", Action: "inbound", Text: "hi", Members: []string{"ann"}}, 5*time.Second).Result()
+	if err != nil || res.(*pb.ThreadResult).Status != 200 {
+		t.Fatalf("inbound: %v %v", res, err)
+	}
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an idle thread grain stayed")
+	}
+}
