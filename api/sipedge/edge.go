@@ -95,7 +95,7 @@ type Config struct {
 	// any line (stop ends it). Both feed busy lamp subscriptions.
 	LineState   func(line string) ([]LineCall, error)
 	LineUpdates func() (updates <-chan LineUpdate, stop func())
-	// Messages takes MESSAGEs (message.go); nil: MESSAGE is answered 405.
+	// Messages takes MESSAGEs (nil: MESSAGE is answered 405 as before).
 	Messages Messages
 	Log      *slog.Logger
 	// Guard refuses sources that fail digest authentication too often
@@ -121,6 +121,8 @@ type Edge struct {
 	subs    map[string]*subscription // dialog key -> busy lamp subscription
 	active  atomic.Int64             // legs up, for drain
 	admit   *admission               // new calls waiting for their grain
+	// msgTimeout bounds how long a MESSAGE waits to be stored.
+	msgTimeout time.Duration
 	// self is the "sip" actor once spawned: legs' reports name it as their
 	// sender, so a grain that no longer has their call can end them.
 	self atomic.Pointer[actor.PID]
@@ -131,7 +133,7 @@ func New(cfg Config) *Edge {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	e := &Edge{cfg: cfg, legs: map[string]*leg{}, dialogs: map[string]*leg{}, forks: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(time.Now)}
+	e := &Edge{cfg: cfg, legs: map[string]*leg{}, dialogs: map[string]*leg{}, forks: map[string]*leg{}, subs: map[string]*subscription{}, admit: newAdmission(time.Now), msgTimeout: messageTimeout}
 	e.layer = txn.New(txn.Config{
 		Host: cfg.Host, Port: cfg.Port, Log: cfg.Log,
 		ConnsPerSource: cfg.ConnsPerSource, FirstMessageTimeout: cfg.FirstMessageTimeout,
