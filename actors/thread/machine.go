@@ -103,7 +103,7 @@ type Summary struct {
 	OwnerKind      string     `json:"owner_kind"`
 	Peer           string     `json:"peer"`
 	ClaimedBy      string     `json:"claimed_by"`
-	ClaimedAt      *time.Time `json:"claimed_at,omitempty"`
+	ClaimedAt      *time.Time `json:"claimed_at"` // null while unclaimed
 	LastActivityAt time.Time  `json:"last_activity_at"`
 }
 

@@ -318,7 +318,7 @@ func TestJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"id":"help:777","owner":"help","owner_kind":"queue","peer":"777","claimed_by":"","last_activity_at":"2026-03-02T15:00:00Z",` +
+	want := `{"id":"help:777","owner":"help","owner_kind":"queue","peer":"777","claimed_by":"","claimed_at":null,"last_activity_at":"2026-03-02T15:00:00Z",` +
 		`"messages":[{"id":"1","direction":"in","text":"hi","by":"777","at":"2026-03-02T14:59:59Z"}]}`
 	if string(b) != want {
 		t.Errorf("unclaimed view\n got  %s\n want %s", b, want)
