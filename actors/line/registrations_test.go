@@ -4,34 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"os"
 	"reflect"
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/cluster/etcdembed"
 	"github.com/switchboard/switchboard/cluster/store"
+	"github.com/switchboard/switchboard/cluster/store/storetest"
 	pb "github.com/switchboard/switchboard/proto"
 )
 
 // newStore starts an etcd of the test's own: AllRegistrations reads every
 // line's bindings, so tests must not share one.
-func newStore(t *testing.T) store.Store {
-	t.Helper()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := etcdembed.Start(context.Background(), etcdembed.Config{DataDir: t.TempDir(), ClientAddr: "127.0.0.1:0"}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := store.Dial(srv.Endpoints())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.NewEtcd(cli)
-	t.Cleanup(func() { st.Close() })
-	return st
-}
+func newStore(t *testing.T) store.Store { return storetest.New(t) }
 
 // lineGrain is a line grain outside an actor system, on a clock that stands
 // at now (near the real time: etcd's leases run on the real one).

@@ -11,8 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/switchboard/switchboard/cluster/etcdembed"
-	"github.com/switchboard/switchboard/cluster/store"
+	"github.com/switchboard/switchboard/cluster/store/storetest"
 	pb "github.com/switchboard/switchboard/proto"
 )
 
@@ -54,25 +53,8 @@ func (w *fakeWorld) seen() (claims, offers []string) {
 	return slices.Clone(w.claims), slices.Clone(w.offers)
 }
 
-func testStore(t *testing.T) store.Store {
-	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	srv, err := etcdembed.Start(context.Background(), etcdembed.Config{DataDir: t.TempDir(), ClientAddr: "127.0.0.1:0"}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := store.Dial(srv.Endpoints())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.NewEtcd(cli)
-	t.Cleanup(func() { _ = st.Close() })
-	return st
-}
-
 func TestGrain(t *testing.T) {
-	st := testStore(t)
+	st := storetest.New(t)
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
 	w := &fakeWorld{refuse: map[string]bool{"ann": true}}
 	cfg := Config{ID: "sales", Name: "Sales", Distribution: Sequential, Ring: 20 * time.Second, MaxWait: time.Hour, MaxCalls: 10,

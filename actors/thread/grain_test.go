@@ -12,9 +12,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/switchboard/switchboard/cluster/etcdembed"
 	"github.com/switchboard/switchboard/cluster/events"
-	"github.com/switchboard/switchboard/cluster/store"
+	"github.com/switchboard/switchboard/cluster/store/storetest"
 	pb "github.com/switchboard/switchboard/proto"
 )
 
@@ -58,30 +57,13 @@ func (w *world) next(t *testing.T, typ string) events.Event {
 	}
 }
 
-func testStore(t *testing.T) store.Store {
-	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	srv, err := etcdembed.Start(context.Background(), etcdembed.Config{DataDir: t.TempDir(), ClientAddr: "127.0.0.1:0"}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := store.Dial(srv.Endpoints())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.NewEtcd(cli)
-	t.Cleanup(func() { _ = st.Close() })
-	return st
-}
-
 func TestGrain(t *testing.T) {
 	const (
 		owner, peer, number = "help", "+14155550777", "+14155550400"
 		agents              = 12
 		claimRelease        = 2 * time.Second
 	)
-	st := testStore(t)
+	st := storetest.New(t)
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
 	w := &world{events: make(chan events.Event, 1000)}
 	d := &Deps{Store: st, Out: w.out, Events: w, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
@@ -243,7 +225,7 @@ func TestGrain(t *testing.T) {
 func TestGrainStopsWhenIdle(t *testing.T) {
 	defer func(d time.Duration) { IdleAfter = d }(IdleAfter)
 	IdleAfter = 200 * time.Millisecond
-	st := testStore(t)
+	st := storetest.New(t)
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
 	w := &world{events: make(chan events.Event, 10)}
 	d := &Deps{Store: st, Out: w.out, Events: w, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
