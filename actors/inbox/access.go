@@ -1,8 +1,6 @@
 package inbox
 
-import (
-	"slices"
-)
+import "slices"
 
 // Level is one right on an inbox (DOMAIN §12 access levels).
 type Level string

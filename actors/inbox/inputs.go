@@ -25,7 +25,8 @@ type Fetch struct {
 }
 
 // MarkPlayed sets (Played) or clears a message's played state for everyone
-// with access.
+// with access. PlayedBy becomes By (empty for the admin token, which is no
+// user); marking a message as it already is changes nothing.
 type MarkPlayed struct {
 	By     string
 	Admin  bool

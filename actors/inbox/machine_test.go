@@ -280,8 +280,8 @@ func TestGrantRevoke(t *testing.T) {
 			if tt.user != "" && !slices.Equal(b.Access[tt.user], tt.levels) {
 				t.Errorf("%s has %v, want %v", tt.user, b.Access[tt.user], tt.levels)
 			}
-			if tt.user != "" && b.May(tt.user, LevelAccess, false) != (len(tt.levels) > 0) {
-				t.Errorf("May(%s, access) = %v with levels %v", tt.user, !(len(tt.levels) > 0), tt.levels)
+			if want := len(tt.levels) > 0; tt.user != "" && b.May(tt.user, LevelAccess, false) != want {
+				t.Errorf("May(%s, access) = %v with levels %v", tt.user, !want, tt.levels)
 			}
 		})
 	}
