@@ -60,8 +60,9 @@ type Leg struct {
 	// This leg's audio while it is a mix source, else nil (mix.go): most
 	// legs never are, so its buffers are not part of every leg.
 	cap      atomic.Pointer[capture]
-	mixo     mixOut        // the mix clock's state for what this leg hears
-	chimeReq atomic.Uint32 // 1 + the Tone of a chime asked for, 0 none; the mix clock starts it
+	mixo     mixOut                   // the mix clock's state for what this leg hears
+	chimeReq atomic.Uint32            // 1 + the Tone of a chime asked for, 0 none; the mix clock starts it
+	rec      atomic.Pointer[recorder] // the recording of what this leg receives, else nil (record.go)
 
 	counters
 }

@@ -173,6 +173,9 @@ func (l *Leg) handle(pkt []byte, from netip.AddrPort, now int64) {
 		// The end packet is sent three times with the event's timestamp.
 		r.dtmfSeen, r.dtmfTS = true, ts
 		if d := dtmfDigit(pkt[hl]); d != 0 {
+			if rc := l.rec.Load(); rc != nil && d == '#' {
+				rc.end("dtmf")
+			}
 			l.w.emit(Event{LegID: l.id, Kind: EventDTMF, Digit: d})
 		}
 	}
@@ -183,6 +186,9 @@ func (l *Leg) handle(pkt []byte, from netip.AddrPort, now int64) {
 	}
 	if c := l.cap.Load(); c != nil {
 		c.capturePacket(pkt, hl, key)
+	}
+	if rc := l.rec.Load(); rc != nil {
+		rc.packet(pkt, hl, key)
 	}
 }
 
@@ -405,6 +411,11 @@ func (l *Leg) close() {
 			sock = sockets{port: sock.port}
 		}
 		<-l.done
+		if rc := l.rec.Load(); rc != nil {
+			// A leg ending (hang-up, the worker closing) completes its recording.
+			rc.end("closed")
+			<-rc.finished
+		}
 		l.outMu.Lock()
 		l.outClosed = true
 		l.outMu.Unlock()

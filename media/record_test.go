@@ -1,0 +1,256 @@
+package media
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// recordLeg adds leg "a" for phone p offering pts, answered with them.
+func recordLeg(t testing.TB, w *Worker, p *phone, pts string) *Leg {
+	t.Helper()
+	l, err := w.AddLeg("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AcceptOffer(p.sdp(pts, "sendrecv"), false); err != nil {
+		t.Fatal(err)
+	}
+	p.heard(l.Answer(l.Codecs()))
+	return l
+}
+
+// sendTone sends n 20 ms packets of a 440 Hz tone in payload type pt (0
+// PCMU, 8 PCMA), continuing the phone's tone from sample pos.
+func sendTone(p *phone, to int, n int, pt uint8, pos *int) {
+	for range n {
+		b := make([]byte, frameSamples)
+		for i := range b {
+			s := int16(8000 * math.Sin(2*math.Pi*440*float64(*pos)/8000))
+			if pt == 8 {
+				b[i] = alaw(s)
+			} else {
+				b[i] = ulaw(s)
+			}
+			*pos++
+		}
+		p.sendPacket(to, pt, false, b)
+		p.ts += frameSamples
+	}
+}
+
+// recording starts a recording and returns where its result arrives.
+func recording(w *Worker, path string, max time.Duration) chan RecordResult {
+	ch := make(chan RecordResult, 1)
+	w.Record("a", path, max, func(r RecordResult) { ch <- r })
+	return ch
+}
+
+func result(t *testing.T, ch chan RecordResult) RecordResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("recording never ended")
+		return RecordResult{}
+	}
+}
+
+// 2 s of 440 Hz with 200 ms lost in the middle: the file is 2 s long (the
+// loss is silence where it was), 440 Hz throughout the audio, whatever the
+// law and with SRTP.
+func TestRecordTone(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		base int
+		pt   uint8
+		srtp bool
+	}{{"pcmu", 39400, 0, false}, {"pcma", 39420, 8, false}, {"srtp-pcmu", 39440, 0, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			s := testService(t, c.base, Config{})
+			w := s.NewWorker("c", nil)
+			defer w.Close()
+			p := newPhone(t, c.srtp)
+			pts := "0 101"
+			if c.pt == 8 {
+				pts = "8 101"
+			}
+			l := recordLeg(t, w, p, pts)
+			path := filepath.Join(t.TempDir(), "m.wav")
+			ch := recording(w, path, time.Minute)
+			pos := 0
+			sendTone(p, l.LocalPort(), 50, c.pt, &pos)
+			p.seq += 10 // ten packets lost
+			p.ts += 10 * frameSamples
+			pos += 10 * frameSamples
+			sendTone(p, l.LocalPort(), 40, c.pt, &pos)
+			eventually(t, "90 packets in", func() bool { return w.Stats()[0].PacketsIn == 90 })
+			w.StopRecord("a")
+			r := result(t, ch)
+			if r.Reason != "hangup" || !r.Kept || r.Err != nil || r.Seconds != 2 || r.Path != path {
+				t.Fatalf("result %+v", r)
+			}
+			samples := readWAVFile(t, path)
+			if len(samples) != 2*wavRate {
+				t.Fatalf("%d samples, want %d", len(samples), 2*wavRate)
+			}
+			for _, k := range []int{0, 25, 60, 99} { // frames with audio
+				f := samples[k*frameSamples : (k+1)*frameSamples]
+				tone, o1, o2 := level(f, 440), level(f, 880), level(f, 1000)
+				if tone < 6000 || o1 > tone/20 || o2 > tone/20 {
+					t.Fatalf("frame %d: 440 Hz %.0f, 880 Hz %.0f, 1000 Hz %.0f", k, tone, o1, o2)
+				}
+			}
+			for i, v := range samples[50*frameSamples : 60*frameSamples] {
+				if v != 0 {
+					t.Fatalf("sample %d of the gap is %d, want silence", i, v)
+				}
+			}
+			noPart(t, path)
+		})
+	}
+}
+
+// Each way a recording ends, and what is left on disk.
+func TestRecordEnds(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		base    int
+		packets int
+		max     time.Duration
+		end     func(t *testing.T, w *Worker, p *phone, l *Leg)
+		reason  string
+		seconds float64
+	}{
+		{"hash", 39460, 60, time.Minute, func(t *testing.T, w *Worker, p *phone, l *Leg) {
+			for range 3 { // the end packet, three times, as phones send it
+				p.sendPacket(l.LocalPort(), 101, false, []byte{11, 0x80, 0, 160})
+			}
+		}, "dtmf", 1.2},
+		{"other digit does not end", 39480, 60, time.Minute, func(t *testing.T, w *Worker, p *phone, l *Leg) {
+			p.sendPacket(l.LocalPort(), 101, false, []byte{5, 0x80, 0, 160})
+			eventually(t, "the digit", func() bool { return legReceived(w, 61) })
+			w.StopRecord("a")
+		}, "hangup", 1.2},
+		{"short", 39500, 25, time.Minute, func(t *testing.T, w *Worker, p *phone, l *Leg) { w.StopRecord("a") }, "short", 0.5},
+		{"max by audio", 39520, 75, time.Second, nil, "max", 1},
+		{"max by time", 39540, 55, 1200 * time.Millisecond, nil, "max", 1.1},
+		{"worker closed", 39560, 60, time.Minute, func(t *testing.T, w *Worker, p *phone, l *Leg) { w.Close() }, "closed", 1.2},
+		{"leg removed", 39580, 60, time.Minute, func(t *testing.T, w *Worker, p *phone, l *Leg) { w.RemoveLeg("a") }, "closed", 1.2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := testService(t, c.base, Config{})
+			w := s.NewWorker("c", nil)
+			defer w.Close()
+			p := newPhone(t, false)
+			l := recordLeg(t, w, p, "0 101")
+			path := filepath.Join(t.TempDir(), "m.wav")
+			ch := recording(w, path, c.max)
+			pos := 0
+			sendTone(p, l.LocalPort(), c.packets, 0, &pos)
+			if c.end != nil {
+				eventually(t, "packets in", func() bool { return legReceived(w, uint64(c.packets)) })
+				c.end(t, w, p, l)
+			}
+			r := result(t, ch)
+			kept := c.seconds >= 1
+			if r.Reason != c.reason || r.Kept != kept || r.Err != nil || r.Seconds != c.seconds {
+				t.Fatalf("result %+v, want %s after %v s", r, c.reason, c.seconds)
+			}
+			if _, err := os.Stat(path); (err == nil) != kept {
+				t.Fatalf("file kept %v, want %v", err == nil, kept)
+			}
+			if kept {
+				if n := len(readWAVFile(t, path)); n != int(c.seconds*wavRate) {
+					t.Fatalf("%d samples, want %v s", n, c.seconds)
+				}
+			}
+			noPart(t, path)
+			if l := w.Leg("a"); l != nil && l.rec.Load() != nil {
+				t.Fatal("the leg still records")
+			}
+		})
+	}
+}
+
+// legReceived is whether leg a has received n packets.
+func legReceived(w *Worker, n uint64) bool {
+	st := w.Stats()
+	return len(st) == 1 && st[0].PacketsIn >= n
+}
+
+// A file that cannot be written, a missing leg, a second recording: Reason
+// error at once, nothing left behind, and the first recording unharmed.
+func TestRecordErrors(t *testing.T) {
+	s := testService(t, 39600, Config{})
+	w := s.NewWorker("c", nil)
+	defer w.Close()
+	p := newPhone(t, false)
+	recordLeg(t, w, p, "0 101")
+	dir := t.TempDir()
+	blocked := filepath.Join(dir, "blocked.wav")
+	if err := os.Mkdir(blocked+".part", 0o755); err != nil { // the .part cannot be a file
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, leg, path string
+		want            error
+	}{
+		{"missing dir", "a", filepath.Join(dir, "nope", "m.wav"), os.ErrNotExist},
+		{"part is a dir", "a", blocked, nil},
+		{"missing leg", "b", filepath.Join(dir, "b.wav"), ErrNoLeg},
+	} {
+		ch := make(chan RecordResult, 1)
+		w.Record(c.leg, c.path, time.Minute, func(r RecordResult) { ch <- r })
+		r := result(t, ch)
+		if r.Reason != "error" || r.Kept || r.Err == nil || (c.want != nil && !errors.Is(r.Err, c.want)) {
+			t.Fatalf("%s: %+v", c.name, r)
+		}
+		if _, err := os.Stat(c.path); err == nil {
+			t.Fatalf("%s: file left", c.name)
+		}
+	}
+	if st, err := os.Stat(blocked + ".part"); err != nil || !st.IsDir() {
+		t.Fatal("a failed recording removed what was in its way")
+	}
+	path := filepath.Join(dir, "m.wav")
+	first := recording(w, path, time.Minute)
+	second := recording(w, filepath.Join(dir, "m2.wav"), time.Minute)
+	if r := result(t, second); r.Reason != "error" || !errors.Is(r.Err, ErrRecording) {
+		t.Fatalf("second recording: %+v", r)
+	}
+	w.StopRecord("a")
+	if r := result(t, first); r.Reason != "short" || r.Err != nil {
+		t.Fatalf("first recording: %+v", r)
+	}
+	noPart(t, path)
+	w.Close()
+	if r := result(t, recording(w, path, time.Minute)); r.Reason != "closed" || !errors.Is(r.Err, ErrClosed) {
+		t.Fatalf("after close: %+v", r)
+	}
+}
+
+func readWAVFile(t *testing.T, path string) []int16 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, rate, err := ReadWAV(f)
+	if err != nil || rate != wavRate {
+		t.Fatalf("%s: rate %d, %v", path, rate, err)
+	}
+	return s
+}
+
+func noPart(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Stat(path + ".part"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s.part remains (%v)", path, err)
+	}
+}
