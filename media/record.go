@@ -87,13 +87,6 @@ func (w *Worker) Record(leg string, path string, max time.Duration, done func(Re
 		return
 	}
 	f, err := os.OpenFile(path+".part", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err == nil {
-		// Room for the header, written with the sizes at the end.
-		if err = WriteWAVHeader(f, 0); err != nil {
-			f.Close()
-			os.Remove(path + ".part")
-		}
-	}
 	if err != nil {
 		l.rec.Store(nil)
 		fail("error", fmt.Errorf("media: recording leg %q: %w", leg, err))
@@ -182,6 +175,8 @@ func (rc *recorder) run(l *Leg, f *os.File, max time.Duration, done func(RecordR
 	tick := time.NewTicker(recordFlush)
 	defer tick.Stop()
 	bw := bufio.NewWriterSize(f, 32<<10)
+	// Room for the header, written again with the sizes at the end.
+	err := WriteWAVHeader(bw, 0)
 	var spare []int16
 	var raw []byte
 	write := func(last bool) error {
@@ -195,9 +190,8 @@ func (rc *recorder) run(l *Leg, f *os.File, max time.Duration, done func(RecordR
 		return err
 	}
 	var reason string
-	var err error
 loop:
-	for {
+	for err == nil {
 		select {
 		case reason = <-rc.stop:
 			break loop

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -196,6 +197,10 @@ func TestRecordErrors(t *testing.T) {
 	if err := os.Mkdir(blocked+".part", 0o755); err != nil { // the .part cannot be a file
 		t.Fatal(err)
 	}
+	full := filepath.Join(dir, "full.wav")
+	if err := os.Symlink("/dev/full", full+".part"); err != nil { // writes fail as on a full disk
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name, leg, path string
 		want            error
@@ -213,6 +218,20 @@ func TestRecordErrors(t *testing.T) {
 		if _, err := os.Stat(c.path); err == nil {
 			t.Fatalf("%s: file left", c.name)
 		}
+		if _, err := os.Lstat(c.path + ".part"); c.path != blocked && err == nil {
+			t.Fatalf("%s: .part left", c.name)
+		}
+	}
+	// A full disk fails the first write: the recording ends then, its .part removed.
+	ch := recording(w, full, time.Minute)
+	pos := 0
+	sendTone(p, w.Leg("a").LocalPort(), 150, 0, &pos)
+	r := result(t, ch)
+	if r.Reason != "error" || r.Kept || !errors.Is(r.Err, syscall.ENOSPC) {
+		t.Fatalf("disk full: %+v", r)
+	}
+	if _, err := os.Lstat(full + ".part"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("disk full: .part left (%v)", err)
 	}
 	if st, err := os.Stat(blocked + ".part"); err != nil || !st.IsDir() {
 		t.Fatal("a failed recording removed what was in its way")
