@@ -27,6 +27,9 @@ const (
 	MessagePrompt Prompt = "message"
 	// MusicPrompt: music, looped.
 	MusicPrompt Prompt = "music"
+	// VoicemailPrompt: the greeting once, the beep, then silence and
+	// EventPromptDone: recording (Worker.Record) starts after the beep.
+	VoicemailPrompt Prompt = "voicemail"
 )
 
 // ErrUnknownPrompt: PromptSource was given a name that is none of the Prompts.
@@ -39,32 +42,36 @@ type Note struct{ Hz, Ms int }
 // PromptSound is one generated sound the prompts are made of, as the README
 // lists it.
 type PromptSound struct {
-	Name  string // "greeting", "music"
+	Name  string // "greeting", "music", "beep"
 	Notes []Note // played in order; every note has 10 ms fades, at about -16 dBFS
 	Loop  bool   // played again from its start until the leg hears something else
 }
 
 // The sounds' patterns. Their notes are all whole 20 ms frames, so that each
 // frame holds one note, and none is a frequency of the hold tone (425 Hz) or
-// of the chimes (660, 880, 1400, 1800 Hz).
+// of the chimes (660, 880, 1400, 1800 Hz), or another sound's.
 var (
 	// A rising G major arpeggio, 2.5 s.
 	greetingNotes = []Note{{784, 600}, {0, 100}, {988, 600}, {0, 100}, {1175, 1100}}
 	// C D G D C D C, a 4 s loop.
 	musicNotes = []Note{{523, 440}, {0, 60}, {587, 440}, {0, 60}, {784, 440}, {0, 60},
 		{587, 440}, {0, 60}, {523, 440}, {0, 60}, {587, 440}, {0, 60}, {523, 940}, {0, 60}}
+	// A pause after the greeting's last note, then the voicemail beep: 1 kHz,
+	// the usual "speak now" tone, 0.7 s.
+	beepNotes = []Note{{0, 200}, {1000, 500}}
 )
 
-// Prompts describes the generated sounds, greeting then music. The notes are
-// copies: changing them changes nothing played.
+// Prompts describes the generated sounds: greeting, music, beep. The notes
+// are copies: changing them changes nothing played.
 func Prompts() []PromptSound {
-	return []PromptSound{{"greeting", slices.Clone(greetingNotes), false}, {"music", slices.Clone(musicNotes), true}}
+	return []PromptSound{{"greeting", slices.Clone(greetingNotes), false}, {"music", slices.Clone(musicNotes), true},
+		{"beep", slices.Clone(beepNotes), false}}
 }
 
 // sound is a pattern encoded in 20 ms frames of each G.711 law.
 type sound struct{ u, a [][frameSamples]byte }
 
-var greetingSound, musicSound = encodeSound(greetingNotes), encodeSound(musicNotes)
+var greetingSound, musicSound, beepSound = encodeSound(greetingNotes), encodeSound(musicNotes), encodeSound(beepNotes)
 
 func encodeSound(notes []Note) *sound {
 	lin := makePattern(notes)
@@ -84,16 +91,19 @@ func (s *sound) frame(i uint64, aLaw bool) *[frameSamples]byte {
 	return &s.u[i]
 }
 
-// program is what a Prompt plays: maybe the greeting, then a loop or silence.
+// program is what a Prompt plays: maybe the greeting, maybe the beep, then
+// a loop or silence.
 type program struct {
 	greeting bool
+	beep     bool
 	loop     *sound // nil: silence, and the prompt has ended
 }
 
 var programs = map[Prompt]program{
-	QueuePrompt:   {greeting: true, loop: musicSound},
-	MessagePrompt: {greeting: true},
-	MusicPrompt:   {loop: musicSound},
+	QueuePrompt:     {greeting: true, loop: musicSound},
+	MessagePrompt:   {greeting: true},
+	MusicPrompt:     {loop: musicSound},
+	VoicemailPrompt: {greeting: true, beep: true},
 }
 
 // promptPlay is one prompt asked of a leg. Each Route makes its own, so a
@@ -113,7 +123,7 @@ type promptPlay struct {
 func PromptSource(p Prompt) (Source, error) {
 	prog, ok := programs[p]
 	if !ok {
-		return Source{}, fmt.Errorf("%w %q (want %q, %q or %q)", ErrUnknownPrompt, string(p), QueuePrompt, MessagePrompt, MusicPrompt)
+		return Source{}, fmt.Errorf("%w %q (want %q, %q, %q or %q)", ErrUnknownPrompt, string(p), QueuePrompt, MessagePrompt, MusicPrompt, VoicemailPrompt)
 	}
 	return Source{kind: srcPrompt, prompt: &promptPlay{program: prog}}, nil
 }
@@ -124,6 +134,13 @@ func (p *promptPlay) at(pos uint64, aLaw bool) *[frameSamples]byte {
 		n := uint64(len(greetingSound.u))
 		if pos < n {
 			return greetingSound.frame(pos, aLaw)
+		}
+		pos -= n
+	}
+	if p.beep {
+		n := uint64(len(beepSound.u))
+		if pos < n {
+			return beepSound.frame(pos, aLaw)
 		}
 		pos -= n
 	}

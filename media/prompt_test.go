@@ -23,7 +23,7 @@ func noteHz(notes []Note) []int {
 }
 
 // allHz is every frequency of the hold tone, the chimes and the prompts.
-var allHz = []int{425, 523, 587, 660, 784, 880, 988, 1175, 1400, 1800}
+var allHz = []int{425, 523, 587, 660, 784, 880, 988, 1000, 1175, 1400, 1800}
 
 // checkFrame: a decoded frame holds hz at about -16 dBFS and none of the
 // other tones' frequencies 200 Hz or more away, or is silent when hz is 0.
@@ -66,13 +66,15 @@ func TestPromptPatterns(t *testing.T) {
 		// C D G D C D C: 440 ms notes 60 ms apart, the last 940 ms, 4 s looped.
 		{"music", []Note{{523, 440}, {0, 60}, {587, 440}, {0, 60}, {784, 440}, {0, 60},
 			{587, 440}, {0, 60}, {523, 440}, {0, 60}, {587, 440}, {0, 60}, {523, 940}, {0, 60}}, true},
+		// 200 ms of silence, then 1000 Hz for 500 ms.
+		{"beep", []Note{{0, 200}, {1000, 500}}, false},
 	}
 	got := Prompts()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("Prompts() = %v\nwant %v", got, want)
 	}
 	got[0].Notes[0].Hz = 1 // a copy: the greeting stays as documented
-	for i, s := range []*sound{greetingSound, musicSound} {
+	for i, s := range []*sound{greetingSound, musicSound, beepSound} {
 		hz := noteHz(want[i].Notes)
 		if len(s.u) != len(hz) || len(s.a) != len(hz) {
 			t.Fatalf("%s: %d and %d frames, want %d", want[i].Name, len(s.u), len(s.a), len(hz))
@@ -83,8 +85,8 @@ func TestPromptPatterns(t *testing.T) {
 			}
 		}
 	}
-	if len(greetingSound.u) != 125 || len(musicSound.u) != 200 {
-		t.Fatalf("greeting %d frames, music %d: want 2.5 s and 4 s", len(greetingSound.u), len(musicSound.u))
+	if len(greetingSound.u) != 125 || len(musicSound.u) != 200 || len(beepSound.u) != 35 {
+		t.Fatalf("greeting %d frames, music %d, beep %d: want 2.5 s, 4 s and 0.7 s", len(greetingSound.u), len(musicSound.u), len(beepSound.u))
 	}
 }
 
@@ -139,7 +141,7 @@ func checkStream(t *testing.T, ps []rtp.Packet, pt uint8) {
 // greeting and then nothing with one prompt_done at the greeting's end, on
 // one continuous stream.
 func TestPromptTickByTick(t *testing.T) {
-	greeting, music := noteHz(greetingNotes), noteHz(musicNotes)
+	greeting, music, beep := noteHz(greetingNotes), noteHz(musicNotes), noteHz(beepNotes)
 	const ticks = 125 + 200 + 30 // the greeting, the music once and its start again
 	for i, c := range []struct {
 		prompt Prompt
@@ -152,6 +154,7 @@ func TestPromptTickByTick(t *testing.T) {
 		{MessagePrompt, "0 101", true, greeting},
 		{MessagePrompt, "8 101", false, greeting},
 		{MusicPrompt, "8 101", false, slices.Concat(music, music[:155])},
+		{VoicemailPrompt, "0 101", true, slices.Concat(greeting, beep)},
 	} {
 		t.Run(fmt.Sprintf("%s/%s/srtp=%v", c.prompt, c.pts[:1], c.srtp), func(t *testing.T) {
 			s := testService(t, 36600+20*i, Config{})
@@ -187,7 +190,7 @@ func TestPromptTickByTick(t *testing.T) {
 				checkFrame(t, fmt.Sprintf("frame %d", j), decodePayload(ps[j]), hz)
 			}
 			wantDone := 0
-			if c.prompt == MessagePrompt {
+			if c.prompt == MessagePrompt || c.prompt == VoicemailPrompt {
 				wantDone = 1
 			}
 			eventually(t, "events", func() bool { return len(ev.of(EventPromptDone)) >= wantDone })
