@@ -1,8 +1,10 @@
 package media
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -271,5 +273,52 @@ func noPart(t *testing.T, path string) {
 	t.Helper()
 	if _, err := os.Stat(path + ".part"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("%s.part remains (%v)", path, err)
+	}
+}
+
+// BenchmarkRecord: one op is one recorded second, 50 PCMU packets through
+// the leg's packet path (decode, gap check, buffer) with the writer's
+// flushes, and every 60 s a recording completed (header, sync, rename) and
+// another started.
+func BenchmarkRecord(b *testing.B) {
+	s := testService(b, 39620, Config{})
+	w := s.NewWorker("c", nil)
+	defer w.Close()
+	p := newPhone(b, false)
+	l := recordLeg(b, w, p, "0 101")
+	from := netip.AddrPortFrom(testIP, uint16(p.port()))
+	pkt := benchPacket(p.ssrc)
+	dir := b.TempDir()
+	var ch chan RecordResult
+	next := func() {
+		if ch != nil {
+			w.StopRecord("a")
+			if r := <-ch; !r.Kept {
+				b.Fatalf("recording %+v", r)
+			}
+		}
+		ch = recording(w, filepath.Join(dir, "m.wav"), time.Hour)
+	}
+	var seq uint16
+	var ts uint32
+	now := time.Now().UnixNano()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%60 == 0 {
+			next()
+		}
+		for range 50 {
+			seq++
+			ts += frameSamples
+			now += int64(20 * time.Millisecond)
+			binary.BigEndian.PutUint16(pkt[2:], seq)
+			binary.BigEndian.PutUint32(pkt[4:], ts)
+			l.handle(pkt, from, now)
+		}
+	}
+	w.StopRecord("a")
+	if r := <-ch; r.Err != nil {
+		b.Fatal(r.Err)
 	}
 }
