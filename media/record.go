@@ -52,9 +52,10 @@ type recorder struct {
 	mu      sync.Mutex
 	buf     []int16 // decoded, not yet written
 	total   int     // samples taken, at most max
-	started bool    // next and ssrc hold the stream's position
+	started bool    // next, ssrc and lastAt hold the stream's position
 	ssrc    uint32
 	next    uint32 // the RTP timestamp expected next
+	lastAt  int64  // unix nano the last audio arrived
 	closed  bool   // the writer has taken the last samples
 
 	stop     chan string   // the reason it ends; the first one sent wins
@@ -66,7 +67,7 @@ type recorder struct {
 // is complete or removed. A missing leg, a leg already recording, a closed
 // worker or a file that cannot be created ends it at once with Reason
 // "error" (or "closed").
-func (w *Worker) Record(leg string, path string, max time.Duration, done func(RecordResult)) {
+func (w *Worker) Record(leg string, path string, maxLen time.Duration, done func(RecordResult)) {
 	fail := func(reason string, err error) {
 		go done(RecordResult{Path: path, Reason: reason, Err: err})
 	}
@@ -81,7 +82,7 @@ func (w *Worker) Record(leg string, path string, max time.Duration, done func(Re
 		fail("error", fmt.Errorf("%w %q", ErrNoLeg, leg))
 		return
 	}
-	rc := &recorder{path: path, max: int(max / (time.Second / wavRate)), stop: make(chan string, 1), finished: make(chan struct{})}
+	rc := &recorder{path: path, max: int(maxLen / (time.Second / wavRate)), stop: make(chan string, 1), finished: make(chan struct{})}
 	if !l.rec.CompareAndSwap(nil, rc) {
 		fail("error", fmt.Errorf("%w: %q", ErrRecording, leg))
 		return
@@ -92,7 +93,7 @@ func (w *Worker) Record(leg string, path string, max time.Duration, done func(Re
 		fail("error", fmt.Errorf("media: recording leg %q: %w", leg, err))
 		return
 	}
-	go rc.run(l, f, max, done)
+	go rc.run(l, f, maxLen, done)
 }
 
 // StopRecord ends the leg's recording, if any, as a hang-up: what was
@@ -113,9 +114,9 @@ func (rc *recorder) end(reason string) {
 	}
 }
 
-// packet takes a received packet's audio when it is PCMU or PCMA. Reader
-// goroutine.
-func (rc *recorder) packet(pkt []byte, hl int, key string) {
+// packet takes a received packet's audio, arrived at now, when it is PCMU
+// or PCMA. Reader goroutine.
+func (rc *recorder) packet(pkt []byte, hl int, key string, now int64) {
 	var table *[256]int16
 	switch key {
 	case "pcmu/8000":
@@ -134,17 +135,20 @@ func (rc *recorder) packet(pkt []byte, hl int, key string) {
 		return
 	}
 	if d := int32(ts - rc.next); rc.started && ssrc == rc.ssrc && d != 0 {
+		// A gap longer than the time that passed (and some jitter) is the
+		// sender's clock jumping, not audio missing: no silence for it.
+		passed := (now-rc.lastAt)/int64(time.Second/wavRate) + wavRate/2
 		switch {
-		case d > 0: // lost or unsent packets: silence for as long
+		case d > 0 && int64(d) <= passed: // lost or unsent packets: silence for as long
 			gap := min(int(d), rc.max-rc.total)
 			rc.buf = append(rc.buf, make([]int16, gap)...)
 			rc.total += gap
-		case d > -wavRate:
+		case d < 0 && d > -wavRate:
 			return // late or repeated: its place is already filled
 		}
-		// Further back: the sender restarted its clock; carry on from here.
+		// Otherwise the sender's clock jumped: carry on from here.
 	}
-	rc.started, rc.ssrc, rc.next = true, ssrc, ts+uint32(len(payload))
+	rc.started, rc.ssrc, rc.next, rc.lastAt = true, ssrc, ts+uint32(len(payload)), now
 	n := min(len(payload), rc.max-rc.total)
 	start := len(rc.buf)
 	rc.buf = append(rc.buf, make([]int16, n)...)
@@ -168,9 +172,9 @@ func (rc *recorder) take(spare []int16, last bool) []int16 {
 
 // run writes the recording until it ends, then completes the file and
 // reports. Its own goroutine.
-func (rc *recorder) run(l *Leg, f *os.File, max time.Duration, done func(RecordResult)) {
+func (rc *recorder) run(l *Leg, f *os.File, maxLen time.Duration, done func(RecordResult)) {
 	part := rc.path + ".part"
-	timer := time.NewTimer(max)
+	timer := time.NewTimer(maxLen)
 	defer timer.Stop()
 	tick := time.NewTicker(recordFlush)
 	defer tick.Stop()

@@ -322,3 +322,64 @@ func BenchmarkRecord(b *testing.B) {
 		b.Fatal(r.Err)
 	}
 }
+
+// The recorder's timeline from packets' timestamps and arrival times: loss
+// is filled with silence, a late packet is dropped, a clock jump or a new
+// SSRC is not filled, and the maximum truncates and ends it.
+func TestRecorderTimeline(t *testing.T) {
+	type pkt struct {
+		ts   uint32
+		ssrc uint32
+		ms   int64 // arrival
+		key  string
+	}
+	frame := func(ts uint32, ms int64) pkt { return pkt{ts, 1, ms, "pcmu/8000"} }
+	for _, c := range []struct {
+		name    string
+		max     int
+		pkts    []pkt
+		samples int
+		silence int // samples that are exactly 0
+		ended   string
+	}{
+		{"contiguous", 8000, []pkt{frame(0, 0), frame(160, 20), frame(320, 40)}, 480, 0, ""},
+		{"two lost", 8000, []pkt{frame(0, 0), frame(480, 60)}, 640, 320, ""},
+		{"late and repeated dropped", 8000, []pkt{frame(0, 0), frame(320, 40), frame(160, 45), frame(320, 46)}, 480, 160, ""},
+		{"clock jump", 8000, []pkt{frame(0, 0), frame(1_000_000, 20), frame(1_000_160, 40)}, 480, 0, ""},
+		{"long pause is real time", 80000, []pkt{frame(0, 0), frame(160+5*8000, 5020)}, 320 + 5*8000, 5 * 8000, ""},
+		{"new ssrc", 8000, []pkt{frame(0, 0), {5000, 2, 20, "pcmu/8000"}}, 320, 0, ""},
+		{"not audio", 8000, []pkt{frame(0, 0), {160, 1, 20, "telephone-event/8000"}, {320, 1, 40, "cn/8000"}, frame(480, 60)}, 640, 320, ""},
+		{"max", 400, []pkt{frame(0, 0), frame(160, 20), frame(320, 40), frame(480, 60)}, 400, 0, "max"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rc := &recorder{max: c.max, stop: make(chan string, 1)}
+			b := benchPacket(0)
+			for i := range b[12:] {
+				b[12+i] = ulaw(1000) // never decodes to 0
+			}
+			for _, p := range c.pkts {
+				binary.BigEndian.PutUint32(b[4:], p.ts)
+				binary.BigEndian.PutUint32(b[8:], p.ssrc)
+				rc.packet(b, 12, p.key, p.ms*int64(time.Millisecond))
+			}
+			got := rc.take(nil, true)
+			zeros := 0
+			for _, v := range got {
+				if v == 0 {
+					zeros++
+				}
+			}
+			if len(got) != c.samples || rc.total != c.samples || zeros != c.silence {
+				t.Fatalf("%d samples (total %d), %d silent; want %d, %d", len(got), rc.total, zeros, c.samples, c.silence)
+			}
+			ended := ""
+			select {
+			case ended = <-rc.stop:
+			default:
+			}
+			if ended != c.ended {
+				t.Fatalf("ended %q, want %q", ended, c.ended)
+			}
+		})
+	}
+}

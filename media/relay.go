@@ -188,7 +188,7 @@ func (l *Leg) handle(pkt []byte, from netip.AddrPort, now int64) {
 		c.capturePacket(pkt, hl, key)
 	}
 	if rc := l.rec.Load(); rc != nil {
-		rc.packet(pkt, hl, key)
+		rc.packet(pkt, hl, key, now)
 	}
 }
 
