@@ -63,10 +63,12 @@ type recorder struct {
 }
 
 // Record starts recording what leg receives to path (see RecordResult), for
-// at most max. done is called once, from another goroutine, when the file
-// is complete or removed. A missing leg, a leg already recording, a closed
-// worker or a file that cannot be created ends it at once with Reason
-// "error" (or "closed").
+// at most maxLen (up to an hour) of audio or of time, whichever passes
+// first. The audio runs from the first packet after this call. done is
+// called once, from another goroutine, when the file is complete or
+// removed. A missing leg, a leg already recording, a maxLen out of range, a
+// closed worker or a file that cannot be created ends it at once with
+// Reason "error" (or "closed").
 func (w *Worker) Record(leg string, path string, maxLen time.Duration, done func(RecordResult)) {
 	fail := func(reason string, err error) {
 		go done(RecordResult{Path: path, Reason: reason, Err: err})
@@ -75,6 +77,10 @@ func (w *Worker) Record(leg string, path string, maxLen time.Duration, done func
 	defer w.mu.Unlock()
 	if w.closed {
 		fail("closed", ErrClosed)
+		return
+	}
+	if maxLen <= 0 || maxLen > maxWAVSamples*(time.Second/wavRate) {
+		fail("error", fmt.Errorf("media: recording leg %q: maximum %v out of range", leg, maxLen))
 		return
 	}
 	l := w.legs[leg]

@@ -205,14 +205,17 @@ func TestRecordErrors(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, leg, path string
+		max             time.Duration
 		want            error
 	}{
-		{"missing dir", "a", filepath.Join(dir, "nope", "m.wav"), os.ErrNotExist},
-		{"part is a dir", "a", blocked, nil},
-		{"missing leg", "b", filepath.Join(dir, "b.wav"), ErrNoLeg},
+		{"missing dir", "a", filepath.Join(dir, "nope", "m.wav"), time.Minute, os.ErrNotExist},
+		{"part is a dir", "a", blocked, time.Minute, nil},
+		{"missing leg", "b", filepath.Join(dir, "b.wav"), time.Minute, ErrNoLeg},
+		{"no maximum", "a", filepath.Join(dir, "zero.wav"), 0, nil},
+		{"over an hour", "a", filepath.Join(dir, "long.wav"), time.Hour + time.Second, nil},
 	} {
 		ch := make(chan RecordResult, 1)
-		w.Record(c.leg, c.path, time.Minute, func(r RecordResult) { ch <- r })
+		w.Record(c.leg, c.path, c.max, func(r RecordResult) { ch <- r })
 		r := result(t, ch)
 		if r.Reason != "error" || r.Kept || r.Err == nil || (c.want != nil && !errors.Is(r.Err, c.want)) {
 			t.Fatalf("%s: %+v", c.name, r)
