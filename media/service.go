@@ -57,7 +57,8 @@ const (
 	EventDTMF
 	// EventLatched: a leg's first valid packet fixed where its media goes.
 	EventLatched
-	// EventPromptDone: a leg's MessagePrompt has played (reported once).
+	// EventPromptDone: a leg's MessagePrompt or VoicemailPrompt has played
+	// (reported once).
 	EventPromptDone
 )
 
