@@ -3292,6 +3292,8 @@ type QueueMember struct {
 	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
 	OptIn         bool                   `protobuf:"varint,3,opt,name=opt_in,json=optIn,proto3" json:"opt_in,omitempty"`
 	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	By            string                 `protobuf:"bytes,5,opt,name=by,proto3" json:"by,omitempty"`        // who asks (the queue's rule decides whether they may)
+	Admin         bool                   `protobuf:"varint,6,opt,name=admin,proto3" json:"admin,omitempty"` // the admin token asks
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3352,6 +3354,20 @@ func (x *QueueMember) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *QueueMember) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *QueueMember) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
 }
 
 type QueueStats struct {
@@ -4292,12 +4308,14 @@ const file_switchboard_proto_rawDesc = "" +
 	"\bqueue_id\x18\x02 \x01(\tR\aqueueId\x12\x12\n" +
 	"\x04user\x18\x03 \x01(\tR\x04user\x12\x1a\n" +
 	"\bwithdraw\x18\x04 \x01(\bR\bwithdraw\x127\n" +
-	"\boverflow\x18\x05 \x01(\v2\x1b.switchboard.v1.QueueTargetR\boverflow\"k\n" +
+	"\boverflow\x18\x05 \x01(\v2\x1b.switchboard.v1.QueueTargetR\boverflow\"\x91\x01\n" +
 	"\vQueueMember\x12\x19\n" +
 	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x15\n" +
 	"\x06opt_in\x18\x03 \x01(\bR\x05optIn\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"'\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x0e\n" +
+	"\x02by\x18\x05 \x01(\tR\x02by\x12\x14\n" +
+	"\x05admin\x18\x06 \x01(\bR\x05admin\"'\n" +
 	"\n" +
 	"QueueStats\x12\x19\n" +
 	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\"g\n" +

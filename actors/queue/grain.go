@@ -232,6 +232,9 @@ func newMembers(old, cur []Member) []Member {
 
 // member opts a member in or out and answers the member entry.
 func (g *grain) member(ctx actor.Context, m *pb.QueueMember) *pb.QueueResult {
+	if !g.q.MayOpt(m.By, m.Admin, m.User) {
+		return &pb.QueueResult{Status: 403, Code: "not_allowed", Message: "Only the member, the admin or one of the queue's admins may opt a member in or out."}
+	}
 	if _, ok := g.q.Member(m.User); !ok {
 		return &pb.QueueResult{Status: 404, Code: "not_found", Message: "user: not a member of this queue"}
 	}

@@ -51,6 +51,7 @@ type Config struct {
 	ReceiveWhileOnCall bool
 	ServiceLevel       time.Duration
 	Hours              hours.Schedule
+	Admins             []string // queue admins: they opt members in and out
 	Business, Closed   Target // overflow targets
 }
 
@@ -113,6 +114,12 @@ type Agent struct {
 	// IdleSince is when their last queue call (with its wrap-up) ended, or
 	// when they were first seen available (longest_idle).
 	IdleSince time.Time `json:"idle_since"`
+}
+
+// MayOpt says whether by (the admin token when admin) may opt user in or
+// out of the queue: the member themselves, the admin, or a queue admin.
+func (q *Queue) MayOpt(by string, admin bool, user string) bool {
+	return admin || by == user || slices.Contains(q.Config.Admins, by)
 }
 
 // New is a queue with nobody waiting; its members are opted in and offline

@@ -536,3 +536,23 @@ func BenchmarkDecisions(b *testing.B) {
 		})
 	}
 }
+
+func TestMayOpt(t *testing.T) {
+	q := New(Config{ID: "sales", Members: []Member{{User: "gus"}, {User: "ann"}}, Admins: []string{"sue"}}, time.Time{})
+	for _, tc := range []struct {
+		by    string
+		admin bool
+		user  string
+		want  bool
+	}{
+		{"gus", false, "gus", true},  // the member themselves
+		{"sue", false, "gus", true},  // a queue admin
+		{"", true, "ann", true},      // the admin token
+		{"ann", false, "gus", false}, // another member
+		{"cat", false, "gus", false}, // someone in no queue
+	} {
+		if got := q.MayOpt(tc.by, tc.admin, tc.user); got != tc.want {
+			t.Errorf("%q (admin %v) opting %q: %v, want %v", tc.by, tc.admin, tc.user, got, tc.want)
+		}
+	}
+}

@@ -72,10 +72,11 @@ type Command struct {
 
 // Queues reaches the queue grains.
 type Queues interface {
-	// SetOptIn opts user in or out of queue (reason only when out) and
-	// returns the member entry {user, order, opted_in, reason} as JSON;
-	// ErrNotFound for an unknown queue or a non-member.
-	SetOptIn(ctx context.Context, queue, user string, in bool, reason string) (json.RawMessage, error)
+	// SetOptIn opts user in or out of queue (reason only when out) for by,
+	// and returns the member entry {user, order, opted_in, reason} as JSON;
+	// ErrNotFound for an unknown queue or a non-member, a 403 *ControlError
+	// when the queue's rule does not let by do it.
+	SetOptIn(ctx context.Context, by Principal, queue, user string, in bool, reason string) (json.RawMessage, error)
 	// Stats returns GET /v1/queues/{id}/stats's body.
 	Stats(ctx context.Context, queue string) (json.RawMessage, error)
 }

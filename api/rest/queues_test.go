@@ -15,16 +15,24 @@ import (
 )
 
 // fakeQueues answers like the queue grains: a member entry for an opt-in
-// or opt-out, fixed stats, and the refusals in errs (by queue id).
+// or opt-out, fixed stats, and the refusals in errs (by queue id). Its
+// queues have the members gus and ann and the admin sue, and refuse as the
+// queue's rule does (actors/queue MayOpt, tested there).
 type fakeQueues struct {
 	mu   sync.Mutex
 	done []string // "<in|out> <queue> <user> <reason>"
 	errs map[string]error
 }
 
-func (f *fakeQueues) SetOptIn(_ context.Context, queue, user string, in bool, reason string) (json.RawMessage, error) {
+func (f *fakeQueues) SetOptIn(_ context.Context, by Principal, queue, user string, in bool, reason string) (json.RawMessage, error) {
 	if err, ok := f.errs[queue]; ok {
 		return nil, err
+	}
+	if !by.Admin && by.UserID != user && by.UserID != "sue" {
+		return nil, AsControlError(403, "not_allowed", "only the member, the admin or one of the queue's admins may opt a member in or out")
+	}
+	if user != "gus" && user != "ann" {
+		return nil, fmt.Errorf("not a member: %w", ErrNotFound)
 	}
 	what := "out"
 	if in {

@@ -35,7 +35,7 @@ func queueConfig(q directory.Queue) queue.Config {
 		ID: q.ID, Name: q.Name, Distribution: q.Distribution,
 		Ring: seconds(q.RingSeconds), MaxWait: seconds(q.MaxWaitSeconds), MaxCalls: q.MaxCalls, WrapUp: seconds(q.WrapUpSeconds),
 		ReceiveWhileOnCall: q.ReceiveWhileOnCall, ServiceLevel: seconds(q.ServiceLevelSeconds),
-		Hours:    hours.Schedule{TimeZone: q.Timezone, Business: q.BusinessHours, Holidays: q.Holidays},
+		Hours: hours.Schedule{TimeZone: q.Timezone, Business: q.BusinessHours, Holidays: q.Holidays}, Admins: q.Admins,
 		Business: queue.Target{Kind: q.Overflow.Business.Kind, ID: q.Overflow.Business.ID},
 		Closed:   queue.Target{Kind: q.Overflow.Closed.Kind, ID: q.Overflow.Closed.ID},
 	}
@@ -139,8 +139,8 @@ func (n *Node) lineQueues(d *line.Deps) {
 // restQueues implements rest.Queues over the queue client.
 type restQueues struct{ n *Node }
 
-func (r restQueues) SetOptIn(_ context.Context, q, user string, in bool, reason string) (json.RawMessage, error) {
-	res, err := r.n.queues.Member(&pb.QueueMember{QueueId: q, User: user, OptIn: in, Reason: reason})
+func (r restQueues) SetOptIn(_ context.Context, by rest.Principal, q, user string, in bool, reason string) (json.RawMessage, error) {
+	res, err := r.n.queues.Member(&pb.QueueMember{QueueId: q, User: user, OptIn: in, Reason: reason, By: by.UserID, Admin: by.Admin})
 	return queueAnswer(res, err)
 }
 
@@ -155,6 +155,8 @@ func queueAnswer(res *pb.QueueResult, err error) (json.RawMessage, error) {
 		return nil, fmt.Errorf("queue: %w", err)
 	case res.Status == 404:
 		return nil, rest.ErrNotFound
+	case res.Status >= 400 && res.Status < 500:
+		return nil, &rest.ControlError{Status: int(res.Status), Code: res.Code, Message: res.Message}
 	case res.Status != 200:
 		return nil, fmt.Errorf("queue: %s: %s", res.Code, res.Message)
 	}
