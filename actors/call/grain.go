@@ -670,8 +670,12 @@ func (g *grain) tellLine(ctx actor.Context) {
 // members; a queue offers calls to members not on one).
 func (g *grain) tellTalking(ctx actor.Context) {
 	c := g.call
+	up := c.State == Active || c.State == Held
+	if !up && len(g.talking) == 0 {
+		return // ringing: nobody talks yet, and nobody was told (no map on each step)
+	}
 	now := map[string]string{}
-	if c.State == Active || c.State == Held {
+	if up {
 		for _, u := range c.sideUsers() {
 			if u != c.Line && !IsGroupLine(u) {
 				now[u] = string(c.State)
